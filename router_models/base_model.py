@@ -1,0 +1,258 @@
+"""The abstract base of every router model and the helpers all models inherit."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "sigmoid": nn.Sigmoid,
+    "identity": nn.Identity,
+}
+
+
+def _init_matrix(method: str) -> Callable[[torch.Tensor], Any]:
+    table: dict[str, Callable[[torch.Tensor], Any]] = {
+        "xavier_uniform": nn.init.xavier_uniform_,
+        "xavier_normal": nn.init.xavier_normal_,
+        "kaiming_uniform": lambda w: nn.init.kaiming_uniform_(w, nonlinearity="relu"),
+        "kaiming_normal": lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"),
+        "orthogonal": nn.init.orthogonal_,
+        "normal": lambda w: nn.init.normal_(w, mean=0.0, std=0.02),
+    }
+    return table[method]
+
+
+INIT_METHODS: tuple[str, ...] = (
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "orthogonal",
+    "normal",
+)
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+class BaseModel(nn.Module, abc.ABC):
+    """A router: maps a query embedding to one correctness logit per LLM.
+
+    Subclasses build their layers in ``__init__`` and implement only :meth:`forward`. They put
+    one module per hidden layer (in order) into ``self.hidden_layers`` (an ``nn.ModuleList``),
+    which is what :meth:`get_embeddings` reads.
+
+    Every model carries an input standardization (``input_mean``, ``input_std`` buffers, identity
+    by default) applied before ``forward``, so a saved router scores raw query embeddings.
+
+    Args:
+        input_dim: Embedding width, >= 1.
+        hidden_dims: Non-empty list of hidden widths, each >= 1.
+        output_dim: Number of LLMs scored, >= 1.
+        dropout: Dropout probability in [0, 1) (0 inclusive, 1 exclusive).
+        activation: One of :data:`ACTIVATIONS`.
+        **kwargs: Model-specific settings, reported by :meth:`get_model_info`.
+
+    Raises:
+        ValueError: If any argument is out of range; the message shows the bad value.
+    """
+
+    model_type: str = ""  # set by register_model
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dims: Sequence[int],
+        output_dim: int,
+        dropout: float = 0.1,
+        activation: str = "relu",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        _check_positive_int("input_dim", input_dim)
+        _check_positive_int("output_dim", output_dim)
+        if isinstance(hidden_dims, (str, bytes)) or not isinstance(hidden_dims, Sequence):
+            raise ValueError(
+                f"hidden_dims must be a list of positive integers, got {hidden_dims!r}"
+            )
+        if len(hidden_dims) == 0:
+            raise ValueError("hidden_dims must be a non-empty list of positive integers, got []")
+        for i, width in enumerate(hidden_dims):
+            _check_positive_int(f"hidden_dims[{i}]", width)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1) (1 excluded), got {dropout!r}")
+        self.get_activation_function(activation)  # validates the name
+
+        self.input_dim = int(input_dim)
+        self.hidden_dims = [int(w) for w in hidden_dims]
+        self.output_dim = int(output_dim)
+        self.dropout = float(dropout)
+        self.activation = activation
+        self.extra_config: dict[str, Any] = dict(kwargs)
+        self.register_buffer("input_mean", torch.zeros(self.input_dim))
+        self.register_buffer("input_std", torch.ones(self.input_dim))
+        self.register_forward_pre_hook(_standardize_input)
+
+    # -- the one method a subclass writes -------------------------------------------------
+    @abc.abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map standardized embeddings (batch, input_dim) to logits (batch, output_dim)."""
+
+    # -- configuration ----------------------------------------------------------------------
+    def model_config(self) -> dict[str, Any]:
+        """The ``model_config`` block that rebuilds this model through ``create_model``."""
+        return {
+            "hidden_dims": list(self.hidden_dims),
+            "output_dim": self.output_dim,
+            "dropout": self.dropout,
+            "activation": self.activation,
+            **self.extra_config,
+        }
+
+    def set_input_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Store the standardization applied to raw embeddings; std values <= 0 become 1."""
+        mean = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
+        std = torch.as_tensor(std, dtype=torch.float32).reshape(-1)
+        if mean.numel() != self.input_dim or std.numel() != self.input_dim:
+            raise ValueError(
+                f"normalization must have {self.input_dim} values, got mean {mean.numel()}, "
+                f"std {std.numel()}"
+            )
+        std = torch.where(std > 0, std, torch.ones_like(std))
+        self.input_mean.copy_(mean)
+        self.input_std.copy_(std)
+
+    # -- inherited helpers ------------------------------------------------------------------
+    def count_parameters(self, trainable_only: bool = False) -> int:
+        """Number of parameters; with ``trainable_only`` only those with requires_grad."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def get_model_info(self) -> dict[str, Any]:
+        """A JSON-ready summary: type, class, dimensions, settings, parameter counts, size."""
+        size_bytes = sum(p.numel() * p.element_size() for p in self.parameters())
+        size_bytes += sum(b.numel() * b.element_size() for b in self.buffers())
+        return {
+            "model_type": self.model_type,
+            "class_name": type(self).__name__,
+            "input_dim": self.input_dim,
+            "hidden_dims": list(self.hidden_dims),
+            "output_dim": self.output_dim,
+            "dropout": self.dropout,
+            "activation": self.activation,
+            **self.extra_config,
+            "total_parameters": self.count_parameters(),
+            "trainable_parameters": self.count_parameters(trainable_only=True),
+            "model_size_mb": size_bytes / 2**20,
+        }
+
+    def get_embeddings(self, x: torch.Tensor, layer_idx: int = -1) -> torch.Tensor:
+        """The representation after hidden layer ``layer_idx`` for raw embeddings ``x``.
+
+        Args:
+            x: Raw query embeddings, shape (batch, input_dim).
+            layer_idx: Index into ``hidden_dims``; negative counts from the end.
+
+        Raises:
+            IndexError: If ``layer_idx`` is outside [-len(hidden_layers), len(hidden_layers) - 1].
+        """
+        layers = self.hidden_layers
+        n = len(layers)
+        if not -n <= layer_idx < n:
+            raise IndexError(f"layer_idx {layer_idx} out of range: valid is {-n} to {n - 1}")
+        captured: list[torch.Tensor] = []
+        handle = layers[layer_idx].register_forward_hook(lambda _m, _i, out: captured.append(out))
+        try:
+            self(x)
+        finally:
+            handle.remove()
+        return captured[0]
+
+    def freeze_parameters(self, freeze: bool = True) -> None:
+        """Stop (``freeze=True``) or restart gradient flow into every parameter."""
+        for p in self.parameters():
+            p.requires_grad_(not freeze)
+
+    def get_layer_weights(self, layer_name: str) -> dict[str, torch.Tensor]:
+        """Copies of the parameters named ``layer_name`` or starting with ``layer_name.``.
+
+        Raises:
+            KeyError: If nothing matches; the message lists the valid parameter names.
+        """
+        params = dict(self.named_parameters())
+        found = {
+            k: v.detach().clone()
+            for k, v in params.items()
+            if k == layer_name or k.startswith(layer_name + ".")
+        }
+        if not found:
+            raise KeyError(f"no layer {layer_name!r}; valid parameter names: {sorted(params)}")
+        return found
+
+    def set_layer_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Copy tensors into the parameters of the same names (all checked before any copy).
+
+        Raises:
+            KeyError: On an unknown name, listing the valid names.
+            ValueError: On a shape mismatch, showing the expected shape.
+        """
+        params = dict(self.named_parameters())
+        for name, value in weights.items():
+            if name not in params:
+                raise KeyError(f"no parameter {name!r}; valid parameter names: {sorted(params)}")
+            if tuple(value.shape) != tuple(params[name].shape):
+                raise ValueError(
+                    f"shape mismatch for {name!r}: expected {tuple(params[name].shape)}, "
+                    f"got {tuple(value.shape)}"
+                )
+        with torch.no_grad():
+            for name, value in weights.items():
+                params[name].copy_(value)
+
+    def initialize_weights(self, method: str = "xavier_uniform") -> None:
+        """Re-initialize every Linear weight with ``method``; biases become 0.
+
+        Args:
+            method: One of :data:`INIT_METHODS`.
+
+        Raises:
+            ValueError: On an unknown method, listing the valid ones.
+        """
+        if method not in INIT_METHODS:
+            raise ValueError(f"unknown init method {method!r}; valid: {', '.join(INIT_METHODS)}")
+        init = _init_matrix(method)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                init(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    @staticmethod
+    def get_activation_function(activation: str) -> nn.Module:
+        """A new activation module by name.
+
+        Raises:
+            ValueError: On an unknown name, listing the valid ones.
+        """
+        if not isinstance(activation, str) or activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
+        return ACTIVATIONS[activation]()
+
+
+def _standardize_input(module: BaseModel, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    x = args[0]
+    return ((x - module.input_mean) / module.input_std, *args[1:])

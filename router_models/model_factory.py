@@ -1,0 +1,134 @@
+"""The model registry and ``create_model``: a model registers itself, the factory looks it up."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from router_models.base_model import BaseModel
+
+_REGISTRY: dict[str, type[BaseModel]] = {}
+
+M = TypeVar("M", bound=type[BaseModel])
+
+
+class ConfigError(ValueError):
+    """A config (dict or config.json) that does not describe a buildable model."""
+
+
+def register_model(name: str) -> Callable[[M], M]:
+    """Class decorator: make ``cls`` creatable as ``model_type == name``.
+
+    Raises:
+        ValueError: If ``name`` is empty or already registered, or the class is no BaseModel.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"model name must be a non-empty string, got {name!r}")
+
+    def decorator(cls: M) -> M:
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+            raise ValueError(f"register_model({name!r}) needs a BaseModel subclass, got {cls!r}")
+        if name in _REGISTRY:
+            raise ValueError(
+                f"model name {name!r} is already registered to {_REGISTRY[name].__name__}"
+            )
+        cls.model_type = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorator
+
+
+def unregister_model(name: str) -> None:
+    """Remove ``name`` from the registry (for tests and interactive use)."""
+    _REGISTRY.pop(name, None)
+
+
+def list_models() -> list[str]:
+    """The registered model types, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_model_class(model_type: str) -> type[BaseModel]:
+    """The class registered as ``model_type``.
+
+    Raises:
+        ConfigError: If unknown; the message lists the registered names.
+    """
+    if model_type not in _REGISTRY:
+        raise ConfigError(
+            f"unknown model_type {model_type!r}; registered: {', '.join(list_models())}"
+        )
+    return _REGISTRY[model_type]
+
+
+def read_pipeline_config(config: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``pipeline_config`` block from a full config, an inner block, or a config.json path.
+
+    Raises:
+        ConfigError: If the file is unreadable or the structure is wrong.
+    """
+    where = "config"
+    if isinstance(config, (str, os.PathLike)):
+        where = str(config)
+        try:
+            config = json.loads(Path(config).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{where}: file not found") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{where}: not readable JSON ({exc})") from None
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"{where}: expected a JSON object, got {type(config).__name__}")
+    if "pipeline_config" in config:
+        inner = config["pipeline_config"]
+        where += ": pipeline_config"
+    elif "model_type" in config:
+        inner = config
+    else:
+        raise ConfigError(
+            f"{where}: no 'pipeline_config' (or 'model_type') key; expected "
+            '{"pipeline_config": {"model_type": ..., "model_config": {...}}}'
+        )
+    if not isinstance(inner, Mapping):
+        raise ConfigError(f"{where}: expected an object, got {type(inner).__name__}")
+    if "model_type" not in inner:
+        raise ConfigError(f"{where}: missing 'model_type'; registered: {', '.join(list_models())}")
+    model_config = inner.get("model_config", {})
+    if not isinstance(model_config, Mapping):
+        raise ConfigError(f"{where}: 'model_config' must be an object")
+    return dict(inner)
+
+
+def create_model(
+    config: Mapping[str, Any] | str | os.PathLike[str], embedding_dim: int, num_models: int
+) -> BaseModel:
+    """Build the model a config describes.
+
+    Args:
+        config: The config.json dict (``{"pipeline_config": {...}}``), its inner
+            ``{"model_type", "model_config"}`` dict, or a path to a config.json file.
+        embedding_dim: Query embedding width (the model's input_dim).
+        num_models: Number of LLMs; ``model_config.output_dim`` defaults to it and must equal it.
+
+    Raises:
+        ConfigError: On a malformed config, an unknown model_type, or an output_dim mismatch.
+        ValueError: If the model rejects a setting (message shows the bad value).
+    """
+    pipeline = read_pipeline_config(config)
+    cls = get_model_class(pipeline["model_type"])
+    model_config = dict(pipeline.get("model_config", {}))
+    output_dim = model_config.pop("output_dim", num_models)
+    if output_dim != num_models:
+        raise ConfigError(
+            f"model_config.output_dim is {output_dim!r} but the data has {num_models} models; "
+            "remove output_dim or make it equal"
+        )
+    if "hidden_dims" not in model_config:
+        raise ConfigError("model_config: missing 'hidden_dims' (a list of positive integers)")
+    try:
+        return cls(input_dim=embedding_dim, output_dim=output_dim, **model_config)
+    except TypeError as exc:
+        raise ConfigError(f"model_config for {pipeline['model_type']!r}: {exc}") from None

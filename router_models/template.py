@@ -1,0 +1,64 @@
+"""Template for a new router model: copy this file, rename the class, pick a name.
+
+Steps (see README.md, "Adding New Models"):
+1. Copy this file to ``router_models/your_model.py``.
+2. Rename ``TemplateModel`` and change the name in ``@register_model("template")``.
+3. Build your layers in ``__init__``; put one module per hidden layer in ``self.hidden_layers``.
+4. Add ``from router_models.your_model import YourModel`` to ``router_models/__init__.py``.
+
+The registry makes it creatable through ``create_model`` and the tests pick it up by
+themselves. This template is itself registered and tested, so it always stays a working model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from router_models.base_model import BaseModel
+from router_models.model_factory import register_model
+
+
+@register_model("template")
+class TemplateModel(BaseModel):
+    """A minimal working model: one ``Linear -> LayerNorm -> activation -> Dropout`` per width.
+
+    Args:
+        input_dim: Embedding width, >= 1.
+        hidden_dims: Non-empty list of hidden widths, each >= 1.
+        output_dim: Number of LLMs, >= 1.
+        dropout: In [0, 1).
+        activation: A name from ``BaseModel.get_activation_function``.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dims: Sequence[int],
+        output_dim: int,
+        dropout: float = 0.1,
+        activation: str = "relu",
+        **kwargs: Any,
+    ) -> None:
+        # Validates every argument and sets self.input_dim, self.hidden_dims, ...
+        super().__init__(input_dim, hidden_dims, output_dim, dropout, activation, **kwargs)
+        widths = [self.input_dim, *self.hidden_dims]
+        self.hidden_layers = nn.ModuleList(
+            nn.Sequential(
+                nn.Linear(a, b),
+                nn.LayerNorm(b),
+                self.get_activation_function(activation),
+                nn.Dropout(self.dropout),
+            )
+            for a, b in zip(widths[:-1], widths[1:])
+        )
+        self.head = nn.Linear(widths[-1], self.output_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x is already standardized by BaseModel; return one logit per LLM.
+        for layer in self.hidden_layers:
+            x = layer(x)
+        return self.head(x)
