@@ -1,0 +1,44 @@
+"""Human-readable summaries of router data (``search data describe``)."""
+
+from __future__ import annotations
+
+from search import metrics as M
+from search.data import SPLITS, RouterData
+
+
+def describe(data: RouterData, top: int = 10) -> str:
+    """Questions / models / pairs per split, positive rate, per-model accuracy, baselines."""
+    lines = [
+        f"source: {data.source}",
+        f"questions: {sum(len(v) for v in data.splits.values())}   models: {data.num_models}   "
+        f"embedding dim: {data.embedding_dim}",
+        "",
+        f"{'split':<6} {'questions':>9} {'pairs':>9} {'pos rate':>8} {'single best':>11} "
+        f"{'oracle':>7}",
+    ]
+    _, y_tr, m_tr = data.split("train")
+    for split in SPLITS:
+        _, y, m = data.split(split)
+        pairs = int(m.sum())
+        pos = float(y[m].mean()) if pairs else float("nan")
+        base = M.baselines(y_tr, m_tr, y, m)
+        lines.append(
+            f"{split:<6} {len(data.splits[split]):>9} {pairs:>9} {pos:>8.3f} "
+            f"{base['single_best_route_acc']:>11.4f} {base['oracle_route_acc']:>7.4f}"
+        )
+    acc = M.model_accuracy(y_tr, m_tr).tolist()
+    observed = m_tr.sum(0)
+    order = sorted(range(data.num_models), key=lambda i: -(acc[i] if acc[i] == acc[i] else -1))
+    best = order[0]
+    lines += [
+        "",
+        f"single best model (on train): {data.model_names[best]} ({acc[best]:.4f})",
+        f"per-model train accuracy ({min(top, data.num_models)} best of {data.num_models}; "
+        "--all for every model):"
+        if top < data.num_models
+        else "per-model train accuracy:",
+    ]
+    width = max(len(n) for n in data.model_names)
+    for i in order[:top]:
+        lines.append(f"  {data.model_names[i]:<{width}}  {acc[i]:.4f}  ({int(observed[i])} pairs)")
+    return "\n".join(lines)
