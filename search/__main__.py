@@ -91,7 +91,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     out = Path(args.out or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
     return run_train(
-        args.config, args.data, out, epochs=args.epochs, device=args.device, seed=args.seed,
+        args.config,
+        args.data,
+        out,
+        epochs=args.epochs,
+        device=args.device,
+        seed=args.seed,
         metric=args.metric,
     )
 

@@ -227,7 +227,9 @@ def load_folder(folder: Path) -> RouterData:
             )
         tables[split] = (path, q, m, y, names)
 
-    num_models = len(order) if order is not None else 1 + max(int(v[2].max()) for v in tables.values())
+    num_models = (
+        len(order) if order is not None else 1 + max(int(v[2].max()) for v in tables.values())
+    )
     model_names = order or [""] * num_models
     Y = np.zeros((X.shape[0], num_models), dtype=np.float32)
     mask = np.zeros((X.shape[0], num_models), dtype=bool)
@@ -325,7 +327,10 @@ def write_parquet_layout(data: RouterData, dest: Path) -> None:
         )
         pq.write_table(table, dest / f"{split}.parquet")
     order = pa.table(
-        {"model_id": pa.array(np.arange(data.num_models), pa.int64()), "model_name": data.model_names}
+        {
+            "model_id": pa.array(np.arange(data.num_models), pa.int64()),
+            "model_name": data.model_names,
+        }
     )
     pq.write_table(order, dest / "model_order.parquet")
     np.save(dest / "question_embeddings.npy", data.X)

@@ -41,7 +41,9 @@ def auc(scores: ArrayLike, y: ArrayLike, mask: ArrayLike) -> float:
     if n_pos == 0 or n_neg == 0:
         return float("nan")
     sorted_s, order = torch.sort(s)
-    _, inverse, counts = torch.unique_consecutive(sorted_s, return_inverse=True, return_counts=True)
+    _, inverse, counts = torch.unique_consecutive(
+        sorted_s, return_inverse=True, return_counts=True
+    )
     ends = torch.cumsum(counts, 0).double()
     avg_rank = ends - (counts.double() - 1.0) / 2.0  # 1-based average rank of each tie group
     ranks = avg_rank[inverse]
@@ -68,7 +70,9 @@ def model_accuracy(y: ArrayLike, mask: ArrayLike) -> torch.Tensor:
     return (y * mask).sum(0) / mask.sum(0)
 
 
-def single_best_scores(y_train: ArrayLike, mask_train: ArrayLike, n_questions: int) -> torch.Tensor:
+def single_best_scores(
+    y_train: ArrayLike, mask_train: ArrayLike, n_questions: int
+) -> torch.Tensor:
     """Constant scores that route every question to the best-on-train model available for it."""
     acc = torch.nan_to_num(model_accuracy(y_train, mask_train), nan=-1.0)
     return acc[None, :].expand(n_questions, -1)
@@ -89,9 +93,7 @@ def oracle_route_acc(y: ArrayLike, mask: ArrayLike) -> float:
     return float((y & mask).any(dim=1)[has_any].float().mean())
 
 
-def evaluate(
-    logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor
-) -> dict[str, float]:
+def evaluate(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
     """loss, correctness_acc, auc and route_acc of one split's logits."""
     return {
         "loss": float(masked_bce(logits, y, mask)),

@@ -15,7 +15,12 @@ from router_models import BaseModel, ConfigError, create_model, read_pipeline_co
 from search import metrics as M
 from search.data import RouterData
 
-TRAIN_DEFAULTS: dict[str, Any] = {"lr": 1e-3, "weight_decay": 1e-2, "batch_size": 256, "epochs": 20}
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "lr": 1e-3,
+    "weight_decay": 1e-2,
+    "batch_size": 256,
+    "epochs": 20,
+}
 """Training settings used where ``pipeline_config.train_config`` leaves a key out."""
 
 # Metrics reported per epoch, and which way is better for each.
@@ -47,9 +52,7 @@ class TrainResult:
     train_config: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_train_config(
-    config: Mapping[str, Any], epochs: int | None = None
-) -> dict[str, Any]:
+def resolve_train_config(config: Mapping[str, Any], epochs: int | None = None) -> dict[str, Any]:
     """``train_config`` with defaults filled in and every value checked."""
     pipeline = read_pipeline_config(config)
     given = pipeline.get("train_config") or {}
@@ -138,10 +141,15 @@ def train_router(
     # -- data: copied to the device once, batched by index ----------------------------------
     Xtr, Ytr, Mtr = _device_split(data, "train", device)
     Xva, Yva, Mva = _device_split(data, "val", device)
+    # Standardize once here rather than per batch inside the model; the statistics go into
+    # the model at the end, so the saved router still takes raw embeddings.
     std, mean = torch.std_mean(Xtr, dim=0)
-    model.set_input_normalization(mean.cpu(), std.cpu())
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    Xtr, Xva = (Xtr - mean) / std, (Xva - mean) / std
     model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"], fused=True
+    )
     gen = torch.Generator(device="cpu").manual_seed(seed)
     use_bf16 = device.type == "cuda"
     n, bs = Xtr.shape[0], tc["batch_size"]
@@ -173,7 +181,9 @@ def train_router(
         metrics = {"train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}}
         history.append({"epoch": epoch, **metrics})
         if not math.isfinite(metrics["val_loss"]):
-            raise TrainingDiverged(f"validation loss became {metrics['val_loss']} at epoch {epoch}")
+            raise TrainingDiverged(
+                f"validation loss became {metrics['val_loss']} at epoch {epoch}"
+            )
 
         # -- keep the best state -------------------------------------------------------------
         if sign * metrics[metric] < best_value:
@@ -185,6 +195,7 @@ def train_router(
             break
 
     model.load_state_dict(best_state)
+    model.set_input_normalization(mean, std)
     model.eval()
     return TrainResult(
         model=model,

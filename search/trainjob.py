@@ -22,7 +22,9 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f"--device {name!r}: not a device; valid: auto, cpu, cuda, cuda:N") from None
+        raise UserError(
+            f"--device {name!r}: not a device; valid: auto, cpu, cuda, cuda:N"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name!r}: no CUDA device on this machine; use auto or cpu")
     return device

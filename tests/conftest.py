@@ -20,8 +20,11 @@ def write_embedllm(
     X = rng.standard_normal((n, d)).astype(np.float32)
     torch.save(torch.from_numpy(X), folder / "question_embeddings.pth")
     perm = rng.permutation(n)
-    parts = {"train": perm[: int(0.6 * n)], "val": perm[int(0.6 * n) : int(0.8 * n)],
-             "test": perm[int(0.8 * n) :]}
+    parts = {
+        "train": perm[: int(0.6 * n)],
+        "val": perm[int(0.6 * n) : int(0.8 * n)],
+        "test": perm[int(0.8 * n) :],
+    }
     names = [f"llm-{j}" for j in range(m)]
     for split, qs in parts.items():
         lines = ["prompt_id,model_id,category_id,label,model_name,category"]

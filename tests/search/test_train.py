@@ -33,7 +33,13 @@ def test_reports_every_epoch_and_keeps_best(data) -> None:
     seen: list[tuple[int, dict]] = []
     res = train_router(cfg(), data, report=lambda m, e: seen.append((e, m)), metric="val_auc")
     assert [e for e, _ in seen] == [1, 2, 3, 4] and res.epochs_run == 4
-    assert set(seen[0][1]) == {"train_loss", "val_loss", "val_correctness_acc", "val_auc", "val_route_acc"}
+    assert set(seen[0][1]) == {
+        "train_loss",
+        "val_loss",
+        "val_correctness_acc",
+        "val_auc",
+        "val_route_acc",
+    }
     aucs = [m["val_auc"] for _, m in seen]
     assert res.best_value == max(aucs) and res.best_epoch == aucs.index(max(aucs)) + 1
     # the returned model is the best epoch's
@@ -87,11 +93,19 @@ def test_saved_router_scores_raw_embeddings(data, tmp_path: Path) -> None:
     config = tmp_path / "config.json"
     config.write_text(json.dumps(cfg("residual_mlp", epochs=2)))
     out = tmp_path / "out"
-    assert main(["train", str(config), "--data", TINY_SYNTH, "--out", str(out), "--device", "cpu"]) == 0
+    assert (
+        main(["train", str(config), "--data", TINY_SYNTH, "--out", str(out), "--device", "cpu"])
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     for split in ("val", "test"):
         assert set(metrics[split]) == {
-            "loss", "correctness_acc", "auc", "route_acc", "single_best_route_acc", "oracle_route_acc"
+            "loss",
+            "correctness_acc",
+            "auc",
+            "route_acc",
+            "single_best_route_acc",
+            "oracle_route_acc",
         }
     assert 1 <= metrics["best_epoch"] <= 2
     model, info = load_router(out / "router.pt")
@@ -115,7 +129,11 @@ def test_train_cli_errors(tmp_path: Path, capsys) -> None:
     assert main(["train", str(bad), "--data", TINY_SYNTH, "--out", str(tmp_path / "o")]) == 2
     assert "dropout must be in [0, 1)" in capsys.readouterr().err
     good = tmp_path / "good.json"
-    good.write_text(json.dumps({**cfg(), "pipeline_config": {**cfg()["pipeline_config"], "embedding_dim": 768}}))
+    good.write_text(
+        json.dumps(
+            {**cfg(), "pipeline_config": {**cfg()["pipeline_config"], "embedding_dim": 768}}
+        )
+    )
     assert main(["train", str(good), "--data", TINY_SYNTH, "--out", str(tmp_path / "o")]) == 2
     assert "embedding_dim is 768 but the data" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
