@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from router_models import BaseModel, ConfigError, create_model, read_pipeline_config
@@ -91,9 +91,16 @@ def build_model(config: Mapping[str, Any], data: RouterData) -> BaseModel:
         raise ConfigError(f"pipeline_config.model_config: {exc}") from None
 
 
+def _device_arrays(data: RouterData, device: torch.device) -> tuple[torch.Tensor, ...]:
+    with warnings.catch_warnings():
+        # Object-store arrays are read-only; we never write to them.
+        warnings.filterwarnings("ignore", message=".*not writable.*")
+        return tuple(torch.from_numpy(a).to(device) for a in (data.X, data.Y, data.mask))
+
+
 def _device_split(data: RouterData, name: str, device: torch.device) -> tuple[torch.Tensor, ...]:
-    X, Y, mask = data.split(name)
-    return tuple(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (X, Y, mask))
+    idx = torch.from_numpy(data.splits[name]).to(device)
+    return tuple(a[idx] for a in _device_arrays(data, device))
 
 
 @torch.no_grad()
@@ -138,21 +145,22 @@ def train_router(
     torch.manual_seed(seed)
     model = build_model(config, data)
 
-    # -- data: copied to the device once, batched by index ----------------------------------
-    Xtr, Ytr, Mtr = _device_split(data, "train", device)
-    Xva, Yva, Mva = _device_split(data, "val", device)
-    # Standardize once here rather than per batch inside the model; the statistics go into
-    # the model at the end, so the saved router still takes raw embeddings.
-    std, mean = torch.std_mean(Xtr, dim=0)
-    std = torch.where(std > 0, std, torch.ones_like(std))
-    Xtr, Xva = (Xtr - mean) / std, (Xva - mean) / std
+    # -- data: on the device once, batched by index ------------------------------------------
+    # On CPU the arrays are used in place (zero-copy from the object store); batches gather rows
+    # by global question index, so no per-split copy of the embeddings is made.
+    X, Y, mask = _device_arrays(data, device)
+    train_idx = torch.from_numpy(data.splits["train"]).to(device)
+    val_idx = torch.from_numpy(data.splits["val"]).to(device)
+    Xva, Yva, Mva = X[val_idx], Y[val_idx], mask[val_idx]
+    std, mean = torch.std_mean(X[train_idx], dim=0)
+    model.set_input_normalization(mean.cpu(), std.cpu())  # part of the saved router
     model.to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"], fused=True
     )
     gen = torch.Generator(device="cpu").manual_seed(seed)
     use_bf16 = device.type == "cuda"
-    n, bs = Xtr.shape[0], tc["batch_size"]
+    n, bs = train_idx.numel(), tc["batch_size"]
     sign = 1.0 if METRIC_MODES[metric] == "min" else -1.0
 
     best_value, best_epoch, best_state = math.inf, 0, copy.deepcopy(model.state_dict())
@@ -161,13 +169,13 @@ def train_router(
     for epoch in range(1, tc["epochs"] + 1):
         # -- train one epoch -----------------------------------------------------------------
         model.train()
-        perm = torch.randperm(n, generator=gen).to(device)
+        perm = train_idx[torch.randperm(n, generator=gen).to(device)]
         total = torch.zeros((), device=device)
         for start in range(0, n, bs):
             idx = perm[start : start + bs]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                logits = model(Xtr[idx])
-            loss = M.masked_bce(logits, Ytr[idx], Mtr[idx])
+                logits = model(X[idx])
+            loss = M.masked_bce(logits, Y[idx], mask[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -195,7 +203,6 @@ def train_router(
             break
 
     model.load_state_dict(best_state)
-    model.set_input_normalization(mean, std)
     model.eval()
     return TrainResult(
         model=model,
