@@ -46,3 +46,63 @@ def write_parquet(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> N
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
+
+
+# -- search outputs -------------------------------------------------------------------------
+
+RESULT_METRICS = ("train_loss", "val_loss", "val_correctness_acc", "val_auc", "val_route_acc")
+
+
+def trial_rows(study: Any, space: Any) -> list[dict[str, Any]]:
+    """One row per study trial: params (resolved config values), state, epochs, metrics, timing."""
+    interrupted = set(study.user_attrs.get("interrupted_trials", []))
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        pipeline = space.trial_config(t.params)["pipeline_config"] if t.params else {}
+        values = {**pipeline.get("model_config", {}), **pipeline.get("train_config", {})}
+        last = t.user_attrs.get("last_metrics", {})
+        best = t.user_attrs.get("best_metrics", {})
+        row: dict[str, Any] = {
+            "trial": t.number,
+            "tune_trial_id": t.user_attrs.get("tune_trial_id"),
+            "state": t.state.name,
+            "value": t.value,
+            "epochs_run": t.user_attrs.get("epochs_run", len(t.intermediate_values)),
+        }
+        for k, v in values.items():
+            row[f"param_{k}"] = json.dumps(v) if isinstance(v, list) else v
+        for m in RESULT_METRICS:
+            row[f"last_{m}"] = last.get(m)
+            row[f"best_{m}"] = best.get(m)
+        row.update(
+            start_time=t.user_attrs.get("start_time"),
+            duration_s=t.user_attrs.get("duration_s"),
+            node=t.user_attrs.get("node"),
+            error=t.user_attrs.get("error") or ("interrupted" if t.number in interrupted else None),
+            interrupted=t.number in interrupted,
+        )
+        rows.append(row)
+    return rows
+
+
+def best_config(study: Any, space: Any, data_source: str, embedding_dim: int) -> dict[str, Any]:
+    """config.json of the study's best COMPLETE trial, with a search_result block."""
+    best = study.best_trial
+    config = space.trial_config(best.params)
+    config["pipeline_config"]["embedding_dim"] = embedding_dim
+    states = [t.state.name for t in study.get_trials(deepcopy=False)]
+    config["search_result"] = {
+        "metric": space.search.metric,
+        "mode": space.search.direction,
+        "value": best.value,
+        "trial": best.number,
+        "tune_trial_id": best.user_attrs.get("tune_trial_id"),
+        "params": best.params,
+        "train_config": config["pipeline_config"]["train_config"],
+        "best_epoch": best.user_attrs.get("best_epoch"),
+        "metrics": best.user_attrs.get("best_metrics", {}),
+        "data_source": data_source,
+        "space": space.name,
+        "trials": {s: states.count(s) for s in ("COMPLETE", "PRUNED", "FAIL")},
+    }
+    return config

@@ -82,7 +82,7 @@ class CompactHidden(_Strict):
     shrink: bool = True
 
 
-Param = FloatRange | IntRange | Choice | float | int | str | bool | list[Any]
+Param = FloatRange | IntRange | Choice | float | int | str | bool | list[Any] | None
 
 
 class SamplerSpec(_Strict):
@@ -180,7 +180,15 @@ class Space(_Strict):
     def _params(cls, v: Any) -> Any:
         if not isinstance(v, dict):
             return v
-        return {k: _parse_param(k, p) for k, p in v.items()}
+        out = {}
+        for name, p in v.items():
+            try:
+                out[name] = _parse_param(name, p)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join([str(name), *(str(x) for x in err["loc"])])
+                raise ValueError(f"{_AT}{where}: {_message(err)}") from None
+        return out
 
     @model_validator(mode="after")
     def _check_values(self) -> Space:
@@ -334,6 +342,15 @@ def _check_param_values(name: str, p: Any) -> None:
             raise ValueError(f"{name}: {v!r} must be an integer >= 1")
 
 
+_AT = "@"  # marks a message that carries its own key path below the current one
+
+
+def _message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
 def _format_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(x) for x in err["loc"] if not str(x).startswith(("function-", "tagged-")))
@@ -343,9 +360,9 @@ def _format_error(exc: ValidationError) -> str:
         if part not in {"FloatRange", "IntRange", "Choice", "CompactHidden", "float", "int", "str",
                         "bool", "list[any]", "constrained-float", "literal['auto']"}
     )
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key"
+    msg = _message(err)
+    if msg.startswith(_AT):
+        return f"{loc}.{msg[1:]}" if loc else msg[1:]
     return f"{loc}: {msg}" if loc else msg
 
 

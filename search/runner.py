@@ -1,0 +1,282 @@
+"""``search run``: build the Tuner (local or cluster Ray), run it, export the best at the end."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from router_models.checkpoint import atomic_write_bytes
+from search.data import RouterData, load_data
+from search.errors import UserError
+from search.export import best_config, trial_rows, write_json, write_parquet
+from search.space import Space, load_space
+from search.storage import check_storage, exists, get_bytes, router_uri
+from search.study import STUDY_FILE, close_interrupted, counted_trials, open_study
+from search.train import build_model
+
+
+@dataclass
+class RunPlan:
+    space: Space
+    run_dir: Path
+    export: Path
+    data_spec: str
+    num_samples: int
+    address: str | None
+    storage: str
+    resume: bool
+    verbose: bool
+    debug: bool
+
+
+def plan_run(args: argparse.Namespace) -> RunPlan:
+    """Every check that needs no Ray and no data: fails before anything starts or is written."""
+    space = load_space(args.space)
+    num_samples = args.num_samples if args.num_samples is not None else space.search.num_samples
+    if num_samples < 1:
+        raise UserError(f"--num-samples must be >= 1, got {num_samples}")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(args.out or f"runs/{space.name}-{stamp}").resolve()
+    if args.resume:
+        if not args.out:
+            raise UserError("--resume needs --out RUN_DIR: the run dir to continue")
+        if not (run_dir / STUDY_FILE).exists():
+            raise UserError(f"--resume: {run_dir} holds no run ({STUDY_FILE} not found)")
+    elif (run_dir / STUDY_FILE).exists():
+        raise UserError(f"{run_dir} already holds a run: add --resume to continue it, or pick --out")
+    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    if address == "local":
+        address = None
+    if address is not None:
+        if not args.storage:
+            raise UserError(
+                f"--address {address}: cluster runs need --storage, an absolute path on shared "
+                "storage or a URI that every node can reach"
+            )
+        check_reachable(address)
+    storage = check_storage(args.storage) if args.storage else str(run_dir)
+    data_spec = args.data or space.data.source()
+    export = Path(args.export or space.export).resolve()
+    return RunPlan(
+        space, run_dir, export, data_spec, num_samples, address, storage, args.resume,
+        args.verbose, args.debug,
+    )
+
+
+def check_reachable(address: str, timeout: float = 3.0) -> None:
+    """Fail in seconds, not minutes, when a cluster address does not answer."""
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {address!r}: expected auto, host:port or ray://host:port")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise UserError(f"--address {address}: cannot connect ({exc.strerror or exc})") from None
+
+
+def start_ray(plan: RunPlan) -> None:
+    import ray
+
+    level = logging.INFO if plan.verbose else logging.ERROR
+    if plan.address is None:
+        # Our own local instance: never attach to a cluster found on this machine.
+        tmp = tempfile.mkdtemp(prefix="rs-ray-", dir="/tmp")
+        ray.init(
+            address="local",
+            include_dashboard=False,
+            _temp_dir=tmp,
+            _node_ip_address="127.0.0.1",
+            logging_level=level,
+            log_to_driver=plan.verbose,
+        )
+    else:
+        ray.init(address=plan.address, logging_level=level, log_to_driver=plan.verbose)
+
+
+class Progress:
+    """One line per finished trial, and the counts."""
+
+    def __init__(self, bridge_ref: list[Any], total: int, metric: str, sign: float) -> None:
+        self.bridge_ref, self.total, self.metric, self.sign = bridge_ref, total, metric, sign
+        self.best: float | None = None
+        self.counts = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0}
+
+    def __call__(self, frozen: Any, live: Any) -> None:
+        state = frozen.state.name
+        self.counts[state] = self.counts.get(state, 0) + 1
+        value = live.best.get(self.metric)
+        if state == "COMPLETE" and value is not None:
+            if self.best is None or self.sign * value > self.sign * self.best:
+                self.best = value
+        shown = f"{value:.4f}" if value is not None else "-"
+        best = f"{self.best:.4f}" if self.best is not None else "-"
+        done = counted_trials(self.bridge_ref[0].study)
+        extra = f"  ({frozen.user_attrs.get('error')})" if state == "FAIL" else ""
+        print(
+            f"trial {frozen.number:>3}  {state:<8}  epochs {live.epochs:>2}  {self.metric} {shown}  "
+            f"best {best}  | running {len(self.bridge_ref[0].live)}  pruned {self.counts['PRUNED']}"
+            f"  done {done}/{self.total}{extra}",
+            flush=True,
+        )
+
+
+def run_search(args: argparse.Namespace) -> int:
+    plan = plan_run(args)
+    data = load_data(plan.data_spec)
+    space = plan.space
+    # Build one model from the space's low/first values: config errors surface before Ray.
+    build_model(space.trial_config({}), data)
+
+    study = open_study(plan.run_dir, plan.space)
+    (plan.run_dir / "space.yaml").write_text(Path(args.space).read_text())
+    closed = close_interrupted(study)
+    done = counted_trials(study)
+    if plan.resume:
+        print(
+            f"resuming {plan.run_dir}: {done} trials done"
+            + (f", {closed} interrupted trial(s) will be re-run" if closed else "")
+        )
+    remaining = plan.num_samples - done
+    if remaining > 0:
+        run_trials(plan, study, data, remaining)
+    return finish(plan, study, data)
+
+
+def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: int) -> None:
+    if plan.address is None:
+        # Local mode: every Ray process binds to 127.0.0.1 only. Read when ray is first
+        # imported, which is why nothing above imports ray.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+    from ray import tune
+
+    from search.optuna_bridge import OptunaBridge
+    from search.trainable import data_payload, router_trainable
+
+    space = plan.space
+    start_ray(plan)
+    try:
+        resources: dict[str, float] = {"cpu": space.resources.cpu}
+        gpu = space.resources.gpu
+        if gpu and ray.cluster_resources().get("GPU", 0) == 0:
+            print(f"no GPU in the Ray cluster: resources.gpu {gpu} ignored, trials run on CPU threads")
+            gpu = None
+        if gpu:
+            resources["gpu"] = gpu
+        sign = 1.0 if space.search.direction == "max" else -1.0
+        bridge_ref: list[Any] = []
+        progress = Progress(bridge_ref, plan.num_samples, space.search.metric, sign)
+        bridge = OptunaBridge(study, space, plan.num_samples, on_finish=progress)
+        bridge_ref.append(bridge)
+        settings = {
+            "cpus": space.resources.cpu,
+            "gpu": gpu,
+            "seed": space.search.seed,
+            "metric": space.search.metric,
+            "storage": plan.storage,
+            "debug": plan.debug,
+        }
+        trainable = tune.with_resources(
+            tune.with_parameters(router_trainable, data=data_payload(data), settings=settings),
+            resources,
+        )
+        tune_storage = plan.storage if plan.address else str(plan.run_dir / "tune")
+        concurrency = space.search.max_concurrent_trials
+        print(
+            f"searching {space.name}: {remaining} trial(s) to run, {plan.num_samples} in total, "
+            f"metric {space.search.metric} ({space.search.direction}), pruner "
+            f"{space.search.pruner.type}, resources {resources}, data {data.source}",
+            flush=True,
+        )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=bridge.searcher,
+                scheduler=bridge.scheduler,
+                num_samples=remaining,
+                max_concurrent_trials=concurrency,
+                reuse_actors=True,
+                time_budget_s=space.search.time_budget_s,
+            ),
+            run_config=tune.RunConfig(
+                name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
+                storage_path=tune_storage,
+                verbose=2 if plan.verbose else 0,
+                log_to_file=True,
+            ),
+        )
+        if not plan.verbose:
+            # Tune's newer console output prints a header even at verbose 0; the classic one
+            # is silent, leaving our one line per trial.
+            os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+        tuner.fit()
+    finally:
+        ray.shutdown()
+
+
+def finish(plan: RunPlan, study: optuna.Study, data: RouterData) -> int:
+    """Write results.parquet always; config.json and best_router.pt when a trial completed."""
+    space = plan.space
+    rows = trial_rows(study, space)
+    write_parquet(plan.run_dir / "results.parquet", rows)
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    print_table(rows, space.search.metric, space.search.direction)
+    if not complete:
+        errors = [r["error"] for r in rows if r["state"] == "FAIL" and r["error"]]
+        first = errors[0] if errors else "no trial completed"
+        print(f"error: no trial completed; first error: {first}")
+        return 1
+    config = best_config(study, space, data.source, data.embedding_dim)
+    best = config["search_result"]["trial"]
+    uri = router_uri(plan.storage, best)
+    if exists(uri):
+        atomic_write_bytes(plan.run_dir / "best_router.pt", get_bytes(uri))
+    else:
+        print(f"warning: trial {best}'s router not found at {uri}; best_router.pt not written")
+    write_json(plan.run_dir / "config.json", config)
+    write_json(plan.export, config)
+    sr = config["search_result"]
+    print(
+        f"best: trial {best}, {sr['metric']} {sr['value']:.4f}; "
+        f"{sr['trials']['COMPLETE']} complete, {sr['trials']['PRUNED']} pruned, "
+        f"{sr['trials']['FAIL']} failed"
+    )
+    print(f"wrote {plan.export}, {plan.run_dir}/config.json, best_router.pt, results.parquet")
+    return 0
+
+
+def print_table(rows: list[dict[str, Any]], metric: str, direction: str, top: int = 8) -> None:
+    done = [r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
+    done.sort(key=lambda r: r["value"], reverse=direction == "max")
+    if not done:
+        return
+    keys = [k for k in done[0] if k.startswith("param_")]
+    header = ["trial", metric, "ran", *(k.removeprefix("param_") for k in keys)]
+    table = [header] + [
+        [str(r["trial"]), f"{r['value']:.4f}", str(r["epochs_run"]), *(_short(r[k]) for k in keys)]
+        for r in done[:top]
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    print(f"\ntop {len(table) - 1} of {len(done)} completed trials:")
+    for row in table:
+        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)

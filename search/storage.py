@@ -1,0 +1,54 @@
+"""Trial artifacts on shared storage: a local absolute path or a URI (s3://, gs://, ...)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from search.errors import UserError
+
+
+def check_storage(storage: str) -> str:
+    """Accept an absolute path or a URI with a scheme; a relative path is a user error."""
+    if "://" in storage:
+        try:
+            pafs.FileSystem.from_uri(storage)
+        except Exception as exc:
+            raise UserError(f"--storage {storage!r}: not a usable URI ({exc})") from None
+        return storage.rstrip("/")
+    if not os.path.isabs(storage):
+        raise UserError(
+            f"--storage {storage!r}: must be an absolute path on shared storage or a URI "
+            "(e.g. /mnt/nfs/router-search or s3://bucket/router-search)"
+        )
+    return str(Path(storage))
+
+
+def router_uri(storage: str, number: int) -> str:
+    return f"{storage.rstrip('/')}/routers/trial_{number:05d}.pt"
+
+
+def _fs(uri: str) -> tuple[pafs.FileSystem, str]:
+    return pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
+
+
+def put_file(local: str | os.PathLike[str], uri: str) -> None:
+    """Copy a local file to ``uri``, complete or not at all (temp name, then move)."""
+    fs, path = _fs(uri)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    tmp = path + ".tmp"
+    pafs.copy_files(str(local), tmp, destination_filesystem=fs)
+    fs.move(tmp, path)
+
+
+def get_bytes(uri: str) -> bytes:
+    fs, path = _fs(uri)
+    with fs.open_input_stream(path) as fh:
+        return bytes(fh.read())
+
+
+def exists(uri: str) -> bool:
+    fs, path = _fs(uri)
+    return fs.get_file_info(path).type == pafs.FileType.File

@@ -1,0 +1,136 @@
+"""The search end to end, in real (local) Ray Tune runs on tiny data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from router_models import create_model, load_router
+from search.__main__ import main
+from search.data import load_data
+from search.space import load_space
+from search.study import open_study
+from tests.search.spaces import TINY_DATA, tiny_space, write_space
+
+pytestmark = pytest.mark.slow
+
+
+def run(tmp_path: Path, space: dict, *extra: str, name: str = "run") -> tuple[int, Path, Path]:
+    path = write_space(tmp_path / f"{name}.yaml", space)
+    out, export = tmp_path / name, tmp_path / f"{name}-config.json"
+    rc = main(["run", str(path), "--out", str(out), "--export", str(export), *extra])
+    return rc, out, export
+
+
+def states(out: Path) -> list[str]:
+    return pq.read_table(out / "results.parquet").column("state").to_pylist()
+
+
+def test_prunes_inside_ray_and_writes_every_output(tmp_path: Path, capsys) -> None:
+    space = tiny_space(
+        params={"epochs": 6},
+        search={"num_samples": 8, "pruner": {"type": "percentile", "percentile": 25.0,
+                                             "n_startup_trials": 2, "n_warmup_steps": 1}},
+    )
+    rc, out, export = run(tmp_path, space)
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert text.count("\ntrial ") + text.startswith("trial ") >= 8 and "PRUNED" in text
+
+    table = pq.read_table(out / "results.parquet").to_pylist()
+    assert len(table) == 8
+    pruned = [r for r in table if r["state"] == "PRUNED"]
+    complete = [r for r in table if r["state"] == "COMPLETE"]
+    assert pruned and complete
+    # Tune really stopped them: fewer epochs ran, and the study holds what they reported.
+    assert all(r["epochs_run"] < 6 for r in pruned)
+    assert all(r["epochs_run"] == 6 for r in complete)
+    assert {"param_hidden_dims", "param_lr", "best_val_auc", "last_val_loss", "start_time",
+            "duration_s", "node"} <= set(table[0])
+
+    study = open_study(out, load_space(tmp_path / "run.yaml"))
+    by_state = {t.number: t for t in study.trials}
+    for r in pruned:
+        t = by_state[r["trial"]]
+        assert t.state == optuna.trial.TrialState.PRUNED
+        assert len(t.intermediate_values) == r["epochs_run"]
+        # as in Optuna's own loop: a pruned trial's value is its last intermediate value
+        assert t.value == t.intermediate_values[r["epochs_run"]]
+
+    config = json.loads(export.read_text())
+    assert config == json.loads((out / "config.json").read_text())
+    result = config["search_result"]
+    assert result["value"] == max(r["value"] for r in complete)
+    assert result["trials"] == {"COMPLETE": len(complete), "PRUNED": len(pruned), "FAIL": 0}
+    data = load_data(f"synthetic:{','.join(f'{k}={v}' for k, v in TINY_DATA['synthetic'].items())}")
+    model = create_model(config, data.embedding_dim, data.num_models)
+    router, info = load_router(out / "best_router.pt")
+    assert type(router) is type(model)
+    assert info["metadata"]["trial_number"] == result["trial"]
+    assert router(torch.from_numpy(data.X[:5])).shape == (5, data.num_models)
+
+
+def test_failing_trials_are_fail_and_search_goes_on(tmp_path: Path) -> None:
+    space = tiny_space(params={"lr": {"choices": [1.0e30, 0.01]}}, search={"seed": 1})
+    rc, out, export = run(tmp_path, space)
+    assert rc == 0
+    table = pq.read_table(out / "results.parquet").to_pylist()
+    failed = [r for r in table if r["state"] == "FAIL"]
+    assert len(failed) == 2 and len(table) == 4
+    assert all("loss became nan" in r["error"] for r in failed)
+    assert json.loads(export.read_text())["search_result"]["params"]["lr"] == 0.01
+
+
+def test_all_failing_exits_nonzero_and_keeps_config(tmp_path: Path, capsys) -> None:
+    export = tmp_path / "run-config.json"
+    export.write_text('{"keep": "me"}\n')
+    before = export.read_bytes()
+    rc, out, _ = run(tmp_path, tiny_space(params={"lr": 1.0e30}, search={"num_samples": 2}))
+    assert rc == 1
+    assert "no trial completed; first error: TrainingDiverged: training loss became nan" in (
+        capsys.readouterr().out
+    )
+    assert export.read_bytes() == before
+    assert states(out) == ["FAIL", "FAIL"]
+
+
+def test_resume_continues_without_loss_or_repeats(tmp_path: Path) -> None:
+    space = tiny_space(search={"num_samples": 3, "sampler": {"type": "tpe", "n_startup_trials": 2}})
+    rc, out, _ = run(tmp_path, space)
+    assert rc == 0
+    first = {r["trial"]: r for r in pq.read_table(out / "results.parquet").to_pylist()}
+
+    # A driver killed mid-trial leaves the trial RUNNING in the study.
+    study = open_study(out, load_space(tmp_path / "run.yaml"))
+    study.ask()
+
+    path = tmp_path / "run.yaml"
+    assert main(["run", str(path), "--out", str(out), "--resume", "--num-samples", "5",
+                 "--export", str(tmp_path / "c.json")]) == 0
+    rows = pq.read_table(out / "results.parquet").to_pylist()
+    numbers = [r["trial"] for r in rows]
+    assert len(numbers) == len(set(numbers)) == 6  # 3 old + 1 interrupted + 2 new
+    interrupted = [r for r in rows if r["interrupted"]]
+    assert [r["trial"] for r in interrupted] == [3] and interrupted[0]["state"] == "FAIL"
+    counted = [r for r in rows if not r["interrupted"]]
+    assert len(counted) == 5
+    for number, row in first.items():  # nothing completed before is lost or re-run
+        again = next(r for r in rows if r["trial"] == number)
+        assert (again["state"], again["value"]) == (row["state"], row["value"])
+    assert main(["run", str(path), "--out", str(out), "--export", str(tmp_path / "c.json")]) == 2
+
+
+def test_gpu_request_without_gpu_runs_on_cpu(tmp_path: Path, capsys) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    rc, out, _ = run(tmp_path, tiny_space(resources={"cpu": 1, "gpu": 0.5}, search={"num_samples": 2}))
+    assert rc == 0
+    assert "no GPU in the Ray cluster: resources.gpu 0.5 ignored, trials run on CPU threads" in (
+        capsys.readouterr().out
+    )
+    assert states(out) == ["COMPLETE", "COMPLETE"]

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from search.__main__ import main
+from search.errors import SpaceError
+from search.space import load_space, parse_space
+from tests.search.spaces import tiny_space, write_space
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", ["residual.yaml", "mlp.yaml"])
+def test_shipped_spaces_validate(name: str) -> None:
+    space = load_space(ROOT / "spaces" / name)
+    dists = space.distributions()
+    assert {"dropout", "lr", "weight_decay", "activation"} <= set(dists)
+    cfg = space.trial_config({})
+    assert cfg["pipeline_config"]["model_type"] == space.model_type
+
+
+def test_compact_hidden_dims_and_int_bounds_inclusive() -> None:
+    space = parse_space(
+        tiny_space(params={"hidden_dims": {"layers": {"low": 1, "high": 3}, "width": 256},
+                           "num_blocks": {"low": 1, "high": 4, "step": 3}}, model_type="residual_mlp")
+    )
+    d = space.distributions()
+    assert d["hidden_layers"] == IntDistribution(1, 3)
+    assert d["num_blocks"] == IntDistribution(1, 4, step=3)  # 1 and 4 both reachable
+    cfg = space.trial_config({"hidden_layers": 3, "num_blocks": 4})["pipeline_config"]
+    assert cfg["model_config"]["hidden_dims"] == [256, 128, 64]
+    assert cfg["model_config"]["num_blocks"] == 4
+    assert cfg["train_config"]["epochs"] == 4
+
+
+def test_compact_without_shrink_and_fixed_values() -> None:
+    space = parse_space(tiny_space(params={"hidden_dims": {"layers": 2, "width": {"choices": [8, 64]},
+                                                          "shrink": False}, "dropout": 0.2, "lr": 0.01}))
+    assert set(space.distributions()) == {"hidden_width"}
+    cfg = space.trial_config({"hidden_width": 64})["pipeline_config"]
+    assert cfg["model_config"] == {"hidden_dims": [64, 64], "dropout": 0.2}
+    assert cfg["train_config"]["lr"] == 0.01
+
+
+def test_list_choices_round_trip_through_storage_form() -> None:
+    space = parse_space(tiny_space())
+    dist = space.distributions()["hidden_dims"]
+    assert isinstance(dist, CategoricalDistribution) and dist.choices == ("[16]", "[32]")
+    cfg = space.trial_config({"hidden_dims": "[32]"})
+    assert cfg["pipeline_config"]["model_config"]["hidden_dims"] == [32]
+
+
+def test_float_strings_like_1e_minus_4_are_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "model_type: mlp\nparams:\n  hidden_dims: [8]\n  lr: {low: 1e-4, high: 1e-2, log: true}\n"
+    )
+    assert load_space(path).distributions()["lr"] == FloatDistribution(1e-4, 1e-2, log=True)
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        (tiny_space(colour=1), r"colour: unknown key"),
+        (tiny_space(search={"sampler": {"type": "tpe", "startup": 3}}), r"search.sampler.startup: unknown key"),
+        (tiny_space(params={"dropout": {"low": 0.5, "high": 0.1}}),
+         r"params.dropout: low 0.5 is greater than high 0.1"),
+        (tiny_space(params={"dropout": {"low": 0.0, "high": 1.0}}), r"dropout: 1.0 must be in \[0, 1\)"),
+        (tiny_space(params={"activation": {"choices": []}}), r"params.activation.choices: List should have at least 1 item"),
+        (tiny_space(params={"activation": "swish"}), r"activation: unknown 'swish'; valid: relu"),
+        (tiny_space(params={"hidden_dims": [16, 0]}), r"hidden_dims: \[16, 0\] must be a non-empty list"),
+        (tiny_space(model_type="transformer"), r"model_type: unknown model_type 'transformer'; registered: mlp"),
+        (tiny_space(search={"pruner": {"type": "asha"}}), r"search.pruner.type: Input should be 'median'"),
+        (tiny_space(search={"sampler": {"type": "cmaes"}}), r"search.sampler.type: Input should be 'tpe' or 'random'"),
+        (tiny_space(search={"metric": "accuracy"}), r"search.metric: unknown metric 'accuracy'; valid: val_loss"),
+        (tiny_space(resources={"gpu": 1.5}), r"resources.gpu: Input should be less than or equal to 1"),
+        (tiny_space(resources={"gpu": 0}), r"resources.gpu: Input should be greater than 0"),
+        (tiny_space(params={"lr": {"low": 0.0, "high": 0.1, "log": True}}), r"params.lr: log scale needs low > 0"),
+        (tiny_space(params={"epochs": {"low": 1, "high": "ten"}}), r"params.epochs.high: Input should be a valid integer"),
+        (tiny_space(search={"num_samples": 0}), r"search.num_samples: Input should be greater than or equal to 1"),
+        ({"params": {"hidden_dims": [8]}}, r"model_type: Field required"),
+        (tiny_space(params={"dropout": 0.1, "hidden_dims": None}), r"hidden_dims: None must be a non-empty list"),
+        (tiny_space(data={"path": "/x", "synthetic": {}}), r"data: give either path or synthetic, not both"),
+    ],
+)
+def test_schema_errors(space: dict, message: str) -> None:
+    if space.get("params", {}).get("hidden_dims", "x") is None:
+        space["params"]["hidden_dims"] = None
+    with pytest.raises(SpaceError, match=message):
+        parse_space(space, "s.yaml")
+
+
+def test_missing_hidden_dims() -> None:
+    space = tiny_space()
+    del space["params"]["hidden_dims"]
+    with pytest.raises(SpaceError, match="params.hidden_dims is required"):
+        parse_space(space, "s.yaml")
+
+
+def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("model_type: mlp\nparams: {hidden_dims: [8]\n")
+    with pytest.raises(SpaceError, match=r"bad.yaml line \d+: YAML syntax error"):
+        load_space(path)
+
+
+def test_validate_cli(tmp_path: Path, capsys) -> None:
+    assert main(["validate", str(ROOT / "spaces" / "residual.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "optuna_distributions:" in out and "hidden_layers" in out
+    bad = write_space(tmp_path / "s.yaml", tiny_space(colour=1))
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {bad}: colour: unknown key\n"
+    assert main(["validate", str(tmp_path / "none.yaml")]) == 2
+    assert "file not found" in capsys.readouterr().err
