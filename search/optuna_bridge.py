@@ -23,7 +23,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from search.space import Space
-from search.study import counted_trials
+from search.study import counted_trials, mark_interrupted
 from search.train import METRIC_MODES
 
 NUMBER_KEY = "_optuna_number"
@@ -41,7 +41,9 @@ class _Live:
     best: dict[str, float] = field(default_factory=dict)
     epochs: int = 0
     node: str = ""
+    device: str = ""
     best_epoch: int | None = None
+    finished: bool = False  # the trainable ran to its end (its final report arrived)
 
 
 class OptunaBridge:
@@ -102,6 +104,7 @@ class OptunaBridge:
             t.set_user_attr(f"{key}_metrics", attr)
         t.set_user_attr("epochs_run", live.epochs)
         t.set_user_attr("node", live.node)
+        t.set_user_attr("device", live.device)
         t.set_user_attr("best_epoch", live.best_epoch)
         t.set_user_attr("start_time", live.started)
         t.set_user_attr("duration_s", time.time() - live.started)
@@ -110,6 +113,12 @@ class OptunaBridge:
             state = TrialState.FAIL
         elif live.pruned:
             state = TrialState.PRUNED
+        elif not live.finished:
+            # Stopped from outside (Ctrl-C, time budget, lost node): a partial value is no
+            # result. Recorded as interrupted, so a resume runs a new trial in its place.
+            mark_interrupted(self.study, [t.number])
+            t.set_user_attr("error", "interrupted before its last epoch")
+            state = TrialState.FAIL
         elif value is None or not math.isfinite(value):
             t.set_user_attr("error", f"no finite {self.metric} reported")
             state = TrialState.FAIL
@@ -122,8 +131,10 @@ class OptunaBridge:
     # -- scheduler side ---------------------------------------------------------------------
     def _record(self, live: _Live, result: dict[str, Any]) -> None:
         live.node = str(result.get("node_id") or result.get("node_ip") or live.node)
+        live.device = str(result.get("device") or live.device)
         if result.get(FINAL_KEY) or ERROR_KEY in result:
             live.best_epoch = result.get("best_epoch", live.best_epoch)
+            live.finished = True
             return
         live.epochs = int(result.get("epoch", live.epochs + 1))
         for k in METRIC_MODES:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -151,12 +153,62 @@ def run_search(args: argparse.Namespace) -> int:
             + (f", {closed} interrupted trial(s) will be re-run" if closed else "")
         )
     remaining = plan.num_samples - done
-    if remaining > 0:
-        run_trials(plan, study, data, remaining)
+    if remaining > 0 and run_trials(plan, study, data, remaining):
+        close_interrupted(study)
+        write_parquet(plan.run_dir / "results.parquet", trial_rows(study, space))
+        print(
+            f"interrupted: {counted_trials(study)} of {plan.num_samples} trials done, state saved "
+            f"in {plan.run_dir}; resume with:\n  python -m search run {args.space} "
+            f"--out {plan.run_dir} --resume",
+            flush=True,
+        )
+        return 130
     return finish(plan, study, data)
 
 
-def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: int) -> None:
+class Interrupt:
+    """Ctrl-C: the first asks Tune to stop every trial and end; a second exits at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> Interrupt:
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def stopper(self) -> Any:
+        """A Tune Stopper that ends the whole experiment once Ctrl-C was pressed."""
+        from ray import tune
+
+        interrupt = self
+
+        class StopOnInterrupt(tune.Stopper):
+            def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+                return False
+
+            def stop_all(self) -> bool:
+                return interrupt.requested
+
+        return StopOnInterrupt()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            print("\nforced exit", file=sys.stderr, flush=True)
+            os._exit(130)
+        self.requested = True
+        print(
+            "\nstopping: ending running trials and saving state (Ctrl-C again to force exit)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: int) -> bool:
+    """Run the trials through Ray Tune; True when stopped by Ctrl-C."""
     if plan.address is None:
         # Local mode: every Ray process binds to 127.0.0.1 only. Read when ray is first
         # imported, which is why nothing above imports ray.
@@ -202,6 +254,7 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
             f"{space.search.pruner.type}, resources {resources}, data {data.source}",
             flush=True,
         )
+        interrupt = Interrupt()
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
@@ -217,13 +270,19 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
                 storage_path=tune_storage,
                 verbose=2 if plan.verbose else 0,
                 log_to_file=True,
+                stop=interrupt.stopper(),
+                failure_config=tune.FailureConfig(max_failures=1),
             ),
         )
         if not plan.verbose:
             # Tune's newer console output prints a header even at verbose 0; the classic one
             # is silent, leaving our one line per trial.
             os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-        tuner.fit()
+        # Ctrl-C is ours: the Stopper below ends the experiment cleanly on the first one.
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+        with interrupt:
+            tuner.fit()
+        return interrupt.requested
     finally:
         ray.shutdown()
 

@@ -42,12 +42,16 @@ def counted_trials(study: optuna.Study) -> int:
     return sum(1 for t in study.get_trials(deepcopy=False, states=finished) if t.number not in skip)
 
 
+def mark_interrupted(study: optuna.Study, numbers: list[int]) -> None:
+    """Record trials as interrupted: they do not count toward num_samples."""
+    study.set_user_attr("interrupted_trials", sorted(interrupted_numbers(study) | set(numbers)))
+
+
 def close_interrupted(study: optuna.Study) -> int:
     """Mark trials left RUNNING by a killed driver as FAIL (interrupted); returns how many."""
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if running:
-        numbers = sorted(interrupted_numbers(study) | {t.number for t in running})
-        study.set_user_attr("interrupted_trials", numbers)
+        mark_interrupted(study, [t.number for t in running])
         for t in running:
             study.tell(t.number, state=TrialState.FAIL)
     return len(running)
