@@ -79,6 +79,7 @@ def trial_rows(study: Any, space: Any) -> list[dict[str, Any]]:
             duration_s=t.user_attrs.get("duration_s"),
             node=t.user_attrs.get("node"),
             device=t.user_attrs.get("device"),
+            restarts=t.user_attrs.get("restarts", 0),
             error=t.user_attrs.get("error") or ("interrupted" if t.number in interrupted else None),
             interrupted=t.number in interrupted,
         )

@@ -43,6 +43,7 @@ class _Live:
     node: str = ""
     device: str = ""
     best_epoch: int | None = None
+    restarts: int = 0  # Tune retried the trial from scratch (e.g. its node died)
     finished: bool = False  # the trainable ran to its end (its final report arrived)
 
 
@@ -105,6 +106,7 @@ class OptunaBridge:
         t.set_user_attr("epochs_run", live.epochs)
         t.set_user_attr("node", live.node)
         t.set_user_attr("device", live.device)
+        t.set_user_attr("restarts", live.restarts)
         t.set_user_attr("best_epoch", live.best_epoch)
         t.set_user_attr("start_time", live.started)
         t.set_user_attr("duration_s", time.time() - live.started)
@@ -136,7 +138,10 @@ class OptunaBridge:
             live.best_epoch = result.get("best_epoch", live.best_epoch)
             live.finished = True
             return
-        live.epochs = int(result.get("epoch", live.epochs + 1))
+        epoch = int(result.get("epoch", live.epochs + 1))
+        if epoch <= live.epochs:
+            live.restarts += 1
+        live.epochs = epoch
         for k in METRIC_MODES:
             v = result.get(k)
             if not isinstance(v, (int, float)) or not math.isfinite(v):

@@ -22,7 +22,7 @@ from search.data import RouterData, load_data
 from search.errors import UserError
 from search.export import best_config, trial_rows, write_json, write_parquet
 from search.space import Space, load_space
-from search.storage import check_storage, exists, get_bytes, router_uri
+from search.storage import check_storage, exists, get_bytes, keep_only_router, router_uri
 from search.study import STUDY_FILE, close_interrupted, counted_trials, open_study
 from search.train import build_model
 
@@ -140,6 +140,7 @@ def run_search(args: argparse.Namespace) -> int:
     plan = plan_run(args)
     data = load_data(plan.data_spec)
     space = plan.space
+    data.check_embedding_dim(space.data.embedding_dim, f"{args.space}: data.embedding_dim")
     # Build one model from the space's low/first values: config errors surface before Ray.
     build_model(space.trial_config({}), data)
 
@@ -304,6 +305,9 @@ def finish(plan: RunPlan, study: optuna.Study, data: RouterData) -> int:
     uri = router_uri(plan.storage, best)
     if exists(uri):
         atomic_write_bytes(plan.run_dir / "best_router.pt", get_bytes(uri))
+        # Every completed trial saved its router; once the best is exported the rest go.
+        # The best one stays, so a later --resume that finds nothing better can export it again.
+        keep_only_router(plan.storage, best)
     else:
         print(f"warning: trial {best}'s router not found at {uri}; best_router.pt not written")
     write_json(plan.run_dir / "config.json", config)

@@ -143,8 +143,11 @@ class SyntheticOptions(_Strict):
 
 
 class DataSpec(_Strict):
+    """Where the data comes from; ``embedding_dim``, when given, must match the data."""
+
     path: str | None = None
     synthetic: SyntheticOptions | None = None
+    embedding_dim: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _one(self) -> DataSpec:

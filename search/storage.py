@@ -52,3 +52,16 @@ def get_bytes(uri: str) -> bytes:
 def exists(uri: str) -> bool:
     fs, path = _fs(uri)
     return fs.get_file_info(path).type == pafs.FileType.File
+
+
+def keep_only_router(storage: str, number: int) -> int:
+    """Delete every trial router on ``storage`` but trial ``number``'s; returns how many."""
+    keep = router_uri(storage, number)
+    fs, folder = _fs(keep.rsplit("/", 1)[0])
+    selector = pafs.FileSelector(folder, allow_not_found=True)
+    removed = 0
+    for info in fs.get_file_info(selector):
+        if info.type == pafs.FileType.File and info.path.rsplit("/", 1)[-1] != keep.rsplit("/", 1)[-1]:
+            fs.delete_file(info.path)
+            removed += 1
+    return removed

@@ -1,0 +1,60 @@
+"""Helpers for tests that drive the search as a separate process and watch its study."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_search(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)  # set by in-process local runs
+    full_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), full_env.get("PYTHONPATH", "")])
+    return subprocess.Popen(
+        [sys.executable, "-m", "search", "run", *args],
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def study_states(run_dir: Path) -> dict[int, tuple[str, float | None]]:
+    """trial number -> (state name, value), read from the run's journal without writing."""
+    path = run_dir / "study.journal"
+    if not path.exists():
+        return {}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(str(path)))
+    summaries = optuna.get_all_study_summaries(storage)
+    if not summaries:
+        return {}
+    study = optuna.load_study(study_name=summaries[0].study_name, storage=storage)
+    return {t.number: (t.state.name, t.value) for t in study.get_trials(deepcopy=False)}
+
+
+def wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None, step: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"search ended early (rc {proc.returncode}):\n{out}\n{err}")
+        time.sleep(step)
+    raise AssertionError("timed out waiting")
+
+
+def completed(run_dir: Path) -> dict[int, float | None]:
+    return {n: v for n, (s, v) in study_states(run_dir).items() if s == "COMPLETE"}

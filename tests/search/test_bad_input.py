@@ -1,0 +1,181 @@
+"""Malformed input: exit 2, one line naming the problem and the place, no traceback, nothing
+written, and a config.json already on disk left byte-identical."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from search.__main__ import main
+from tests.conftest import write_embedllm
+from tests.search.spaces import tiny_space
+
+GOOD_CONFIG = '{"pipeline_config": {"model_type": "mlp", "model_config": {"hidden_dims": [8]}}}\n'
+
+
+def _space(tmp: Path, space: dict | str) -> str:
+    path = tmp / "space.yaml"
+    path.write_text(space if isinstance(space, str) else yaml.safe_dump(space))
+    return str(path)
+
+
+def _data(tmp: Path, edit) -> str:
+    folder = write_embedllm(tmp / "data", d=16)
+    edit(folder)
+    return str(folder)
+
+
+def _set_label(folder: Path) -> None:
+    lines = (folder / "train.csv").read_text().splitlines()
+    parts = lines[3].split(",")
+    parts[3] = "2"
+    lines[3] = ",".join(parts)
+    (folder / "train.csv").write_text("\n".join(lines) + "\n")
+
+
+def _nan(folder: Path) -> None:
+    X = torch.load(folder / "question_embeddings.pth", weights_only=True)
+    X[5, 0] = float("nan")
+    torch.save(X, folder / "question_embeddings.pth")
+
+
+def _truncate(folder: Path) -> None:
+    path = folder / "question_embeddings.pth"
+    path.write_bytes(path.read_bytes()[:300])
+
+
+def _drop_column(folder: Path) -> None:
+    text = (folder / "val.csv").read_text().replace("prompt_id", "question", 1)
+    (folder / "val.csv").write_text(text)
+
+
+# (argv builder, expected fragment of the one error line)
+CASES = {
+    "yaml syntax": (lambda t: ["run", _space(t, "model_type: mlp\nparams: {hidden_dims: [8]\n")],
+                    "YAML syntax error"),
+    "unknown key": (lambda t: ["run", _space(t, tiny_space(searh={}))], "searh: unknown key"),
+    "wrong type": (lambda t: ["run", _space(t, tiny_space(search={"num_samples": "many"}))],
+                   "search.num_samples: Input should be a valid integer"),
+    "low > high": (lambda t: ["run", _space(t, tiny_space(params={"lr": {"low": 0.1, "high": 0.01}}))],
+                   "params.lr: low 0.1 is greater than high 0.01"),
+    "empty choices": (lambda t: ["run", _space(t, tiny_space(params={"hidden_dims": {"choices": []}}))],
+                      "params.hidden_dims.choices: List should have at least 1 item"),
+    "dropout >= 1": (lambda t: ["run", _space(t, tiny_space(params={"dropout": 1.0}))],
+                     "dropout: 1.0 must be in [0, 1)"),
+    "zero width": (lambda t: ["run", _space(t, tiny_space(params={"hidden_dims": [16, 0]}))],
+                   "hidden_dims: [16, 0] must be a non-empty list of positive integers"),
+    "activation": (lambda t: ["run", _space(t, tiny_space(params={"activation": "swish"}))],
+                   "activation: unknown 'swish'"),
+    "model_type": (lambda t: ["run", _space(t, tiny_space(model_type="gpt"))],
+                   "model_type: unknown model_type 'gpt'; registered: mlp"),
+    "pruner": (lambda t: ["run", _space(t, tiny_space(search={"pruner": {"type": "asha"}}))],
+               "search.pruner.type: Input should be 'median'"),
+    "sampler": (lambda t: ["run", _space(t, tiny_space(search={"sampler": {"type": "cmaes"}}))],
+                "search.sampler.type: Input should be 'tpe' or 'random'"),
+    "gpu > 1": (lambda t: ["run", _space(t, tiny_space(resources={"gpu": 2}))],
+                "resources.gpu: Input should be less than or equal to 1"),
+    "gpu <= 0": (lambda t: ["run", _space(t, tiny_space(resources={"gpu": -0.5}))],
+                 "resources.gpu: Input should be greater than 0"),
+    "metric": (lambda t: ["run", _space(t, tiny_space(search={"metric": "acc"}))],
+               "search.metric: unknown metric 'acc'"),
+    "missing space": (lambda t: ["run", str(t / "nope.yaml")], "nope.yaml: file not found"),
+    "missing data": (lambda t: ["run", _space(t, tiny_space()), "--data", str(t / "nodata")],
+                     "nodata: data folder not found"),
+    "bad synthetic": (lambda t: ["run", _space(t, tiny_space()), "--data", "synthetic:n_models=1"],
+                      "synthetic n_models must be an integer >= 2, got 1"),
+    "embedding dim": (lambda t: ["run", _space(t, tiny_space(data={"synthetic": {"dim": 16},
+                                                                   "embedding_dim": 768}))],
+                      "data.embedding_dim: embedding_dim is 768 but the data"),
+    "label 2": (lambda t: ["run", _space(t, tiny_space()), "--data", _data(t, _set_label)],
+                "train.csv line 4: label 2 is not 0 or 1"),
+    "nan embeddings": (lambda t: ["run", _space(t, tiny_space()), "--data", _data(t, _nan)],
+                       "question_embeddings.pth row 5 (prompt_id 5): NaN or inf"),
+    "truncated pth": (lambda t: ["run", _space(t, tiny_space()), "--data", _data(t, _truncate)],
+                      "question_embeddings.pth: not a readable embeddings file"),
+    "missing column": (lambda t: ["run", _space(t, tiny_space()), "--data", _data(t, _drop_column)],
+                       "val.csv: missing column(s) prompt_id"),
+    "no pipeline_config": (lambda t: ["train", _json(t, {"model_type_": "mlp"})],
+                           "no 'pipeline_config' (or 'model_type') key"),
+    "relative storage": (lambda t: ["run", _space(t, tiny_space()), "--storage", "shared/runs"],
+                         "--storage 'shared/runs': must be an absolute path"),
+    "address without storage": (lambda t: ["run", _space(t, tiny_space()), "--address", "127.0.0.1:1"],
+                                "cluster runs need --storage"),
+    "unreachable address": (lambda t: ["run", _space(t, tiny_space()), "--address", "ray://127.0.0.1:1",
+                                       "--storage", str(t / "st")],
+                            "--address ray://127.0.0.1:1: cannot connect"),
+    "num-samples 0": (lambda t: ["run", _space(t, tiny_space()), "--num-samples", "0"],
+                      "--num-samples must be >= 1, got 0"),
+    "num-samples text": (lambda t: ["run", _space(t, tiny_space()), "--num-samples", "x"],
+                         "argument --num-samples: invalid int value: 'x'"),
+    "unknown flag": (lambda t: ["run", _space(t, tiny_space()), "--fast"], "unrecognized arguments: --fast"),
+    "resume nothing": (lambda t: ["run", _space(t, tiny_space()), "--resume", "--out", str(t / "r")],
+                       "holds no run (study.journal not found)"),
+    "train epochs 0": (lambda t: ["train", _json(t, json.loads(GOOD_CONFIG)), "--epochs", "0"],
+                       "--epochs must be >= 1, got 0"),
+    "train bad json": (lambda t: ["train", _text(t, "{oops")], "not readable JSON"),
+}
+
+
+def _json(tmp: Path, obj: dict) -> str:
+    return _text(tmp, json.dumps(obj))
+
+
+def _text(tmp: Path, text: str) -> str:
+    path = tmp / "in.json"
+    path.write_text(text)
+    return str(path)
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input(case: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    (tmp_path / "config.json").write_text(GOOD_CONFIG)
+    build, fragment = CASES[case]
+    argv = build(tmp_path)
+    before = _snapshot(tmp_path)
+    start = time.monotonic()
+    rc = main(argv)
+    elapsed = time.monotonic() - start
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert fragment in err, err
+    assert "Traceback" not in err
+    assert _snapshot(tmp_path) == before  # nothing written, config.json byte-identical
+    assert elapsed < 10, f"{case} took {elapsed:.1f}s"
+
+
+def test_at_least_25_cases() -> None:
+    assert len(CASES) >= 25
+
+
+def test_cli_error_in_subprocess_has_no_traceback(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = _space(tmp_path, tiny_space(colour=1))
+    proc = subprocess.run([sys.executable, "-m", "search", "run", path], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == f"error: {path}: colour: unknown key\n"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_debug_shows_traceback(tmp_path: Path) -> None:
+    from search.errors import SpaceError
+
+    path = _space(tmp_path, tiny_space(colour=1))
+    with pytest.raises(SpaceError):
+        main(["run", path, "--debug"])
+
+

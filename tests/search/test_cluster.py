@@ -1,0 +1,90 @@
+"""Cluster mode on one machine: a head and two worker nodes with logical GPUs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.search.procs import completed, start_search, wait_for
+from tests.search.spaces import tiny_space, write_space
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    workers = [c.add_node(num_cpus=4, num_gpus=1) for _ in range(2)]
+    c.wait_for_nodes()
+    yield c, workers
+    c.shutdown()
+
+
+def _space(tmp_path: Path, n: int, epochs: int = 4) -> Path:
+    space = tiny_space(
+        params={"epochs": epochs},
+        resources={"cpu": 1, "gpu": 0.5},
+        search={"num_samples": n, "max_concurrent_trials": 4},
+    )
+    space["data"] = {"synthetic": {"n_questions": 1200, "n_models": 20, "dim": 64, "seed": 2}}
+    return write_space(tmp_path / "space.yaml", space)
+
+
+def _max_overlap(rows: list[dict]) -> int:
+    events = sorted([(r["start_time"], 1) for r in rows]
+                    + [(r["start_time"] + r["duration_s"], -1) for r in rows])
+    best = cur = 0
+    for _, delta in events:
+        cur += delta
+        best = max(best, cur)
+    return best
+
+
+def test_trials_spread_over_workers_and_pack_on_logical_gpus(cluster, tmp_path: Path) -> None:
+    c, workers = cluster
+    space, run, storage = _space(tmp_path, 8), tmp_path / "run", tmp_path / "shared"
+    proc = start_search([str(space), "--out", str(run), "--address", c.address, "--storage",
+                         str(storage), "--export", str(tmp_path / "config.json")], tmp_path)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    rows = pq.read_table(run / "results.parquet").to_pylist()
+    assert len(rows) == 8 and {r["state"] for r in rows} <= {"COMPLETE", "PRUNED"}
+    worker_ids = {w.node_id for w in workers}
+    nodes = {r["node"] for r in rows}
+    assert nodes == worker_ids  # both workers used, never the CPU-less head
+    assert {r["device"] for r in rows} == {"cpu"}  # logical GPUs, no CUDA: trained on CPU
+    per_node = [_max_overlap([r for r in rows if r["node"] == n]) for n in worker_ids]
+    assert max(per_node) == 2  # gpu 0.5: two trials share one logical GPU, never three
+    assert (storage / "routers").is_dir()  # trial routers on the shared storage
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert (run / "best_router.pt").exists() and config["search_result"]["trials"]["FAIL"] == 0
+
+
+def test_worker_node_dies_mid_search(cluster, tmp_path: Path) -> None:
+    c, workers = cluster
+    space, run, storage = _space(tmp_path, 10, epochs=8), tmp_path / "run", tmp_path / "shared"
+    proc = start_search([str(space), "--out", str(run), "--address", c.address, "--storage",
+                         str(storage), "--export", str(tmp_path / "config.json")], tmp_path)
+    wait_for(lambda: len(completed(run)) >= 2, 240, proc)
+    before = completed(run)
+    c.remove_node(workers[1])
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    rows = pq.read_table(run / "results.parquet").to_pylist()
+    assert len({r["trial"] for r in rows}) == len(rows)
+    for number, value in before.items():  # nothing completed is lost
+        row = next(r for r in rows if r["trial"] == number)
+        assert (row["state"], row["value"]) == ("COMPLETE", value)
+    # every trial ended in a final state: retried to completion, or FAIL
+    assert {r["state"] for r in rows} <= {"COMPLETE", "PRUNED", "FAIL"}
+    assert sum(not r["interrupted"] for r in rows) == 10
+    # the trials that were on the lost node were retried elsewhere (bounded) or failed
+    affected = [r for r in rows if r["restarts"] or r["state"] == "FAIL"]
+    assert affected, rows
+    assert all(r["node"] == workers[0].node_id for r in affected)
+    assert (tmp_path / "config.json").exists()
