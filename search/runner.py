@@ -21,6 +21,7 @@ from router_models.checkpoint import atomic_write_bytes
 from search.data import RouterData, load_data
 from search.errors import UserError
 from search.export import best_config, trial_rows, write_json, write_parquet
+from search.report import RUN_INFO, run_routing_table
 from search.space import Space, load_space
 from search.storage import check_storage, exists, get_bytes, keep_only_router, router_uri
 from search.study import STUDY_FILE, close_interrupted, counted_trials, open_study
@@ -146,6 +147,11 @@ def run_search(args: argparse.Namespace) -> int:
 
     study = open_study(plan.run_dir, plan.space)
     (plan.run_dir / "space.yaml").write_text(Path(args.space).read_text())
+    write_json(
+        plan.run_dir / RUN_INFO,
+        {"space": str(args.space), "data_source": data.source, "storage": plan.storage,
+         "address": plan.address},
+    )
     closed = close_interrupted(study)
     done = counted_trials(study)
     if plan.resume:
@@ -312,6 +318,8 @@ def finish(plan: RunPlan, study: optuna.Study, data: RouterData) -> int:
         print(f"warning: trial {best}'s router not found at {uri}; best_router.pt not written")
     write_json(plan.run_dir / "config.json", config)
     write_json(plan.export, config)
+    if (plan.run_dir / "best_router.pt").exists():
+        print("\n" + run_routing_table(plan.run_dir / "best_router.pt", data)[1])
     sr = config["search_result"]
     print(
         f"best: trial {best}, {sr['metric']} {sr['value']:.4f}; "

@@ -20,9 +20,12 @@ def open_study(run_dir: Path, space: Space) -> optuna.Study:
     run_dir.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = space.search
+    storage = JournalStorage(JournalFileBackend(str(run_dir / STUDY_FILE)))
+    # A run dir holds one study: reuse its name whatever the space file is called now.
+    names = optuna.study.get_all_study_names(storage)
     return optuna.create_study(
-        study_name=space.name,
-        storage=JournalStorage(JournalFileBackend(str(run_dir / STUDY_FILE))),
+        study_name=names[0] if names else space.name,
+        storage=storage,
         sampler=make_sampler(search.sampler, search.seed),
         pruner=make_pruner(search.pruner, space.max_epochs),
         direction="maximize" if search.direction == "max" else "minimize",

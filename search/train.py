@@ -104,6 +104,21 @@ def _device_split(data: RouterData, name: str, device: torch.device) -> tuple[to
 
 
 @torch.no_grad()
+def column_stats(X: torch.Tensor, rows: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, ...]:
+    """Mean and std of ``X[rows]`` per column, in chunks: the rows are never copied at once."""
+    total = torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
+    squares = torch.zeros_like(total)
+    for i in range(0, rows.numel(), chunk):
+        block = X[rows[i : i + chunk]].double()
+        total += block.sum(0)
+        squares += (block * block).sum(0)
+    n = max(rows.numel(), 1)
+    mean = total / n
+    var = (squares / n - mean * mean).clamp_min(0.0) * n / max(n - 1, 1)
+    return mean.float(), var.sqrt().float()
+
+
+@torch.no_grad()
 def predict(model: BaseModel, X: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
     """Logits for X in chunks, in eval mode, float32."""
     was_training = model.training
@@ -152,7 +167,7 @@ def train_router(
     train_idx = torch.from_numpy(data.splits["train"]).to(device)
     val_idx = torch.from_numpy(data.splits["val"]).to(device)
     Xva, Yva, Mva = X[val_idx], Y[val_idx], mask[val_idx]
-    std, mean = torch.std_mean(X[train_idx], dim=0)
+    mean, std = column_stats(X, train_idx)
     model.set_input_normalization(mean.cpu(), std.cpu())  # part of the saved router
     model.to(device)
     optimizer = torch.optim.AdamW(

@@ -118,6 +118,7 @@ CASES = {
     "train epochs 0": (lambda t: ["train", _json(t, json.loads(GOOD_CONFIG)), "--epochs", "0"],
                        "--epochs must be >= 1, got 0"),
     "train bad json": (lambda t: ["train", _text(t, "{oops")], "not readable JSON"),
+    "report not a run": (lambda t: ["report", str(t)], "not a run dir (study.journal not found)"),
 }
 
 

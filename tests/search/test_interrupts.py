@@ -70,6 +70,10 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     assert "RUNNING" not in {s for s, _ in study_states(run).values()}
     assert (run / "results.parquet").exists() and not (tmp_path / "config.json").exists()
     before = completed(run)
+    from search.__main__ import main
+
+    assert main(["report", str(run)]) == 0  # an interrupted run reports too
+    assert "best router (this search)" in (run / "report.md").read_text()
 
     rc, text = _resume(tmp_path, space, run)
     assert rc == 0, text

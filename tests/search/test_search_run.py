@@ -73,6 +73,22 @@ def test_prunes_inside_ray_and_writes_every_output(tmp_path: Path, capsys) -> No
     assert type(router) is type(model)
     assert info["metadata"]["trial_number"] == result["trial"]
     assert router(torch.from_numpy(data.X[:5])).shape == (5, data.num_models)
+    assert "router (test split)" in text and "kNN, cosine" in text  # the routing table
+
+    # results.parquet opens as is in pandas and polars
+    import pandas as pd
+    import polars as pl
+
+    assert len(pd.read_parquet(out / "results.parquet")) == 8
+    assert pl.read_parquet(out / "results.parquet").height == 8
+
+    # the report: markdown and plots
+    assert main(["report", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    for png in ("optimization_history.png", "intermediate_values.png", "param_importances.png"):
+        assert (out / png).stat().st_size > 1000 and f"]({png})" in report
+    assert "## Routing on the test split" in report and "best router (this search)" in report
+    assert f"- trials: 8 — {len(complete)} complete, {len(pruned)} pruned, 0 failed" in report
 
 
 def test_failing_trials_are_fail_and_search_goes_on(tmp_path: Path) -> None:

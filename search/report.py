@@ -1,0 +1,165 @@
+"""``search report RUN_DIR``: report.md and PNG plots from a run dir (finished, interrupted or
+resumed): optimization history, intermediate values with pruned trials marked, parameter
+importances, and the routing table (best router vs single best vs kNN vs oracle)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from router_models import load_router
+from search.baselines import format_table, routing_table
+from search.data import RouterData, load_data
+from search.errors import UserError
+from search.space import load_space
+from search.storage import exists, router_uri
+from search.study import STUDY_FILE, open_study
+from search.train import predict
+
+RUN_INFO = "run.json"
+
+
+def router_scores(router_path: Path, data: RouterData, split: str = "test") -> torch.Tensor:
+    model, _ = load_router(router_path)
+    return predict(model, torch.from_numpy(data.split(split)[0].copy()))
+
+
+def run_routing_table(router_path: Path, data: RouterData) -> tuple[list[dict], str]:
+    rows = routing_table(router_scores(router_path, data), data)
+    return rows, format_table(rows)
+
+
+def _best_router(run_dir: Path, study: optuna.Study, info: dict[str, Any]) -> Path | None:
+    if (run_dir / "best_router.pt").exists():
+        return run_dir / "best_router.pt"
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        return None
+    uri = router_uri(info.get("storage", str(run_dir)), study.best_trial.number)
+    return Path(uri) if "://" not in uri and exists(uri) else None
+
+
+def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trials = study.get_trials(deepcopy=False)
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    made: list[tuple[str, str]] = []
+
+    # -- optimization history --------------------------------------------------------------
+    fig, ax = plt.subplots(figsize=(7, 4))
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED and t.value is not None]
+    ax.scatter([t.number for t in done], [t.value for t in done], s=18, label="complete")
+    ax.scatter([t.number for t in pruned], [t.value for t in pruned], s=18, marker="x",
+               color="tab:red", label="pruned (last value)")
+    best, xs, ys = None, [], []
+    for t in sorted(done, key=lambda t: t.number):
+        if best is None or (t.value > best if maximize else t.value < best):
+            best = t.value
+        xs.append(t.number)
+        ys.append(best)
+    ax.step(xs, ys, where="post", color="black", label="best so far")
+    ax.set(xlabel="trial", ylabel=metric, title="Optimization history")
+    ax.legend(loc="lower right" if maximize else "upper right")
+    fig.tight_layout()
+    fig.savefig(out / "optimization_history.png", dpi=110)
+    plt.close(fig)
+    made.append(("Optimization history", "optimization_history.png"))
+
+    # -- intermediate values ---------------------------------------------------------------
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for t in trials:
+        if not t.intermediate_values:
+            continue
+        steps = sorted(t.intermediate_values)
+        values = [t.intermediate_values[s] for s in steps]
+        if t.state == TrialState.PRUNED:
+            ax.plot(steps, values, color="tab:red", alpha=0.6, lw=1)
+            ax.scatter(steps[-1:], values[-1:], color="tab:red", marker="x", s=22)
+        else:
+            ax.plot(steps, values, color="tab:blue", alpha=0.5, lw=1)
+    ax.plot([], [], color="tab:blue", label="complete")
+    ax.plot([], [], color="tab:red", label="pruned (x: stopped here)")
+    ax.set(xlabel="epoch", ylabel=metric, title="Intermediate values per trial")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "intermediate_values.png", dpi=110)
+    plt.close(fig)
+    made.append(("Intermediate values", "intermediate_values.png"))
+
+    # -- parameter importances -------------------------------------------------------------
+    try:
+        importances = optuna.importance.get_param_importances(study)
+    except (RuntimeError, ValueError):
+        importances = {}  # too few completed trials, or nothing varied
+    if importances:
+        fig, ax = plt.subplots(figsize=(7, 0.4 * len(importances) + 1.2))
+        names = list(importances)[::-1]
+        ax.barh(names, [importances[n] for n in names])
+        ax.set(xlabel="importance (fANOVA)", title="Parameter importances")
+        fig.tight_layout()
+        fig.savefig(out / "param_importances.png", dpi=110)
+        plt.close(fig)
+        made.append(("Parameter importances", "param_importances.png"))
+    return made
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write ``run_dir/report.md`` and its plots; returns the report's path."""
+    if not (run_dir / STUDY_FILE).exists():
+        raise UserError(f"{run_dir}: not a run dir ({STUDY_FILE} not found)")
+    info = json.loads((run_dir / RUN_INFO).read_text()) if (run_dir / RUN_INFO).exists() else {}
+    space = load_space(run_dir / "space.yaml")
+    study = open_study(run_dir, space)
+    trials = study.get_trials(deepcopy=False)
+    counts = {s: sum(t.state.name == s for t in trials) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
+    metric = space.search.metric
+    lines = [
+        f"# Search report: {study.study_name}",
+        "",
+        f"- run dir: `{run_dir}`",
+        f"- data: `{info.get('data_source', 'unknown')}`",
+        f"- metric: `{metric}` ({space.search.direction}); sampler {space.search.sampler.type}, "
+        f"pruner {space.search.pruner.type}",
+        f"- trials: {len(trials)} — {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
+        f"{counts['FAIL']} failed" + (f", {counts['RUNNING']} running" if counts["RUNNING"] else ""),
+        f"- epochs trained: {sum(len(t.intermediate_values) for t in trials)}",
+    ]
+    if counts["COMPLETE"]:
+        best = study.best_trial
+        pipeline = space.trial_config(best.params)["pipeline_config"]
+        lines += [
+            f"- best: trial {best.number}, {metric} = {best.value:.4f}",
+            "",
+            "## Best config",
+            "",
+            "```json",
+            json.dumps({"model_type": pipeline["model_type"], **pipeline["model_config"],
+                        **pipeline["train_config"]}, indent=2),
+            "```",
+        ]
+    for title, png in _plots(study, run_dir, metric):
+        lines += ["", f"## {title}", "", f"![{title}]({png})"]
+
+    router = _best_router(run_dir, study, info)
+    if router is not None and info.get("data_source"):
+        data = load_data(info["data_source"])
+        _, table = run_routing_table(router, data)
+        lines += ["", "## Routing on the test split", "", "```", table, "```",
+                  "", "Routing accuracy: share of test questions whose chosen LLM answered "
+                  "correctly. Correctness accuracy: per observed (question, LLM) pair, "
+                  "prediction thresholded at 0.5."]
+    else:
+        lines += ["", "## Routing on the test split", "", "No completed trial's router found."]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
