@@ -80,6 +80,7 @@ def trial_rows(study: Any, space: Any) -> list[dict[str, Any]]:
             node=t.user_attrs.get("node"),
             device=t.user_attrs.get("device"),
             restarts=t.user_attrs.get("restarts", 0),
+            gpu_mem_mb=t.user_attrs.get("gpu_mem_mb"),
             error=t.user_attrs.get("error") or ("interrupted" if t.number in interrupted else None),
             interrupted=t.number in interrupted,
         )

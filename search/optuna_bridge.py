@@ -43,6 +43,7 @@ class _Live:
     node: str = ""
     device: str = ""
     best_epoch: int | None = None
+    gpu_mem_mb: float | None = None  # peak CUDA memory of the trial
     restarts: int = 0  # Tune retried the trial from scratch (e.g. its node died)
     finished: bool = False  # the trainable ran to its end (its final report arrived)
 
@@ -107,6 +108,7 @@ class OptunaBridge:
         t.set_user_attr("node", live.node)
         t.set_user_attr("device", live.device)
         t.set_user_attr("restarts", live.restarts)
+        t.set_user_attr("gpu_mem_mb", live.gpu_mem_mb)
         t.set_user_attr("best_epoch", live.best_epoch)
         t.set_user_attr("start_time", live.started)
         t.set_user_attr("duration_s", time.time() - live.started)
@@ -136,6 +138,7 @@ class OptunaBridge:
         live.device = str(result.get("device") or live.device)
         if result.get(FINAL_KEY) or ERROR_KEY in result:
             live.best_epoch = result.get("best_epoch", live.best_epoch)
+            live.gpu_mem_mb = result.get("gpu_mem_mb")
             live.finished = True
             return
         epoch = int(result.get("epoch", live.epochs + 1))

@@ -161,16 +161,21 @@ def run_search(args: argparse.Namespace) -> int:
         )
     remaining = plan.num_samples - done
     if remaining > 0 and run_trials(plan, study, data, remaining):
-        close_interrupted(study)
-        write_parquet(plan.run_dir / "results.parquet", trial_rows(study, space))
-        print(
-            f"interrupted: {counted_trials(study)} of {plan.num_samples} trials done, state saved "
-            f"in {plan.run_dir}; resume with:\n  python -m search run {args.space} "
-            f"--out {plan.run_dir} --resume",
-            flush=True,
-        )
-        return 130
+        return _interrupted(plan, study, args.space)
     return finish(plan, study, data)
+
+
+def _interrupted(plan: RunPlan, study: optuna.Study, space_arg: str) -> int:
+    """After Ctrl-C: save what is known, say how to resume; no export."""
+    close_interrupted(study)
+    write_parquet(plan.run_dir / "results.parquet", trial_rows(study, plan.space))
+    print(
+        f"interrupted: {counted_trials(study)} of {plan.num_samples} trials done, state saved "
+        f"in {plan.run_dir}; resume with:\n  python -m search run {space_arg} "
+        f"--out {plan.run_dir} --resume",
+        flush=True,
+    )
+    return 130
 
 
 class Interrupt:
@@ -283,8 +288,10 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
         )
         if not plan.verbose:
             # Tune's newer console output prints a header even at verbose 0; the classic one
-            # is silent, leaving our one line per trial.
+            # is silent, leaving our one line per trial. Its per-trial JSON/CSV logs duplicate
+            # results.parquet and the study.
             os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+            os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
         # Ctrl-C is ours: the Stopper below ends the experiment cleanly on the first one.
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         with interrupt:

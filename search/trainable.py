@@ -74,7 +74,9 @@ def router_trainable(
             best_value=result.best_value,
         )
         put_file(local, router_uri(settings["storage"], number))
-    tune.report({FINAL_KEY: 1, "node_id": node_id, "best_epoch": result.best_epoch})
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    tune.report({FINAL_KEY: 1, "node_id": node_id, "best_epoch": result.best_epoch,
+                 "gpu_mem_mb": peak})
 
 
 def data_payload(data: RouterData) -> dict[str, Any]:
