@@ -105,8 +105,7 @@ def synthetic_spec(options: dict[str, Any], where: str) -> SyntheticSpec:
 
 def load_synthetic(spec: SyntheticSpec) -> RouterData:
     X, Y, mask, names, splits = make_synthetic(spec)
-    desc = ",".join(f"{f.name}={getattr(spec, f.name)}" for f in dataclasses.fields(spec))
-    return RouterData(X, Y, mask, names, splits, source=f"synthetic:{desc}")
+    return RouterData(X, Y, mask, names, splits, source=spec.source())
 
 
 # -- EmbedLLM layout ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ lists or the compact ``{layers, width, shrink}`` form: ``layers`` hidden layers,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from router_models import ACTIVATIONS, list_models
 from search.errors import SpaceError
+from search.synthetic import SyntheticSpec
 from search.train import METRIC_MODES, TRAIN_DEFAULTS
 
 FLOAT_PARAMS = {"dropout", "lr", "weight_decay"}
@@ -132,22 +134,27 @@ class Resources(_Strict):
     gpu: Annotated[float, Field(gt=0, le=1)] | None = None
 
 
-class SyntheticOptions(_Strict):
-    n_questions: int = 4000
-    n_models: int = 112
-    dim: int = 768
-    n_topics: int = 16
-    label_noise: float = 0.05
-    missing: float = 0.02
-    seed: int = 0
-
-
 class DataSpec(_Strict):
     """Where the data comes from; ``embedding_dim``, when given, must match the data."""
 
     path: str | None = None
-    synthetic: SyntheticOptions | None = None
+    synthetic: dict[str, Any] | None = None  # SyntheticSpec's options
     embedding_dim: int | None = Field(None, ge=1)
+
+    @field_validator("synthetic")
+    @classmethod
+    def _synthetic(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is None:
+            return v
+        valid = [f.name for f in dataclasses.fields(SyntheticSpec)]
+        unknown = sorted(set(v) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown}; valid: {', '.join(valid)}")
+        try:
+            SyntheticSpec(**v)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(str(exc)) from None
+        return v
 
     @model_validator(mode="after")
     def _one(self) -> DataSpec:
@@ -158,8 +165,7 @@ class DataSpec(_Strict):
     def source(self) -> str:
         if self.path:
             return self.path
-        opts = self.synthetic or SyntheticOptions()
-        return "synthetic:" + ",".join(f"{k}={v}" for k, v in opts.model_dump().items())
+        return SyntheticSpec(**(self.synthetic or {})).source()
 
 
 class Space(_Strict):

@@ -8,7 +8,7 @@ the embedding beats the single best LLM, and stays well under the oracle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -34,6 +34,10 @@ class SyntheticSpec:
     label_noise: float = 0.05
     missing: float = 0.02
     seed: int = 0
+
+    def source(self) -> str:
+        """The data spec that rebuilds this set: ``synthetic:key=value,...``."""
+        return "synthetic:" + ",".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
 
     def __post_init__(self) -> None:
         for name, low in (("n_questions", 30), ("n_models", 2), ("dim", 2), ("n_topics", 1)):

@@ -84,6 +84,8 @@ def test_float_strings_like_1e_minus_4_are_numbers(tmp_path: Path) -> None:
         ({"params": {"hidden_dims": [8]}}, r"model_type: Field required"),
         (tiny_space(params={"dropout": 0.1, "hidden_dims": None}), r"hidden_dims: None must be a non-empty list"),
         (tiny_space(data={"path": "/x", "synthetic": {}}), r"data: give either path or synthetic, not both"),
+        (tiny_space(data={"synthetic": {"colour": 1}}), r"data.synthetic: unknown option\(s\) \['colour'\]"),
+        (tiny_space(data={"synthetic": {"dim": 0}}), r"data.synthetic: synthetic dim must be an integer >= 2"),
     ],
 )
 def test_schema_errors(space: dict, message: str) -> None:
