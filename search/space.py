@@ -158,7 +158,7 @@ class DataSpec(_Strict):
 
     @model_validator(mode="after")
     def _one(self) -> DataSpec:
-        if self.path and self.synthetic:
+        if self.path and self.synthetic is not None:
             raise ValueError("give either path or synthetic, not both")
         return self
 
