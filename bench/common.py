@@ -51,8 +51,9 @@ def suggest_all(trial: optuna.Trial, space: Space) -> dict[str, Any]:
     return out
 
 
-def run_search(space_path: Path, run_dir: Path, *extra: str, enqueue: list[dict] | None = None,
-               quiet: bool = True) -> tuple[int, float, list[dict]]:
+def run_search(
+    space_path: Path, run_dir: Path, *extra: str, enqueue: list[dict] | None = None, quiet: bool = True
+) -> tuple[int, float, list[dict]]:
     """Run ``python -m search run`` in-process; returns (rc, wall seconds, results rows)."""
     args = [str(space_path), "--out", str(run_dir), "--export", str(run_dir / "export.json"), *extra]
     if enqueue:

@@ -66,8 +66,13 @@ def base_worker_pss() -> tuple[float, float]:
         info = psutil.Process().memory_full_info()
         return info.pss, info.uss
 
-    ray.init(address="local", include_dashboard=False, logging_level=40, log_to_driver=False,
-             _temp_dir=tempfile.mkdtemp(prefix="rs-mem-", dir="/tmp"))
+    ray.init(
+        address="local",
+        include_dashboard=False,
+        logging_level=40,
+        log_to_driver=False,
+        _temp_dir=tempfile.mkdtemp(prefix="rs-mem-", dir="/tmp"),
+    )
     try:
         return ray.get(probe.remote())
     finally:
@@ -79,8 +84,11 @@ def main() -> None:
     p.add_argument("--questions", type=int, default=20000)
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--trials", type=int, default=8)
-    p.add_argument("--small-model", action="store_true",
-                   help="fix a tiny model, so what a trial adds is data, not weights and optimizer state")
+    p.add_argument(
+        "--small-model",
+        action="store_true",
+        help="fix a tiny model, so what a trial adds is data, not weights and optimizer state",
+    )
     args = p.parse_args()
     raw = load_yaml(ROOT / "spaces" / "residual.yaml")
     raw["data"] = {"synthetic": {"n_questions": args.questions}}
@@ -91,11 +99,15 @@ def main() -> None:
     data = load_data(f"synthetic:n_questions={args.questions}")
     size = data.X.nbytes + data.Y.nbytes + data.mask.nbytes
     MB = 2**20
-    print(f"dataset {size / MB:.0f} MB ({args.questions} questions x {data.num_models} models, "
-          f"{data.embedding_dim}-d)")
+    print(
+        f"dataset {size / MB:.0f} MB ({args.questions} questions x {data.num_models} models, "
+        f"{data.embedding_dim}-d)"
+    )
     base, base_uss = base_worker_pss()
-    print(f"base footprint of a Ray worker (what a trial imports, no data): PSS {base / MB:.0f} MB, "
-          f"private (USS) {base_uss / MB:.0f} MB")
+    print(
+        f"base footprint of a Ray worker (what a trial imports, no data): PSS {base / MB:.0f} MB, "
+        f"private (USS) {base_uss / MB:.0f} MB"
+    )
     peaks = {}
     with tempfile.TemporaryDirectory() as tmp:
         for c in (1, args.concurrency):
@@ -109,17 +121,23 @@ def main() -> None:
             sampler.join()
             peaks[c] = sampler.peak
             workers = sorted(sampler.workers.values())
-            print(f"concurrency {c}: peak PSS of driver + Ray processes {sampler.peak / MB:.0f} MB "
-                  f"(rc {rc}, {wall:.0f}s); trial workers' private peaks "
-                  f"{', '.join(f'{w / MB:.0f}' for w in workers)} MB")
+            print(
+                f"concurrency {c}: peak PSS of driver + Ray processes {sampler.peak / MB:.0f} MB "
+                f"(rc {rc}, {wall:.0f}s); trial workers' private peaks "
+                f"{', '.join(f'{w / MB:.0f}' for w in workers)} MB"
+            )
             if c == args.concurrency and workers:
                 above = max(workers) - base_uss
-                print(f"  largest trial worker, private: base {base_uss / MB:.0f} MB + {above / MB:.0f} MB = "
-                      f"{above / size:.2f} of the dataset (target < 0.25)")
+                print(
+                    f"  largest trial worker, private: base {base_uss / MB:.0f} MB + {above / MB:.0f} MB = "
+                    f"{above / size:.2f} of the dataset (target < 0.25)"
+                )
     extra = (peaks[args.concurrency] - peaks[1]) / (args.concurrency - 1)
-    print(f"each extra concurrent trial adds {extra / MB:.0f} MB to the total = base "
-          f"{base / MB:.0f} MB + {(extra - base) / MB:.0f} MB ({(extra - base) / size:.2f} of the "
-          "dataset; peaks are sampled, so this figure is noisy)")
+    print(
+        f"each extra concurrent trial adds {extra / MB:.0f} MB to the total = base "
+        f"{base / MB:.0f} MB + {(extra - base) / MB:.0f} MB ({(extra - base) / size:.2f} of the "
+        "dataset; peaks are sampled, so this figure is noisy)"
+    )
 
 
 if __name__ == "__main__":

@@ -61,19 +61,25 @@ def main() -> None:
     study2.optimize(objective, n_trials=args.trials, n_jobs=space.search.max_concurrent_trials or 1)
     plain_par = time.perf_counter() - t0
     torch.set_num_threads(cpus)
-    print(f"plain Optuna, {space.search.max_concurrent_trials} threads x 1 torch thread: "
-          f"{plain_par:.1f}s, best {study2.best_value:.4f}")
+    print(
+        f"plain Optuna, {space.search.max_concurrent_trials} threads x 1 torch thread: "
+        f"{plain_par:.1f}s, best {study2.best_value:.4f}"
+    )
 
     # -- our search: Ray Tune trials, same configs and seeds --------------------------------
     with tempfile.TemporaryDirectory() as tmp:
         path = write_yaml(Path(tmp) / "overhead.yaml", raw)
         rc, ours, rows = run_search(path, Path(tmp) / "run", enqueue=params)
     best = max(r["value"] for r in rows if r["state"] == "COMPLETE")
-    print(f"our search:   {ours:.1f}s, best {best:.4f} (rc {rc}, {len(rows)} trials, "
-          f"{space.search.max_concurrent_trials} at a time, {space.resources.cpu} CPU each)")
+    print(
+        f"our search:   {ours:.1f}s, best {best:.4f} (rc {rc}, {len(rows)} trials, "
+        f"{space.search.max_concurrent_trials} at a time, {space.resources.cpu} CPU each)"
+    )
     for name, base in (("plain sequential", plain), ("plain same parallelism", plain_par)):
-        print(f"wall-time ratio ours/{name}: {ours / base:.3f}  "
-              f"overhead per trial: {(ours - base) / args.trials:+.2f}s")
+        print(
+            f"wall-time ratio ours/{name}: {ours / base:.3f}  "
+            f"overhead per trial: {(ours - base) / args.trials:+.2f}s"
+        )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,10 @@ def main() -> None:
     extra = ["--data", args.data] if args.data else []
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, pruner in (("pruned", raw["search"].get("pruner", {"type": "median"})),
-                             ("unpruned", {"type": "none"})):
+        for name, pruner in (
+            ("pruned", raw["search"].get("pruner", {"type": "median"})),
+            ("unpruned", {"type": "none"}),
+        ):
             variant = {**raw, "search": {**raw["search"], "pruner": pruner}}
             path = write_yaml(Path(tmp) / f"{name}.yaml", variant)
             rc, wall, rows = run_search(path, Path(tmp) / name, *extra)
@@ -45,9 +47,11 @@ def main() -> None:
             epochs = sum(r["epochs_run"] for r in rows)
             states = [r["state"] for r in rows]
             out[name] = (wall, epochs, best, test_route)
-            print(f"{name:<9} pruner {pruner['type']:<18} wall {wall:6.1f}s  epochs {epochs:4d}  "
-                  f"pruned {states.count('PRUNED'):2d}/{len(rows)}  best val {best:.4f}  "
-                  f"test route_acc {test_route:.4f}")
+            print(
+                f"{name:<9} pruner {pruner['type']:<18} wall {wall:6.1f}s  epochs {epochs:4d}  "
+                f"pruned {states.count('PRUNED'):2d}/{len(rows)}  best val {best:.4f}  "
+                f"test route_acc {test_route:.4f}"
+            )
     (w1, e1, b1, r1), (w0, e0, b0, r0) = out["pruned"], out["unpruned"]
     print(f"epochs ratio pruned/unpruned: {e1 / e0:.3f}   wall ratio: {w1 / w0:.3f}")
     print(f"best val metric difference (pruned - unpruned): {b1 - b0:+.4f}")

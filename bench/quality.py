@@ -37,13 +37,17 @@ def main() -> None:
         rc, wall, rows = run_search(path, Path(tmp) / "run", "--data", args.data)
         assert rc == 0
         states = [r["state"] for r in rows]
-        print(f"search: {len(rows)} trials ({states.count('PRUNED')} pruned) in {wall:.0f}s, "
-              f"metric {raw['search']['metric']}")
+        print(
+            f"search: {len(rows)} trials ({states.count('PRUNED')} pruned) in {wall:.0f}s, "
+            f"metric {raw['search']['metric']}"
+        )
         rows_t, _ = run_routing_table(Path(tmp) / "run" / "best_router.pt", load_data(args.data))
     print(format_table(rows_t))
     ours, knn = rows_t[0], rows_t[2]
-    print(f"vs kNN: routing {100 * (ours['route_acc'] - knn['route_acc']):+.2f} points, "
-          f"correctness {100 * (ours['correctness_acc'] - knn['correctness_acc']):+.2f} points")
+    print(
+        f"vs kNN: routing {100 * (ours['route_acc'] - knn['route_acc']):+.2f} points, "
+        f"correctness {100 * (ours['correctness_acc'] - knn['correctness_acc']):+.2f} points"
+    )
 
 
 if __name__ == "__main__":

@@ -100,9 +100,7 @@ def main() -> None:
     data = load_data(args.data)
     n_train = len(data.splits["train"])
     print(f"device {device}, threads {torch.get_num_threads()}, data {data.source}")
-    print(
-        f"train rows {n_train}, config mlp {CONFIG['pipeline_config']['model_config']['hidden_dims']}"
-    )
+    print(f"train rows {n_train}, config mlp {CONFIG['pipeline_config']['model_config']['hidden_dims']}")
 
     ref = reference_epoch_time(data, device, args.epochs, 256)
     ours, weights = ours_epoch_time(data, device, args.epochs)
@@ -130,12 +128,8 @@ def main() -> None:
     }
     res = train_router(cfg, mmlu, device=device, metric="val_route_acc")
     test = split_metrics(res.model, mmlu, "test")
-    print(
-        f"MMLU-Pro test, mlp [256] dropout 0.3 lr 3e-4 (best epoch {res.best_epoch} by val route):"
-    )
-    print(
-        f"  ours          route {test['route_acc']:.4f}  correctness {test['correctness_acc']:.4f}"
-    )
+    print(f"MMLU-Pro test, mlp [256] dropout 0.3 lr 3e-4 (best epoch {res.best_epoch} by val route):")
+    print(f"  ours          route {test['route_acc']:.4f}  correctness {test['correctness_acc']:.4f}")
     for name, (route, corr) in REFERENCE.items():
         c = f"{corr:.4f}" if corr is not None else "  -   "
         print(f"  {name:<13} route {route:.4f}  correctness {c}")

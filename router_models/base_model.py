@@ -71,6 +71,9 @@ class BaseModel(nn.Module, abc.ABC):
     """
 
     model_type: str = ""  # set by register_model
+    hidden_layers: nn.ModuleList  # built by the subclass: one module per hidden layer
+    input_mean: torch.Tensor
+    input_std: torch.Tensor
 
     def __init__(
         self,
@@ -85,9 +88,7 @@ class BaseModel(nn.Module, abc.ABC):
         _check_positive_int("input_dim", input_dim)
         _check_positive_int("output_dim", output_dim)
         if isinstance(hidden_dims, (str, bytes)) or not isinstance(hidden_dims, Sequence):
-            raise ValueError(
-                f"hidden_dims must be a list of positive integers, got {hidden_dims!r}"
-            )
+            raise ValueError(f"hidden_dims must be a list of positive integers, got {hidden_dims!r}")
         if len(hidden_dims) == 0:
             raise ValueError("hidden_dims must be a non-empty list of positive integers, got []")
         for i, width in enumerate(hidden_dims):
@@ -130,8 +131,7 @@ class BaseModel(nn.Module, abc.ABC):
         std = torch.as_tensor(std, dtype=torch.float32).reshape(-1)
         if mean.numel() != self.input_dim or std.numel() != self.input_dim:
             raise ValueError(
-                f"normalization must have {self.input_dim} values, got mean {mean.numel()}, "
-                f"std {std.numel()}"
+                f"normalization must have {self.input_dim} values, got mean {mean.numel()}, std {std.numel()}"
             )
         std = torch.where(std > 0, std, torch.ones_like(std))
         self.input_mean.copy_(mean)

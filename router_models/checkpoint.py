@@ -62,9 +62,7 @@ def save_router(
         **metadata: JSON-like extras (metrics, data source, ...), returned by ``load_router``.
     """
     if model_names is not None and len(model_names) != model.output_dim:
-        raise ValueError(
-            f"model_names has {len(model_names)} names but the model scores {model.output_dim}"
-        )
+        raise ValueError(f"model_names has {len(model_names)} names but the model scores {model.output_dim}")
     payload = {
         "format_version": FORMAT_VERSION,
         "config": router_config(model, train_config),

@@ -32,9 +32,7 @@ def register_model(name: str) -> Callable[[M], M]:
         if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
             raise ValueError(f"register_model({name!r}) needs a BaseModel subclass, got {cls!r}")
         if name in _REGISTRY:
-            raise ValueError(
-                f"model name {name!r} is already registered to {_REGISTRY[name].__name__}"
-            )
+            raise ValueError(f"model name {name!r} is already registered to {_REGISTRY[name].__name__}")
         cls.model_type = name
         _REGISTRY[name] = cls
         return cls
@@ -59,9 +57,7 @@ def get_model_class(model_type: str) -> type[BaseModel]:
         ConfigError: If unknown; the message lists the registered names.
     """
     if model_type not in _REGISTRY:
-        raise ConfigError(
-            f"unknown model_type {model_type!r}; registered: {', '.join(list_models())}"
-        )
+        raise ConfigError(f"unknown model_type {model_type!r}; registered: {', '.join(list_models())}")
     return _REGISTRY[model_type]
 
 

@@ -10,13 +10,14 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from router_models import ConfigError
 from search.errors import UserError
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, like every user error
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, like every user error
         raise UserError(f"{self.prog}: {message}")
 
 

@@ -52,14 +52,26 @@ def routing_table(router_scores: torch.Tensor, data: RouterData, split: str = "t
     knn = knn_scores(data, split, k)
     single = M.single_best_scores(y_tr, m_tr, y.shape[0])
     return [
-        {"router": "best router (this search)", "route_acc": M.route_acc(router_scores, y, m),
-         "correctness_acc": M.correctness_acc(router_scores, y, m)},
-        {"router": "single best model (on train)", "route_acc": M.route_acc(single, y, m),
-         "correctness_acc": None},
-        {"router": f"kNN, cosine, k={k} (tuned on val)", "route_acc": M.route_acc(knn, y, m),
-         "correctness_acc": M.correctness_acc(knn - 0.5, y, m)},
-        {"router": "oracle (any model correct)", "route_acc": M.oracle_route_acc(y, m),
-         "correctness_acc": None},
+        {
+            "router": "best router (this search)",
+            "route_acc": M.route_acc(router_scores, y, m),
+            "correctness_acc": M.correctness_acc(router_scores, y, m),
+        },
+        {
+            "router": "single best model (on train)",
+            "route_acc": M.route_acc(single, y, m),
+            "correctness_acc": None,
+        },
+        {
+            "router": f"kNN, cosine, k={k} (tuned on val)",
+            "route_acc": M.route_acc(knn, y, m),
+            "correctness_acc": M.correctness_acc(knn - 0.5, y, m),
+        },
+        {
+            "router": "oracle (any model correct)",
+            "route_acc": M.oracle_route_acc(y, m),
+            "correctness_acc": None,
+        },
     ]
 
 

@@ -86,9 +86,7 @@ def parse_synthetic_spec(spec: str) -> SyntheticSpec:
         key, eq, value = item.partition("=")
         key = key.strip()
         if not eq or key not in fields:
-            raise DataError(
-                f"data {spec!r}: bad setting {item!r}; valid: {', '.join(fields)} as key=value"
-            )
+            raise DataError(f"data {spec!r}: bad setting {item!r}; valid: {', '.join(fields)} as key=value")
         try:
             kwargs[key] = float(value) if fields[key] == "float" else int(value)
         except ValueError:
@@ -152,9 +150,7 @@ def _int_column(table: pa.Table, name: str, path: Path) -> np.ndarray:
     if values.dtype.kind == "f":
         bad = np.flatnonzero(values != np.round(values))
         if bad.size:
-            raise DataError(
-                f"{path} line {bad[0] + 2}: {name} {values[bad[0]]!r} is not an integer"
-            )
+            raise DataError(f"{path} line {bad[0] + 2}: {name} {values[bad[0]]!r} is not an integer")
     elif values.dtype.kind not in "iub":
         raise DataError(f"{path}: column {name} must be integers, got {col.type}")
     return values.astype(np.int64)
@@ -226,9 +222,7 @@ def load_folder(folder: Path) -> RouterData:
             )
         tables[split] = (path, q, m, y, names)
 
-    num_models = (
-        len(order) if order is not None else 1 + max(int(v[2].max()) for v in tables.values())
-    )
+    num_models = len(order) if order is not None else 1 + max(int(v[2].max()) for v in tables.values())
     model_names = order or [""] * num_models
     Y = np.zeros((X.shape[0], num_models), dtype=np.float32)
     mask = np.zeros((X.shape[0], num_models), dtype=bool)
@@ -239,8 +233,7 @@ def load_folder(folder: Path) -> RouterData:
         if bad.size:
             where = f"not in {order_path.name}" if order_path else "negative"
             raise DataError(
-                f"{path} line {bad[0] + 2}: model_id {m[bad[0]]} {where} "
-                f"(valid 0..{num_models - 1})"
+                f"{path} line {bad[0] + 2}: model_id {m[bad[0]]} {where} (valid 0..{num_models - 1})"
             )
         if names is not None:
             _check_names(path, m, names, model_names, order_path)
@@ -289,9 +282,7 @@ def _check_names(
             )
 
 
-def _check_duplicates(
-    path: Path, q: np.ndarray, m: np.ndarray, y: np.ndarray, num_models: int
-) -> None:
+def _check_duplicates(path: Path, q: np.ndarray, m: np.ndarray, y: np.ndarray, num_models: int) -> None:
     key = q * num_models + m
     order = np.argsort(key, kind="stable")
     same = key[order][1:] == key[order][:-1]

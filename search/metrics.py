@@ -41,9 +41,7 @@ def auc(scores: ArrayLike, y: ArrayLike, mask: ArrayLike) -> float:
     if n_pos == 0 or n_neg == 0:
         return float("nan")
     sorted_s, order = torch.sort(s)
-    _, inverse, counts = torch.unique_consecutive(
-        sorted_s, return_inverse=True, return_counts=True
-    )
+    _, inverse, counts = torch.unique_consecutive(sorted_s, return_inverse=True, return_counts=True)
     ends = torch.cumsum(counts, 0).double()
     avg_rank = ends - (counts.double() - 1.0) / 2.0  # 1-based average rank of each tie group
     ranks = avg_rank[inverse]
@@ -70,17 +68,13 @@ def model_accuracy(y: ArrayLike, mask: ArrayLike) -> torch.Tensor:
     return (y * mask).sum(0) / mask.sum(0)
 
 
-def single_best_scores(
-    y_train: ArrayLike, mask_train: ArrayLike, n_questions: int
-) -> torch.Tensor:
+def single_best_scores(y_train: ArrayLike, mask_train: ArrayLike, n_questions: int) -> torch.Tensor:
     """Constant scores that route every question to the best-on-train model available for it."""
     acc = torch.nan_to_num(model_accuracy(y_train, mask_train), nan=-1.0)
     return acc[None, :].expand(n_questions, -1)
 
 
-def single_best_route_acc(
-    y_train: ArrayLike, mask_train: ArrayLike, y: ArrayLike, mask: ArrayLike
-) -> float:
+def single_best_route_acc(y_train: ArrayLike, mask_train: ArrayLike, y: ArrayLike, mask: ArrayLike) -> float:
     """Routing accuracy of always picking the best model on train (next best where unobserved)."""
     y = _t(y)
     return route_acc(single_best_scores(y_train, mask_train, y.shape[0]), y, mask)
@@ -103,9 +97,7 @@ def evaluate(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> dict[
     }
 
 
-def baselines(
-    y_train: ArrayLike, mask_train: ArrayLike, y: ArrayLike, mask: ArrayLike
-) -> dict[str, float]:
+def baselines(y_train: ArrayLike, mask_train: ArrayLike, y: ArrayLike, mask: ArrayLike) -> dict[str, float]:
     """single_best_route_acc and oracle_route_acc for one split."""
     return {
         "single_best_route_acc": single_best_route_acc(y_train, mask_train, y, mask),

@@ -177,7 +177,8 @@ class _Searcher(Searcher):
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return True
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
+        # Tune's own annotation leaves out Searcher.FINISHED, a str it accepts.
         return self.bridge.suggest(trial_id)
 
     def on_trial_complete(

@@ -56,17 +56,26 @@ def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]
 
     # -- optimization history --------------------------------------------------------------
     fig, ax = plt.subplots(figsize=(7, 4))
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    pruned = [t for t in trials if t.state == TrialState.PRUNED and t.value is not None]
-    ax.scatter([t.number for t in done], [t.value for t in done], s=18, label="complete")
-    ax.scatter([t.number for t in pruned], [t.value for t in pruned], s=18, marker="x",
-               color="tab:red", label="pruned (last value)")
-    best, xs, ys = None, [], []
-    for t in sorted(done, key=lambda t: t.number):
-        if best is None or (t.value > best if maximize else t.value < best):
-            best = t.value
-        xs.append(t.number)
-        ys.append(best)
+
+    def points(state: TrialState) -> list[tuple[int, float]]:
+        return [(t.number, float(t.value)) for t in trials if t.state == state and t.value is not None]
+
+    done, pruned = points(TrialState.COMPLETE), points(TrialState.PRUNED)
+    ax.scatter([n for n, _ in done], [v for _, v in done], s=18, label="complete")
+    ax.scatter(
+        [n for n, _ in pruned],
+        [v for _, v in pruned],
+        s=18,
+        marker="x",
+        color="tab:red",
+        label="pruned (last value)",
+    )
+    xs: list[int] = []
+    ys: list[float] = []
+    for number, value in sorted(done):
+        better = not ys or (value > ys[-1] if maximize else value < ys[-1])
+        xs.append(number)
+        ys.append(value if better else ys[-1])
     ax.step(xs, ys, where="post", color="black", label="best so far")
     ax.set(xlabel="trial", ylabel=metric, title="Optimization history")
     ax.legend(loc="lower right" if maximize else "upper right")
@@ -143,8 +152,14 @@ def write_report(run_dir: Path) -> Path:
             "## Best config",
             "",
             "```json",
-            json.dumps({"model_type": pipeline["model_type"], **pipeline["model_config"],
-                        **pipeline["train_config"]}, indent=2),
+            json.dumps(
+                {
+                    "model_type": pipeline["model_type"],
+                    **pipeline["model_config"],
+                    **pipeline["train_config"],
+                },
+                indent=2,
+            ),
             "```",
         ]
     for title, png in _plots(study, run_dir, metric):
@@ -154,10 +169,18 @@ def write_report(run_dir: Path) -> Path:
     if router is not None and info.get("data_source"):
         data = load_data(info["data_source"])
         _, table = run_routing_table(router, data)
-        lines += ["", "## Routing on the test split", "", "```", table, "```",
-                  "", "Routing accuracy: share of test questions whose chosen LLM answered "
-                  "correctly. Correctness accuracy: per observed (question, LLM) pair, "
-                  "prediction thresholded at 0.5."]
+        lines += [
+            "",
+            "## Routing on the test split",
+            "",
+            "```",
+            table,
+            "```",
+            "",
+            "Routing accuracy: share of test questions whose chosen LLM answered "
+            "correctly. Correctness accuracy: per observed (question, LLM) pair, "
+            "prediction thresholded at 0.5.",
+        ]
     else:
         lines += ["", "## Routing on the test split", "", "No completed trial's router found."]
     path = run_dir / "report.md"

@@ -71,8 +71,16 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
     data_spec = args.data or space.data.source()
     export = Path(args.export or space.export).resolve()
     return RunPlan(
-        space, run_dir, export, data_spec, num_samples, address, storage, args.resume,
-        args.verbose, args.debug,
+        space,
+        run_dir,
+        export,
+        data_spec,
+        num_samples,
+        address,
+        storage,
+        args.resume,
+        args.verbose,
+        args.debug,
     )
 
 
@@ -149,8 +157,12 @@ def run_search(args: argparse.Namespace) -> int:
     (plan.run_dir / "space.yaml").write_text(Path(args.space).read_text())
     write_json(
         plan.run_dir / RUN_INFO,
-        {"space": str(args.space), "data_source": data.source, "storage": plan.storage,
-         "address": plan.address},
+        {
+            "space": str(args.space),
+            "data_source": data.source,
+            "storage": plan.storage,
+            "address": plan.address,
+        },
     )
     closed = close_interrupted(study)
     done = counted_trials(study)

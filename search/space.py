@@ -253,15 +253,13 @@ class Space(_Strict):
             return p.high
         if isinstance(p, Choice):
             return max(p.choices)
-        return int(p)  # type: ignore[arg-type]
+        return int(p)
 
     def describe(self) -> str:
         """The resolved space as YAML (defaults filled in) plus its Optuna distributions."""
         dumped = self.model_dump(mode="json")
         dists = {k: repr(v) for k, v in self.distributions().items()}
-        return yaml.safe_dump(
-            {"space": dumped, "optuna_distributions": dists}, sort_keys=False, width=100
-        )
+        return yaml.safe_dump({"space": dumped, "optuna_distributions": dists}, sort_keys=False, width=100)
 
 
 def _parse_param(name: str, p: Any) -> Any:
@@ -335,8 +333,10 @@ def _check_param_values(name: str, p: Any) -> None:
         return
     for v in _values(p):
         if name == "hidden_dims":
-            if not isinstance(v, list) or not v or any(
-                isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in v
+            if (
+                not isinstance(v, list)
+                or not v
+                or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in v)
             ):
                 raise ValueError(f"hidden_dims: {v!r} must be a non-empty list of positive integers")
         elif name == "dropout" and not (isinstance(v, (int, float)) and 0 <= v < 1):
@@ -365,9 +365,22 @@ def _format_error(exc: ValidationError) -> str:
     loc = ".".join(str(x) for x in err["loc"] if not str(x).startswith(("function-", "tagged-")))
     # Union types put the branch name in the path; keep the user's keys only.
     loc = ".".join(
-        part for part in loc.split(".")
-        if part not in {"FloatRange", "IntRange", "Choice", "CompactHidden", "float", "int", "str",
-                        "bool", "list[any]", "constrained-float", "literal['auto']"}
+        part
+        for part in loc.split(".")
+        if part
+        not in {
+            "FloatRange",
+            "IntRange",
+            "Choice",
+            "CompactHidden",
+            "float",
+            "int",
+            "str",
+            "bool",
+            "list[any]",
+            "constrained-float",
+            "literal['auto']",
+        }
     )
     msg = _message(err)
     if msg.startswith(_AT):
@@ -421,9 +434,7 @@ def make_sampler(spec: SamplerSpec, seed: int) -> optuna.samplers.BaseSampler:
 
 def make_pruner(spec: PrunerSpec, max_epochs: int) -> optuna.pruners.BasePruner:
     if spec.type == "median":
-        return optuna.pruners.MedianPruner(
-            spec.n_startup_trials, spec.n_warmup_steps, spec.interval_steps
-        )
+        return optuna.pruners.MedianPruner(spec.n_startup_trials, spec.n_warmup_steps, spec.interval_steps)
     if spec.type == "percentile":
         return optuna.pruners.PercentilePruner(
             spec.percentile, spec.n_startup_trials, spec.n_warmup_steps, spec.interval_steps
@@ -433,5 +444,6 @@ def make_pruner(spec: PrunerSpec, max_epochs: int) -> optuna.pruners.BasePruner:
             spec.min_resource, spec.reduction_factor, spec.min_early_stopping_rate
         )
     if spec.type == "hyperband":
-        return optuna.pruners.HyperbandPruner(spec.min_resource, max_epochs, spec.reduction_factor)
+        min_resource = 1 if spec.min_resource == "auto" else spec.min_resource
+        return optuna.pruners.HyperbandPruner(min_resource, max_epochs, spec.reduction_factor)
     return optuna.pruners.NopPruner()

@@ -13,8 +13,7 @@ def describe(data: RouterData, top: int = 10) -> str:
         f"questions: {sum(len(v) for v in data.splits.values())}   models: {data.num_models}   "
         f"embedding dim: {data.embedding_dim}",
         "",
-        f"{'split':<6} {'questions':>9} {'pairs':>9} {'pos rate':>8} {'single best':>11} "
-        f"{'oracle':>7}",
+        f"{'split':<6} {'questions':>9} {'pairs':>9} {'pos rate':>8} {'single best':>11} {'oracle':>7}",
     ]
     _, y_tr, m_tr = data.split("train")
     for split in SPLITS:

@@ -45,9 +45,7 @@ class SyntheticSpec:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"synthetic {name} must be an integer >= {low}, got {value!r}")
         if not 0.0 <= self.label_noise < 0.5:
-            raise ValueError(
-                f"synthetic label_noise must be in [0, 0.5), got {self.label_noise!r}"
-            )
+            raise ValueError(f"synthetic label_noise must be in [0, 0.5), got {self.label_noise!r}")
         if not 0.0 <= self.missing <= 0.9:
             raise ValueError(f"synthetic missing must be in [0, 0.9], got {self.missing!r}")
 

@@ -204,9 +204,7 @@ def train_router(
         metrics = {"train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}}
         history.append({"epoch": epoch, **metrics})
         if not math.isfinite(metrics["val_loss"]):
-            raise TrainingDiverged(
-                f"validation loss became {metrics['val_loss']} at epoch {epoch}"
-            )
+            raise TrainingDiverged(f"validation loss became {metrics['val_loss']} at epoch {epoch}")
 
         # -- keep the best state -------------------------------------------------------------
         if sign * metrics[metric] < best_value:

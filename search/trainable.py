@@ -75,8 +75,7 @@ def router_trainable(
         )
         put_file(local, router_uri(settings["storage"], number))
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    tune.report({FINAL_KEY: 1, "node_id": node_id, "best_epoch": result.best_epoch,
-                 "gpu_mem_mb": peak})
+    tune.report({FINAL_KEY: 1, "node_id": node_id, "best_epoch": result.best_epoch, "gpu_mem_mb": peak})
 
 
 def data_payload(data: RouterData) -> dict[str, Any]:

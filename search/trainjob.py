@@ -22,9 +22,7 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(
-            f"--device {name!r}: not a device; valid: auto, cpu, cuda, cuda:N"
-        ) from None
+        raise UserError(f"--device {name!r}: not a device; valid: auto, cpu, cuda, cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name!r}: no CUDA device on this machine; use auto or cpu")
     return device
@@ -59,10 +57,8 @@ def run_train(
             flush=True,
         )
 
-    result = train_router(
-        config, data, device=dev, epochs=epochs, report=progress, seed=seed, metric=metric
-    )
-    metrics = {
+    result = train_router(config, data, device=dev, epochs=epochs, report=progress, seed=seed, metric=metric)
+    metrics: dict[str, Any] = {
         "val": split_metrics(result.model, data, "val"),
         "test": split_metrics(result.model, data, "test"),
         "best_epoch": result.best_epoch,
