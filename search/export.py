@@ -6,7 +6,6 @@ import io
 import json
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -42,10 +41,6 @@ def write_parquet(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> N
     buf = io.BytesIO()
     pq.write_table(table, buf)
     atomic_write_bytes(path, buf.getvalue())
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
 
 
 # -- search outputs -------------------------------------------------------------------------

@@ -55,7 +55,7 @@ class OptunaBridge:
         study: The study (with its sampler and pruner) that records everything.
         space: Gives each trial's distributions and config.
         num_samples: Total trials wanted, counting those already in the study (>= 1).
-        on_finish: Called with (frozen trial, live record) when a trial ends, for progress.
+        on_finish: Called with (frozen trial, live record, bridge) when a trial ends.
     """
 
     def __init__(
@@ -63,7 +63,7 @@ class OptunaBridge:
         study: optuna.Study,
         space: Space,
         num_samples: int,
-        on_finish: Callable[[optuna.trial.FrozenTrial, _Live], None] | None = None,
+        on_finish: Callable[[optuna.trial.FrozenTrial, _Live, OptunaBridge], None] | None = None,
     ) -> None:
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
@@ -130,7 +130,7 @@ class OptunaBridge:
             state = TrialState.COMPLETE
         frozen = self.study.tell(t, value if state == TrialState.COMPLETE else None, state=state)
         if self.on_finish is not None:
-            self.on_finish(frozen, live)
+            self.on_finish(frozen, live, self)
 
     # -- scheduler side ---------------------------------------------------------------------
     def _record(self, live: _Live, result: dict[str, Any]) -> None:

@@ -118,31 +118,22 @@ def start_ray(plan: RunPlan) -> None:
         ray.init(address=plan.address, logging_level=level, log_to_driver=plan.verbose)
 
 
-class Progress:
-    """One line per finished trial, and the counts."""
-
-    def __init__(self, bridge_ref: list[Any], total: int, metric: str, sign: float) -> None:
-        self.bridge_ref, self.total, self.metric, self.sign = bridge_ref, total, metric, sign
-        self.best: float | None = None
-        self.counts = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0}
-
-    def __call__(self, frozen: Any, live: Any) -> None:
-        state = frozen.state.name
-        self.counts[state] = self.counts.get(state, 0) + 1
-        value = live.best.get(self.metric)
-        if state == "COMPLETE" and value is not None:
-            if self.best is None or self.sign * value > self.sign * self.best:
-                self.best = value
-        shown = f"{value:.4f}" if value is not None else "-"
-        best = f"{self.best:.4f}" if self.best is not None else "-"
-        done = counted_trials(self.bridge_ref[0].study)
-        extra = f"  ({frozen.user_attrs.get('error')})" if state == "FAIL" else ""
-        print(
-            f"trial {frozen.number:>3}  {state:<8}  epochs {live.epochs:>2}  {self.metric} {shown}  "
-            f"best {best}  | running {len(self.bridge_ref[0].live)}  pruned {self.counts['PRUNED']}"
-            f"  done {done}/{self.total}{extra}",
-            flush=True,
-        )
+def print_progress(frozen: Any, live: Any, bridge: Any) -> None:
+    """One line per finished trial: its state and value, the best so far (resumed runs
+    included), and the running / pruned / done counts."""
+    study = bridge.study
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    value = live.best.get(bridge.metric)
+    shown = f"{value:.4f}" if value is not None else "-"
+    best = f"{study.best_value:.4f}" if TrialState.COMPLETE in states else "-"
+    extra = f"  ({frozen.user_attrs.get('error')})" if frozen.state == TrialState.FAIL else ""
+    print(
+        f"trial {frozen.number:>3}  {frozen.state.name:<8}  epochs {live.epochs:>2}  "
+        f"{bridge.metric} {shown}  best {best}  | running {len(bridge.live)}  "
+        f"pruned {states.count(TrialState.PRUNED)}  done {counted_trials(study)}/{bridge.num_samples}"
+        f"{extra}",
+        flush=True,
+    )
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -253,11 +244,7 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
             gpu = None
         if gpu:
             resources["gpu"] = gpu
-        sign = 1.0 if space.search.direction == "max" else -1.0
-        bridge_ref: list[Any] = []
-        progress = Progress(bridge_ref, plan.num_samples, space.search.metric, sign)
-        bridge = OptunaBridge(study, space, plan.num_samples, on_finish=progress)
-        bridge_ref.append(bridge)
+        bridge = OptunaBridge(study, space, plan.num_samples, on_finish=print_progress)
         settings = {
             "cpus": space.resources.cpu,
             "gpu": gpu,
