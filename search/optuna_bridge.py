@@ -161,7 +161,9 @@ class OptunaBridge:
         value = result.get(self.metric)
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             return TrialScheduler.CONTINUE  # the trial fails on its own
-        live.trial.report(float(value), step=live.epochs)
+        # The trial keeps its best epoch (that is its final value), so the pruner compares
+        # best-so-far values: a trial that peaked early is judged by its peak, not its decline.
+        live.trial.report(live.best[self.metric], step=live.epochs)
         if live.trial.should_prune():
             live.pruned = True
             return TrialScheduler.STOP

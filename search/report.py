@@ -98,7 +98,7 @@ def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]
             ax.plot(steps, values, color="tab:blue", alpha=0.5, lw=1)
     ax.plot([], [], color="tab:blue", label="complete")
     ax.plot([], [], color="tab:red", label="pruned (x: stopped here)")
-    ax.set(xlabel="epoch", ylabel=metric, title="Intermediate values per trial")
+    ax.set(xlabel="epoch", ylabel=f"best {metric} so far", title="Intermediate values per trial")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "intermediate_values.png", dpi=110)
