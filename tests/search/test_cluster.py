@@ -86,5 +86,9 @@ def test_worker_node_dies_mid_search(cluster, tmp_path: Path) -> None:
     # the trials that were on the lost node were retried elsewhere (bounded) or failed
     affected = [r for r in rows if r["restarts"] or r["state"] == "FAIL"]
     assert affected, rows
-    assert all(r["node"] == workers[0].node_id for r in affected)
+    for r in affected:
+        if r["state"] == "FAIL":
+            assert r["error"]  # e.g. "trial process failed": its node went before a retry
+        else:
+            assert r["node"] == workers[0].node_id  # finished on the surviving worker
     assert (tmp_path / "config.json").exists()
