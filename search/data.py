@@ -66,8 +66,11 @@ class RouterData:
             )
 
     def arrays(self) -> dict[str, Any]:
-        """Plain numpy arrays and lists, for the object store (read back zero-copy)."""
-        return dataclasses.asdict(self)
+        """Plain numpy arrays and lists, for the object store (read back zero-copy).
+
+        Shallow: ``dataclasses.asdict`` would deep-copy every array first.
+        """
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 def load_data(spec: str | Path | None) -> RouterData:

@@ -70,7 +70,6 @@ class OptunaBridge:
         self.study = study
         self.space = space
         self.metric = space.search.metric
-        self.sign = 1.0 if space.search.direction == "max" else -1.0
         self.num_samples = num_samples
         self.on_finish = on_finish
         self.live: dict[str, _Live] = {}
@@ -99,11 +98,8 @@ class OptunaBridge:
             self._record(live, result)
         message = (result or {}).get(ERROR_KEY) or ("trial process failed" if error else None)
         value = live.best.get(self.metric)
-        for key, attr in (
-            ("last", live.last),
-            ("best", live.best),
-        ):
-            t.set_user_attr(f"{key}_metrics", attr)
+        t.set_user_attr("last_metrics", live.last)
+        t.set_user_attr("best_metrics", live.best)
         t.set_user_attr("epochs_run", live.epochs)
         t.set_user_attr("node", live.node)
         t.set_user_attr("device", live.device)

@@ -104,13 +104,14 @@ def start_ray(plan: RunPlan) -> None:
 
     level = logging.INFO if plan.verbose else logging.ERROR
     if plan.address is None:
-        # Our own local instance: never attach to a cluster found on this machine.
+        # Our own local instance: never attach to a cluster found on this machine. It binds
+        # to 127.0.0.1 through the environment run_trials sets before ray is imported (Ray
+        # maps an explicit 127.0.0.1 node address back to the machine's reachable IP).
         tmp = tempfile.mkdtemp(prefix="rs-ray-", dir="/tmp")
         ray.init(
             address="local",
             include_dashboard=False,
             _temp_dir=tmp,
-            _node_ip_address="127.0.0.1",
             logging_level=level,
             log_to_driver=plan.verbose,
         )

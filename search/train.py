@@ -98,11 +98,6 @@ def _device_arrays(data: RouterData, device: torch.device) -> tuple[torch.Tensor
         return tuple(torch.from_numpy(a).to(device) for a in (data.X, data.Y, data.mask))
 
 
-def _device_split(data: RouterData, name: str, device: torch.device) -> tuple[torch.Tensor, ...]:
-    idx = torch.from_numpy(data.splits[name]).to(device)
-    return tuple(a[idx] for a in _device_arrays(data, device))
-
-
 @torch.no_grad()
 def column_stats(X: torch.Tensor, rows: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, ...]:
     """Mean and std of ``X[rows]`` per column, in chunks: the rows are never copied at once."""
@@ -231,9 +226,10 @@ def train_router(
 def split_metrics(model: BaseModel, data: RouterData, split: str) -> dict[str, float]:
     """Full metrics of a trained model on one split, with that split's baselines."""
     device = next(model.parameters()).device
-    X, Y, mask = _device_split(data, split, device)
+    X, y, mask = data.split(split)
     _, y_train, m_train = data.split("train")
+    on_device = [torch.from_numpy(a).to(device) for a in (X, y, mask)]
     return {
-        **M.evaluate(predict(model, X), Y, mask),
-        **M.baselines(y_train, m_train, data.split(split)[1], data.split(split)[2]),
+        **M.evaluate(predict(model, on_device[0]), on_device[1], on_device[2]),
+        **M.baselines(y_train, m_train, y, mask),
     }

@@ -41,7 +41,7 @@ def router_trainable(
     number = int(config[NUMBER_KEY])
     device = pick_device(settings.get("gpu"))
     node_id = ray.get_runtime_context().get_node_id()
-    router_data = RouterData(**{k: v for k, v in data.items()})  # numpy views, zero-copy
+    router_data = RouterData(**data)  # numpy views of the object store, zero-copy
 
     def report(metrics: dict[str, float], epoch: int) -> None:
         tune.report({**metrics, "epoch": epoch, "node_id": node_id, "device": str(device)})
