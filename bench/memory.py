@@ -60,7 +60,7 @@ def base_worker_pss() -> tuple[float, float]:
     def probe() -> tuple[float, float]:
         import torch
 
-        import search.train  # noqa: F401
+        import search.trial.train  # noqa: F401
 
         torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
         info = psutil.Process().memory_full_info()

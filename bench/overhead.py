@@ -16,7 +16,7 @@ import torch
 from common import ROOT, load_yaml, parse_space, run_search, sample_params, suggest_all, write_yaml
 
 from search.data import load_data
-from search.train import train_router
+from search.trial.train import train_router
 
 
 def main() -> None:

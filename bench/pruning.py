@@ -16,7 +16,7 @@ from common import ROOT, load_yaml, run_search, write_yaml
 
 from search import metrics as M
 from search.data import load_data
-from search.report import router_scores
+from search.results.report import router_scores
 
 
 def main() -> None:

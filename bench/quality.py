@@ -13,9 +13,9 @@ from pathlib import Path
 
 from common import MMLU, ROOT, load_yaml, run_search, write_yaml
 
-from search.baselines import format_table
 from search.data import load_data
-from search.report import run_routing_table
+from search.results.baselines import format_table
+from search.results.report import run_routing_table
 
 
 def main() -> None:

@@ -25,9 +25,9 @@ from optuna.distributions import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from router_models import ACTIVATIONS, list_models
+from search.data.synthetic import SyntheticSpec
 from search.errors import SpaceError
-from search.synthetic import SyntheticSpec
-from search.train import METRIC_MODES, TRAIN_DEFAULTS
+from search.trial.train import METRIC_MODES, TRAIN_DEFAULTS
 
 FLOAT_PARAMS = {"dropout", "lr", "weight_decay"}
 INT_PARAMS = {"num_blocks", "batch_size", "epochs"}

@@ -116,9 +116,7 @@ def test_layer_weights_errors(model_type: str) -> None:
         model.get_layer_weights("nope")
     with pytest.raises(KeyError, match=r"no parameter 'nope.weight'; valid parameter names"):
         model.set_layer_weights({"nope.weight": torch.zeros(1)})
-    with pytest.raises(
-        ValueError, match=r"shape mismatch for 'head.bias': expected \(7,\), got \(3,\)"
-    ):
+    with pytest.raises(ValueError, match=r"shape mismatch for 'head.bias': expected \(7,\), got \(3,\)"):
         model.set_layer_weights({"head.bias": torch.zeros(3)})
 
 
@@ -225,9 +223,7 @@ def test_every_subclass_in_package_is_registered() -> None:
 def test_new_model_is_creatable_without_touching_factory() -> None:
     @register_model("tiny_test_model")
     class Tiny(BaseModel):
-        def __init__(
-            self, input_dim, hidden_dims, output_dim, dropout=0.0, activation="relu", **kw
-        ):
+        def __init__(self, input_dim, hidden_dims, output_dim, dropout=0.0, activation="relu", **kw):
             super().__init__(input_dim, hidden_dims, output_dim, dropout, activation, **kw)
             self.hidden_layers = nn.ModuleList([nn.Linear(input_dim, hidden_dims[0])])
             self.head = nn.Linear(hidden_dims[0], output_dim)

@@ -56,67 +56,128 @@ def _drop_column(folder: Path) -> None:
 
 # (argv builder, expected fragment of the one error line)
 CASES = {
-    "yaml syntax": (lambda t: ["run", _space(t, "model_type: mlp\nparams: {hidden_dims: [8]\n")],
-                    "YAML syntax error"),
+    "yaml syntax": (
+        lambda t: ["run", _space(t, "model_type: mlp\nparams: {hidden_dims: [8]\n")],
+        "YAML syntax error",
+    ),
     "unknown key": (lambda t: ["run", _space(t, tiny_space(searh={}))], "searh: unknown key"),
-    "wrong type": (lambda t: ["run", _space(t, tiny_space(search={"num_samples": "many"}))],
-                   "search.num_samples: Input should be a valid integer"),
-    "low > high": (lambda t: ["run", _space(t, tiny_space(params={"lr": {"low": 0.1, "high": 0.01}}))],
-                   "params.lr: low 0.1 is greater than high 0.01"),
-    "empty choices": (lambda t: ["run", _space(t, tiny_space(params={"hidden_dims": {"choices": []}}))],
-                      "params.hidden_dims.choices: List should have at least 1 item"),
-    "dropout >= 1": (lambda t: ["run", _space(t, tiny_space(params={"dropout": 1.0}))],
-                     "dropout: 1.0 must be in [0, 1)"),
-    "zero width": (lambda t: ["run", _space(t, tiny_space(params={"hidden_dims": [16, 0]}))],
-                   "hidden_dims: [16, 0] must be a non-empty list of positive integers"),
-    "activation": (lambda t: ["run", _space(t, tiny_space(params={"activation": "swish"}))],
-                   "activation: unknown 'swish'"),
-    "model_type": (lambda t: ["run", _space(t, tiny_space(model_type="gpt"))],
-                   "model_type: unknown model_type 'gpt'; registered: mlp"),
-    "pruner": (lambda t: ["run", _space(t, tiny_space(search={"pruner": {"type": "asha"}}))],
-               "search.pruner.type: Input should be 'median'"),
-    "sampler": (lambda t: ["run", _space(t, tiny_space(search={"sampler": {"type": "cmaes"}}))],
-                "search.sampler.type: Input should be 'tpe' or 'random'"),
-    "gpu > 1": (lambda t: ["run", _space(t, tiny_space(resources={"gpu": 2}))],
-                "resources.gpu: Input should be less than or equal to 1"),
-    "gpu <= 0": (lambda t: ["run", _space(t, tiny_space(resources={"gpu": -0.5}))],
-                 "resources.gpu: Input should be greater than 0"),
-    "metric": (lambda t: ["run", _space(t, tiny_space(search={"metric": "acc"}))],
-               "search.metric: unknown metric 'acc'"),
+    "wrong type": (
+        lambda t: ["run", _space(t, tiny_space(search={"num_samples": "many"}))],
+        "search.num_samples: Input should be a valid integer",
+    ),
+    "low > high": (
+        lambda t: ["run", _space(t, tiny_space(params={"lr": {"low": 0.1, "high": 0.01}}))],
+        "params.lr: low 0.1 is greater than high 0.01",
+    ),
+    "empty choices": (
+        lambda t: ["run", _space(t, tiny_space(params={"hidden_dims": {"choices": []}}))],
+        "params.hidden_dims.choices: List should have at least 1 item",
+    ),
+    "dropout >= 1": (
+        lambda t: ["run", _space(t, tiny_space(params={"dropout": 1.0}))],
+        "dropout: 1.0 must be in [0, 1)",
+    ),
+    "zero width": (
+        lambda t: ["run", _space(t, tiny_space(params={"hidden_dims": [16, 0]}))],
+        "hidden_dims: [16, 0] must be a non-empty list of positive integers",
+    ),
+    "activation": (
+        lambda t: ["run", _space(t, tiny_space(params={"activation": "swish"}))],
+        "activation: unknown 'swish'",
+    ),
+    "model_type": (
+        lambda t: ["run", _space(t, tiny_space(model_type="gpt"))],
+        "model_type: unknown model_type 'gpt'; registered: mlp",
+    ),
+    "pruner": (
+        lambda t: ["run", _space(t, tiny_space(search={"pruner": {"type": "asha"}}))],
+        "search.pruner.type: Input should be 'median'",
+    ),
+    "sampler": (
+        lambda t: ["run", _space(t, tiny_space(search={"sampler": {"type": "cmaes"}}))],
+        "search.sampler.type: Input should be 'tpe' or 'random'",
+    ),
+    "gpu > 1": (
+        lambda t: ["run", _space(t, tiny_space(resources={"gpu": 2}))],
+        "resources.gpu: Input should be less than or equal to 1",
+    ),
+    "gpu <= 0": (
+        lambda t: ["run", _space(t, tiny_space(resources={"gpu": -0.5}))],
+        "resources.gpu: Input should be greater than 0",
+    ),
+    "metric": (
+        lambda t: ["run", _space(t, tiny_space(search={"metric": "acc"}))],
+        "search.metric: unknown metric 'acc'",
+    ),
     "missing space": (lambda t: ["run", str(t / "nope.yaml")], "nope.yaml: file not found"),
-    "missing data": (lambda t: ["run", _space(t, tiny_space()), "--data", str(t / "nodata")],
-                     "nodata: data folder not found"),
-    "bad synthetic": (lambda t: ["run", _space(t, tiny_space()), "--data", "synthetic:n_models=1"],
-                      "synthetic n_models must be an integer >= 2, got 1"),
-    "embedding dim": (lambda t: ["run", _space(t, tiny_space(data={"synthetic": {"dim": 16},
-                                                                   "embedding_dim": 768}))],
-                      "data.embedding_dim: embedding_dim is 768 but the data"),
-    "label 2": (lambda t: ["run", _space(t, tiny_space()), "--data", _data(t, _set_label)],
-                "train.csv line 4: label 2 is not 0 or 1"),
-    "nan embeddings": (lambda t: ["run", _space(t, tiny_space()), "--data", _data(t, _nan)],
-                       "question_embeddings.pth row 5 (prompt_id 5): NaN or inf"),
-    "truncated pth": (lambda t: ["run", _space(t, tiny_space()), "--data", _data(t, _truncate)],
-                      "question_embeddings.pth: not a readable embeddings file"),
-    "missing column": (lambda t: ["run", _space(t, tiny_space()), "--data", _data(t, _drop_column)],
-                       "val.csv: missing column(s) prompt_id"),
-    "no pipeline_config": (lambda t: ["train", _json(t, {"model_type_": "mlp"})],
-                           "no 'pipeline_config' (or 'model_type') key"),
-    "relative storage": (lambda t: ["run", _space(t, tiny_space()), "--storage", "shared/runs"],
-                         "--storage 'shared/runs': must be an absolute path"),
-    "address without storage": (lambda t: ["run", _space(t, tiny_space()), "--address", "127.0.0.1:1"],
-                                "cluster runs need --storage"),
-    "unreachable address": (lambda t: ["run", _space(t, tiny_space()), "--address", "ray://127.0.0.1:1",
-                                       "--storage", str(t / "st")],
-                            "--address ray://127.0.0.1:1: cannot connect"),
-    "num-samples 0": (lambda t: ["run", _space(t, tiny_space()), "--num-samples", "0"],
-                      "--num-samples must be >= 1, got 0"),
-    "num-samples text": (lambda t: ["run", _space(t, tiny_space()), "--num-samples", "x"],
-                         "argument --num-samples: invalid int value: 'x'"),
+    "missing data": (
+        lambda t: ["run", _space(t, tiny_space()), "--data", str(t / "nodata")],
+        "nodata: data folder not found",
+    ),
+    "bad synthetic": (
+        lambda t: ["run", _space(t, tiny_space()), "--data", "synthetic:n_models=1"],
+        "synthetic n_models must be an integer >= 2, got 1",
+    ),
+    "embedding dim": (
+        lambda t: ["run", _space(t, tiny_space(data={"synthetic": {"dim": 16}, "embedding_dim": 768}))],
+        "data.embedding_dim: embedding_dim is 768 but the data",
+    ),
+    "label 2": (
+        lambda t: ["run", _space(t, tiny_space()), "--data", _data(t, _set_label)],
+        "train.csv line 4: label 2 is not 0 or 1",
+    ),
+    "nan embeddings": (
+        lambda t: ["run", _space(t, tiny_space()), "--data", _data(t, _nan)],
+        "question_embeddings.pth row 5 (prompt_id 5): NaN or inf",
+    ),
+    "truncated pth": (
+        lambda t: ["run", _space(t, tiny_space()), "--data", _data(t, _truncate)],
+        "question_embeddings.pth: not a readable embeddings file",
+    ),
+    "missing column": (
+        lambda t: ["run", _space(t, tiny_space()), "--data", _data(t, _drop_column)],
+        "val.csv: missing column(s) prompt_id",
+    ),
+    "no pipeline_config": (
+        lambda t: ["train", _json(t, {"model_type_": "mlp"})],
+        "no 'pipeline_config' (or 'model_type') key",
+    ),
+    "relative storage": (
+        lambda t: ["run", _space(t, tiny_space()), "--storage", "shared/runs"],
+        "--storage 'shared/runs': must be an absolute path",
+    ),
+    "address without storage": (
+        lambda t: ["run", _space(t, tiny_space()), "--address", "127.0.0.1:1"],
+        "cluster runs need --storage",
+    ),
+    "unreachable address": (
+        lambda t: [
+            "run",
+            _space(t, tiny_space()),
+            "--address",
+            "ray://127.0.0.1:1",
+            "--storage",
+            str(t / "st"),
+        ],
+        "--address ray://127.0.0.1:1: cannot connect",
+    ),
+    "num-samples 0": (
+        lambda t: ["run", _space(t, tiny_space()), "--num-samples", "0"],
+        "--num-samples must be >= 1, got 0",
+    ),
+    "num-samples text": (
+        lambda t: ["run", _space(t, tiny_space()), "--num-samples", "x"],
+        "argument --num-samples: invalid int value: 'x'",
+    ),
     "unknown flag": (lambda t: ["run", _space(t, tiny_space()), "--fast"], "unrecognized arguments: --fast"),
-    "resume nothing": (lambda t: ["run", _space(t, tiny_space()), "--resume", "--out", str(t / "r")],
-                       "holds no run (study.journal not found)"),
-    "train epochs 0": (lambda t: ["train", _json(t, json.loads(GOOD_CONFIG)), "--epochs", "0"],
-                       "--epochs must be >= 1, got 0"),
+    "resume nothing": (
+        lambda t: ["run", _space(t, tiny_space()), "--resume", "--out", str(t / "r")],
+        "holds no run (study.journal not found)",
+    ),
+    "train epochs 0": (
+        lambda t: ["train", _json(t, json.loads(GOOD_CONFIG)), "--epochs", "0"],
+        "--epochs must be >= 1, got 0",
+    ),
     "train bad json": (lambda t: ["train", _text(t, "{oops")], "not readable JSON"),
     "report not a run": (lambda t: ["report", str(t)], "not a run dir (study.journal not found)"),
 }
@@ -165,8 +226,13 @@ def test_cli_error_in_subprocess_has_no_traceback(tmp_path: Path) -> None:
     import sys
 
     path = _space(tmp_path, tiny_space(colour=1))
-    proc = subprocess.run([sys.executable, "-m", "search", "run", path], capture_output=True,
-                          text=True, cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "search", "run", path],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr == f"error: {path}: colour: unknown key\n"
     assert not (tmp_path / "runs").exists()
@@ -178,5 +244,3 @@ def test_debug_shows_traceback(tmp_path: Path) -> None:
     path = _space(tmp_path, tiny_space(colour=1))
     with pytest.raises(SpaceError):
         main(["run", path, "--debug"])
-
-

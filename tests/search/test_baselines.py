@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from search import metrics as M
-from search.baselines import format_table, knn_scores, routing_table, tune_knn
 from search.data import load_data
+from search.results.baselines import format_table, knn_scores, routing_table, tune_knn
 from tests.conftest import TINY_SYNTH
 
 

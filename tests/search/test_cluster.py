@@ -36,8 +36,9 @@ def _space(tmp_path: Path, n: int, epochs: int = 4) -> Path:
 
 
 def _max_overlap(rows: list[dict]) -> int:
-    events = sorted([(r["start_time"], 1) for r in rows]
-                    + [(r["start_time"] + r["duration_s"], -1) for r in rows])
+    events = sorted(
+        [(r["start_time"], 1) for r in rows] + [(r["start_time"] + r["duration_s"], -1) for r in rows]
+    )
     best = cur = 0
     for _, delta in events:
         cur += delta
@@ -48,8 +49,20 @@ def _max_overlap(rows: list[dict]) -> int:
 def test_trials_spread_over_workers_and_pack_on_logical_gpus(cluster, tmp_path: Path) -> None:
     c, workers = cluster
     space, run, storage = _space(tmp_path, 8), tmp_path / "run", tmp_path / "shared"
-    proc = start_search([str(space), "--out", str(run), "--address", c.address, "--storage",
-                         str(storage), "--export", str(tmp_path / "config.json")], tmp_path)
+    proc = start_search(
+        [
+            str(space),
+            "--out",
+            str(run),
+            "--address",
+            c.address,
+            "--storage",
+            str(storage),
+            "--export",
+            str(tmp_path / "config.json"),
+        ],
+        tmp_path,
+    )
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, out + err
     rows = pq.read_table(run / "results.parquet").to_pylist()
@@ -68,8 +81,20 @@ def test_trials_spread_over_workers_and_pack_on_logical_gpus(cluster, tmp_path: 
 def test_worker_node_dies_mid_search(cluster, tmp_path: Path) -> None:
     c, workers = cluster
     space, run, storage = _space(tmp_path, 10, epochs=8), tmp_path / "run", tmp_path / "shared"
-    proc = start_search([str(space), "--out", str(run), "--address", c.address, "--storage",
-                         str(storage), "--export", str(tmp_path / "config.json")], tmp_path)
+    proc = start_search(
+        [
+            str(space),
+            "--out",
+            str(run),
+            "--address",
+            c.address,
+            "--storage",
+            str(storage),
+            "--export",
+            str(tmp_path / "config.json"),
+        ],
+        tmp_path,
+    )
     wait_for(lambda: len(completed(run)) >= 2, 240, proc)
     before = completed(run)
     c.remove_node(workers[1])

@@ -118,9 +118,7 @@ def test_nan_embeddings(embedllm_dir: Path) -> None:
     X = torch.load(embedllm_dir / "question_embeddings.pth", weights_only=True)
     X[7, 2] = float("nan")
     torch.save(X, embedllm_dir / "question_embeddings.pth")
-    with pytest.raises(
-        DataError, match=r"question_embeddings.pth row 7 \(prompt_id 7\): NaN or inf"
-    ):
+    with pytest.raises(DataError, match=r"question_embeddings.pth row 7 \(prompt_id 7\): NaN or inf"):
         load_data(embedllm_dir)
 
 
@@ -136,9 +134,7 @@ def test_inf_embeddings_npy(embedllm_dir: Path) -> None:
 def test_truncated_embeddings(embedllm_dir: Path) -> None:
     path = embedllm_dir / "question_embeddings.pth"
     path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(
-        DataError, match=r"question_embeddings.pth: not a readable embeddings file"
-    ):
+    with pytest.raises(DataError, match=r"question_embeddings.pth: not a readable embeddings file"):
         load_data(embedllm_dir)
 
 
@@ -164,9 +160,7 @@ def test_identical_duplicate_is_fine(embedllm_dir: Path) -> None:
 
 
 def test_empty_split(embedllm_dir: Path) -> None:
-    (embedllm_dir / "val.csv").write_text(
-        "prompt_id,model_id,category_id,label,model_name,category\n"
-    )
+    (embedllm_dir / "val.csv").write_text("prompt_id,model_id,category_id,label,model_name,category\n")
     with pytest.raises(DataError, match=r"val.csv: no rows \(the val split is empty\)"):
         load_data(embedllm_dir)
 
@@ -181,9 +175,7 @@ def test_model_id_not_in_model_order(embedllm_dir: Path) -> None:
 
 def test_model_name_disagrees_with_model_order(embedllm_dir: Path) -> None:
     (embedllm_dir / "model_order.csv").write_text("model_id,model_name\n0,a\n1,b\n2,c\n3,d\n")
-    with pytest.raises(
-        DataError, match=r"model_id 0 is named 'llm-0' but model_order.csv names it 'a'"
-    ):
+    with pytest.raises(DataError, match=r"model_id 0 is named 'llm-0' but model_order.csv names it 'a'"):
         load_data(embedllm_dir)
 
 
@@ -204,9 +196,7 @@ def test_question_in_two_splits(embedllm_dir: Path) -> None:
 
 def test_embedding_dim_mismatch(embedllm_dir: Path) -> None:
     data = load_data(embedllm_dir)
-    with pytest.raises(
-        DataError, match=r"config.json: embedding_dim is 768 but the data .* has 8-d"
-    ):
+    with pytest.raises(DataError, match=r"config.json: embedding_dim is 768 but the data .* has 8-d"):
         data.check_embedding_dim(768, "config.json")
 
 

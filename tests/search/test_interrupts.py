@@ -18,23 +18,29 @@ pytestmark = pytest.mark.slow
 
 
 def _space(tmp_path: Path, n: int = 10) -> Path:
-    space = tiny_space(params={"epochs": 8}, search={"num_samples": n, "sampler": {"type": "tpe",
-                       "n_startup_trials": 3}, "pruner": {"type": "median", "n_startup_trials": 3}})
+    space = tiny_space(
+        params={"epochs": 8},
+        search={
+            "num_samples": n,
+            "sampler": {"type": "tpe", "n_startup_trials": 3},
+            "pruner": {"type": "median", "n_startup_trials": 3},
+        },
+    )
     space["data"] = {"synthetic": {"n_questions": 1500, "n_models": 20, "dim": 64, "seed": 2}}
     return write_space(tmp_path / "space.yaml", space)
 
 
 def _resume(tmp_path: Path, space: Path, run: Path) -> tuple[int, str]:
-    proc = start_search([str(space), "--out", str(run), "--resume", "--export",
-                         str(tmp_path / "config.json")], tmp_path)
+    proc = start_search(
+        [str(space), "--out", str(run), "--resume", "--export", str(tmp_path / "config.json")], tmp_path
+    )
     out, err = proc.communicate(timeout=300)
     return proc.returncode, out + err
 
 
 def test_sigkill_then_resume_keeps_every_completed_trial_once(tmp_path: Path) -> None:
     space, run = _space(tmp_path), tmp_path / "run"
-    proc = start_search([str(space), "--out", str(run), "--export", str(tmp_path / "config.json")],
-                        tmp_path)
+    proc = start_search([str(space), "--out", str(run), "--export", str(tmp_path / "config.json")], tmp_path)
     wait_for(lambda: len(completed(run)) >= 2, 240, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
@@ -59,8 +65,7 @@ def test_sigkill_then_resume_keeps_every_completed_trial_once(tmp_path: Path) ->
 
 def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     space, run = _space(tmp_path), tmp_path / "run"
-    proc = start_search([str(space), "--out", str(run), "--export", str(tmp_path / "config.json")],
-                        tmp_path)
+    proc = start_search([str(space), "--out", str(run), "--export", str(tmp_path / "config.json")], tmp_path)
     wait_for(lambda: len(completed(run)) >= 1, 240, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)

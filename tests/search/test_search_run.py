@@ -13,8 +13,8 @@ import torch
 from router_models import create_model, load_router
 from search.__main__ import main
 from search.data import load_data
+from search.driver.study import open_study
 from search.space import load_space
-from search.study import open_study
 from tests.search.spaces import TINY_DATA, tiny_space, write_space
 
 pytestmark = pytest.mark.slow
@@ -34,8 +34,10 @@ def states(out: Path) -> list[str]:
 def test_prunes_inside_ray_and_writes_every_output(tmp_path: Path, capsys) -> None:
     space = tiny_space(
         params={"epochs": 6},
-        search={"num_samples": 8, "pruner": {"type": "percentile", "percentile": 25.0,
-                                             "n_startup_trials": 2, "n_warmup_steps": 1}},
+        search={
+            "num_samples": 8,
+            "pruner": {"type": "percentile", "percentile": 25.0, "n_startup_trials": 2, "n_warmup_steps": 1},
+        },
     )
     rc, out, export = run(tmp_path, space)
     assert rc == 0
@@ -50,8 +52,15 @@ def test_prunes_inside_ray_and_writes_every_output(tmp_path: Path, capsys) -> No
     # Tune really stopped them: fewer epochs ran, and the study holds what they reported.
     assert any(r["epochs_run"] < 6 for r in pruned)  # (a pruner may also stop one at its last epoch)
     assert all(r["epochs_run"] == 6 for r in complete)
-    assert {"param_hidden_dims", "param_lr", "best_val_auc", "last_val_loss", "start_time",
-            "duration_s", "node"} <= set(table[0])
+    assert {
+        "param_hidden_dims",
+        "param_lr",
+        "best_val_auc",
+        "last_val_loss",
+        "start_time",
+        "duration_s",
+        "node",
+    } <= set(table[0])
 
     study = open_study(out, load_space(tmp_path / "run.yaml"))
     by_state = {t.number: t for t in study.trials}
@@ -126,8 +135,22 @@ def test_resume_continues_without_loss_or_repeats(tmp_path: Path) -> None:
     study.ask()
 
     path = tmp_path / "run.yaml"
-    assert main(["run", str(path), "--out", str(out), "--resume", "--num-samples", "5",
-                 "--export", str(tmp_path / "c.json")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(path),
+                "--out",
+                str(out),
+                "--resume",
+                "--num-samples",
+                "5",
+                "--export",
+                str(tmp_path / "c.json"),
+            ]
+        )
+        == 0
+    )
     rows = pq.read_table(out / "results.parquet").to_pylist()
     numbers = [r["trial"] for r in rows]
     assert len(numbers) == len(set(numbers)) == 6  # 3 old + 1 interrupted + 2 new

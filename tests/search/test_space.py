@@ -24,8 +24,13 @@ def test_shipped_spaces_validate(name: str) -> None:
 
 def test_compact_hidden_dims_and_int_bounds_inclusive() -> None:
     space = parse_space(
-        tiny_space(params={"hidden_dims": {"layers": {"low": 1, "high": 3}, "width": 256},
-                           "num_blocks": {"low": 1, "high": 4, "step": 3}}, model_type="residual_mlp")
+        tiny_space(
+            params={
+                "hidden_dims": {"layers": {"low": 1, "high": 3}, "width": 256},
+                "num_blocks": {"low": 1, "high": 4, "step": 3},
+            },
+            model_type="residual_mlp",
+        )
     )
     d = space.distributions()
     assert d["hidden_layers"] == IntDistribution(1, 3)
@@ -37,8 +42,15 @@ def test_compact_hidden_dims_and_int_bounds_inclusive() -> None:
 
 
 def test_compact_without_shrink_and_fixed_values() -> None:
-    space = parse_space(tiny_space(params={"hidden_dims": {"layers": 2, "width": {"choices": [8, 64]},
-                                                          "shrink": False}, "dropout": 0.2, "lr": 0.01}))
+    space = parse_space(
+        tiny_space(
+            params={
+                "hidden_dims": {"layers": 2, "width": {"choices": [8, 64]}, "shrink": False},
+                "dropout": 0.2,
+                "lr": 0.01,
+            }
+        )
+    )
     assert set(space.distributions()) == {"hidden_width"}
     cfg = space.trial_config({"hidden_width": 64})["pipeline_config"]
     assert cfg["model_config"] == {"hidden_dims": [64, 64], "dropout": 0.2}
@@ -65,27 +77,59 @@ def test_float_strings_like_1e_minus_4_are_numbers(tmp_path: Path) -> None:
     ("space", "message"),
     [
         (tiny_space(colour=1), r"colour: unknown key"),
-        (tiny_space(search={"sampler": {"type": "tpe", "startup": 3}}), r"search.sampler.startup: unknown key"),
-        (tiny_space(params={"dropout": {"low": 0.5, "high": 0.1}}),
-         r"params.dropout: low 0.5 is greater than high 0.1"),
+        (
+            tiny_space(search={"sampler": {"type": "tpe", "startup": 3}}),
+            r"search.sampler.startup: unknown key",
+        ),
+        (
+            tiny_space(params={"dropout": {"low": 0.5, "high": 0.1}}),
+            r"params.dropout: low 0.5 is greater than high 0.1",
+        ),
         (tiny_space(params={"dropout": {"low": 0.0, "high": 1.0}}), r"dropout: 1.0 must be in \[0, 1\)"),
-        (tiny_space(params={"activation": {"choices": []}}), r"params.activation.choices: List should have at least 1 item"),
+        (
+            tiny_space(params={"activation": {"choices": []}}),
+            r"params.activation.choices: List should have at least 1 item",
+        ),
         (tiny_space(params={"activation": "swish"}), r"activation: unknown 'swish'; valid: relu"),
         (tiny_space(params={"hidden_dims": [16, 0]}), r"hidden_dims: \[16, 0\] must be a non-empty list"),
-        (tiny_space(model_type="transformer"), r"model_type: unknown model_type 'transformer'; registered: mlp"),
+        (
+            tiny_space(model_type="transformer"),
+            r"model_type: unknown model_type 'transformer'; registered: mlp",
+        ),
         (tiny_space(search={"pruner": {"type": "asha"}}), r"search.pruner.type: Input should be 'median'"),
-        (tiny_space(search={"sampler": {"type": "cmaes"}}), r"search.sampler.type: Input should be 'tpe' or 'random'"),
-        (tiny_space(search={"metric": "accuracy"}), r"search.metric: unknown metric 'accuracy'; valid: val_loss"),
+        (
+            tiny_space(search={"sampler": {"type": "cmaes"}}),
+            r"search.sampler.type: Input should be 'tpe' or 'random'",
+        ),
+        (
+            tiny_space(search={"metric": "accuracy"}),
+            r"search.metric: unknown metric 'accuracy'; valid: val_loss",
+        ),
         (tiny_space(resources={"gpu": 1.5}), r"resources.gpu: Input should be less than or equal to 1"),
         (tiny_space(resources={"gpu": 0}), r"resources.gpu: Input should be greater than 0"),
-        (tiny_space(params={"lr": {"low": 0.0, "high": 0.1, "log": True}}), r"params.lr: log scale needs low > 0"),
-        (tiny_space(params={"epochs": {"low": 1, "high": "ten"}}), r"params.epochs.high: Input should be a valid integer"),
-        (tiny_space(search={"num_samples": 0}), r"search.num_samples: Input should be greater than or equal to 1"),
+        (
+            tiny_space(params={"lr": {"low": 0.0, "high": 0.1, "log": True}}),
+            r"params.lr: log scale needs low > 0",
+        ),
+        (
+            tiny_space(params={"epochs": {"low": 1, "high": "ten"}}),
+            r"params.epochs.high: Input should be a valid integer",
+        ),
+        (
+            tiny_space(search={"num_samples": 0}),
+            r"search.num_samples: Input should be greater than or equal to 1",
+        ),
         ({"params": {"hidden_dims": [8]}}, r"model_type: Field required"),
-        (tiny_space(params={"dropout": 0.1, "hidden_dims": None}), r"hidden_dims: None must be a non-empty list"),
+        (
+            tiny_space(params={"dropout": 0.1, "hidden_dims": None}),
+            r"hidden_dims: None must be a non-empty list",
+        ),
         (tiny_space(data={"path": "/x", "synthetic": {}}), r"data: give either path or synthetic, not both"),
         (tiny_space(data={"synthetic": {"colour": 1}}), r"data.synthetic: unknown option\(s\) \['colour'\]"),
-        (tiny_space(data={"synthetic": {"dim": 0}}), r"data.synthetic: synthetic dim must be an integer >= 2"),
+        (
+            tiny_space(data={"synthetic": {"dim": 0}}),
+            r"data.synthetic: synthetic dim must be an integer >= 2",
+        ),
     ],
 )
 def test_schema_errors(space: dict, message: str) -> None:

@@ -10,7 +10,7 @@ import torch
 from router_models import ConfigError, load_router
 from search.__main__ import main
 from search.data import load_data
-from search.train import TRAIN_DEFAULTS, resolve_train_config, split_metrics, train_router
+from search.trial.train import TRAIN_DEFAULTS, resolve_train_config, split_metrics, train_router
 from tests.conftest import MMLU, TINY_SYNTH
 
 
@@ -93,10 +93,7 @@ def test_saved_router_scores_raw_embeddings(data, tmp_path: Path) -> None:
     config = tmp_path / "config.json"
     config.write_text(json.dumps(cfg("residual_mlp", epochs=2)))
     out = tmp_path / "out"
-    assert (
-        main(["train", str(config), "--data", TINY_SYNTH, "--out", str(out), "--device", "cpu"])
-        == 0
-    )
+    assert main(["train", str(config), "--data", TINY_SYNTH, "--out", str(out), "--device", "cpu"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     for split in ("val", "test"):
         assert set(metrics[split]) == {
@@ -130,9 +127,7 @@ def test_train_cli_errors(tmp_path: Path, capsys) -> None:
     assert "dropout must be in [0, 1)" in capsys.readouterr().err
     good = tmp_path / "good.json"
     good.write_text(
-        json.dumps(
-            {**cfg(), "pipeline_config": {**cfg()["pipeline_config"], "embedding_dim": 768}}
-        )
+        json.dumps({**cfg(), "pipeline_config": {**cfg()["pipeline_config"], "embedding_dim": 768}})
     )
     assert main(["train", str(good), "--data", TINY_SYNTH, "--out", str(tmp_path / "o")]) == 2
     assert "embedding_dim is 768 but the data" in capsys.readouterr().err

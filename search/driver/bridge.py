@@ -22,9 +22,9 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
+from search.driver.study import counted_trials, mark_interrupted
 from search.space import Space
-from search.study import counted_trials, mark_interrupted
-from search.train import METRIC_MODES
+from search.trial.train import METRIC_MODES
 
 NUMBER_KEY = "_optuna_number"
 FINAL_KEY = "final"  # the trainable's last report: not an epoch

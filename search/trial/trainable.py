@@ -14,9 +14,9 @@ from ray import tune
 
 from router_models import save_router
 from search.data import RouterData
-from search.optuna_bridge import ERROR_KEY, FINAL_KEY, NUMBER_KEY
-from search.storage import put_file, router_uri
-from search.train import train_router
+from search.driver.bridge import ERROR_KEY, FINAL_KEY, NUMBER_KEY
+from search.driver.storage import put_file, router_uri
+from search.trial.train import train_router
 
 
 def pick_device(gpu_fraction: float | None) -> torch.device:

@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from search.data.synthetic import SyntheticSpec, make_synthetic
 from search.errors import DataError
-from search.synthetic import SyntheticSpec, make_synthetic
 
 SPLITS = ("train", "val", "test")
 EMBEDDING_FILES = ("question_embeddings.pth", "question_embeddings.npy")

@@ -19,13 +19,13 @@ from optuna.trial import TrialState
 
 from router_models.checkpoint import atomic_write_bytes
 from search.data import RouterData, load_data
+from search.driver.storage import check_storage, exists, get_bytes, keep_only_router, router_uri
+from search.driver.study import STUDY_FILE, close_interrupted, counted_trials, open_study
 from search.errors import UserError
-from search.export import best_config, trial_rows, write_json, write_parquet
-from search.report import RUN_INFO, run_routing_table
+from search.results.export import best_config, trial_rows, write_json, write_parquet
+from search.results.report import RUN_INFO, run_routing_table
 from search.space import Space, load_space
-from search.storage import check_storage, exists, get_bytes, keep_only_router, router_uri
-from search.study import STUDY_FILE, close_interrupted, counted_trials, open_study
-from search.train import build_model
+from search.trial.train import build_model
 
 
 @dataclass
@@ -232,8 +232,8 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
     import ray
     from ray import tune
 
-    from search.optuna_bridge import OptunaBridge
-    from search.trainable import data_payload, router_trainable
+    from search.driver.bridge import OptunaBridge
+    from search.trial.trainable import data_payload, router_trainable
 
     space = plan.space
     start_ray(plan)

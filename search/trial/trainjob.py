@@ -11,8 +11,8 @@ import torch
 from router_models import read_pipeline_config, save_router
 from search.data import load_data
 from search.errors import UserError
-from search.export import write_json
-from search.train import METRIC_MODES, split_metrics, train_router
+from search.results.export import write_json
+from search.trial.train import METRIC_MODES, split_metrics, train_router
 
 
 def resolve_device(name: str) -> torch.device:

@@ -13,13 +13,13 @@ import torch
 from optuna.trial import TrialState
 
 from router_models import load_router
-from search.baselines import format_table, routing_table
 from search.data import RouterData, load_data
+from search.driver.storage import exists, router_uri
+from search.driver.study import STUDY_FILE, open_study
 from search.errors import UserError
+from search.results.baselines import format_table, routing_table
 from search.space import load_space
-from search.storage import exists, router_uri
-from search.study import STUDY_FILE, open_study
-from search.train import predict
+from search.trial.train import predict
 
 RUN_INFO = "run.json"
 

@@ -1,0 +1,1 @@
+"""The command line: a parser testable alone, one function per command."""

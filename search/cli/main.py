@@ -1,0 +1,156 @@
+"""The router-search command line: run, validate, train, data, report.
+
+``main(argv) -> int``; user errors print one line and return 2 (a traceback only with --debug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from router_models import ConfigError
+from search.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, like every user error
+        raise UserError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m search", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="search a space (the main job)")
+    run.add_argument("space", help="search-space YAML, e.g. spaces/residual.yaml")
+    run.add_argument("--data", help="data folder, or synthetic[:key=value,...]")
+    run.add_argument("--out", help="run dir (default runs/<space>-<timestamp>)")
+    run.add_argument("--export", help="best config.json path (default ./config.json)")
+    run.add_argument("--num-samples", type=int, help="trials in total (resume counts old ones)")
+    run.add_argument("--address", help="Ray cluster: auto or ray://host:port (else RAY_ADDRESS)")
+    run.add_argument("--storage", help="shared storage for cluster runs: absolute path or URI")
+    run.add_argument("--resume", action="store_true", help="continue the run dir given by --out")
+    run.add_argument("--verbose", action="store_true", help="also show Ray's own progress")
+    run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    val = sub.add_parser("validate", help="parse a space and print it resolved")
+    val.add_argument("space")
+    val.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    train = sub.add_parser("train", help="train one config.json")
+    train.add_argument("config", help="config.json (pipeline_config form)")
+    train.add_argument("--data", help="data folder, or synthetic[:key=value,...]")
+    train.add_argument("--out", help="output dir (default runs/train-<timestamp>)")
+    train.add_argument("--epochs", type=int, help="override train_config.epochs")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--metric", default="val_loss", help="picks the best epoch")
+    train.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    data = sub.add_parser("data", help="describe or convert router data")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    describe = data_sub.add_parser("describe", help="sizes, positive rate, baselines")
+    describe.add_argument("path", help="data folder, or synthetic[:key=value,...]")
+    describe.add_argument("--all", action="store_true", help="list every model")
+    describe.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    convert = data_sub.add_parser("convert", help="write any source in the parquet layout")
+    convert.add_argument("src")
+    convert.add_argument("dst")
+    convert.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    report = sub.add_parser("report", help="write report.md and plots for a run dir")
+    report.add_argument("run_dir")
+    report.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from search.data import load_data, write_parquet_layout
+
+    if args.data_command == "describe":
+        from search.data.summary import describe
+
+        data = load_data(args.path)
+        print(describe(data, top=data.num_models if args.all else 10))
+        return 0
+    dst = Path(args.dst)
+    if dst.exists() and any(dst.iterdir()):
+        raise UserError(f"{dst}: destination exists and is not empty; choose a new folder")
+    data = load_data(args.src)
+    write_parquet_layout(data, dst)
+    print(f"wrote {dst} ({data.num_models} models, {data.embedding_dim}-d, parquet layout)")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from search.trial.trainjob import run_train
+
+    out = Path(args.out or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
+    return run_train(
+        args.config,
+        args.data,
+        out,
+        epochs=args.epochs,
+        device=args.device,
+        seed=args.seed,
+        metric=args.metric,
+    )
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from search.space import load_space
+
+    print(load_space(args.space).describe())
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from search.driver.runner import run_search
+
+    return run_search(args)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from search.results.report import write_report
+
+    path = write_report(Path(args.run_dir))
+    print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = {
+    "run": _cmd_run,
+    "validate": _cmd_validate,
+    "train": _cmd_train,
+    "data": _cmd_data,
+    "report": _cmd_report,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except (UserError, ConfigError) as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def cli() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,1 @@
+"""What a run leaves: config.json, results.parquet, routing tables, reports."""
