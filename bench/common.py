@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 MMLU = ROOT.parent / "shared" / "data" / "mmlu_pro" / "embedllm"
 
 from search.__main__ import main  # noqa: E402
-from search.driver.study import open_study  # noqa: E402
+from search.results.study import open_study  # noqa: E402
 from search.space import Space, parse_space  # noqa: E402
 
 

@@ -19,9 +19,18 @@ def _t(a: ArrayLike) -> torch.Tensor:
 
 def masked_bce(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean binary cross-entropy (with logits) over observed pairs."""
-    loss = F.binary_cross_entropy_with_logits(logits.float(), y.float(), reduction="none")
+    return masked_bce_members(logits.unsqueeze(0), y, mask)[0]
+
+
+def masked_bce_members(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each member's mean BCE over observed pairs: logits ``[K, B, M]`` -> ``[K]``.
+
+    Each member is normalized by its own pair count: summing these gives every member exactly
+    the gradient of its own loss.
+    """
+    loss = F.binary_cross_entropy_with_logits(logits.float(), y.float().expand_as(logits), reduction="none")
     m = mask.to(loss.dtype)
-    return (loss * m).sum() / m.sum().clamp_min(1.0)
+    return (loss * m).sum((1, 2)) / m.sum().clamp_min(1.0)
 
 
 def correctness_acc(logits: ArrayLike, y: ArrayLike, mask: ArrayLike) -> float:
@@ -34,19 +43,7 @@ def correctness_acc(logits: ArrayLike, y: ArrayLike, mask: ArrayLike) -> float:
 def auc(scores: ArrayLike, y: ArrayLike, mask: ArrayLike) -> float:
     """ROC AUC over observed pairs (Mann-Whitney, ties share their average rank)."""
     scores, y, mask = _t(scores), _t(y), _t(mask).bool()
-    s = scores[mask].double()
-    lab = y[mask].bool()
-    n_pos = int(lab.sum())
-    n_neg = lab.numel() - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    sorted_s, order = torch.sort(s)
-    _, inverse, counts = torch.unique_consecutive(sorted_s, return_inverse=True, return_counts=True)
-    ends = torch.cumsum(counts, 0).double()
-    avg_rank = ends - (counts.double() - 1.0) / 2.0  # 1-based average rank of each tie group
-    ranks = avg_rank[inverse]
-    pos_rank_sum = ranks[lab[order]].sum()
-    return float((pos_rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return float(_auc_rows(scores[mask].unsqueeze(0), y[mask].bool())[0])
 
 
 def route_acc(scores: ArrayLike, y: ArrayLike, mask: ArrayLike) -> float:
@@ -89,12 +86,47 @@ def oracle_route_acc(y: ArrayLike, mask: ArrayLike) -> float:
 
 def evaluate(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
     """loss, correctness_acc, auc and route_acc of one split's logits."""
-    return {
-        "loss": float(masked_bce(logits, y, mask)),
-        "correctness_acc": correctness_acc(logits, y, mask),
-        "auc": auc(logits, y, mask),
-        "route_acc": route_acc(logits, y, mask),
-    }
+    return evaluate_members(logits.unsqueeze(0), y, mask)[0]
+
+
+def _auc_rows(scores: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """ROC AUC of each row of ``scores [K, P]`` against shared labels ``positive [P]`` (ties
+    share their average rank), all rows at once."""
+    s = scores.double()
+    n_pos = positive.sum().double()
+    n_neg = positive.numel() - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return torch.full((s.shape[0],), float("nan"), dtype=torch.float64, device=s.device)
+    sorted_s, order = torch.sort(s, dim=1)
+    p = s.shape[1]
+    ar = torch.arange(p, device=s.device).expand_as(sorted_s)
+    starts = torch.ones_like(sorted_s, dtype=torch.bool)
+    starts[:, 1:] = sorted_s[:, 1:] != sorted_s[:, :-1]
+    ends = torch.ones_like(starts)
+    ends[:, :-1] = starts[:, 1:]
+    first = torch.cummax(torch.where(starts, ar, 0), dim=1).values
+    last = torch.cummin(torch.where(ends, ar, p - 1).flip(1), dim=1).values.flip(1)
+    ranks = (first + last).double() / 2.0 + 1.0  # 1-based average rank of each tie group
+    pos_rank_sum = (ranks * positive[order].double()).sum(1)
+    return (pos_rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+def evaluate_members(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> list[dict[str, float]]:
+    """:func:`evaluate` for K members at once: logits ``[K, Q, M]``, one device sync in all."""
+    logits = logits.float()
+    m = mask.bool()
+    yf = y.float()
+    n = m.sum().clamp_min(1).float()
+    loss = masked_bce_members(logits, yf, m)
+    correct = (((logits > 0).float() == yf) & m).sum((1, 2)) / n
+    choice = logits.masked_fill(~m, float("-inf")).argmax(dim=2)
+    routed = yf.expand_as(logits).gather(2, choice.unsqueeze(2)).squeeze(2)[:, m.any(dim=1)]
+    route = routed.mean(1) if routed.shape[1] else torch.full_like(loss, float("nan"))
+    if not m.any():
+        correct = torch.full_like(loss, float("nan"))
+    auc = _auc_rows(logits[:, m], yf[m].bool())
+    rows = torch.stack([loss.double(), correct.double(), auc, route.double()], dim=1).tolist()
+    return [dict(zip(("loss", "correctness_acc", "auc", "route_acc"), r)) for r in rows]
 
 
 def baselines(y_train: ArrayLike, mask_train: ArrayLike, y: ArrayLike, mask: ArrayLike) -> dict[str, float]:

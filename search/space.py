@@ -114,6 +114,15 @@ class SearchSpec(_Strict):
     pruner: PrunerSpec = PrunerSpec()
     max_concurrent_trials: int | None = Field(None, ge=1)
     time_budget_s: float | None = Field(None, gt=0)
+    # Optuna trials trained as one fused model per Ray Tune trial; "auto" picks per device.
+    pack_size: int | Literal["auto"] = "auto"
+
+    @field_validator("pack_size")
+    @classmethod
+    def _pack_size(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError(f"must be an integer >= 1 or auto, got {v}")
+        return v
 
     @field_validator("metric")
     @classmethod

@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run dir (default runs/<space>-<timestamp>)")
     run.add_argument("--export", help="best config.json path (default ./config.json)")
     run.add_argument("--num-samples", type=int, help="trials in total (resume counts old ones)")
+    run.add_argument("--pack-size", help="trials trained as one fused model: an integer or auto")
     run.add_argument("--address", help="Ray cluster: auto or ray://host:port (else RAY_ADDRESS)")
     run.add_argument("--storage", help="shared storage for cluster runs: absolute path or URI")
     run.add_argument("--resume", action="store_true", help="continue the run dir given by --out")
@@ -88,7 +89,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from search.trial.trainjob import run_train
+    from search.cli.train import run_train
 
     out = Path(args.out or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
     return run_train(

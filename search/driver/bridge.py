@@ -1,15 +1,17 @@
 """One Optuna study behind Ray Tune: a Searcher that asks, a TrialScheduler that prunes.
 
 The study is the truth: sampled params, each epoch's intermediate value, and the final state
-(COMPLETE, PRUNED or FAIL) of every trial. Tune runs the trials; after each epoch the
-scheduler reports the metric to the study's trial and stops the trial when the study's pruner
-says so; the searcher then tells the study PRUNED (not COMPLETE with a partial value), so the
-sampler learns from it correctly. Only public extension points are used: Optuna's ask/tell
-and Tune's Searcher and TrialScheduler.
+(COMPLETE, PRUNED or FAIL) of every trial. Each Ray Tune trial trains a pack of one or more
+Optuna trials (its members; see ``packer.py``). After each epoch the scheduler reports every
+member's metric to its own Optuna trial and asks the study's pruner about each: a pruned member
+is told PRUNED at once (not COMPLETE with a partial value) and leaves its pack through the
+control actor; when no member is left Tune stops the pack. Only public extension points are
+used: Optuna's ask/tell and Tune's Searcher and TrialScheduler.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -22,40 +24,47 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
-from search.driver.study import counted_trials, mark_interrupted
+from search.driver.packer import Packer
+from search.results.study import counted_trials, mark_interrupted
 from search.space import Space
 from search.trial.train import METRIC_MODES
-
-NUMBER_KEY = "_optuna_number"
-FINAL_KEY = "final"  # the trainable's last report: not an epoch
-ERROR_KEY = "trial_error"  # the trainable caught an exception (e.g. NaN loss)
+from search.trial.trainable import ERROR_KEY, FINAL_KEY, REPORT_KEY
 
 
 @dataclass
 class _Live:
+    """One member: an Optuna trial inside a running pack."""
+
     trial: optuna.trial.Trial
     tune_id: str
+    pack: int
     started: float = field(default_factory=time.time)
-    pruned: bool = False
     last: dict[str, float] = field(default_factory=dict)
     best: dict[str, float] = field(default_factory=dict)
     epochs: int = 0
     node: str = ""
     device: str = ""
     best_epoch: int | None = None
-    gpu_mem_mb: float | None = None  # peak CUDA memory of the trial
-    restarts: int = 0  # Tune retried the trial from scratch (e.g. its node died)
-    finished: bool = False  # the trainable ran to its end (its final report arrived)
+    gpu_mem_mb: float | None = None  # peak CUDA memory of its pack
+    restarts: int = 0  # Tune retried the pack from scratch (e.g. its node died)
+    closed: bool = False
+
+    @property
+    def number(self) -> int:
+        return int(self.trial.number)
 
 
 class OptunaBridge:
-    """Holds the study and the live trials; gives Tune a searcher and a scheduler over them.
+    """Holds the study and the live packs; gives Tune a searcher and a scheduler over them.
 
     Args:
         study: The study (with its sampler and pruner) that records everything.
         space: Gives each trial's distributions and config.
-        num_samples: Total trials wanted, counting those already in the study (>= 1).
-        on_finish: Called with (frozen trial, live record, bridge) when a trial ends.
+        num_samples: Total Optuna trials wanted, counting those already in the study (>= 1).
+        packer: Forms each Tune trial's pack.
+        control: The actor that tells packs which members to drop, or None when nothing is
+            ever pruned.
+        on_finish: Called with (frozen trial, live record, bridge) when a member ends.
     """
 
     def __init__(
@@ -63,6 +72,8 @@ class OptunaBridge:
         study: optuna.Study,
         space: Space,
         num_samples: int,
+        packer: Packer,
+        control: Any = None,
         on_finish: Callable[[optuna.trial.FrozenTrial, _Live, OptunaBridge], None] | None = None,
     ) -> None:
         if num_samples < 1:
@@ -71,104 +82,142 @@ class OptunaBridge:
         self.space = space
         self.metric = space.search.metric
         self.num_samples = num_samples
+        self.packer = packer
+        self.control = control
         self.on_finish = on_finish
-        self.live: dict[str, _Live] = {}
+        self.packs: dict[str, dict[int, _Live]] = {}  # Tune trial id -> members by number
+        self.pack_epochs: dict[str, int] = {}
         self.asked = counted_trials(study)
-        self.distributions = space.distributions()
         self.searcher = _Searcher(self)
         self.scheduler = _Scheduler(self)
 
+    def running(self) -> int:
+        """Members still training."""
+        return sum(not m.closed for pack in self.packs.values() for m in pack.values())
+
     # -- searcher side ----------------------------------------------------------------------
     def suggest(self, tune_id: str) -> dict[str, Any] | str | None:
-        if self.asked >= self.num_samples:
+        trials, asked = self.packer.next_pack(self.num_samples - self.asked)
+        self.asked += asked
+        if not trials:
             return Searcher.FINISHED
-        self.asked += 1
-        trial = self.study.ask(self.distributions)
-        trial.set_user_attr("tune_trial_id", tune_id)
-        self.live[tune_id] = _Live(trial, tune_id)
-        config = self.space.trial_config(trial.params)
-        return {"config": config, NUMBER_KEY: trial.number}
+        leader = trials[0].number
+        for t in trials:
+            t.set_user_attr("tune_trial_id", tune_id)
+            t.set_user_attr("pack", leader)
+        self.packs[tune_id] = {t.number: _Live(t, tune_id, leader) for t in trials}
+        self.pack_epochs[tune_id] = 0
+        members = [{"number": t.number, "config": self.space.trial_config(t.params)} for t in trials]
+        return {"members": members, "pack": leader}
 
     def complete(self, tune_id: str, result: dict[str, Any] | None, error: bool) -> None:
-        live = self.live.pop(tune_id, None)
-        if live is None:
+        members = self.packs.pop(tune_id, None)
+        self.pack_epochs.pop(tune_id, None)
+        if members is None:
             return
+        final = json.loads(result[FINAL_KEY]) if result and isinstance(result.get(FINAL_KEY), str) else None
+        pack_error = (result or {}).get(ERROR_KEY) or ("trial process failed" if error else None)
+        for live in members.values():
+            if live.closed:
+                continue
+            if result:
+                live.node = str(result.get("node_id") or live.node)
+            if final is not None:
+                live.gpu_mem_mb = final.get("gpu_mem_mb")
+            number = str(live.number)
+            if pack_error:
+                self._close(live, TrialState.FAIL, str(pack_error))
+            elif final is not None and number in final.get("failed", {}):
+                self._close(live, TrialState.FAIL, final["failed"][number])
+            elif final is not None and number in final.get("complete", {}):
+                live.best_epoch = final["complete"][number]
+                value = live.best.get(self.metric)
+                if value is None or not math.isfinite(value):
+                    self._close(live, TrialState.FAIL, f"no finite {self.metric} reported")
+                else:
+                    self._close(live, TrialState.COMPLETE)
+            else:
+                # Stopped from outside (Ctrl-C, time budget, lost node): a partial value is no
+                # result. Recorded as interrupted, so a resume runs a new trial in its place.
+                mark_interrupted(self.study, [live.number])
+                self._close(live, TrialState.FAIL, "interrupted before its last epoch")
+
+    def _close(self, live: _Live, state: TrialState, message: str | None = None) -> None:
         t = live.trial
-        if result:
-            self._record(live, result)
-        message = (result or {}).get(ERROR_KEY) or ("trial process failed" if error else None)
-        value = live.best.get(self.metric)
-        t.set_user_attr("last_metrics", live.last)
-        t.set_user_attr("best_metrics", live.best)
-        t.set_user_attr("epochs_run", live.epochs)
-        t.set_user_attr("node", live.node)
-        t.set_user_attr("device", live.device)
-        t.set_user_attr("restarts", live.restarts)
-        t.set_user_attr("gpu_mem_mb", live.gpu_mem_mb)
-        t.set_user_attr("best_epoch", live.best_epoch)
-        t.set_user_attr("start_time", live.started)
-        t.set_user_attr("duration_s", time.time() - live.started)
+        live.closed = True
+        attrs = {
+            "last_metrics": live.last,
+            "best_metrics": live.best,
+            "epochs_run": live.epochs,
+            "node": live.node,
+            "device": live.device,
+            "restarts": live.restarts,
+            "gpu_mem_mb": live.gpu_mem_mb,
+            "best_epoch": live.best_epoch,
+            "start_time": live.started,
+            "duration_s": time.time() - live.started,
+        }
+        for k, v in attrs.items():
+            t.set_user_attr(k, v)
         if message:
-            t.set_user_attr("error", str(message))
-            state = TrialState.FAIL
-        elif live.pruned:
-            state = TrialState.PRUNED
-        elif not live.finished:
-            # Stopped from outside (Ctrl-C, time budget, lost node): a partial value is no
-            # result. Recorded as interrupted, so a resume runs a new trial in its place.
-            mark_interrupted(self.study, [t.number])
-            t.set_user_attr("error", "interrupted before its last epoch")
-            state = TrialState.FAIL
-        elif value is None or not math.isfinite(value):
-            t.set_user_attr("error", f"no finite {self.metric} reported")
-            state = TrialState.FAIL
-        else:
-            state = TrialState.COMPLETE
-        frozen = self.study.tell(t, value if state == TrialState.COMPLETE else None, state=state)
+            t.set_user_attr("error", message)
+        # As in Optuna's own loop, a pruned trial's value is its last intermediate value.
+        value = live.best.get(self.metric) if state == TrialState.COMPLETE else None
+        frozen = self.study.tell(t, value, state=state)
         if self.on_finish is not None:
             self.on_finish(frozen, live, self)
 
     # -- scheduler side ---------------------------------------------------------------------
-    def _record(self, live: _Live, result: dict[str, Any]) -> None:
-        live.node = str(result.get("node_id") or result.get("node_ip") or live.node)
+    def on_result(self, tune_id: str, result: dict[str, Any]) -> str:
+        members = self.packs.get(tune_id)
+        if members is None or REPORT_KEY not in result:
+            return TrialScheduler.CONTINUE
+        report = json.loads(result[REPORT_KEY])
+        epoch = int(result.get("epoch", 0))
+        restarted = epoch <= self.pack_epochs[tune_id]
+        self.pack_epochs[tune_id] = epoch
+        for number, message in report.get("failed", {}).items():
+            live = members.get(int(number))
+            if live is not None and not live.closed:
+                self._close(live, TrialState.FAIL, message)
+        for number, metrics in report.get("metrics", {}).items():
+            live = members.get(int(number))
+            if live is None or live.closed:
+                continue
+            live.restarts += restarted
+            self._record(live, metrics, epoch, result)
+            value = live.best.get(self.metric)
+            if value is None:
+                continue  # no finite value: the trainable fails it
+            # The trial keeps its best epoch (that is its final value), so the pruner compares
+            # best-so-far values: a trial that peaked early is judged by its peak.
+            live.trial.report(value, step=epoch)
+            if live.trial.should_prune():
+                self._close(live, TrialState.PRUNED)
+        if all(m.closed for m in members.values()):
+            return TrialScheduler.STOP
+        if self.control is not None:
+            closed = [n for n, m in members.items() if m.closed]
+            self.control.decide.remote(tune_id, epoch, closed)
+        return TrialScheduler.CONTINUE
+
+    @staticmethod
+    def _record(live: _Live, metrics: dict[str, Any], epoch: int, result: dict[str, Any]) -> None:
+        live.node = str(result.get("node_id") or live.node)
         live.device = str(result.get("device") or live.device)
-        if result.get(FINAL_KEY) or ERROR_KEY in result:
-            live.best_epoch = result.get("best_epoch", live.best_epoch)
-            live.gpu_mem_mb = result.get("gpu_mem_mb")
-            live.finished = True
-            return
-        epoch = int(result.get("epoch", live.epochs + 1))
-        if epoch <= live.epochs:
-            live.restarts += 1
         live.epochs = epoch
         for k in METRIC_MODES:
-            v = result.get(k)
+            v = metrics.get(k)
             if not isinstance(v, (int, float)) or not math.isfinite(v):
                 continue
             live.last[k] = float(v)
             better = max if METRIC_MODES[k] == "max" else min
             live.best[k] = better(live.best.get(k, v), float(v))
 
-    def on_result(self, tune_id: str, result: dict[str, Any]) -> str:
-        live = self.live.get(tune_id)
-        if live is None or result.get(FINAL_KEY) or ERROR_KEY in result:
-            return TrialScheduler.CONTINUE
-        self._record(live, result)
-        value = result.get(self.metric)
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            return TrialScheduler.CONTINUE  # the trial fails on its own
-        # The trial keeps its best epoch (that is its final value), so the pruner compares
-        # best-so-far values: a trial that peaked early is judged by its peak, not its decline.
-        live.trial.report(live.best[self.metric], step=live.epochs)
-        if live.trial.should_prune():
-            live.pruned = True
-            return TrialScheduler.STOP
-        return TrialScheduler.CONTINUE
-
 
 class _Searcher(Searcher):
     def __init__(self, bridge: OptunaBridge) -> None:
-        # No metric for Tune to enforce: the last report of a trial carries no epoch metrics.
+        # No metric for Tune to enforce: a pack's reports carry its members' metrics.
         super().__init__(metric=None, mode=None)
         self.bridge = bridge
 

@@ -3,120 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
-import socket
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
+from router_models import ConfigError
 from router_models.checkpoint import atomic_write_bytes
 from search.data import RouterData, load_data
-from search.driver.storage import check_storage, exists, get_bytes, keep_only_router, router_uri
-from search.driver.study import STUDY_FILE, close_interrupted, counted_trials, open_study
+from search.driver.cluster import start_ray
+from search.driver.plan import RunPlan, plan_run, resolve_pack_size
 from search.errors import UserError
 from search.results.export import best_config, trial_rows, write_json, write_parquet
 from search.results.report import RUN_INFO, run_routing_table
-from search.space import Space, load_space
+from search.results.study import close_interrupted, counted_trials, open_study
+from search.storage import exists, get_bytes, keep_only_router, router_uri
+from search.trial.packs import check_packable
 from search.trial.train import build_model
-
-
-@dataclass
-class RunPlan:
-    space: Space
-    run_dir: Path
-    export: Path
-    data_spec: str
-    num_samples: int
-    address: str | None
-    storage: str
-    resume: bool
-    verbose: bool
-    debug: bool
-
-
-def plan_run(args: argparse.Namespace) -> RunPlan:
-    """Every check that needs no Ray and no data: fails before anything starts or is written."""
-    space = load_space(args.space)
-    num_samples = args.num_samples if args.num_samples is not None else space.search.num_samples
-    if num_samples < 1:
-        raise UserError(f"--num-samples must be >= 1, got {num_samples}")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(args.out or f"runs/{space.name}-{stamp}").resolve()
-    if args.resume:
-        if not args.out:
-            raise UserError("--resume needs --out RUN_DIR: the run dir to continue")
-        if not (run_dir / STUDY_FILE).exists():
-            raise UserError(f"--resume: {run_dir} holds no run ({STUDY_FILE} not found)")
-    elif (run_dir / STUDY_FILE).exists():
-        raise UserError(f"{run_dir} already holds a run: add --resume to continue it, or pick --out")
-    address = args.address or os.environ.get("RAY_ADDRESS") or None
-    if address == "local":
-        address = None
-    if address is not None:
-        if not args.storage:
-            raise UserError(
-                f"--address {address}: cluster runs need --storage, an absolute path on shared "
-                "storage or a URI that every node can reach"
-            )
-        check_reachable(address)
-    storage = check_storage(args.storage) if args.storage else str(run_dir)
-    data_spec = args.data or space.data.source()
-    export = Path(args.export or space.export).resolve()
-    return RunPlan(
-        space,
-        run_dir,
-        export,
-        data_spec,
-        num_samples,
-        address,
-        storage,
-        args.resume,
-        args.verbose,
-        args.debug,
-    )
-
-
-def check_reachable(address: str, timeout: float = 3.0) -> None:
-    """Fail in seconds, not minutes, when a cluster address does not answer."""
-    if address == "auto":
-        return
-    hostport = address.split("://", 1)[-1].rstrip("/")
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"--address {address!r}: expected auto, host:port or ray://host:port")
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
-            pass
-    except OSError as exc:
-        raise UserError(f"--address {address}: cannot connect ({exc.strerror or exc})") from None
-
-
-def start_ray(plan: RunPlan) -> None:
-    import ray
-
-    level = logging.INFO if plan.verbose else logging.ERROR
-    if plan.address is None:
-        # Our own local instance: never attach to a cluster found on this machine. It binds
-        # to 127.0.0.1 through the environment run_trials sets before ray is imported (Ray
-        # maps an explicit 127.0.0.1 node address back to the machine's reachable IP).
-        tmp = tempfile.mkdtemp(prefix="rs-ray-", dir="/tmp")
-        ray.init(
-            address="local",
-            include_dashboard=False,
-            _temp_dir=tmp,
-            logging_level=level,
-            log_to_driver=plan.verbose,
-        )
-    else:
-        ray.init(address=plan.address, logging_level=level, log_to_driver=plan.verbose)
 
 
 def print_progress(frozen: Any, live: Any, bridge: Any) -> None:
@@ -130,7 +38,7 @@ def print_progress(frozen: Any, live: Any, bridge: Any) -> None:
     extra = f"  ({frozen.user_attrs.get('error')})" if frozen.state == TrialState.FAIL else ""
     print(
         f"trial {frozen.number:>3}  {frozen.state.name:<8}  epochs {live.epochs:>2}  "
-        f"{bridge.metric} {shown}  best {best}  | running {len(bridge.live)}  "
+        f"{bridge.metric} {shown}  best {best}  | running {bridge.running()}  "
         f"pruned {states.count(TrialState.PRUNED)}  done {counted_trials(study)}/{bridge.num_samples}"
         f"{extra}",
         flush=True,
@@ -142,8 +50,17 @@ def run_search(args: argparse.Namespace) -> int:
     data = load_data(plan.data_spec)
     space = plan.space
     data.check_embedding_dim(space.data.embedding_dim, f"{args.space}: data.embedding_dim")
-    # Build one model from the space's low/first values: config errors surface before Ray.
-    build_model(space.trial_config({}), data)
+    # Build models from the space's low/first values: config errors surface before Ray, and a
+    # model type that cannot be packed is said at once when packs were asked for.
+    first = space.trial_config({})
+    build_model(first, data)
+    packable = True
+    try:
+        check_packable(lambda: build_model(first, data))
+    except ConfigError as exc:
+        if plan.pack_size != "auto" and plan.pack_size != 1:
+            raise UserError(f"pack_size {plan.pack_size}: {exc}") from None
+        packable = False
 
     study = open_study(plan.run_dir, plan.space)
     (plan.run_dir / "space.yaml").write_text(Path(args.space).read_text())
@@ -164,7 +81,7 @@ def run_search(args: argparse.Namespace) -> int:
             + (f", {closed} interrupted trial(s) will be re-run" if closed else "")
         )
     remaining = plan.num_samples - done
-    if remaining > 0 and run_trials(plan, study, data, remaining):
+    if remaining > 0 and run_trials(plan, study, data, remaining, packable):
         return _interrupted(plan, study, args.space)
     return finish(plan, study, data)
 
@@ -223,7 +140,7 @@ class Interrupt:
         )
 
 
-def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: int) -> bool:
+def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: int, packable: bool) -> bool:
     """Run the trials through Ray Tune; True when stopped by Ctrl-C."""
     if plan.address is None:
         # Local mode: every Ray process binds to 127.0.0.1 only. Read when ray is first
@@ -233,6 +150,8 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
     from ray import tune
 
     from search.driver.bridge import OptunaBridge
+    from search.driver.control import start_control
+    from search.driver.packer import Packer
     from search.trial.trainable import data_payload, router_trainable
 
     space = plan.space
@@ -245,8 +164,17 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
             gpu = None
         if gpu:
             resources["gpu"] = gpu
-        bridge = OptunaBridge(study, space, plan.num_samples, on_finish=print_progress)
+        pack_size = resolve_pack_size(plan.pack_size, gpu is not None, packable)
+        # On a GPU a step is bound by kernel launches, so padding narrow members to the widest
+        # costs little; on a CPU it costs their arithmetic, so packs keep one set of widths.
+        packer = Packer(study, space, pack_size, data.embedding_dim, data.num_models, pad=gpu is not None)
+        prunes = space.search.pruner.type != "none"
+        control = start_control() if prunes and pack_size > 1 else None
+        bridge = OptunaBridge(
+            study, space, plan.num_samples, packer, control=control, on_finish=print_progress
+        )
         settings = {
+            "control": control,
             "cpus": space.resources.cpu,
             "gpu": gpu,
             "seed": space.search.seed,
@@ -263,7 +191,8 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
         print(
             f"searching {space.name}: {remaining} trial(s) to run, {plan.num_samples} in total, "
             f"metric {space.search.metric} ({space.search.direction}), pruner "
-            f"{space.search.pruner.type}, resources {resources}, data {data.source}",
+            f"{space.search.pruner.type}, packs of up to {pack_size}, resources {resources} per pack, "
+            f"data {data.source}",
             flush=True,
         )
         interrupt = Interrupt()
@@ -296,6 +225,8 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         with interrupt:
             tuner.fit()
+        # Trials asked but never trained (a time budget or Ctrl-C ended the run first).
+        close_interrupted(study)
         return interrupt.requested
     finally:
         ray.shutdown()

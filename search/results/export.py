@@ -60,6 +60,7 @@ def trial_rows(study: Any, space: Any) -> list[dict[str, Any]]:
         row: dict[str, Any] = {
             "trial": t.number,
             "tune_trial_id": t.user_attrs.get("tune_trial_id"),
+            "pack": t.user_attrs.get("pack", t.number),
             "state": t.state.name,
             "value": t.value,
             "epochs_run": t.user_attrs.get("epochs_run", len(t.intermediate_values)),

@@ -14,11 +14,11 @@ from optuna.trial import TrialState
 
 from router_models import load_router
 from search.data import RouterData, load_data
-from search.driver.storage import exists, router_uri
-from search.driver.study import STUDY_FILE, open_study
 from search.errors import UserError
 from search.results.baselines import format_table, routing_table
+from search.results.study import STUDY_FILE, open_study
 from search.space import load_space
+from search.storage import exists, router_uri
 from search.trial.train import predict
 
 RUN_INFO = "run.json"

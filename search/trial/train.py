@@ -1,11 +1,15 @@
-"""train_router(): one config, one device, masked BCE, on-device index batching."""
+"""The training loop: one config or a pack of K, one device, masked BCE, on-device index batching.
+
+``train_pack`` trains K compatible configs as one pack (see ``packs.py``); ``train_router`` is
+the pack of one. Members share the data and the batch order; each keeps its own init seed,
+learning rate, weight decay, dropout, best epoch, and fate (complete, stopped or failed).
+"""
 
 from __future__ import annotations
 
-import copy
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +18,7 @@ import torch
 from router_models import BaseModel, ConfigError, create_model, read_pipeline_config
 from search import metrics as M
 from search.data import RouterData
+from search.trial.packs import Pack, incompatibility
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "lr": 1e-3,
@@ -39,17 +44,48 @@ class TrainingDiverged(FloatingPointError):
     """The loss became NaN or inf."""
 
 
+class MemberConfigError(ConfigError):
+    """One member of a pack has a bad config; ``index`` says which."""
+
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(message)
+        self.index = index
+
+
 @dataclass
 class TrainResult:
-    """What train_router returns: the best model (weights loaded, eval mode) and its story."""
+    """One member's outcome: its best model (weights loaded, eval mode) and its story.
 
-    model: BaseModel
+    ``status`` is ``complete`` (all epochs), ``stopped`` (its report asked it to stop, e.g. a
+    pruned trial) or ``failed`` (``error`` says why; ``model`` is None).
+    """
+
+    model: BaseModel | None
     best_epoch: int
     best_value: float
     epochs_run: int
-    stopped_early: bool
+    status: str = "complete"
+    error: str | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     train_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.status == "stopped"
+
+
+@dataclass
+class EpochReport:
+    """What a pack reports after an epoch: metrics of the members still training, and the
+    members that failed in it (by member index in the pack)."""
+
+    epoch: int
+    metrics: dict[int, dict[str, float]]
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+PackReport = Callable[[EpochReport], Iterable[int]]
+"""Called after each epoch; returns the members to stop (e.g. pruned)."""
 
 
 def resolve_train_config(config: Mapping[str, Any], epochs: int | None = None) -> dict[str, Any]:
@@ -79,11 +115,17 @@ def resolve_train_config(config: Mapping[str, Any], epochs: int | None = None) -
     return tc
 
 
-def build_model(config: Mapping[str, Any], data: RouterData) -> BaseModel:
-    """create_model for ``data``'s dimensions; model errors become ConfigError."""
+def build_model(config: Mapping[str, Any], data: RouterData, meta: bool = False) -> BaseModel:
+    """create_model for ``data``'s dimensions; model errors become ConfigError.
+
+    With ``meta`` the model is built on the meta device: shapes only, nothing allocated.
+    """
     pipeline = read_pipeline_config(config)
     data.check_embedding_dim(pipeline.get("embedding_dim"), "pipeline_config")
     try:
+        if meta:
+            with torch.device("meta"):
+                return create_model(config, data.embedding_dim, data.num_models)
         return create_model(config, data.embedding_dim, data.num_models)
     except ConfigError:
         raise
@@ -114,12 +156,16 @@ def column_stats(X: torch.Tensor, rows: torch.Tensor, chunk: int = 4096) -> tupl
 
 
 @torch.no_grad()
-def predict(model: BaseModel, X: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
-    """Logits for X in chunks, in eval mode, float32."""
-    was_training = model.training
-    model.eval()
-    out = torch.cat([model(X[i : i + chunk]).float() for i in range(0, X.shape[0], chunk)])
-    model.train(was_training)
+def predict(
+    model: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, chunk: int = 8192
+) -> torch.Tensor:
+    """Logits for X in chunks, in eval mode, float32 (``[Q, M]``, or ``[K, Q, M]`` for a pack)."""
+    module = model.module if isinstance(model, Pack) else model
+    assert isinstance(module, torch.nn.Module)
+    was_training = module.training
+    module.eval()
+    out = torch.cat([model(X[i : i + chunk]).float() for i in range(0, X.shape[0], chunk)], dim=-2)
+    module.train(was_training)
     return out
 
 
@@ -133,7 +179,7 @@ def train_router(
     seed: int = 0,
     metric: str = "val_loss",
 ) -> TrainResult:
-    """Train one router config and keep its best epoch by ``metric``.
+    """Train one router config and keep its best epoch by ``metric``: a pack of one.
 
     Args:
         config: config.json dict (pipeline_config form, with optional train_config).
@@ -148,12 +194,80 @@ def train_router(
     Raises:
         ConfigError: On a bad config. TrainingDiverged: when the loss is NaN or inf.
     """
+
+    def pack_report(r: EpochReport) -> list[int]:
+        return [0] if report is not None and 0 in r.metrics and report(r.metrics[0], r.epoch) else []
+
+    try:
+        (result,) = train_pack(
+            [config], data, device=device, epochs=epochs, report=pack_report, seeds=[seed], metric=metric
+        )
+    except MemberConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    if result.status == "failed":
+        raise TrainingDiverged(result.error or "training failed")
+    return result
+
+
+def _member(index: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``; a ConfigError becomes member ``index``'s own."""
+    try:
+        return fn(*args, **kwargs)
+    except ConfigError as exc:
+        raise MemberConfigError(index, str(exc)) from None
+
+
+def train_pack(
+    configs: Sequence[Mapping[str, Any]],
+    data: RouterData,
+    *,
+    seeds: Sequence[int],
+    device: str | torch.device = "cpu",
+    epochs: int | None = None,
+    report: PackReport | None = None,
+    metric: str = "val_loss",
+    names: Sequence[str] | None = None,
+) -> list[TrainResult]:
+    """Train K compatible configs as one pack; each keeps its best epoch by ``metric``.
+
+    Args:
+        configs: K config.json dicts that may share a pack (see ``packs.incompatibility``).
+        data: The data; its train split trains, val selects.
+        seeds: One per member: seeds its init. The first also seeds the shared batch order.
+        device: Where the data and the pack live for the whole run.
+        epochs: Overrides every train_config.epochs when given.
+        report: Called after each epoch with an :class:`EpochReport`; the members it returns
+            stop training (status ``stopped``), as do members whose loss is NaN or inf
+            (status ``failed``). The pack ends when no member is left.
+        metric: One of METRIC_MODES, to pick each member's best epoch.
+        names: How to name members in errors (default: their position).
+
+    Returns:
+        One :class:`TrainResult` per config, in order.
+
+    Raises:
+        MemberConfigError: A member's config is bad (``index`` says which).
+        ConfigError: The configs cannot share a pack (the message names the key that differs).
+    """
     if metric not in METRIC_MODES:
         raise ConfigError(f"unknown metric {metric!r}; valid: {', '.join(METRIC_MODES)}")
-    tc = resolve_train_config(config, epochs)
+    if len(seeds) != len(configs) or not configs:
+        raise ValueError(f"need one seed per config, got {len(seeds)} for {len(configs)}")
+    k_all = len(configs)
+    tcs = [_member(k, resolve_train_config, c, epochs) for k, c in enumerate(configs)]
+    if k_all > 1:
+        for k, c in enumerate(configs):  # a member that does not build fails alone
+            _member(k, build_model, c, data, meta=True)
+        problem = incompatibility(
+            configs, tcs, names or [f"config {i}" for i in range(k_all)], data.embedding_dim, data.num_models
+        )
+        if problem:
+            raise ConfigError(problem)
     device = torch.device(device)
-    torch.manual_seed(seed)
-    model = build_model(config, data)
+    models = []
+    for k, (c, seed) in enumerate(zip(configs, seeds)):
+        torch.manual_seed(seed)  # each member's init is what it would be alone
+        models.append(_member(k, build_model, c, data))
 
     # -- data: on the device once, batched by index ------------------------------------------
     # On CPU the arrays are used in place (zero-copy from the object store); batches gather rows
@@ -163,64 +277,86 @@ def train_router(
     val_idx = torch.from_numpy(data.splits["val"]).to(device)
     Xva, Yva, Mva = X[val_idx], Y[val_idx], mask[val_idx]
     mean, std = column_stats(X, train_idx)
-    model.set_input_normalization(mean.cpu(), std.cpu())  # part of the saved router
-    model.to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"], fused=True
-    )
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    for model in models:
+        model.set_input_normalization(mean.cpu(), std.cpu())  # part of the saved router
+    pack = Pack(models, [tc["lr"] for tc in tcs], [tc["weight_decay"] for tc in tcs], device)
+    gen = torch.Generator(device="cpu").manual_seed(seeds[0])
     use_bf16 = device.type == "cuda"
-    n, bs = train_idx.numel(), tc["batch_size"]
+    n, bs, n_epochs = train_idx.numel(), tcs[0]["batch_size"], tcs[0]["epochs"]
     sign = 1.0 if METRIC_MODES[metric] == "min" else -1.0
 
-    best_value, best_epoch, best_state = math.inf, 0, copy.deepcopy(model.state_dict())
-    history: list[dict[str, float]] = []
-    stopped = False
-    for epoch in range(1, tc["epochs"] + 1):
+    live = list(range(k_all))  # the member at each position of the pack
+    best = [(math.inf, 0, pack.member_state(k)) for k in range(k_all)]
+    history: list[list[dict[str, float]]] = [[] for _ in range(k_all)]
+    status = ["complete"] * k_all
+    errors: list[str | None] = [None] * k_all
+    for epoch in range(1, n_epochs + 1):
         # -- train one epoch -----------------------------------------------------------------
-        model.train()
+        pack.module.train()
         perm = train_idx[torch.randperm(n, generator=gen).to(device)]
-        total = torch.zeros((), device=device)
+        total = torch.zeros(len(live), device=device)
         for start in range(0, n, bs):
             idx = perm[start : start + bs]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                logits = model(X[idx])
-            loss = M.masked_bce(logits, Y[idx], mask[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * idx.numel()
-        train_loss = float(total) / n  # one sync per epoch, not per batch
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(f"training loss became {train_loss} at epoch {epoch}")
+                logits = pack(X[idx])
+            # Summed, not averaged: each member gets exactly the gradient of its own loss.
+            losses = M.masked_bce_members(logits, Y[idx], mask[idx])
+            pack.optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            pack.optimizer.step()
+            total += losses.detach() * idx.numel()
+        train_loss = (total / n).tolist()  # one sync per epoch, not per batch
 
         # -- evaluate on val -----------------------------------------------------------------
-        val = M.evaluate(predict(model, Xva), Yva, Mva)
-        metrics = {"train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}}
-        history.append({"epoch": epoch, **metrics})
-        if not math.isfinite(metrics["val_loss"]):
-            raise TrainingDiverged(f"validation loss became {metrics['val_loss']} at epoch {epoch}")
+        val = M.evaluate_members(predict(pack, Xva), Yva, Mva)
+        rep = EpochReport(epoch, {})
+        for pos, k in enumerate(live):
+            metrics = {"train_loss": train_loss[pos], **{f"val_{key}": v for key, v in val[pos].items()}}
+            if not math.isfinite(metrics["train_loss"]):
+                rep.failed[k] = (
+                    f"TrainingDiverged: training loss became {metrics['train_loss']} at epoch {epoch}"
+                )
+                continue
+            if not math.isfinite(metrics["val_loss"]):
+                rep.failed[k] = (
+                    f"TrainingDiverged: validation loss became {metrics['val_loss']} at epoch {epoch}"
+                )
+                continue
+            history[k].append({"epoch": epoch, **metrics})
+            rep.metrics[k] = metrics
+            # -- keep the member's best state ------------------------------------------------
+            if sign * metrics[metric] < best[k][0]:
+                best[k] = (sign * metrics[metric], epoch, pack.member_state(pos))
 
-        # -- keep the best state -------------------------------------------------------------
-        if sign * metrics[metric] < best_value:
-            best_value, best_epoch = sign * metrics[metric], epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-        if report is not None and report(metrics, epoch):
-            stopped = True
+        # -- report; members that failed or were stopped leave the pack ----------------------
+        stop = set(report(rep) if report is not None else ()) & set(rep.metrics)
+        for k in rep.failed:
+            status[k], errors[k] = "failed", rep.failed[k]
+        for k in stop:
+            status[k] = "stopped"
+        keep = [pos for pos, k in enumerate(live) if k in rep.metrics and k not in stop]
+        if not keep:
             break
+        if len(keep) < len(live):
+            pack.select(keep)
+            live = [live[pos] for pos in keep]
 
-    model.load_state_dict(best_state)
-    model.eval()
-    return TrainResult(
-        model=model,
-        best_epoch=best_epoch,
-        best_value=sign * best_value,
-        epochs_run=len(history),
-        stopped_early=stopped,
-        history=history,
-        train_config=tc,
-    )
+    results = []
+    for k, model in enumerate(models):
+        value, best_epoch, state = best[k]
+        if status[k] == "failed":
+            results.append(
+                TrainResult(
+                    None, best_epoch, sign * value, len(history[k]), "failed", errors[k], history[k], tcs[k]
+                )
+            )
+            continue
+        model.load_state_dict(state)
+        model.eval()
+        results.append(
+            TrainResult(model, best_epoch, sign * value, len(history[k]), status[k], None, history[k], tcs[k])
+        )
+    return results
 
 
 def split_metrics(model: BaseModel, data: RouterData, split: str) -> dict[str, float]:

@@ -1,7 +1,13 @@
-"""The Ray Tune function of one trial: data from the object store, train_router, epoch reports."""
+"""The Ray Tune function of one Tune trial: a pack of Optuna trials trained as one model.
+
+Data comes zero-copy from the object store; ``train_pack`` trains every member; after each epoch
+one report carries every member's metrics, then the pack waits for the driver's word on which
+members leave (pruned). Each member that completes saves its own router.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import traceback
@@ -14,68 +20,109 @@ from ray import tune
 
 from router_models import save_router
 from search.data import RouterData
-from search.driver.bridge import ERROR_KEY, FINAL_KEY, NUMBER_KEY
-from search.driver.storage import put_file, router_uri
-from search.trial.train import train_router
+from search.storage import put_file, router_uri
+from search.trial.train import EpochReport, MemberConfigError, TrainResult, train_pack
+
+REPORT_KEY = "pack_report"  # JSON: {"metrics": {number: {...}}, "failed": {number: message}}
+FINAL_KEY = "final"  # the last report (JSON: completed members, failed ones, GPU memory)
+ERROR_KEY = "trial_error"  # the whole pack failed (e.g. its process raised)
+DECISION_TIMEOUT_S = 120.0  # a driver that stays silent this long is gone; train on
 
 
 def pick_device(gpu_fraction: float | None) -> torch.device:
     """The trial's GPU slice when Ray gave it one and CUDA is present, else the CPU.
 
     A logical GPU on a machine without CUDA trains on CPU; a real one gets its memory capped to
-    the trial's fraction, so packed trials cannot starve each other.
+    the trial's fraction, so trials sharing a GPU cannot starve each other.
     """
     if gpu_fraction and torch.cuda.is_available() and ray.get_gpu_ids():
         device = torch.device("cuda", 0)  # Ray sets CUDA_VISIBLE_DEVICES to the trial's GPU
         torch.cuda.set_per_process_memory_fraction(min(1.0, gpu_fraction), device)
+        torch.cuda.reset_peak_memory_stats(device)
         return device
     return torch.device("cpu")
+
+
+def _first_line(exc: BaseException, debug: bool) -> str:
+    message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return message + ("\n" + traceback.format_exc() if debug else "")
 
 
 def router_trainable(
     config: dict[str, Any], data: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
 ) -> None:
-    """Train one sampled config; report every epoch; save the router when it runs to the end."""
+    """Train one pack; report every epoch; save each completed member's router."""
     assert data is not None and settings is not None
     torch.set_num_threads(max(1, int(settings["cpus"])))
-    number = int(config[NUMBER_KEY])
     device = pick_device(settings.get("gpu"))
     node_id = ray.get_runtime_context().get_node_id()
+    tune_id = tune.get_context().get_trial_id()
+    control = settings.get("control")
     router_data = RouterData(**data)  # numpy views of the object store, zero-copy
+    members = list(config["members"])
+    if control is not None:  # a pack restarted after its node died skips closed members
+        closed = set(ray.get(control.closed_members.remote(tune_id)))
+        members = [m for m in members if m["number"] not in closed]
+    failed: dict[str, str] = {}
 
-    def report(metrics: dict[str, float], epoch: int) -> None:
-        tune.report({**metrics, "epoch": epoch, "node_id": node_id, "device": str(device)})
-
-    try:
-        result = train_router(
-            config["config"],
-            router_data,
-            device=device,
-            report=report,
-            seed=int(settings["seed"]) + number,
-            metric=settings["metric"],
+    def report(rep: EpochReport) -> list[int]:
+        numbers = [m["number"] for m in members]
+        payload = {
+            "metrics": {numbers[k]: m for k, m in rep.metrics.items()},
+            "failed": {numbers[k]: msg for k, msg in rep.failed.items()},
+        }
+        tune.report(
+            {REPORT_KEY: json.dumps(payload), "epoch": rep.epoch, "node_id": node_id, "device": str(device)}
         )
+        if control is None or not rep.metrics:
+            return []
+        closed = set(ray.get(control.wait.remote(tune_id, rep.epoch, DECISION_TIMEOUT_S)))
+        return [k for k, n in enumerate(numbers) if n in closed]
+
+    results: list[TrainResult] = []
+    try:
+        while members:
+            try:
+                results = train_pack(
+                    [m["config"] for m in members],
+                    router_data,
+                    device=device,
+                    report=report,
+                    seeds=[int(settings["seed"]) + m["number"] for m in members],
+                    metric=settings["metric"],
+                    names=[f"trial {m['number']}" for m in members],
+                )
+                break
+            except MemberConfigError as exc:  # that member fails alone; the others train
+                failed[str(members[exc.index]["number"])] = f"ConfigError: {exc}"
+                members.pop(exc.index)
     except Exception as exc:  # recorded as FAIL in the study; the search goes on
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        if settings.get("debug"):
-            message += "\n" + traceback.format_exc()
-        tune.report({ERROR_KEY: message, FINAL_KEY: 1, "node_id": node_id})
+        tune.report({ERROR_KEY: _first_line(exc, settings.get("debug", False)), "node_id": node_id})
         return
 
+    complete: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        local = os.path.join(tmp, "router.pt")
-        save_router(
-            result.model.cpu(),
-            local,
-            model_names=list(router_data.model_names),
-            train_config=result.train_config,
-            trial_number=number,
-            best_epoch=result.best_epoch,
-            best_value=result.best_value,
-        )
-        put_file(local, router_uri(settings["storage"], number))
+        for member, result in zip(members, results):
+            number = member["number"]
+            if result.status == "failed":
+                failed[str(number)] = result.error or "failed"
+            if result.status != "complete" or result.model is None:
+                continue
+            local = os.path.join(tmp, f"router_{number}.pt")
+            save_router(
+                result.model.cpu(),
+                local,
+                model_names=list(router_data.model_names),
+                train_config=result.train_config,
+                trial_number=number,
+                best_epoch=result.best_epoch,
+                best_value=result.best_value,
+            )
+            put_file(local, router_uri(settings["storage"], number))
+            complete[str(number)] = result.best_epoch
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    tune.report({FINAL_KEY: 1, "node_id": node_id, "best_epoch": result.best_epoch, "gpu_mem_mb": peak})
+    final = {"complete": complete, "failed": failed, "gpu_mem_mb": peak, "members": len(config["members"])}
+    tune.report({FINAL_KEY: json.dumps(final), "node_id": node_id})
 
 
 def data_payload(data: RouterData) -> dict[str, Any]:

@@ -27,6 +27,7 @@ def tiny_space(**overrides: Any) -> dict[str, Any]:
             "pruner": {"type": "none"},
             "max_concurrent_trials": 2,
             "seed": 0,
+            "pack_size": 1,  # tests of packs ask for them
         },
         "resources": {"cpu": 1},
         "data": TINY_DATA,

@@ -13,7 +13,7 @@ import torch
 from router_models import create_model, load_router
 from search.__main__ import main
 from search.data import load_data
-from search.driver.study import open_study
+from search.results.study import open_study
 from search.space import load_space
 from tests.search.spaces import TINY_DATA, tiny_space, write_space
 

@@ -58,6 +58,7 @@ def run_train(
         )
 
     result = train_router(config, data, device=dev, epochs=epochs, report=progress, seed=seed, metric=metric)
+    assert result.model is not None  # train_router raises for a failed member
     metrics: dict[str, Any] = {
         "val": split_metrics(result.model, data, "val"),
         "test": split_metrics(result.model, data, "test"),

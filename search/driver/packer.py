@@ -1,0 +1,132 @@
+"""Asking the study for packs: up to K Optuna trials that can be trained as one fused model.
+
+The sampler still draws every trial from the whole space. A pack starts with a leader, asked as
+usual. Each follower is asked with the leader's *structural* params enqueued as fixed values
+(those that would change the pack key: depth, num_blocks, batch_size, epochs, model_type, ...),
+and everything else sampled: the study records every param with its full distribution, so TPE
+keeps learning from all trials. Trials a user enqueued come first, in their order; one that does
+not fit the pack waits as the leader of the next.
+
+Widths are structural too unless the pack pads: padding is exact, but a narrow member then costs
+what the widest costs, which pays where a step is bound by kernel launches (a GPU) and not where
+it is bound by arithmetic (a CPU).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import TrialState
+
+from router_models import ConfigError
+from router_models.packing import NotPackable
+from search.space import Space
+from search.trial.packs import pack_key
+from search.trial.train import resolve_train_config
+
+
+def probe_values(dist: BaseDistribution) -> list[Any]:
+    """Values that show whether a param can change the pack key: every choice, or a range's
+    ends and middle."""
+    if isinstance(dist, CategoricalDistribution):
+        return list(dist.choices)
+    if isinstance(dist, IntDistribution):
+        mid = dist.low + (dist.high - dist.low) // 2 // dist.step * dist.step
+        return sorted({dist.low, mid, dist.high})
+    if isinstance(dist, FloatDistribution):
+        return [dist.low, (dist.low + dist.high) / 2, dist.high]
+    return []
+
+
+class Packer:
+    """Forms packs of compatible trials from one study.
+
+    Args:
+        study: The run's study.
+        space: Turns params into configs.
+        pack_size: Most trials per pack, >= 1.
+        embedding_dim: The data's embedding width.
+        num_models: The data's number of LLMs.
+        pad: Whether members of other widths may share a pack (see the module doc).
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        space: Space,
+        pack_size: int,
+        embedding_dim: int,
+        num_models: int,
+        pad: bool = True,
+    ) -> None:
+        if pack_size < 1:
+            raise ValueError(f"pack_size must be >= 1, got {pack_size}")
+        self.study = study
+        self.space = space
+        self.pack_size = pack_size
+        self.dims = (embedding_dim, num_models)
+        self.pad = pad
+        self.distributions = space.distributions()
+        self.pending: list[optuna.trial.Trial] = []  # asked, waiting to lead a later pack
+
+    def key(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The pack key of a trial's params; None for a config that does not build (it trains
+        alone and fails with its own error)."""
+        config = self.space.trial_config(params)
+        try:
+            return pack_key(config, resolve_train_config(config), *self.dims, pad=self.pad)
+        except (ConfigError, NotPackable, ValueError):
+            return None
+
+    def structural(self, params: dict[str, Any]) -> list[str]:
+        """The params that, changed alone, change the pack key of ``params``."""
+        base = self.key(params)
+        out = []
+        for name, dist in self.distributions.items():
+            if name not in params:
+                continue
+            if any(self.key({**params, name: v}) != base for v in probe_values(dist) if v != params[name]):
+                out.append(name)
+        return out
+
+    def _ask(self) -> optuna.trial.Trial:
+        return self.study.ask(self.distributions)
+
+    def _waiting(self) -> bool:
+        return bool(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+    def next_pack(self, budget: int) -> tuple[list[optuna.trial.Trial], int]:
+        """Up to ``pack_size`` compatible trials, and how many of them were newly asked.
+
+        Args:
+            budget: How many new trials may be asked (the rest of num_samples); a trial left
+                waiting from an earlier pack is used first and does not count.
+        """
+        asked = 0
+        if self.pending:
+            leader = self.pending.pop(0)
+        elif budget > 0:
+            leader, asked = self._ask(), 1
+        else:
+            return [], 0
+        pack = [leader]
+        key = self.key(leader.params) if self.pack_size > 1 else None
+        fixed: dict[str, Any] | None = None
+        while key is not None and len(pack) < self.pack_size and asked < budget:
+            if not self._waiting():
+                if fixed is None:
+                    fixed = {n: leader.params[n] for n in self.structural(leader.params)}
+                self.study.enqueue_trial(fixed, skip_if_exists=False)
+            trial, asked = self._ask(), asked + 1
+            if self.key(trial.params) != key:
+                self.pending.append(trial)
+                break
+            pack.append(trial)
+        return pack, asked

@@ -1,0 +1,149 @@
+"""What may share a pack, and the pack a training loop drives: K models and their optimizer.
+
+A pack of one is the plain path: the member's own model and torch's fused AdamW, exactly as a
+lone trial always trained. A pack of several is a :class:`PackedRouter` (weights stacked on a
+member axis) with :class:`PackedAdamW` (an lr and weight decay per member). The loop in
+``train.py`` sees the same small interface for both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from router_models import BaseModel, ConfigError, create_model, read_pipeline_config
+from router_models.packing import NotPackable, PackedRouter, pack_signature
+from search.trial.optim import PackedAdamW
+
+# train_config keys a member may set for itself; every other one must be equal in a pack.
+PER_MEMBER_TRAIN_KEYS = ("lr", "weight_decay")
+
+
+def meta_model(config: Mapping[str, Any], embedding_dim: int, num_models: int) -> BaseModel:
+    """The model a config describes, built on the meta device: shapes only, nothing allocated."""
+    with torch.device("meta"):
+        return create_model(config, embedding_dim, num_models)
+
+
+def pack_key(
+    config: Mapping[str, Any],
+    train_config: Mapping[str, Any],
+    embedding_dim: int,
+    num_models: int,
+    pad: bool = True,
+) -> tuple[Any, ...]:
+    """Configs with equal keys can be trained as one pack.
+
+    Args:
+        pad: Whether members of other widths may share the pack (zero-padded to the widest:
+            exact, but the narrow ones then cost what the widest costs). Without it the key
+            holds every parameter's shape.
+
+    Raises:
+        ConfigError: On a config that does not build. NotPackable: On a model that cannot pack.
+    """
+    shared = tuple(
+        sorted((k, json.dumps(v)) for k, v in train_config.items() if k not in PER_MEMBER_TRAIN_KEYS)
+    )
+    model = meta_model(config, embedding_dim, num_models)
+    key: tuple[Any, ...] = (model.model_type, shared, pack_signature(model))
+    if not pad:
+        key += (tuple(tuple(p.shape) for p in model.parameters()),)
+    return key
+
+
+def incompatibility(
+    configs: Sequence[Mapping[str, Any]],
+    train_configs: Sequence[Mapping[str, Any]],
+    names: Sequence[str],
+    embedding_dim: int,
+    num_models: int,
+) -> str | None:
+    """None when all configs can share a pack, else one line naming the first key that differs."""
+    keys = [pack_key(c, t, embedding_dim, num_models) for c, t in zip(configs, train_configs)]
+    first = read_pipeline_config(configs[0])
+    for i in range(1, len(configs)):
+        if keys[i] == keys[0]:
+            continue
+        other = read_pipeline_config(configs[i])
+        where = f"{names[0]} and {names[i]}"
+        if first["model_type"] != other["model_type"]:
+            return f"{where} differ in model_type ({first['model_type']} vs {other['model_type']})"
+        for k, v in train_configs[0].items():
+            if k not in PER_MEMBER_TRAIN_KEYS and train_configs[i].get(k) != v:
+                return f"{where} differ in train_config.{k} ({v!r} vs {train_configs[i].get(k)!r})"
+        a, b = first.get("model_config", {}), other.get("model_config", {})
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) == b.get(k):
+                continue
+            # Does this key alone change the structure? Then it is the one that differs.
+            swapped = {
+                **first,
+                "model_config": {**a, k: b[k]} if k in b else {x: y for x, y in a.items() if x != k},
+            }
+            if pack_key(swapped, train_configs[0], embedding_dim, num_models) != keys[0]:
+                return (
+                    f"{where} differ in model_config.{k} ({a.get(k)!r} vs {b.get(k)!r}), which "
+                    "changes the model's structure; a pack needs one structure"
+                )
+        return f"{where} differ in the model's structure; a pack needs one structure"
+    return None
+
+
+class Pack:
+    """K models trained together: ``module(x [B, d]) -> logits [K, B, num_models]``.
+
+    Args:
+        models: The members' own models (standardization set); with K > 1 they are copied into
+            a fused module and left as they were.
+        lrs: Learning rate of each member.
+        weight_decays: Weight decay of each member.
+        device: Where the pack trains.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[BaseModel],
+        lrs: Sequence[float],
+        weight_decays: Sequence[float],
+        device: torch.device,
+    ) -> None:
+        self.fused = len(models) > 1
+        self.packed: PackedRouter | None = None
+        if self.fused:
+            self.packed = PackedRouter(models).to(device)
+            self.module: torch.nn.Module = self.packed
+            self.optimizer: Any = PackedAdamW(self.module.parameters(), lrs, weight_decays)
+        else:
+            self.module = models[0].to(device)
+            self.optimizer = torch.optim.AdamW(
+                self.module.parameters(), lr=lrs[0], weight_decay=weight_decays[0], fused=True
+            )
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.module(x)
+        return out if self.fused else out.unsqueeze(0)
+
+    def member_state(self, k: int) -> dict[str, torch.Tensor]:
+        """Member ``k``'s weights in its own model's names, cloned (a snapshot to keep)."""
+        state = self.packed.member_state_dict(k) if self.packed is not None else self.module.state_dict()
+        return {n: t.detach().clone() for n, t in state.items()}
+
+    def select(self, keep: Sequence[int]) -> None:
+        """Keep the members at positions ``keep``; the others stop costing compute."""
+        if self.packed is None:
+            raise ValueError("a pack of one has nothing to select")
+        idx = torch.as_tensor(list(keep), dtype=torch.long)
+        self.packed.select(keep)
+        self.optimizer.select(idx, self.packed.parameters())
+
+
+def check_packable(build: Callable[[], BaseModel]) -> None:
+    """Raise ConfigError (one line) unless two models from ``build()`` pack exactly."""
+    try:
+        PackedRouter([build(), build()])
+    except NotPackable as exc:
+        raise ConfigError(str(exc)) from None
