@@ -66,5 +66,7 @@ def run_search(
     with contextlib.redirect_stdout(buf) if quiet else contextlib.nullcontext():
         rc = main(["run", *args])
     wall = time.perf_counter() - start
+    if rc != 0:
+        print(buf.getvalue()[-4000:])
     rows = pq.read_table(run_dir / "results.parquet").to_pylist()
     return rc, wall, rows

@@ -1,33 +1,23 @@
 #!/usr/bin/env bash
-# GPU benchmark, for a machine with one CUDA GPU; finishes in about 5 minutes.
-#  1. trials per minute of the default search with resources.gpu 1.0, 0.25 and 0.125
-#     (1, 4 and 8 trials sharing the GPU), with peak GPU memory per trial;
-#  2. the trainer's epoch time vs a DataLoader loop, and FLOP/s vs a matmul, on the GPU.
-# Usage: bash bench/gpu.sh   (from the repository root, project installed)
-set -euo pipefail
+# GPU benchmark, for a machine with one CUDA GPU; about 5 minutes. From the repository root,
+# with the project importable: bash bench/gpu.sh
+#  1. packs on the trainer alone (no Ray): member-epochs per second for K = 1 to 64, members of
+#     the default space padded to the widest (what a GPU search packs), then with one set of
+#     widths per pack;
+#  2. the default search through Ray: trials per minute of unpacked trials at gpu 1.0, 0.25
+#     and 0.125 (1, 4 and 8 sharing the GPU) vs one pack of 16 or 32 at gpu 1.0, and peak GPU
+#     memory per trial or per pack member;
+#  3. the trainer's epoch time vs a DataLoader loop, and FLOP/s vs a matmul, on the GPU.
+# Each step runs even if one before it failed; the script fails if any did.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-out=$(mktemp -d)
-python - "$out" <<'PY'
-import json, sys, time, pathlib, yaml, subprocess
-out = pathlib.Path(sys.argv[1])
-raw = yaml.safe_load(open("spaces/residual.yaml"))
-for frac, n in ((1.0, 8), (0.25, 16), (0.125, 24)):
-    raw["resources"] = {"cpu": 0.5, "gpu": frac}
-    raw["search"].update(num_samples=n, max_concurrent_trials=int(round(1 / frac)),
-                         pruner={"type": "none"})
-    path = out / f"gpu{frac}.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    run = out / f"run{frac}"
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "search", "run", str(path), "--out", str(run),
-                    "--export", str(out / "c.json")], check=True, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - t0
-    import pyarrow.parquet as pq
-    rows = pq.read_table(run / "results.parquet").to_pylist()
-    devices = sorted({r["device"] for r in rows})
-    mem = max((r["gpu_mem_mb"] or 0) for r in rows)
-    print(f"gpu {frac}: {n} trials in {wall:.0f}s = {60 * n / wall:.1f} trials/min, "
-          f"up to {int(round(1 / frac))} at once, devices {devices}, peak GPU memory per trial "
-          f"{mem:.0f} MB")
-PY
-python bench/trainer.py --device cuda --skip-quality
+status=0
+step() {
+  echo "== $*"
+  "$@" || { echo "!! failed: $*"; status=1; }
+}
+step python bench/packing.py --sweep --device cuda --sizes 1,8,16,32,64 --pad --epochs 4
+step python bench/packing.py --sweep --device cuda --sizes 8,32 --epochs 4
+step python bench/packing.py --gpu-compare --sizes 16,32
+step python bench/trainer.py --device cuda --skip-quality
+exit $status

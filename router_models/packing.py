@@ -210,7 +210,9 @@ class PackedLayerNorm(PackedLeaf):
         w, b = _view(self.weight, x), _view(self.bias, x)
         if len(set(self.widths)) == 1:
             return F.layer_norm(x, (x.shape[-1],), eps=self.eps) * w + b
-        # Mean and variance over the member's real units: padded units take no part.
+        # Mean and variance over the member's real units: padded units take no part. In float32,
+        # as LayerNorm runs under autocast.
+        x = x.float()
         mask = _view(self.mask, x)
         n = mask.sum(-1, keepdim=True)
         mean = (x * mask).sum(-1, keepdim=True) / n
@@ -250,12 +252,32 @@ class PackedDropout(PackedLeaf):
         if len(set(self.rates)) == 1:
             return F.dropout(x, self.rates[0], True)
         x = _rows(x, self.num_members)
+        if x.device.type == "cpu":  # torch's own dropout per member: one pass each
+            return torch.stack([F.dropout(x[k], p, True) for k, p in enumerate(self.rates)])
+        # On a GPU a few kernels for all members, not one per member.
         keep = _view(1.0 - self.p, x).to(x.dtype)
         return x * (torch.rand_like(x) < keep) / keep
 
     def select(self, idx: torch.Tensor) -> None:
         self.p = self.p[idx.to(self.p.device)]
         self.rates = [self.rates[i] for i in idx.tolist()]
+
+
+def _runs(groups: list[int]) -> list[tuple[int, int, int]]:
+    """``(group, start, end)`` of each run of equal values in ``groups``."""
+    runs: list[tuple[int, int, int]] = []
+    for k, g in enumerate(groups):
+        if runs and runs[-1][0] == g:
+            runs[-1] = (g, runs[-1][1], k + 1)
+        else:
+            runs.append((g, k, k + 1))
+    return runs
+
+
+def activation_key(model: nn.Module) -> tuple[str, ...]:
+    """The model's activations in order: members sorted by it keep each activation's members
+    side by side in a pack, where slices replace gathers."""
+    return tuple(repr(m) for m in model.modules() if _LEAVES.get(type(m)) is PackedActivation)
 
 
 @register_packed_leaf(*{type(make()) for make in ACTIVATIONS.values()})
@@ -268,6 +290,7 @@ class PackedActivation(PackedLeaf):
         distinct = list(dict.fromkeys(reprs))
         self.groups = [distinct.index(r) for r in reprs]  # each member's activation, by index
         self.fns = nn.ModuleList(copy.deepcopy(members[reprs.index(r)]) for r in distinct)
+        self._index: dict[torch.device, list[torch.Tensor]] = {}  # members of each, per device
 
     @classmethod
     def signature(cls, module: nn.Module) -> tuple[Any, ...]:
@@ -286,9 +309,16 @@ class PackedActivation(PackedLeaf):
         if len(self.fns) == 1:
             return self.fns[0](x)
         x = _rows(x, self.num_members)
+        runs = _runs(self.groups)
+        if len(runs) == len(self.fns):  # each activation's members side by side: slices
+            return torch.cat([self.fns[g](x[a:b]) for g, a, b in runs])
+        if x.device not in self._index:
+            self._index[x.device] = [
+                torch.tensor([k for k, c in enumerate(self.groups) if c == g], device=x.device)
+                for g in range(len(self.fns))
+            ]
         out = torch.empty_like(x)
-        for g, fn in enumerate(self.fns):
-            idx = torch.tensor([k for k, c in enumerate(self.groups) if c == g], device=x.device)
+        for fn, idx in zip(self.fns, self._index[x.device]):
             out[idx] = fn(x[idx])
         return out
 
@@ -297,6 +327,7 @@ class PackedActivation(PackedLeaf):
         used = sorted(set(groups))
         self.fns = nn.ModuleList(self.fns[g] for g in used)
         self.groups = [used.index(g) for g in groups]
+        self._index = {}
 
 
 @register_packed_leaf(nn.Embedding)
@@ -381,6 +412,13 @@ def pack_signature(model: BaseModel) -> tuple[Any, ...]:
     exact_padding = True
     for path, module in model.named_modules():
         if module is model:
+            extra = sorted(set(_own_tensors(model)) - {"input_mean", "input_std"})
+            if extra:
+                raise NotPackable(
+                    f"model_type {model.model_type!r} cannot be packed: the model itself holds "
+                    f"{', '.join(extra)}; put tensors in Linear, LayerNorm, Embedding or GaussianNoise "
+                    "modules (see router_models/template.py)"
+                )
             continue
         leaf = _LEAVES.get(type(module))
         if leaf is not None:
@@ -482,7 +520,14 @@ class PackedRouter(nn.Module):
         for m in members:
             m.eval()
         try:
-            packed = self(x)
+            try:
+                packed = self(x)
+            except RuntimeError as exc:
+                raise NotPackable(
+                    f"model_type {members[0].model_type!r}: its forward fails on a pack "
+                    f"({str(exc).splitlines()[0]}); it must treat leading dims as batch dims "
+                    "(see router_models/template.py)"
+                ) from None
             for k, m in enumerate(members):
                 diff = float((packed[k] - m(x)).abs().max())
                 if not diff <= atol:

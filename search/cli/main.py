@@ -43,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("space")
     val.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
-    train = sub.add_parser("train", help="train one config.json")
-    train.add_argument("config", help="config.json (pipeline_config form)")
+    train = sub.add_parser("train", help="train one config.json, or several as one pack")
+    train.add_argument("config", nargs="+", help="config.json files (pipeline_config form)")
     train.add_argument("--data", help="data folder, or synthetic[:key=value,...]")
     train.add_argument("--out", help="output dir (default runs/train-<timestamp>)")
     train.add_argument("--epochs", type=int, help="override train_config.epochs")

@@ -1,4 +1,4 @@
-"""``search train``: train one config.json, save router.pt and metrics.json."""
+"""``search train``: train one config.json, or several as one pack; save router.pt and metrics.json."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 import torch
 
 from router_models import read_pipeline_config, save_router
-from search.data import load_data
+from search.data import RouterData, load_data
 from search.errors import UserError
 from search.results.export import write_json
-from search.trial.train import METRIC_MODES, split_metrics, train_router
+from search.trial.train import METRIC_MODES, EpochReport, TrainResult, split_metrics, train_pack
 
 
 def resolve_device(name: str) -> torch.device:
@@ -28,37 +28,36 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def run_train(
-    config_path: str,
-    data_spec: str | None,
-    out: Path,
-    *,
-    epochs: int | None,
-    device: str,
-    seed: int,
-    metric: str,
-) -> int:
-    if metric not in METRIC_MODES:
-        raise UserError(f"--metric {metric!r}: valid: {', '.join(METRIC_MODES)}")
-    config: dict[str, Any] = {"pipeline_config": read_pipeline_config(config_path)}
-    if epochs is not None and epochs < 1:
-        raise UserError(f"--epochs must be >= 1, got {epochs}")
-    dev = resolve_device(device)
-    data = load_data(data_spec)
-    print(f"data: {data.source} ({data.num_models} models, {data.embedding_dim}-d); device: {dev}")
+def _names(paths: list[str]) -> list[str]:
+    stems = [Path(p).stem for p in paths]
+    for i, stem in enumerate(stems):
+        if stems.index(stem) != i:
+            raise UserError(
+                f"{paths[stems.index(stem)]} and {paths[i]} would both write {stem}/: give the configs "
+                "distinct file names"
+            )
+    return stems
 
-    start = time.perf_counter()
 
-    def progress(m: dict[str, float], epoch: int) -> None:
-        print(
-            f"epoch {epoch:>3}  train_loss {m['train_loss']:.4f}  val_loss {m['val_loss']:.4f}  "
-            f"val_auc {m['val_auc']:.4f}  val_route_acc {m['val_route_acc']:.4f}  "
-            f"({time.perf_counter() - start:.1f}s)",
-            flush=True,
-        )
+def _progress(names: list[str], start: float) -> Any:
+    def report(rep: EpochReport) -> list[int]:
+        for k, m in sorted(rep.metrics.items()):
+            who = f"{names[k]}  " if len(names) > 1 else ""
+            print(
+                f"{who}epoch {rep.epoch:>3}  train_loss {m['train_loss']:.4f}  val_loss {m['val_loss']:.4f}  "
+                f"val_auc {m['val_auc']:.4f}  val_route_acc {m['val_route_acc']:.4f}  "
+                f"({time.perf_counter() - start:.1f}s)",
+                flush=True,
+            )
+        for k, message in rep.failed.items():
+            print(f"{names[k]}: failed: {message}", flush=True)
+        return []
 
-    result = train_router(config, data, device=dev, epochs=epochs, report=progress, seed=seed, metric=metric)
-    assert result.model is not None  # train_router raises for a failed member
+    return report
+
+
+def _write(result: TrainResult, data: RouterData, out: Path, metric: str) -> dict[str, Any]:
+    assert result.model is not None
     metrics: dict[str, Any] = {
         "val": split_metrics(result.model, data, "val"),
         "test": split_metrics(result.model, data, "test"),
@@ -76,11 +75,55 @@ def run_train(
         metrics=metrics,
     )
     write_json(out / "metrics.json", metrics)
-    t = metrics["test"]
-    print(
-        f"best epoch {result.best_epoch}; test route_acc {t['route_acc']:.4f} "
-        f"(single best {t['single_best_route_acc']:.4f}, oracle {t['oracle_route_acc']:.4f}), "
-        f"correctness_acc {t['correctness_acc']:.4f}, auc {t['auc']:.4f}"
+    return metrics
+
+
+def run_train(
+    config_paths: list[str],
+    data_spec: str | None,
+    out: Path,
+    *,
+    epochs: int | None,
+    device: str,
+    seed: int,
+    metric: str,
+) -> int:
+    """Train the configs (several: as one pack) and write router.pt and metrics.json for each:
+    in ``out`` for one config, in ``out/<file stem>/`` for several."""
+    if metric not in METRIC_MODES:
+        raise UserError(f"--metric {metric!r}: valid: {', '.join(METRIC_MODES)}")
+    names = _names(config_paths)
+    configs: list[dict[str, Any]] = [{"pipeline_config": read_pipeline_config(p)} for p in config_paths]
+    if epochs is not None and epochs < 1:
+        raise UserError(f"--epochs must be >= 1, got {epochs}")
+    dev = resolve_device(device)
+    data = load_data(data_spec)
+    packed = f"; {len(configs)} configs as one pack" if len(configs) > 1 else ""
+    print(f"data: {data.source} ({data.num_models} models, {data.embedding_dim}-d); device: {dev}{packed}")
+
+    results = train_pack(
+        configs,
+        data,
+        seeds=[seed] * len(configs),
+        device=dev,
+        epochs=epochs,
+        report=_progress(names, time.perf_counter()),
+        metric=metric,
+        names=[Path(p).name for p in config_paths],
     )
-    print(f"wrote {out / 'router.pt'} and {out / 'metrics.json'}")
-    return 0
+    failed = 0
+    for name, result in zip(names, results):
+        if result.status == "failed":
+            print(f"{name}: failed: {result.error}")
+            failed += 1
+            continue
+        dest = out if len(configs) == 1 else out / name
+        t = _write(result, data, dest, metric)["test"]
+        who = f"{name}: " if len(configs) > 1 else ""
+        print(
+            f"{who}best epoch {result.best_epoch}; test route_acc {t['route_acc']:.4f} "
+            f"(single best {t['single_best_route_acc']:.4f}, oracle {t['oracle_route_acc']:.4f}), "
+            f"correctness_acc {t['correctness_acc']:.4f}, auc {t['auc']:.4f}"
+        )
+        print(f"wrote {dest / 'router.pt'} and {dest / 'metrics.json'}")
+    return 1 if failed else 0

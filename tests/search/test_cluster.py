@@ -25,11 +25,11 @@ def cluster():
     c.shutdown()
 
 
-def _space(tmp_path: Path, n: int, epochs: int = 4) -> Path:
+def _space(tmp_path: Path, n: int, epochs: int = 4, pack_size: int = 1) -> Path:
     space = tiny_space(
         params={"epochs": epochs},
         resources={"cpu": 1, "gpu": 0.5},
-        search={"num_samples": n, "max_concurrent_trials": 4},
+        search={"num_samples": n, "max_concurrent_trials": 4, "pack_size": pack_size},
     )
     space["data"] = {"synthetic": {"n_questions": 1200, "n_models": 20, "dim": 64, "seed": 2}}
     return write_space(tmp_path / "space.yaml", space)
@@ -78,9 +78,11 @@ def test_trials_spread_over_workers_and_pack_on_logical_gpus(cluster, tmp_path: 
     assert (run / "best_router.pt").exists() and config["search_result"]["trials"]["FAIL"] == 0
 
 
-def test_worker_node_dies_mid_search(cluster, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pack_size", [1, 2])
+def test_worker_node_dies_mid_search(cluster, tmp_path: Path, pack_size: int) -> None:
     c, workers = cluster
-    space, run, storage = _space(tmp_path, 10, epochs=8), tmp_path / "run", tmp_path / "shared"
+    space, run = _space(tmp_path, 10, epochs=8, pack_size=pack_size), tmp_path / "run"
+    storage = tmp_path / "shared"
     proc = start_search(
         [
             str(space),
@@ -108,6 +110,10 @@ def test_worker_node_dies_mid_search(cluster, tmp_path: Path) -> None:
     # every trial ended in a final state: retried to completion, or FAIL
     assert {r["state"] for r in rows} <= {"COMPLETE", "PRUNED", "FAIL"}
     assert sum(not r["interrupted"] for r in rows) == 10
+    if pack_size > 1:  # members of one pack shared its fate, node and restarts
+        for pack in {r["pack"] for r in rows}:
+            members = [r for r in rows if r["pack"] == pack]
+            assert len({(r["node"], r["restarts"]) for r in members if r["state"] == "COMPLETE"}) <= 1
     # the trials that were on the lost node were retried elsewhere (bounded) or failed
     affected = [r for r in rows if r["restarts"] or r["state"] == "FAIL"]
     assert affected, rows

@@ -17,13 +17,14 @@ from tests.search.spaces import tiny_space, write_space
 pytestmark = pytest.mark.slow
 
 
-def _space(tmp_path: Path, n: int = 10) -> Path:
+def _space(tmp_path: Path, n: int = 10, pack_size: int = 1) -> Path:
     space = tiny_space(
         params={"epochs": 8},
         search={
             "num_samples": n,
             "sampler": {"type": "tpe", "n_startup_trials": 3},
             "pruner": {"type": "median", "n_startup_trials": 3},
+            "pack_size": pack_size,
         },
     )
     space["data"] = {"synthetic": {"n_questions": 1500, "n_models": 20, "dim": 64, "seed": 2}}
@@ -38,8 +39,9 @@ def _resume(tmp_path: Path, space: Path, run: Path) -> tuple[int, str]:
     return proc.returncode, out + err
 
 
-def test_sigkill_then_resume_keeps_every_completed_trial_once(tmp_path: Path) -> None:
-    space, run = _space(tmp_path), tmp_path / "run"
+@pytest.mark.parametrize("pack_size", [1, 3])
+def test_sigkill_then_resume_keeps_every_completed_trial_once(tmp_path: Path, pack_size: int) -> None:
+    space, run = _space(tmp_path, pack_size=pack_size), tmp_path / "run"
     proc = start_search([str(space), "--out", str(run), "--export", str(tmp_path / "config.json")], tmp_path)
     wait_for(lambda: len(completed(run)) >= 2, 240, proc)
     os.killpg(proc.pid, signal.SIGKILL)

@@ -173,3 +173,50 @@ def test_gpu_request_without_gpu_runs_on_cpu(tmp_path: Path, capsys) -> None:
         capsys.readouterr().out
     )
     assert states(out) == ["COMPLETE", "COMPLETE"]
+
+
+def test_packed_search_prunes_members_and_exports_like_an_unpacked_one(tmp_path: Path, capsys) -> None:
+    space = tiny_space(
+        params={"epochs": 6},
+        search={
+            "num_samples": 12,
+            "pack_size": 4,
+            "max_concurrent_trials": 1,
+            "pruner": {"type": "percentile", "percentile": 40.0, "n_startup_trials": 2, "n_warmup_steps": 1},
+        },
+    )
+    rc, out, export = run(tmp_path, space)
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "packs of up to 4" in text
+    rows = pq.read_table(out / "results.parquet").to_pylist()
+    assert len(rows) == 12 and len({r["trial"] for r in rows}) == 12
+    packs = {r["pack"] for r in rows}
+    assert len(packs) == 3 and all(sum(r["pack"] == p for r in rows) == 4 for p in packs)
+    pruned = [r for r in rows if r["state"] == "PRUNED"]
+    complete = [r for r in rows if r["state"] == "COMPLETE"]
+    assert pruned and complete and len(pruned) + len(complete) == 12
+    # pruned members stopped early while others of their pack trained on
+    assert any(r["epochs_run"] < 6 for r in pruned)
+    assert all(r["epochs_run"] == 6 for r in complete)
+    mixed = [p for p in packs if {r["state"] for r in rows if r["pack"] == p} == {"PRUNED", "COMPLETE"}]
+    assert mixed, "no pack had both pruned and completed members"
+
+    study = open_study(out, load_space(tmp_path / "run.yaml"))
+    by_number = {t.number: t for t in study.trials}
+    for r in rows:
+        t = by_number[r["trial"]]
+        assert t.state.name == r["state"] and len(t.intermediate_values) == r["epochs_run"]
+        assert t.user_attrs["pack"] == r["pack"]
+
+    # the same outputs an unpacked run writes
+    rc1, out1, export1 = run(tmp_path, tiny_space(search={"num_samples": 2}), name="single")
+    assert rc1 == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in out1.iterdir())
+    config = json.loads(export.read_text())
+    assert set(config) == set(json.loads(export1.read_text()))
+    assert config["search_result"]["value"] == max(r["value"] for r in complete)
+    router, info = load_router(out / "best_router.pt")
+    assert info["metadata"]["trial_number"] == config["search_result"]["trial"]
+    data = load_data(f"synthetic:{','.join(f'{k}={v}' for k, v in TINY_DATA['synthetic'].items())}")
+    assert router(torch.from_numpy(data.X[:3])).shape == (3, data.num_models)

@@ -1,0 +1,200 @@
+"""Packs vs one Optuna trial per Ray Tune trial.
+
+The trials are drawn as a packed search draws them (a leader, then followers sharing its
+structural params), once, and every side trains exactly those configs, with no pruning.
+
+    python bench/packing.py [--trials 48] [--sizes 4,8,16]
+        The default space on this machine's CPU: pack size 1 and each K, 2 packs at a time,
+        1 CPU each; trials per minute, the ratio to pack size 1, and the best val metric.
+
+    python bench/packing.py --sweep [--device cuda] [--sizes 1,8,16,32,64] [--pad]
+        No Ray: one pack of K trained directly; member-epochs per second vs K = 1.
+
+    python bench/packing.py --gpu-compare [--sizes 16,32]
+        On one GPU: 4 unpacked trials sharing it (gpu 0.25 each) vs one pack of K (gpu 1.0);
+        trials per minute and GPU memory per member.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from common import ROOT, load_yaml, parse_space, run_search, write_yaml
+
+from search.data import load_data
+from search.driver.packer import Packer
+from search.space import Space
+from search.trial.train import train_pack
+
+
+def packed_params(
+    space: Space, n: int, k: int, pad: bool, dims: tuple[int, int], seed: int = 123
+) -> list[dict]:
+    """n trials drawn as a packed search with packs of k draws them (random sampler)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    packer = Packer(study, space, k, *dims, pad=pad)
+    out: list[dict] = []
+    while len(out) < n:
+        pack, _ = packer.next_pack(n - len(out))
+        out += [t.params for t in pack]
+    return out[:n]
+
+
+def mb(value: float | None) -> str:
+    return f"{value:.0f} MB" if value is not None else "- (no CUDA)"
+
+
+def search(
+    raw: dict, params: list[dict], pack_size: int, resources: dict, concurrency: int, tmp: Path
+) -> dict:
+    raw = json.loads(json.dumps(raw))
+    raw["search"].update(
+        num_samples=len(params),
+        pruner={"type": "none"},
+        pack_size=pack_size,
+        max_concurrent_trials=concurrency,
+    )
+    raw["resources"] = resources
+    name = f"k{pack_size}-" + "-".join(f"{k}{v}" for k, v in resources.items())
+    path = write_yaml(tmp / f"{name}.yaml", raw)
+    rc, wall, rows = run_search(path, tmp / name, enqueue=params)
+    assert rc == 0, f"search with pack size {pack_size} failed"
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    packs = {r["pack"] for r in rows}
+    mem = [r["gpu_mem_mb"] / sum(x["pack"] == r["pack"] for x in rows) for r in rows if r["gpu_mem_mb"]]
+    return {
+        "wall": wall,
+        "per_min": 60 * len(rows) / wall,
+        "best": max(r["value"] for r in done),
+        "complete": len(done),
+        "packs": len(packs),
+        "mem_per_member": max(mem) if mem else None,
+    }
+
+
+def cpu_search(args: argparse.Namespace) -> None:
+    raw = load_yaml(Path(args.space))
+    space = parse_space(raw)
+    data = load_data(space.data.source())
+    sizes = [int(s) for s in args.sizes.split(",")]
+    params = packed_params(space, args.trials, max(sizes), False, (data.embedding_dim, data.num_models))
+    print(
+        f"{args.trials} trials of {args.space}, {space.max_epochs} epochs, no pruning, "
+        "2 at a time, 1 CPU each"
+    )
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in [1, *sizes]:
+            r = search(raw, params, k, {"cpu": 1}, 2, Path(tmp))
+            rows.append((k, r))
+            print(
+                f"pack size {k:>2}: {r['wall']:6.1f}s  {r['per_min']:6.1f} trials/min  "
+                f"{r['packs']:>2} packs  best {space.search.metric} {r['best']:.4f}",
+                flush=True,
+            )
+    base = rows[0][1]
+    best_k, best = max(rows[1:], key=lambda kr: kr[1]["per_min"])
+    print(
+        f"best K = {best_k}: {best['per_min'] / base['per_min']:.2f}x trials per minute; best val "
+        f"{best['best']:.4f} vs {base['best']:.4f} (difference {best['best'] - base['best']:+.4f})"
+    )
+
+
+def sweep(args: argparse.Namespace) -> None:
+    raw = load_yaml(Path(args.space))
+    space = parse_space(raw)
+    data = load_data(space.data.source())
+    device = torch.device(args.device)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    params = packed_params(space, max(sizes), max(sizes), args.pad, (data.embedding_dim, data.num_models))
+    configs = [space.trial_config(p) for p in params]
+    epochs = args.epochs
+    print(
+        f"device {device}, pad {args.pad}, {epochs} epochs, "
+        f"configs like {json.dumps(configs[0]['pipeline_config'])}"
+    )
+
+    def timed(cs: list[dict[str, Any]]) -> float:
+        train_pack(cs[:1], data, seeds=[0], device=device, epochs=1)  # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        train_pack(cs, data, seeds=list(range(len(cs))), device=device, epochs=epochs)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    single = sum(timed([c]) for c in configs[:4]) / min(4, len(configs))
+    base = epochs / single
+    print(f"K= 1: {single:6.2f}s per trial ({base:7.1f} member-epochs/s, mean of 4 configs)")
+    for k in sizes:
+        if k == 1:
+            continue
+        wall = timed(configs[:k])
+        mem = torch.cuda.max_memory_allocated() / 2**20 / k if device.type == "cuda" else float("nan")
+        rate = k * epochs / wall
+        print(
+            f"K={k:>2}: {wall:6.2f}s per pack ({rate:7.1f} member-epochs/s, {rate / base:5.2f}x; "
+            f"{mem:.0f} MB per member)",
+            flush=True,
+        )
+
+
+def gpu_compare(args: argparse.Namespace) -> None:
+    raw = load_yaml(Path(args.space))
+    space = parse_space(raw)
+    data = load_data(space.data.source())
+    sizes = [int(s) for s in args.sizes.split(",")]
+    n = 2 * max(sizes)
+    params = packed_params(space, n, max(sizes), True, (data.embedding_dim, data.num_models))
+    with tempfile.TemporaryDirectory() as tmp:
+        unpacked = {}
+        for frac, at_once, trials in ((1.0, 1, 8), (0.25, 4, 16), (0.125, 8, 24)):
+            r = search(raw, params[:trials], 1, {"cpu": 1, "gpu": frac}, at_once, Path(tmp))
+            unpacked[frac] = r
+            print(
+                f"gpu {frac}, unpacked, {at_once} at a time: {trials} trials in {r['wall']:.1f}s = "
+                f"{r['per_min']:.1f} trials/min, peak GPU memory per trial {mb(r['mem_per_member'])}",
+                flush=True,
+            )
+        base = unpacked[0.25]
+        for k in sizes:
+            r = search(raw, params[: 2 * k], k, {"cpu": 1, "gpu": 1.0}, 1, Path(tmp))
+            print(
+                f"gpu 1.0, packs of {k}: {2 * k} trials in {r['wall']:.1f}s = {r['per_min']:.1f} trials/min "
+                f"({r['per_min'] / base['per_min']:.2f}x gpu 0.25 unpacked), GPU memory per member "
+                f"{mb(r['mem_per_member'])}",
+                flush=True,
+            )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--trials", type=int, default=48)
+    p.add_argument("--sizes", default="4,8,16")
+    p.add_argument("--space", default=str(ROOT / "spaces" / "residual.yaml"))
+    p.add_argument("--sweep", action="store_true")
+    p.add_argument("--gpu-compare", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--pad", action="store_true", help="sweep: members of other widths share a pack")
+    p.add_argument("--epochs", type=int, default=4, help="sweep: epochs per pack")
+    args = p.parse_args()
+    if args.sweep:
+        sweep(args)
+    elif args.gpu_compare:
+        gpu_compare(args)
+    else:
+        cpu_search(args)
+
+
+if __name__ == "__main__":
+    main()

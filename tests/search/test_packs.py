@@ -1,0 +1,179 @@
+"""Packs in the trainer: a member trains as it would alone; members fail, stop and leave alone."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+import torch
+
+from router_models import ConfigError, list_models
+from search.data import load_data
+from search.driver.packer import Packer
+from search.space import parse_space
+from search.trial.optim import PackedAdamW
+from search.trial.packs import incompatibility
+from search.trial.train import EpochReport, MemberConfigError, resolve_train_config, train_pack, train_router
+from tests.search.spaces import tiny_space
+
+DATA = "synthetic:n_questions=400,n_models=8,dim=16,n_topics=4,seed=5"
+
+
+def cfg(model_type: str = "mlp", hidden=(16, 8), act="relu", dropout=0.0, lr=1e-2, wd=1e-2, epochs=4, bs=32):
+    model: dict = {"hidden_dims": list(hidden), "activation": act, "dropout": dropout}
+    if model_type == "residual_mlp":
+        model["num_blocks"] = 1
+    return {
+        "pipeline_config": {
+            "model_type": model_type,
+            "model_config": model,
+            "train_config": {"lr": lr, "weight_decay": wd, "batch_size": bs, "epochs": epochs},
+        }
+    }
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data(DATA)
+
+
+@pytest.mark.parametrize("model_type", list_models())
+def test_member_of_a_pack_trains_as_it_would_alone(data, model_type: str) -> None:
+    alone = train_router(cfg(model_type), data, seed=11, metric="val_auc")
+    pack = train_pack(
+        [
+            cfg(model_type, hidden=(32, 4), act="gelu", lr=3e-3, wd=0.0),
+            cfg(model_type),
+            cfg(model_type, hidden=(8, 16), act="silu", lr=5e-2, wd=0.1),
+        ],
+        data,
+        seeds=[11, 11, 11],
+        metric="val_auc",
+    )
+    member = pack[1]
+    assert [r.status for r in pack] == ["complete"] * 3
+    assert len(member.history) == len(alone.history) == 4
+    for mine, own in zip(member.history, alone.history):
+        for key, value in own.items():
+            assert mine[key] == pytest.approx(value, abs=1e-3), (key, mine["epoch"])
+    assert member.best_epoch == alone.best_epoch
+    x = torch.from_numpy(data.X[:6])
+    torch.testing.assert_close(member.model(x), alone.model(x), atol=1e-3, rtol=1e-3)
+
+
+def test_packed_adamw_is_torch_adamw_per_member() -> None:
+    torch.manual_seed(0)
+    lrs, wds = [1e-2, 2e-3, 5e-2], [0.1, 0.0, 0.01]
+    packed = torch.nn.Parameter(torch.randn(3, 5, 4))
+    fused = PackedAdamW([packed], lrs, wds)
+    foreach_param = torch.nn.Parameter(packed.detach().clone())
+    foreach = PackedAdamW([foreach_param], lrs, wds)
+    alone = [torch.nn.Parameter(packed.detach()[k].clone()) for k in range(3)]
+    torch_opts = [torch.optim.AdamW([p], lr=lr, weight_decay=wd) for p, lr, wd in zip(alone, lrs, wds)]
+    for _ in range(10):
+        g = torch.randn(3, 5, 4)
+        packed.grad, foreach_param.grad = g.clone(), g.clone()
+        fused.step()
+        with torch.no_grad():  # the GPU path, run here on CPU tensors
+            foreach.step_count += 1
+            foreach._foreach_step([foreach_param], [(foreach.exp_avg[0], foreach.exp_avg_sq[0])])
+        for k in range(3):
+            alone[k].grad = g[k].clone()
+            torch_opts[k].step()
+    for k in range(3):
+        assert torch.equal(packed[k], alone[k])
+        assert torch.equal(foreach_param[k], alone[k])
+
+
+def test_packed_adamw_rejects_bad_values() -> None:
+    p = torch.nn.Parameter(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"every lr must be > 0, got \[0.1, 0.0\]"):
+        PackedAdamW([p], [0.1, 0.0], [0.0, 0.0])
+    with pytest.raises(ValueError, match="one lr and one weight_decay per member, got 2 and 1"):
+        PackedAdamW([p], [0.1, 0.1], [0.0])
+    with pytest.raises(ValueError, match=r"shape \(2, 3\) does not hold 3 members"):
+        PackedAdamW([p], [0.1] * 3, [0.0] * 3)
+
+
+def test_a_diverging_member_fails_alone(data) -> None:
+    results = train_pack([cfg(), cfg(lr=1e30), cfg(hidden=(8, 8))], data, seeds=[1, 2, 3])
+    assert [r.status for r in results] == ["complete", "failed", "complete"]
+    assert results[1].model is None and "TrainingDiverged: training loss became nan at epoch 1" in results[1].error
+    for r in (results[0], results[2]):
+        assert r.epochs_run == 4 and all(math.isfinite(h["val_loss"]) for h in r.history)
+
+
+def test_stopped_members_leave_and_the_rest_train_on(data) -> None:
+    seen: list[tuple[int, list[int]]] = []
+
+    def report(rep: EpochReport) -> list[int]:
+        seen.append((rep.epoch, sorted(rep.metrics)))
+        return [1] if rep.epoch == 2 else ([0] if rep.epoch == 3 else [])
+
+    results = train_pack([cfg(), cfg(lr=3e-3), cfg(act="gelu")], data, seeds=[1, 2, 3], report=report)
+    assert seen == [(1, [0, 1, 2]), (2, [0, 1, 2]), (3, [0, 2]), (4, [2])]
+    assert [(r.status, r.epochs_run) for r in results] == [("stopped", 3), ("stopped", 2), ("complete", 4)]
+    assert all(r.model is not None for r in results)  # a stopped member keeps its best epoch
+
+
+def test_incompatible_configs_name_the_key(data) -> None:
+    def problem(*configs: dict) -> str | None:
+        tcs = [resolve_train_config(c) for c in configs]
+        return incompatibility(configs, tcs, ["a.json", "b.json"], data.embedding_dim, data.num_models)
+
+    assert problem(cfg(), cfg(hidden=(64, 2), act="gelu", lr=1.0)) is None
+    assert problem(cfg(), cfg(bs=64)) == "a.json and b.json differ in train_config.batch_size (32 vs 64)"
+    assert "differ in model_config.hidden_dims ([16, 8] vs [16])" in problem(cfg(), cfg(hidden=(16,)))
+    assert problem(cfg(), cfg("residual_mlp")) == "a.json and b.json differ in model_type (mlp vs residual_mlp)"
+    with pytest.raises(ConfigError, match="config 0 and config 1 differ in train_config.epochs"):
+        train_pack([cfg(), cfg(epochs=2)], data, seeds=[0, 0])
+
+
+def test_a_bad_member_config_names_its_member(data) -> None:
+    with pytest.raises(MemberConfigError, match="dropout") as err:
+        train_pack([cfg(), cfg(dropout=1.5)], data, seeds=[0, 0])
+    assert err.value.index == 1
+
+
+def _study(space):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=4), direction="maximize")
+
+
+def test_packer_followers_share_structure_and_keep_full_distributions() -> None:
+    space = parse_space(
+        tiny_space(
+            params={
+                "hidden_dims": {"layers": {"low": 1, "high": 3}, "width": {"choices": [16, 32]}},
+                "batch_size": {"choices": [32, 64]},
+                "activation": {"choices": ["relu", "gelu"]},
+            }
+        )
+    )
+    study = _study(space)
+    packer = Packer(study, space, 4, 16, 6, pad=True)
+    pack, asked = packer.next_pack(10)
+    assert asked == 4 and len(pack) == 4
+    structural = {"hidden_layers", "batch_size"}
+    assert set(packer.structural(pack[0].params)) == structural  # widths pad, activations mix
+    for t in pack[1:]:
+        assert {n: t.params[n] for n in structural} == {n: pack[0].params[n] for n in structural}
+        assert t.distributions == pack[0].distributions  # recorded over the whole space
+    grouped = Packer(study, space, 4, 16, 6, pad=False)
+    assert set(grouped.structural(pack[0].params)) == structural | {"hidden_width"}
+    pack2, asked2 = packer.next_pack(1)  # the budget bounds new asks
+    assert (len(pack2), asked2) == (1, 1)
+
+
+def test_packer_takes_enqueued_trials_in_order() -> None:
+    space = parse_space(tiny_space(params={"batch_size": {"choices": [32, 64]}}))
+    study = _study(space)
+    for bs in (32, 32, 64, 64):
+        study.enqueue_trial({"batch_size": bs})
+    packer = Packer(study, space, 4, 16, 6)
+    first, asked = packer.next_pack(10)
+    assert [t.params["batch_size"] for t in first] == [32, 32] and asked == 3  # the 64 waits
+    second, asked = packer.next_pack(10)
+    assert [t.params["batch_size"] for t in second] == [64, 64, 64, 64] and asked == 3
+    assert [t.number for t in second][:2] == [2, 3]
