@@ -154,11 +154,13 @@ def gpu_compare(args: argparse.Namespace) -> None:
     space = parse_space(raw)
     data = load_data(space.data.source())
     sizes = [int(s) for s in args.sizes.split(",")]
-    n = 2 * max(sizes)
+    n = max(2 * max(sizes), 32)
     params = packed_params(space, n, max(sizes), True, (data.embedding_dim, data.num_models))
     with tempfile.TemporaryDirectory() as tmp:
         unpacked = {}
-        for frac, at_once, trials in ((1.0, 1, 8), (0.25, 4, 16), (0.125, 8, 24)):
+        fractions = [float(f) for f in args.fractions.split(",")]
+        runs = [(f, round(1 / f), max(8, 4 * round(1 / f))) for f in fractions]
+        for frac, at_once, trials in runs:
             r = search(raw, params[:trials], 1, {"cpu": 1, "gpu": frac}, at_once, Path(tmp))
             unpacked[frac] = r
             print(
@@ -187,6 +189,9 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--pad", action="store_true", help="sweep: members of other widths share a pack")
     p.add_argument("--epochs", type=int, default=4, help="sweep: epochs per pack")
+    p.add_argument(
+        "--fractions", default="1.0,0.25,0.125", help="gpu-compare: unpacked GPU shares (0.25 needed)"
+    )
     args = p.parse_args()
     if args.sweep:
         sweep(args)

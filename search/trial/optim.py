@@ -4,9 +4,9 @@ torch's AdamW takes one learning rate per parameter group, but a packed paramete
 members along dim 0. Each member's slices of the packed parameters get the update
 ``torch.optim.AdamW`` would give them alone, with the member's own lr and weight decay:
 decoupled decay, bias-corrected moments, eps outside the root. On CPU it runs torch's fused
-AdamW kernel once per member (one pass over memory); on a GPU the multi-tensor (foreach)
-kernels over every member's slices at once, with per-member scalars, so the number of kernel
-launches does not grow with K. A weight with zero gradient and zero moments (a padded unit)
+AdamW kernel once per member (one pass over memory); on a GPU the same arithmetic on whole
+packed tensors with per-member lr and decay broadcast, so the number of kernel launches does not
+grow with K. A weight with zero gradient and zero moments (a padded unit)
 stays exactly where it is.
 """
 
@@ -63,7 +63,9 @@ class PackedAdamW:
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         device = self.params[0].device if self.params else torch.device("cpu")
-        self.step_count = torch.zeros((), dtype=torch.float32, device=device)
+        self.step_count = torch.zeros((), dtype=torch.float32, device=device)  # for the fused kernel
+        self.steps = 0
+        self._per_member: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.params:
@@ -75,10 +77,11 @@ class PackedAdamW:
         if not live:
             return
         states = [(m, v) for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq) if p.grad is not None]
-        self.step_count += 1
+        self.steps += 1
         if live[0].device.type != "cpu":
-            self._foreach_step(live, states)
+            self._vector_step(live, states)
             return
+        self.step_count += 1
         steps = [self.step_count] * len(live)
         for k, (lr, wd) in enumerate(zip(self.lr, self.weight_decay)):
             torch._fused_adamw_(
@@ -97,36 +100,38 @@ class PackedAdamW:
                 maximize=False,
             )
 
-    def _foreach_step(
+    def _vector_step(
         self, live: list[torch.nn.Parameter], states: list[tuple[torch.Tensor, torch.Tensor]]
     ) -> None:
-        # The same arithmetic as torch's multi-tensor AdamW, over every member's slices.
+        # torch's AdamW arithmetic on whole packed tensors, per-member lr and decay broadcast:
+        # a fixed number of kernels per parameter whatever K is, and no host-device sync.
         beta1, beta2 = self.betas
-        step = float(self.step_count)
-        bias1 = 1.0 - beta1**step
-        bias2_sqrt = math.sqrt(1.0 - beta2**step)
-        k_all = range(len(self.lr))
-        params = [p[k] for k in k_all for p in live]
-        grads = [p.grad[k] for k in k_all for p in live]  # type: ignore[index]
-        exp_avg = [m[k] for k in k_all for m, _ in states]
-        exp_avg_sq = [v[k] for k in k_all for _, v in states]
-        per = len(live)
-        decay = [1.0 - lr * wd for lr, wd in zip(self.lr, self.weight_decay) for _ in range(per)]
-        step_size = [-lr / bias1 for lr in self.lr for _ in range(per)]
-        torch._foreach_mul_(params, decay)
-        torch._foreach_lerp_(exp_avg, grads, 1.0 - beta1)
+        bias1 = 1.0 - beta1**self.steps
+        bias2_sqrt = math.sqrt(1.0 - beta2**self.steps)
+        if self._per_member is None:  # made once (and after select): a copy to the GPU waits
+            lr = torch.tensor(self.lr, device=live[0].device)
+            self._per_member = (lr, 1.0 - lr * torch.tensor(self.weight_decay, device=lr.device))
+        lr, decay = self._per_member
+        grads = [p.grad for p in live]
+        exp_avg = [m for m, _ in states]
+        exp_avg_sq = [v for _, v in states]
+        torch._foreach_lerp_(exp_avg, grads, 1.0 - beta1)  # type: ignore[arg-type]
         torch._foreach_mul_(exp_avg_sq, beta2)
-        torch._foreach_addcmul_(exp_avg_sq, grads, grads, 1.0 - beta2)
+        torch._foreach_addcmul_(exp_avg_sq, grads, grads, 1.0 - beta2)  # type: ignore[arg-type]
         denom = torch._foreach_sqrt(exp_avg_sq)
         torch._foreach_div_(denom, bias2_sqrt)
         torch._foreach_add_(denom, self.eps)
-        torch._foreach_addcdiv_(params, exp_avg, denom, step_size)
+        update = torch._foreach_div(exp_avg, denom)
+        for p, u in zip(live, update):
+            shape = (p.shape[0],) + (1,) * (p.dim() - 1)
+            p.mul_(decay.view(shape)).addcmul_(u, lr.view(shape), value=-1.0 / bias1)
 
     def select(self, idx: torch.Tensor, params: Iterable[torch.nn.Parameter]) -> None:
         """Keep the members at ``idx``: ``params`` are the model's sliced parameters (in the
         order given at construction), the optimizer state is sliced here."""
         self.params = [p for p in params if p.requires_grad]
         keep = idx.tolist()
+        self._per_member = None
         self.lr = [self.lr[i] for i in keep]
         self.weight_decay = [self.weight_decay[i] for i in keep]
         idx = idx.to(self.step_count.device)

@@ -123,14 +123,38 @@ class Pack:
                 self.module.parameters(), lr=lrs[0], weight_decay=weight_decays[0], fused=True
             )
 
+        # Each member's best weights so far: whole packed tensors, so keeping the best of any
+        # members costs a few kernels per tensor, not a few per member.
+        self._best = [p.detach().clone() for p in self.module.parameters()]
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         out = self.module(x)
         return out if self.fused else out.unsqueeze(0)
 
-    def member_state(self, k: int) -> dict[str, torch.Tensor]:
-        """Member ``k``'s weights in its own model's names, cloned (a snapshot to keep)."""
-        state = self.packed.member_state_dict(k) if self.packed is not None else self.module.state_dict()
-        return {n: t.detach().clone() for n, t in state.items()}
+    def remember(self, positions: Sequence[int]) -> None:
+        """The current weights of the members at ``positions`` are their best so far."""
+        if not positions:
+            return
+        params = [p.detach() for p in self.module.parameters()]
+        if not self.fused:
+            self._best = [p.clone() for p in params]
+            return
+        idx = torch.as_tensor(list(positions), dtype=torch.long, device=params[0].device)
+        for best, p in zip(self._best, params):
+            best[idx] = p[idx]
+
+    def best_state(self, position: int) -> dict[str, torch.Tensor]:
+        """The best weights of the member at ``position``, in its own model's names (copies)."""
+        params = list(self.module.parameters())
+        current = [p.data for p in params]
+        for p, best in zip(params, self._best):
+            p.data = best
+        try:
+            state = self.packed.member_state_dict(position) if self.packed else self.module.state_dict()
+            return {n: t.detach().clone() for n, t in state.items()}
+        finally:
+            for p, data in zip(params, current):
+                p.data = data
 
     def select(self, keep: Sequence[int]) -> None:
         """Keep the members at positions ``keep``; the others stop costing compute."""
@@ -139,6 +163,7 @@ class Pack:
         idx = torch.as_tensor(list(keep), dtype=torch.long)
         self.packed.select(keep)
         self.optimizer.select(idx, self.packed.parameters())
+        self._best = [b[idx.to(b.device)] for b in self._best]
 
 
 def check_packable(build: Callable[[], BaseModel]) -> None:

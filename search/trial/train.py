@@ -293,7 +293,8 @@ def train_pack(
     n, bs, n_epochs = train_idx.numel(), tcs[0]["batch_size"], tcs[0]["epochs"]
     sign = 1.0 if METRIC_MODES[metric] == "min" else -1.0
 
-    best = [(math.inf, 0, pack.member_state(live.index(k))) for k in range(k_all)]
+    best = [(math.inf, 0)] * k_all  # each member's best value (sign-adjusted) and epoch
+    states: dict[int, dict[str, torch.Tensor]] = {}  # best weights of members that left
     history: list[list[dict[str, float]]] = [[] for _ in range(k_all)]
     status = ["complete"] * k_all
     errors: list[str | None] = [None] * k_all
@@ -317,6 +318,7 @@ def train_pack(
         # -- evaluate on val -----------------------------------------------------------------
         val = M.evaluate_members(predict(pack, Xva), Yva, Mva)
         rep = EpochReport(epoch, {})
+        improved = []
         for pos, k in enumerate(live):
             metrics = {"train_loss": train_loss[pos], **{f"val_{key}": v for key, v in val[pos].items()}}
             if not math.isfinite(metrics["train_loss"]):
@@ -333,7 +335,9 @@ def train_pack(
             rep.metrics[k] = metrics
             # -- keep the member's best state ------------------------------------------------
             if sign * metrics[metric] < best[k][0]:
-                best[k] = (sign * metrics[metric], epoch, pack.member_state(pos))
+                best[k] = (sign * metrics[metric], epoch)
+                improved.append(pos)
+        pack.remember(improved)
 
         # -- report; members that failed or were stopped leave the pack ----------------------
         stop = set(report(rep) if report is not None else ()) & set(rep.metrics)
@@ -342,15 +346,20 @@ def train_pack(
         for k in stop:
             status[k] = "stopped"
         keep = [pos for pos, k in enumerate(live) if k in rep.metrics and k not in stop]
+        for pos, k in enumerate(live):
+            if k in stop:
+                states[k] = pack.best_state(pos)
         if not keep:
             break
         if len(keep) < len(live):
             pack.select(keep)
             live = [live[pos] for pos in keep]
+    else:
+        states.update({k: pack.best_state(pos) for pos, k in enumerate(live)})
 
     results = []
     for k, model in enumerate(models):
-        value, best_epoch, state = best[k]
+        value, best_epoch = best[k]
         if status[k] == "failed":
             results.append(
                 TrainResult(
@@ -358,7 +367,7 @@ def train_pack(
                 )
             )
             continue
-        model.load_state_dict(state)
+        model.load_state_dict(states[k])
         model.eval()
         results.append(
             TrainResult(model, best_epoch, sign * value, len(history[k]), status[k], None, history[k], tcs[k])

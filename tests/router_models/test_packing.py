@@ -91,7 +91,12 @@ def test_different_depths_do_not_pack() -> None:
 
 def test_activation_that_moves_zero_packs_only_at_equal_widths() -> None:
     with pytest.raises(NotPackable, match="differ in structure"):
-        PackedRouter([build("mlp", hidden_dims=[16], activation="sigmoid"), build("mlp", hidden_dims=[8], activation="sigmoid")])
+        PackedRouter(
+            [
+                build("mlp", hidden_dims=[16], activation="sigmoid"),
+                build("mlp", hidden_dims=[8], activation="sigmoid"),
+            ]
+        )
     same = [build("mlp", hidden_dims=[16], activation="sigmoid", dropout=0.0) for _ in range(2)]
     PackedRouter(same)  # equal shapes: no padding, fine
     relu = build("mlp", hidden_dims=[16], activation="relu")
@@ -100,7 +105,9 @@ def test_activation_that_moves_zero_packs_only_at_equal_widths() -> None:
 
 def test_meta_models_have_signatures() -> None:
     with torch.device("meta"):
-        big = create_model({"model_type": "residual_mlp", "model_config": {"hidden_dims": [10**6]}}, EMB, N_LLM)
+        big = create_model(
+            {"model_type": "residual_mlp", "model_config": {"hidden_dims": [10**6]}}, EMB, N_LLM
+        )
     small = build("residual_mlp", hidden_dims=[8])
     assert pack_signature(big) == pack_signature(small)  # widths pad
 
