@@ -8,7 +8,9 @@ structural params), once, and every side trains exactly those configs, with no p
         1 CPU each; trials per minute, the ratio to pack size 1, and the best val metric.
 
     python bench/packing.py --sweep [--device cuda] [--sizes 1,8,16,32,64] [--pad]
-        No Ray: one pack of K trained directly; member-epochs per second vs K = 1.
+        No Ray: one pack of K trained directly; member-epochs per second vs K = 1. With --pad
+        members of other widths are zero-padded into one fused group (what a GPU pack does),
+        else each set of equal widths is a fused group (what a CPU pack does).
 
     python bench/packing.py --gpu-compare [--sizes 16,32]
         On one GPU: 4 unpacked trials sharing it (gpu 0.25 each) vs one pack of K (gpu 1.0);
@@ -34,13 +36,11 @@ from search.space import Space
 from search.trial.train import train_pack
 
 
-def packed_params(
-    space: Space, n: int, k: int, pad: bool, dims: tuple[int, int], seed: int = 123
-) -> list[dict]:
+def packed_params(space: Space, n: int, k: int, dims: tuple[int, int], seed: int = 123) -> list[dict]:
     """n trials drawn as a packed search with packs of k draws them (random sampler)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    packer = Packer(study, space, k, *dims, pad=pad)
+    packer = Packer(study, space, k, *dims)
     out: list[dict] = []
     while len(out) < n:
         pack, _ = packer.next_pack(n - len(out))
@@ -85,7 +85,7 @@ def cpu_search(args: argparse.Namespace) -> None:
     space = parse_space(raw)
     data = load_data(space.data.source())
     sizes = [int(s) for s in args.sizes.split(",")]
-    params = packed_params(space, args.trials, max(sizes), False, (data.embedding_dim, data.num_models))
+    params = packed_params(space, args.trials, max(sizes), (data.embedding_dim, data.num_models))
     print(
         f"{args.trials} trials of {args.space}, {space.max_epochs} epochs, no pruning, "
         "2 at a time, 1 CPU each"
@@ -114,7 +114,7 @@ def sweep(args: argparse.Namespace) -> None:
     data = load_data(space.data.source())
     device = torch.device(args.device)
     sizes = [int(s) for s in args.sizes.split(",")]
-    params = packed_params(space, max(sizes), max(sizes), args.pad, (data.embedding_dim, data.num_models))
+    params = packed_params(space, max(sizes), max(sizes), (data.embedding_dim, data.num_models))
     configs = [space.trial_config(p) for p in params]
     epochs = args.epochs
     print(
@@ -123,12 +123,12 @@ def sweep(args: argparse.Namespace) -> None:
     )
 
     def timed(cs: list[dict[str, Any]]) -> float:
-        train_pack(cs[:1], data, seeds=[0], device=device, epochs=1)  # warm-up
+        train_pack(cs[:1], data, seeds=[0], device=device, epochs=1, pad=args.pad)  # warm-up
         if device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        train_pack(cs, data, seeds=list(range(len(cs))), device=device, epochs=epochs)
+        train_pack(cs, data, seeds=list(range(len(cs))), device=device, epochs=epochs, pad=args.pad)
         if device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - t0
@@ -155,7 +155,7 @@ def gpu_compare(args: argparse.Namespace) -> None:
     data = load_data(space.data.source())
     sizes = [int(s) for s in args.sizes.split(",")]
     n = max(2 * max(sizes), 32)
-    params = packed_params(space, n, max(sizes), True, (data.embedding_dim, data.num_models))
+    params = packed_params(space, n, max(sizes), (data.embedding_dim, data.num_models))
     with tempfile.TemporaryDirectory() as tmp:
         unpacked = {}
         fractions = [float(f) for f in args.fractions.split(",")]
@@ -187,7 +187,7 @@ def main() -> None:
     p.add_argument("--sweep", action="store_true")
     p.add_argument("--gpu-compare", action="store_true")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--pad", action="store_true", help="sweep: members of other widths share a pack")
+    p.add_argument("--pad", action="store_true", help="sweep: pad members of other widths (default: group)")
     p.add_argument("--epochs", type=int, default=4, help="sweep: epochs per pack")
     p.add_argument(
         "--fractions", default="1.0,0.25,0.125", help="gpu-compare: unpacked GPU shares (0.25 needed)"

@@ -6,10 +6,7 @@ usual. Each follower is asked with the leader's *structural* params enqueued as 
 and everything else sampled: the study records every param with its full distribution, so TPE
 keeps learning from all trials. Trials a user enqueued come first, in their order; one that does
 not fit the pack waits as the leader of the next.
-
-Widths are structural too unless the pack pads: padding is exact, but a narrow member then costs
-what the widest costs, which pays where a step is bound by kernel launches (a GPU) and not where
-it is bound by arithmetic (a CPU).
+Widths may differ inside a pack: the trainer pads them on a GPU and groups them on a CPU.
 """
 
 from __future__ import annotations
@@ -54,7 +51,6 @@ class Packer:
         pack_size: Most trials per pack, >= 1.
         embedding_dim: The data's embedding width.
         num_models: The data's number of LLMs.
-        pad: Whether members of other widths may share a pack (see the module doc).
     """
 
     def __init__(
@@ -64,7 +60,6 @@ class Packer:
         pack_size: int,
         embedding_dim: int,
         num_models: int,
-        pad: bool = True,
     ) -> None:
         if pack_size < 1:
             raise ValueError(f"pack_size must be >= 1, got {pack_size}")
@@ -72,7 +67,6 @@ class Packer:
         self.space = space
         self.pack_size = pack_size
         self.dims = (embedding_dim, num_models)
-        self.pad = pad
         self.distributions = space.distributions()
         self.pending: list[optuna.trial.Trial] = []  # asked, waiting to lead a later pack
 
@@ -81,7 +75,7 @@ class Packer:
         alone and fails with its own error)."""
         config = self.space.trial_config(params)
         try:
-            return pack_key(config, resolve_train_config(config), *self.dims, pad=self.pad)
+            return pack_key(config, resolve_train_config(config), *self.dims)
         except (ConfigError, NotPackable, ValueError):
             return None
 

@@ -165,9 +165,7 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
         if gpu:
             resources["gpu"] = gpu
         pack_size = resolve_pack_size(plan.pack_size, gpu is not None, packable)
-        # On a GPU a step is bound by kernel launches, so padding narrow members to the widest
-        # costs little; on a CPU it costs their arithmetic, so packs keep one set of widths.
-        packer = Packer(study, space, pack_size, data.embedding_dim, data.num_models, pad=gpu is not None)
+        packer = Packer(study, space, pack_size, data.embedding_dim, data.num_models)
         prunes = space.search.pruner.type != "none"
         control = start_control() if prunes and pack_size > 1 else None
         bridge = OptunaBridge(

@@ -210,6 +210,10 @@ def train_router(
     return result
 
 
+def _shape_key(model: BaseModel, pad: bool) -> tuple[tuple[int, ...], ...]:
+    return () if pad else tuple(tuple(p.shape) for p in model.parameters())
+
+
 def _member(index: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)``; a ConfigError becomes member ``index``'s own."""
     try:
@@ -228,6 +232,7 @@ def train_pack(
     report: PackReport | None = None,
     metric: str = "val_loss",
     names: Sequence[str] | None = None,
+    pad: bool | None = None,
 ) -> list[TrainResult]:
     """Train K compatible configs as one pack; each keeps its best epoch by ``metric``.
 
@@ -242,6 +247,8 @@ def train_pack(
             (status ``failed``). The pack ends when no member is left.
         metric: One of METRIC_MODES, to pick each member's best epoch.
         names: How to name members in errors (default: their position).
+        pad: Fuse members of other widths by zero-padding (default: on a GPU), or train each
+            set of equal shapes as its own fused group (default: on a CPU); see ``packs.Pack``.
 
     Returns:
         One :class:`TrainResult` per config, in order.
@@ -280,13 +287,16 @@ def train_pack(
     mean, std = column_stats(X, train_idx)
     for model in models:
         model.set_input_normalization(mean.cpu(), std.cpu())  # part of the saved router
-    # Members with the same activations sit side by side in the pack (cheaper to apply).
-    live = sorted(range(k_all), key=lambda k: activation_key(models[k]))  # member at each position
+    # Members of equal shapes, and within them of equal activations, sit side by side in the
+    # pack: the groups a CPU pack trains, and cheaper activations.
+    pad = device.type == "cuda" if pad is None else pad
+    live = sorted(range(k_all), key=lambda k: (_shape_key(models[k], pad), activation_key(models[k])))
     pack = Pack(
         [models[k] for k in live],
         [tcs[k]["lr"] for k in live],
         [tcs[k]["weight_decay"] for k in live],
         device,
+        pad=pad,
     )
     gen = torch.Generator(device="cpu").manual_seed(seeds[0])
     use_bf16 = device.type == "cuda"
@@ -309,9 +319,9 @@ def train_pack(
                 logits = pack(X[idx])
             # Summed, not averaged: each member gets exactly the gradient of its own loss.
             losses = M.masked_bce_members(logits, Y[idx], mask[idx])
-            pack.optimizer.zero_grad(set_to_none=True)
+            pack.zero_grad()
             losses.sum().backward()
-            pack.optimizer.step()
+            pack.step()
             total += losses.detach() * idx.numel()
         train_loss = (total / n).tolist()  # one sync per epoch, not per batch
 

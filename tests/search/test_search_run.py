@@ -182,7 +182,9 @@ def test_packed_search_prunes_members_and_exports_like_an_unpacked_one(tmp_path:
             "num_samples": 12,
             "pack_size": 4,
             "max_concurrent_trials": 1,
-            "pruner": {"type": "percentile", "percentile": 40.0, "n_startup_trials": 2, "n_warmup_steps": 1},
+            # rungs at epochs 1, 2 and 4: members are judged against the trials (of their own
+            # pack too) that reached the rung before them; the first to reach it goes on
+            "pruner": {"type": "successive_halving", "min_resource": 1, "reduction_factor": 2},
         },
     )
     rc, out, export = run(tmp_path, space)

@@ -1,0 +1,205 @@
+"""Our search vs the stock peer a user would write instead, in one run on this machine.
+
+The peer is Ray Tune with OptunaSearch and ASHA, written as their docs show: a function
+trainable over a DataLoader, an MLP in plain torch, ``tune.report`` after every epoch. Both sides
+search the same space (mlp, 1-2 layers of width 128-1024, dropout, lr, weight decay, batch 256,
+30 epochs) on the same data with the same trial budget, 2 trials (or packs) at a time on 1 CPU
+each, successive halving at epochs 3, 9 and 27, on val correctness. Printed: wall time and its
+ratio, epochs trained, best val value, and test routing / correctness of each side's best.
+
+    python bench/peer.py [--trials 16] [--data PATH] [--pack-sizes 1,8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from common import MMLU, run_search, write_yaml
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from router_models import load_router
+from search import metrics as M
+from search.data import RouterData, load_data
+from search.trial.train import predict
+
+EPOCHS, RUNGS = 30, (3, 9, 27)
+METRIC = "val_correctness_acc"
+
+
+def peer_trainable(config: dict[str, Any], data: dict[str, Any] | None = None) -> None:
+    """What a Ray Tune user writes: plain torch, a DataLoader, one report per epoch."""
+    from ray import tune
+
+    assert data is not None
+    torch.set_num_threads(1)
+    X, Y, Mk = (torch.from_numpy(np.array(data[k])) for k in ("X", "Y", "mask"))
+    tr, va = data["train"], data["val"]
+    mean, std = X[tr].mean(0), X[tr].std(0).clamp_min(1e-6)
+    X = (X - mean) / std
+    layers: list[nn.Module] = []
+    width_in = X.shape[1]
+    for _ in range(config["layers"]):
+        layers += [nn.Linear(width_in, config["width"]), nn.ReLU(), nn.Dropout(config["dropout"])]
+        width_in = config["width"]
+    model = nn.Sequential(*layers, nn.Linear(width_in, Y.shape[1]))
+    opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+    loader = DataLoader(TensorDataset(X[tr], Y[tr], Mk[tr]), batch_size=256, shuffle=True)
+    best = -1.0
+    for _epoch in range(EPOCHS):
+        model.train()
+        for xb, yb, mb in loader:
+            loss = M.masked_bce(model(xb), yb, mb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            acc = M.correctness_acc(model(X[va]), Y[va], Mk[va])
+        if acc > best:
+            best = acc
+            torch.save(
+                {"state": model.state_dict(), "mean": mean, "std": std, "config": config},
+                os.path.join(data["out"], f"{tune.get_context().get_trial_id()}.pt"),
+            )
+        tune.report({METRIC: acc, "best": best})
+
+
+def run_peer(data: RouterData, trials: int, out: Path) -> dict[str, Any]:
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    payload = {
+        "X": data.X,
+        "Y": data.Y,
+        "mask": data.mask,
+        "train": data.splits["train"],
+        "val": data.splits["val"],
+        "out": str(out),
+    }
+    t0 = time.perf_counter()
+    ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    space = {
+        "layers": tune.randint(1, 3),
+        "width": tune.qrandint(128, 1024, 128),
+        "dropout": tune.uniform(0.0, 0.5),
+        "lr": tune.loguniform(1e-4, 3e-3),
+        "weight_decay": tune.loguniform(1e-5, 1e-1),
+    }
+    tuner = tune.Tuner(
+        tune.with_resources(tune.with_parameters(peer_trainable, data=payload), {"cpu": 1}),
+        param_space=space,
+        tune_config=tune.TuneConfig(
+            metric=METRIC,
+            mode="max",
+            search_alg=OptunaSearch(seed=0),
+            scheduler=ASHAScheduler(max_t=EPOCHS, grace_period=RUNGS[0], reduction_factor=3),
+            num_samples=trials,
+            max_concurrent_trials=2,
+        ),
+        run_config=tune.RunConfig(storage_path=str(out / "tune"), verbose=0),
+    )
+    results = tuner.fit()
+    wall = time.perf_counter() - t0
+    ray.shutdown()
+    frames = [r.metrics_dataframe for r in results if r.metrics_dataframe is not None]
+    epochs = sum(len(f) for f in frames)
+    best_value, best_id = max(
+        (float(f[METRIC].max()), r.metrics["trial_id"]) for f, r in zip(frames, results)
+    )
+    return {"wall": wall, "epochs": epochs, "best": best_value, "router": out / f"{best_id}.pt"}
+
+
+def peer_scores(path: Path, data: RouterData) -> torch.Tensor:
+    saved = torch.load(path, weights_only=True)
+    c = saved["config"]
+    layers: list[nn.Module] = []
+    width_in = data.embedding_dim
+    for _ in range(c["layers"]):
+        layers += [nn.Linear(width_in, c["width"]), nn.ReLU(), nn.Dropout(c["dropout"])]
+        width_in = c["width"]
+    model = nn.Sequential(*layers, nn.Linear(width_in, data.num_models))
+    model.load_state_dict(saved["state"])
+    X = (torch.from_numpy(data.split("test")[0].copy()) - saved["mean"]) / saved["std"]
+    return predict(model, X)
+
+
+def our_space(trials: int, pack_size: int) -> dict[str, Any]:
+    return {
+        "model_type": "mlp",
+        "params": {
+            "hidden_dims": {
+                "layers": {"low": 1, "high": 2},
+                "width": {"low": 128, "high": 1024, "step": 128},
+                "shrink": False,
+            },
+            "dropout": {"low": 0.0, "high": 0.5},
+            "activation": "relu",
+            "lr": {"low": 1.0e-4, "high": 3.0e-3, "log": True},
+            "weight_decay": {"low": 1.0e-5, "high": 1.0e-1, "log": True},
+            "batch_size": 256,
+            "epochs": EPOCHS,
+        },
+        "search": {
+            "num_samples": trials,
+            "metric": METRIC,
+            "sampler": {"type": "tpe"},
+            "pruner": {"type": "successive_halving", "min_resource": RUNGS[0], "reduction_factor": 3},
+            "max_concurrent_trials": 2,
+            "pack_size": pack_size,
+            "seed": 0,
+        },
+        "resources": {"cpu": 1},
+    }
+
+
+def test_metrics(scores: torch.Tensor, data: RouterData) -> str:
+    _, y, m = data.split("test")
+    return f"test routing {M.route_acc(scores, y, m):.4f}, correctness {M.correctness_acc(scores, y, m):.4f}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--trials", type=int, default=16)
+    p.add_argument("--data", default=str(MMLU))
+    p.add_argument("--pack-sizes", default="1,8")
+    args = p.parse_args()
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray on 127.0.0.1, as ours
+    data = load_data(args.data)
+    print(
+        f"{args.trials} trials, {EPOCHS} epochs, rungs {RUNGS}, 2 at a time, 1 CPU each, data {data.source}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        peer = run_peer(data, args.trials, Path(tmp))
+        print(
+            f"stock peer (Ray Tune + OptunaSearch + ASHA): {peer['wall']:.1f}s, {peer['epochs']} epochs, "
+            f"best {METRIC} {peer['best']:.4f}; {test_metrics(peer_scores(peer['router'], data), data)}",
+            flush=True,
+        )
+        for k in (int(s) for s in args.pack_sizes.split(",")):
+            path = write_yaml(Path(tmp) / f"ours{k}.yaml", our_space(args.trials, k))
+            rc, wall, rows = run_search(path, Path(tmp) / f"ours{k}", "--data", args.data)
+            assert rc == 0
+            best = max(r["value"] for r in rows if r["state"] == "COMPLETE")
+            router, _ = load_router(Path(tmp) / f"ours{k}" / "best_router.pt")
+            scores = predict(router, torch.from_numpy(data.split("test")[0].copy()))
+            print(
+                f"ours, pack size {k}: {wall:.1f}s ({wall / peer['wall']:.2f}x the peer's), "
+                f"{sum(r['epochs_run'] for r in rows)} epochs, best {METRIC} {best:.4f} "
+                f"({best - peer['best']:+.4f}); {test_metrics(scores, data)}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
