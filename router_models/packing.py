@@ -511,10 +511,13 @@ class PackedRouter(nn.Module):
             leaf.select(idx)
 
     @torch.no_grad()
-    def verify(self, members: Sequence[BaseModel], atol: float = 1e-4) -> None:
+    def verify(self, members: Sequence[BaseModel], atol: float = 1e-4, rtol: float = 1e-4) -> None:
         """Raise NotPackable unless every member's own output equals its slice of the pack's."""
         gen = torch.Generator().manual_seed(0)
-        x = torch.randn(4, members[0].input_dim, generator=gen)
+        first = members[0]
+        # Inputs like the data: standard normal after the members' standardization.
+        z = torch.randn(4, first.input_dim, generator=gen).to(first.input_std.device)
+        x = first.input_mean + first.input_std * z
         modes = [m.training for m in members]
         self.eval()
         for m in members:
@@ -529,7 +532,8 @@ class PackedRouter(nn.Module):
                     "(see router_models/template.py)"
                 ) from None
             for k, m in enumerate(members):
-                diff = float((packed[k] - m(x)).abs().max())
+                own = m(x)
+                diff = float(((packed[k] - own).abs() - rtol * own.abs()).max())
                 if not diff <= atol:
                     raise NotPackable(
                         f"model_type {m.model_type!r}: a pack does not reproduce member {k}'s output "

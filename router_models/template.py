@@ -8,6 +8,17 @@ Steps (see README.md, "Adding New Models"):
 
 The registry makes it creatable through ``create_model`` and the tests pick it up by
 themselves. This template is itself registered and tested, so it always stays a working model.
+
+To be packable (trained with other trials as one fused model, ``router_models/packing.py``),
+a model needs only what this one does:
+- its tensors live in Linear, LayerNorm, Dropout, activation, Embedding or GaussianNoise
+  modules (containers such as Sequential or your own blocks are fine; a parameter set directly
+  on a module that is not one of those is not);
+- its ``forward`` treats every leading dimension as a batch dimension: index features with
+  negative dims (``x.unsqueeze(-2)``, ``.sum(-1)``), never assume ``x.shape[0]`` is the batch.
+The packing tests (``tests/router_models/test_packing.py``) run on every registered model; one
+that cannot pack is said in one line when a search asks for packs, and ``pack_size: auto``
+trains it one trial at a time.
 """
 
 from __future__ import annotations
@@ -58,7 +69,8 @@ class TemplateModel(BaseModel):
         self.head = nn.Linear(widths[-1], self.output_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x is already standardized by BaseModel; return one logit per LLM.
+        # x is already standardized by BaseModel; return one logit per LLM. In a pack x is
+        # [members, batch, dim]: the same code runs, as nothing here assumes dim 0 is the batch.
         for layer in self.hidden_layers:
             x = layer(x)
         return self.head(x)

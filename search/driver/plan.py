@@ -75,8 +75,9 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
 
 
 # Trials per pack when the space says ``pack_size: auto``: the best measured on each kind of
-# device (bench/packing.py on 2 CPU cores, bench/gpu.sh on one GPU; see BENCHMARKS.md).
-AUTO_PACK_SIZE = {"cpu": 8, "gpu": 32}
+# device (bench/peer.py and bench/packing.py on 2 CPU cores, bench/gpu.sh on one H200; see
+# BENCHMARKS.md).
+AUTO_PACK_SIZE = {"cpu": 8, "gpu": 64}
 
 
 def parse_pack_size(value: str) -> int | str:
@@ -88,13 +89,13 @@ def parse_pack_size(value: str) -> int | str:
     return int(value)
 
 
-def resolve_pack_size(pack_size: int | str, on_gpu: bool, packable: bool) -> int:
-    """The pack size a run uses: ``auto`` picks by device, and 1 for a model that cannot pack.
-
-    Raises:
-        UserError: A pack size above 1 was asked for a model type that cannot be packed.
-    """
+def resolve_pack_size(pack_size: int | str, on_gpu: bool, packable: bool, trials: int, slots: int) -> int:
+    """The pack size a run uses. ``auto``: the device's measured best, but no more than fills
+    every concurrent slot with the trials left (``ceil(trials / slots)``), and 1 for a model
+    type that cannot be packed."""
     if pack_size == "auto":
-        return AUTO_PACK_SIZE["gpu" if on_gpu else "cpu"] if packable else 1
+        if not packable:
+            return 1
+        return max(1, min(AUTO_PACK_SIZE["gpu" if on_gpu else "cpu"], -(-trials // max(1, slots))))
     assert isinstance(pack_size, int)
     return pack_size

@@ -99,12 +99,23 @@ def _interrupted(plan: RunPlan, study: optuna.Study, space_arg: str) -> int:
     return 130
 
 
+class _Flag:
+    """A bool shared with Tune's Stopper: Tune saves its stopper with the experiment, so the
+    stopper must not hold the signal handlers (they may hold locks)."""
+
+    requested = False
+
+
 class Interrupt:
     """Ctrl-C: the first asks Tune to stop every trial and end; a second exits at once."""
 
     def __init__(self) -> None:
-        self.requested = False
+        self.flag = _Flag()
         self._previous: Any = None
+
+    @property
+    def requested(self) -> bool:
+        return self.flag.requested
 
     def __enter__(self) -> Interrupt:
         self._previous = signal.signal(signal.SIGINT, self._handle)
@@ -117,22 +128,22 @@ class Interrupt:
         """A Tune Stopper that ends the whole experiment once Ctrl-C was pressed."""
         from ray import tune
 
-        interrupt = self
+        flag = self.flag
 
         class StopOnInterrupt(tune.Stopper):
             def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
                 return False
 
             def stop_all(self) -> bool:
-                return interrupt.requested
+                return flag.requested
 
         return StopOnInterrupt()
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
+        if self.flag.requested:
             print("\nforced exit", file=sys.stderr, flush=True)
             os._exit(130)
-        self.requested = True
+        self.flag.requested = True
         print(
             "\nstopping: ending running trials and saving state (Ctrl-C again to force exit)",
             file=sys.stderr,
@@ -164,7 +175,10 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
             gpu = None
         if gpu:
             resources["gpu"] = gpu
-        pack_size = resolve_pack_size(plan.pack_size, gpu is not None, packable)
+        slots = space.search.max_concurrent_trials or max(
+            1, int(ray.cluster_resources().get("CPU", 1) // space.resources.cpu)
+        )
+        pack_size = resolve_pack_size(plan.pack_size, gpu is not None, packable, remaining, slots)
         packer = Packer(study, space, pack_size, data.embedding_dim, data.num_models)
         prunes = space.search.pruner.type != "none"
         control = start_control() if prunes and pack_size > 1 else None

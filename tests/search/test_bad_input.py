@@ -180,7 +180,57 @@ CASES = {
     ),
     "train bad json": (lambda t: ["train", _text(t, "{oops")], "not readable JSON"),
     "report not a run": (lambda t: ["report", str(t)], "not a run dir (study.journal not found)"),
+    "pack-size 0": (
+        lambda t: ["run", _space(t, tiny_space()), "--pack-size", "0"],
+        "--pack-size '0': must be an integer >= 1 or auto",
+    ),
+    "pack_size in space": (
+        lambda t: ["run", _space(t, tiny_space(search={"pack_size": 0}))],
+        "search.pack_size: must be an integer >= 1 or auto, got 0",
+    ),
+    "unpackable model with packs": (
+        lambda t: [
+            "run",
+            _space(t, tiny_space(params={"activation": "sigmoid"})),
+            "--pack-size",
+            "4",
+            "--data",
+            "nope",
+        ],
+        "nope: data folder not found",
+    ),
+    "train configs that cannot share a pack": (
+        lambda t: [
+            "train",
+            _named(
+                t, "a.json", {"pipeline_config": {"model_type": "mlp", "model_config": {"hidden_dims": [8]}}}
+            ),
+            _named(
+                t,
+                "b.json",
+                {"pipeline_config": {"model_type": "mlp", "model_config": {"hidden_dims": [8, 4]}}},
+            ),
+            "--data",
+            "synthetic:n_questions=60,n_models=3,dim=8",
+        ],
+        "a.json and b.json differ in model_config.hidden_dims ([8] vs [8, 4]), which changes the model's structure",
+    ),
+    "train configs of one name": (
+        lambda t: [
+            "train",
+            _named(t, "x/c.json", json.loads(GOOD_CONFIG)),
+            _named(t, "y/c.json", json.loads(GOOD_CONFIG)),
+        ],
+        "would both write c/: give the configs distinct file names",
+    ),
 }
+
+
+def _named(tmp: Path, name: str, obj: dict) -> str:
+    path = tmp / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+    return str(path)
 
 
 def _json(tmp: Path, obj: dict) -> str:
@@ -244,3 +294,38 @@ def test_debug_shows_traceback(tmp_path: Path) -> None:
     path = _space(tmp_path, tiny_space(colour=1))
     with pytest.raises(SpaceError):
         main(["run", path, "--debug"])
+
+
+def test_packs_of_a_model_that_cannot_pack(tmp_path: Path, monkeypatch, capsys) -> None:
+    from torch import nn
+
+    from router_models import BaseModel, register_model
+    from router_models.model_factory import unregister_model
+    from search.driver.plan import resolve_pack_size
+
+    class Scaled(BaseModel):
+        def __init__(self, input_dim: int, hidden_dims: list[int], output_dim: int, **kw: object) -> None:
+            super().__init__(input_dim, hidden_dims, output_dim, **kw)  # type: ignore[arg-type]
+            self.hidden_layers = nn.ModuleList([nn.Linear(input_dim, hidden_dims[0])])
+            self.scale = nn.Parameter(torch.ones(1))
+            self.head = nn.Linear(hidden_dims[0], output_dim)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.hidden_layers[0](x)) * self.scale
+
+    monkeypatch.chdir(tmp_path)
+    register_model("scaled")(Scaled)
+    try:
+        rc = main(["run", _space(tmp_path, tiny_space(model_type="scaled")), "--pack-size", "4"])
+    finally:
+        unregister_model("scaled")
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert "pack_size 4: model_type 'scaled' cannot be packed: the model itself holds scale" in err
+    assert not (tmp_path / "runs").exists()
+    # auto falls back to one trial per pack for such a model, and fills every slot otherwise
+    assert resolve_pack_size("auto", False, False, 100, 2) == 1
+    assert resolve_pack_size("auto", False, True, 100, 2) == 8
+    assert resolve_pack_size("auto", True, True, 100, 2) == 50
+    assert resolve_pack_size("auto", True, True, 24, 2) == 12
+    assert resolve_pack_size(3, True, True, 24, 2) == 3
