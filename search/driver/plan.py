@@ -90,12 +90,14 @@ def parse_pack_size(value: str) -> int | str:
 
 
 def resolve_pack_size(pack_size: int | str, on_gpu: bool, packable: bool, trials: int, slots: int) -> int:
-    """The pack size a run uses. ``auto``: the device's measured best, but no more than fills
-    every concurrent slot with the trials left (``ceil(trials / slots)``), and 1 for a model
-    type that cannot be packed."""
+    """The pack size a run uses. ``auto``: at most the device's measured best, evened out so the
+    trials left fill every concurrent slot for the same number of rounds (no slot idles while
+    one last pack trains); 1 for a model type that cannot be packed."""
     if pack_size == "auto":
         if not packable:
             return 1
-        return max(1, min(AUTO_PACK_SIZE["gpu" if on_gpu else "cpu"], -(-trials // max(1, slots))))
+        per_round = max(1, slots) * AUTO_PACK_SIZE["gpu" if on_gpu else "cpu"]
+        rounds = max(1, -(-trials // per_round))
+        return max(1, -(-trials // (max(1, slots) * rounds)))
     assert isinstance(pack_size, int)
     return pack_size

@@ -323,9 +323,11 @@ def test_packs_of_a_model_that_cannot_pack(tmp_path: Path, monkeypatch, capsys) 
     assert rc == 2 and err.count("\n") == 1
     assert "pack_size 4: model_type 'scaled' cannot be packed: the model itself holds scale" in err
     assert not (tmp_path / "runs").exists()
-    # auto falls back to one trial per pack for such a model, and fills every slot otherwise
+    # auto falls back to one trial per pack for such a model; else at most 8 (CPU) or 64 (GPU),
+    # evened out over the slots: 24 trials on 2 slots are 4 packs of 6, not 8 + 8 + 8
     assert resolve_pack_size("auto", False, False, 100, 2) == 1
     assert resolve_pack_size("auto", False, True, 100, 2) == 8
     assert resolve_pack_size("auto", True, True, 100, 2) == 50
     assert resolve_pack_size("auto", True, True, 24, 2) == 12
+    assert resolve_pack_size("auto", False, True, 24, 2) == 6
     assert resolve_pack_size(3, True, True, 24, 2) == 3
