@@ -12,7 +12,6 @@ from typing import Any
 import optuna
 import pyarrow.parquet as pq
 import yaml
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -35,20 +34,12 @@ def write_yaml(path: Path, raw: dict[str, Any]) -> Path:
 def sample_params(space: Space, n: int, seed: int) -> list[dict[str, Any]]:
     """n parameter sets drawn at random from the space (the same on every side of a bench)."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    return [study.ask(space.distributions()).params for _ in range(n)]
+    return [space.suggest(study.ask()) for _ in range(n)]
 
 
 def suggest_all(trial: optuna.Trial, space: Space) -> dict[str, Any]:
-    """Ask a trial for every distribution of the space (enqueued values come back as given)."""
-    out: dict[str, Any] = {}
-    for name, d in space.distributions().items():
-        if isinstance(d, FloatDistribution):
-            out[name] = trial.suggest_float(name, d.low, d.high, log=d.log, step=d.step)
-        elif isinstance(d, IntDistribution):
-            out[name] = trial.suggest_int(name, d.low, d.high, log=d.log, step=d.step)
-        elif isinstance(d, CategoricalDistribution):
-            out[name] = trial.suggest_categorical(name, d.choices)
-    return out
+    """Ask a trial for every param of the space (enqueued values come back as given)."""
+    return space.suggest(trial)
 
 
 def run_search(

@@ -6,6 +6,8 @@ Adding a model: copy ``template.py``, rename the class, decorate it with
 
 from router_models.base_model import ACTIVATIONS, INIT_METHODS, BaseModel
 from router_models.checkpoint import load_router, router_config, save_router
+from router_models.ensemble import EnsembleModel
+from router_models.mf import MFModel
 
 # One import line per model: importing the module registers it.
 from router_models.mlp import MLPModel
@@ -18,6 +20,7 @@ from router_models.model_factory import (
     register_model,
 )
 from router_models.residual_mlp import ResidualMLPModel
+from router_models.routing import margin_offsets, route
 from router_models.template import TemplateModel
 
 __all__ = [
@@ -25,6 +28,8 @@ __all__ = [
     "INIT_METHODS",
     "BaseModel",
     "ConfigError",
+    "EnsembleModel",
+    "MFModel",
     "MLPModel",
     "ResidualMLPModel",
     "TemplateModel",
@@ -32,8 +37,10 @@ __all__ = [
     "get_model_class",
     "list_models",
     "load_router",
+    "margin_offsets",
     "read_pipeline_config",
     "register_model",
+    "route",
     "router_config",
     "save_router",
 ]

@@ -71,6 +71,7 @@ class BaseModel(nn.Module, abc.ABC):
     """
 
     model_type: str = ""  # set by register_model
+    searchable: bool = True  # built from hidden_dims/dropout/activation and trained by a search
     hidden_layers: nn.ModuleList  # built by the subclass: one module per hidden layer
     input_mean: torch.Tensor
     input_std: torch.Tensor

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ def save_router(
     *,
     model_names: Sequence[str] | None = None,
     train_config: dict[str, Any] | None = None,
+    routing: Mapping[str, Any] | None = None,
     **metadata: Any,
 ) -> None:
     """Save a trained router to one file, atomically.
@@ -59,10 +60,17 @@ def save_router(
         path: Destination file (parent folders are made).
         model_names: The LLM of each output, in order, when known.
         train_config: Training settings to store beside the model config.
+        routing: How the router routes: ``offsets`` (one per LLM, added to the predicted
+            correctness; see :func:`router_models.route`) and how they were chosen.
         **metadata: JSON-like extras (metrics, data source, ...), returned by ``load_router``.
     """
     if model_names is not None and len(model_names) != model.output_dim:
         raise ValueError(f"model_names has {len(model_names)} names but the model scores {model.output_dim}")
+    offsets = (routing or {}).get("offsets")
+    if offsets is not None and len(offsets) != model.output_dim:
+        raise ValueError(
+            f"routing offsets have {len(offsets)} values but the model scores {model.output_dim}"
+        )
     payload = {
         "format_version": FORMAT_VERSION,
         "config": router_config(model, train_config),
@@ -70,6 +78,7 @@ def save_router(
         "num_models": model.output_dim,
         "model_names": list(model_names) if model_names is not None else None,
         "metadata": metadata,
+        "routing": dict(routing or {}),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     buf = io.BytesIO()
@@ -84,7 +93,8 @@ def load_router(
 
     Returns:
         ``(model, info)`` where info holds ``config``, ``embedding_dim``, ``num_models``,
-        ``model_names`` and ``metadata``.
+        ``model_names``, ``metadata``, ``routing`` and ``offsets`` (the routing offsets, one per
+        LLM: zeros when none were saved, which is the plain argmax).
 
     Raises:
         ConfigError: If the file is missing, not a router checkpoint, or truncated.
@@ -102,4 +112,7 @@ def load_router(
     model.eval()
     info = {k: payload.get(k) for k in ("config", "embedding_dim", "num_models", "model_names")}
     info["metadata"] = payload.get("metadata") or {}
+    routing = payload.get("routing") or {}
+    info["routing"] = routing
+    info["offsets"] = list(routing.get("offsets") or [0.0] * model.output_dim)
     return model, info

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -122,7 +123,8 @@ def create_model(
             f"model_config.output_dim is {output_dim!r} but the data has {num_models} models; "
             "remove output_dim or make it equal"
         )
-    if "hidden_dims" not in model_config:
+    needs = inspect.signature(cls).parameters.get("hidden_dims")
+    if needs is not None and needs.default is inspect.Parameter.empty and "hidden_dims" not in model_config:
         raise ConfigError("model_config: missing 'hidden_dims' (a list of positive integers)")
     try:
         return cls(input_dim=embedding_dim, output_dim=output_dim, **model_config)

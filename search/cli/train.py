@@ -9,10 +9,12 @@ from typing import Any
 import torch
 
 from router_models import read_pipeline_config, save_router
+from search import metrics as M
 from search.data import RouterData, load_data
 from search.errors import UserError
 from search.results.export import write_json
-from search.trial.train import METRIC_MODES, EpochReport, TrainResult, split_metrics, train_pack
+from search.trial.policy import tune_routing, val_logits
+from search.trial.train import METRIC_MODES, EpochReport, TrainResult, predict, split_metrics, train_pack
 
 
 def resolve_device(name: str) -> torch.device:
@@ -67,11 +69,20 @@ def _write(result: TrainResult, data: RouterData, out: Path, metric: str) -> dic
         "data_source": data.source,
     }
     out.mkdir(parents=True, exist_ok=True)
+    model = result.model.cpu()
+    routing = tune_routing(val_logits(model, data), data)
+    metrics["test"]["route_acc_with_margin"] = M.route_acc(
+        predict(model, torch.from_numpy(data.split("test")[0].copy())),
+        *data.split("test")[1:],
+        routing["offsets"],
+    )
+    metrics["routing"] = {k: v for k, v in routing.items() if k != "offsets"}
     save_router(
-        result.model.cpu(),
+        model,
         out / "router.pt",
         model_names=data.model_names,
         train_config=result.train_config,
+        routing=routing,
         metrics=metrics,
     )
     write_json(out / "metrics.json", metrics)
@@ -121,9 +132,10 @@ def run_train(
         t = _write(result, data, dest, metric)["test"]
         who = f"{name}: " if len(configs) > 1 else ""
         print(
-            f"{who}best epoch {result.best_epoch}; test route_acc {t['route_acc']:.4f} "
-            f"(single best {t['single_best_route_acc']:.4f}, oracle {t['oracle_route_acc']:.4f}), "
-            f"correctness_acc {t['correctness_acc']:.4f}, auc {t['auc']:.4f}"
+            f"{who}best epoch {result.best_epoch}; test route_acc {t['route_acc']:.4f}, with the val-tuned "
+            f"margin {t['route_acc_with_margin']:.4f} (single best {t['single_best_route_acc']:.4f}, "
+            f"oracle {t['oracle_route_acc']:.4f}), correctness_acc {t['correctness_acc']:.4f}, "
+            f"auc {t['auc']:.4f}"
         )
         print(f"wrote {dest / 'router.pt'} and {dest / 'metrics.json'}")
     return 1 if failed else 0

@@ -67,7 +67,6 @@ class Packer:
         self.space = space
         self.pack_size = pack_size
         self.dims = (embedding_dim, num_models)
-        self.distributions = space.distributions()
         self.pending: list[optuna.trial.Trial] = []  # asked, waiting to lead a later pack
 
     def key(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
@@ -83,7 +82,7 @@ class Packer:
         """The params that, changed alone, change the pack key of ``params``."""
         base = self.key(params)
         out = []
-        for name, dist in self.distributions.items():
+        for name, dist in self.space.distributions(self.space.model_type_of(params)).items():
             if name not in params:
                 continue
             if any(self.key({**params, name: v}) != base for v in probe_values(dist) if v != params[name]):
@@ -91,7 +90,9 @@ class Packer:
         return out
 
     def _ask(self) -> optuna.trial.Trial:
-        return self.study.ask(self.distributions)
+        trial = self.study.ask()
+        self.space.suggest(trial)
+        return trial
 
     def _waiting(self) -> bool:
         return bool(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))

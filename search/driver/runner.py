@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import sys
@@ -50,17 +51,18 @@ def run_search(args: argparse.Namespace) -> int:
     data = load_data(plan.data_spec)
     space = plan.space
     data.check_embedding_dim(space.data.embedding_dim, f"{args.space}: data.embedding_dim")
-    # Build models from the space's low/first values: config errors surface before Ray, and a
-    # model type that cannot be packed is said at once when packs were asked for.
-    first = space.trial_config({})
-    build_model(first, data)
+    # Build a model of each type from the space's low/first values: config errors surface
+    # before Ray, and a model type that cannot be packed is said at once when packs were asked.
     packable = True
-    try:
-        check_packable(lambda: build_model(first, data))
-    except ConfigError as exc:
-        if plan.pack_size != "auto" and plan.pack_size != 1:
-            raise UserError(f"pack_size {plan.pack_size}: {exc}") from None
-        packable = False
+    for model_type in space.types:
+        first = space.trial_config({"model_type": model_type})
+        build_model(first, data)
+        try:
+            check_packable(functools.partial(build_model, first, data))
+        except ConfigError as exc:
+            if plan.pack_size != "auto" and plan.pack_size != 1:
+                raise UserError(f"pack_size {plan.pack_size}: {exc}") from None
+            packable = False
 
     study = open_study(plan.run_dir, plan.space)
     (plan.run_dir / "space.yaml").write_text(Path(args.space).read_text())

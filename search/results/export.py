@@ -64,6 +64,7 @@ def trial_rows(study: Any, space: Any) -> list[dict[str, Any]]:
             "state": t.state.name,
             "value": t.value,
             "epochs_run": t.user_attrs.get("epochs_run", len(t.intermediate_values)),
+            "model_type": pipeline.get("model_type"),
         }
         for k, v in values.items():
             row[f"param_{k}"] = json.dumps(v) if isinstance(v, list) else v

@@ -21,6 +21,7 @@ from ray import tune
 from router_models import save_router
 from search.data import RouterData
 from search.storage import put_file, router_uri
+from search.trial.policy import tune_routing, val_logits
 from search.trial.train import EpochReport, MemberConfigError, TrainResult, train_pack
 
 REPORT_KEY = "pack_report"  # JSON: {"metrics": {number: {...}}, "failed": {number: message}}
@@ -109,11 +110,13 @@ def router_trainable(
             if result.status != "complete" or result.model is None:
                 continue
             local = os.path.join(tmp, f"router_{number}.pt")
+            model = result.model.cpu()
             save_router(
-                result.model.cpu(),
+                model,
                 local,
                 model_names=list(router_data.model_names),
                 train_config=result.train_config,
+                routing=tune_routing(val_logits(model, router_data), router_data),
                 trial_number=number,
                 best_epoch=result.best_epoch,
                 best_value=result.best_value,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from router_models import BaseModel, create_model, list_models, register_model
+from router_models import BaseModel, create_model, get_model_class, list_models, register_model
 from router_models.model_factory import unregister_model
 from router_models.packing import NotPackable, PackedRouter, pack_signature
 
@@ -23,7 +23,7 @@ def build(model_type: str, **cfg: object) -> BaseModel:
     return create_model({"model_type": model_type, "model_config": cfg}, EMB, N_LLM)
 
 
-@pytest.fixture(params=list_models())
+@pytest.fixture(params=[m for m in list_models() if get_model_class(m).searchable])
 def model_type(request: pytest.FixtureRequest) -> str:
     return request.param
 

@@ -8,7 +8,7 @@ import optuna
 import pytest
 import torch
 
-from router_models import ConfigError, list_models
+from router_models import ConfigError, get_model_class, list_models
 from search.data import load_data
 from search.driver.packer import Packer
 from search.space import parse_space
@@ -39,7 +39,7 @@ def data():
 
 
 @pytest.mark.parametrize("pad", [True, False], ids=["padded", "grouped"])
-@pytest.mark.parametrize("model_type", list_models())
+@pytest.mark.parametrize("model_type", [m for m in list_models() if get_model_class(m).searchable])
 def test_member_of_a_pack_trains_as_it_would_alone(data, model_type: str, pad: bool) -> None:
     alone = train_router(cfg(model_type), data, seed=11, metric="val_auc")
     # Padded (a GPU's packs): all four fused, zero-padded to the widest. Grouped (a CPU's): the

@@ -94,7 +94,7 @@ def test_float_strings_like_1e_minus_4_are_numbers(tmp_path: Path) -> None:
         (tiny_space(params={"hidden_dims": [16, 0]}), r"hidden_dims: \[16, 0\] must be a non-empty list"),
         (
             tiny_space(model_type="transformer"),
-            r"model_type: unknown model_type 'transformer'; registered: mlp",
+            r"model_type: unknown model_type 'transformer'; searchable: mf, mlp",
         ),
         (tiny_space(search={"pruner": {"type": "asha"}}), r"search.pruner.type: Input should be 'median'"),
         (
@@ -163,3 +163,84 @@ def test_validate_cli(tmp_path: Path, capsys) -> None:
     assert err == f"error: {bad}: colour: unknown key\n"
     assert main(["validate", str(tmp_path / "none.yaml")]) == 2
     assert "file not found" in capsys.readouterr().err
+
+
+def _conditional(**overrides):
+    raw = tiny_space(model_type={"choices": ["mlp", "mf", "residual_mlp"]}, **overrides)
+    raw["params"] = {"lr": {"low": 1.0e-3, "high": 1.0e-2, "log": True}, "epochs": 3, "batch_size": 32}
+    raw["models"] = {
+        "mlp": {"hidden_dims": {"choices": [[16], [8, 8]]}, "dropout": {"low": 0.0, "high": 0.3}},
+        "mf": {"hidden_dims": [8], "noise_std": {"low": 0.0, "high": 0.2}},
+        "residual_mlp": {"hidden_dims": [8], "num_blocks": {"low": 1, "high": 2}},
+    }
+    return raw
+
+
+def test_shipped_routers_space_searches_three_types() -> None:
+    space = load_space(ROOT / "spaces" / "routers.yaml")
+    assert space.types == ["mlp", "residual_mlp", "mf"] and space.conditional
+    assert set(space.distributions("mf")) == {
+        "model_type",
+        "lr",
+        "weight_decay",
+        "mf.hidden_dims",
+        "mf.noise_std",
+        "mf.dropout",
+    }
+    for t in space.types:
+        assert space.trial_config({"model_type": t})["pipeline_config"]["model_type"] == t
+
+
+def test_a_trial_samples_only_its_types_params() -> None:
+    import optuna
+
+    space = parse_space(_conditional())
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        params = space.suggest(trial)
+        t = params["model_type"]
+        seen.add(t)
+        assert {k.split(".")[0] for k in params if "." in k} <= {t}  # no other type's params
+        assert set(trial.distributions) == set(params)  # the study records each with its distribution
+        cfg = space.trial_config(params)["pipeline_config"]
+        assert cfg["model_type"] == t and cfg["train_config"]["lr"] == params["lr"]
+        if t == "mf":
+            assert cfg["model_config"] == {"hidden_dims": [8], "noise_std": params["mf.noise_std"]}
+        study.tell(trial, 0.5)
+    assert seen == {"mlp", "mf", "residual_mlp"}
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda r: r["models"]["mf"].update(noise_std=-1.0),
+            "models.mf.noise_std: -1.0 must be a number >= 0",
+        ),
+        (
+            lambda r: r["models"]["mlp"].update(dropout={"low": 0.5, "high": 0.1}),
+            "models.mlp.dropout: low 0.5 is greater than high 0.1",
+        ),
+        (lambda r: r["models"]["mlp"].update(colour=1), None),  # unknown param names are model kwargs
+        (
+            lambda r: r["models"].update(template={"hidden_dims": [8]}),
+            "models.template: not a model type of this space",
+        ),
+        (lambda r: r["models"]["mf"].pop("hidden_dims"), "models.mf.hidden_dims is required"),
+        (lambda r: r["models"]["mf"].update(lr=0.1), "models.mf.lr: also set in params"),
+        (
+            lambda r: r.update(model_type={"choices": ["mlp", "ensemble"]}),
+            "unknown model_type 'ensemble' in choices; searchable:",
+        ),
+    ],
+)
+def test_conditional_space_errors_name_the_key_path(edit, message) -> None:
+    raw = _conditional()
+    edit(raw)
+    if message is None:
+        parse_space(raw)
+        return
+    with pytest.raises(SpaceError, match=message):
+        parse_space(raw)

@@ -96,7 +96,7 @@ def test_saved_router_scores_raw_embeddings(data, tmp_path: Path) -> None:
     assert main(["train", str(config), "--data", TINY_SYNTH, "--out", str(out), "--device", "cpu"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     for split in ("val", "test"):
-        assert set(metrics[split]) == {
+        assert set(metrics[split]) - {"route_acc_with_margin"} == {
             "loss",
             "correctness_acc",
             "auc",
@@ -112,6 +112,14 @@ def test_saved_router_scores_raw_embeddings(data, tmp_path: Path) -> None:
 
     assert route_acc(scores, Y, mask) == pytest.approx(metrics["test"]["route_acc"], abs=1e-6)
     assert info["model_names"] == data.model_names
+    # the routing decision, tuned on val, is saved with the router and routes the test split
+    routing = info["routing"]
+    assert routing["anchor_name"] == data.model_names[routing["anchor"]] and routing["margin"] >= 0
+    assert info["offsets"][routing["anchor"]] == routing["margin"]
+    assert route_acc(scores, Y, mask, info["offsets"]) == pytest.approx(
+        metrics["test"]["route_acc_with_margin"], abs=1e-6
+    )
+    assert routing["val_route_acc"] >= routing["val_route_acc_plain"]  # tuned on val: never worse there
 
 
 def test_train_cli_errors(tmp_path: Path, capsys) -> None:

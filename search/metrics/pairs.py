@@ -1,7 +1,7 @@
-"""Router metrics over a masked questions x models matrix (torch, on any device).
+"""Per-pair metrics over a masked questions x models matrix (torch, on any device).
 
-``scores`` are logits or probabilities [Q, M]; ``y`` is correctness in {0, 1} [Q, M]; ``mask``
-marks the observed pairs. Unobserved pairs never count.
+``logits`` are [Q, M] (or [K, Q, M] for K pack members); ``y`` is correctness in {0, 1} [Q, M];
+``mask`` marks the observed pairs. Unobserved pairs never count.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from router_models.routing import route
 
 ArrayLike = torch.Tensor | np.ndarray
 
@@ -46,44 +48,6 @@ def auc(scores: ArrayLike, y: ArrayLike, mask: ArrayLike) -> float:
     return float(_auc_rows(scores[mask].unsqueeze(0), y[mask].bool())[0])
 
 
-def route_acc(scores: ArrayLike, y: ArrayLike, mask: ArrayLike) -> float:
-    """Share of questions whose highest-scored observed model answered correctly.
-
-    Questions with no observed model are left out.
-    """
-    scores, y, mask = _t(scores), _t(y), _t(mask).bool()
-    masked = scores.float().masked_fill(~mask, float("-inf"))
-    choice = masked.argmax(dim=1)
-    has_any = mask.any(dim=1)
-    correct = y.gather(1, choice[:, None]).squeeze(1)[has_any]
-    return float(correct.float().mean()) if correct.numel() else float("nan")
-
-
-def model_accuracy(y: ArrayLike, mask: ArrayLike) -> torch.Tensor:
-    """Per-model accuracy over observed pairs [M] (NaN for a never-observed model)."""
-    y, mask = _t(y).float(), _t(mask).float()
-    return (y * mask).sum(0) / mask.sum(0)
-
-
-def single_best_scores(y_train: ArrayLike, mask_train: ArrayLike, n_questions: int) -> torch.Tensor:
-    """Constant scores that route every question to the best-on-train model available for it."""
-    acc = torch.nan_to_num(model_accuracy(y_train, mask_train), nan=-1.0)
-    return acc[None, :].expand(n_questions, -1)
-
-
-def single_best_route_acc(y_train: ArrayLike, mask_train: ArrayLike, y: ArrayLike, mask: ArrayLike) -> float:
-    """Routing accuracy of always picking the best model on train (next best where unobserved)."""
-    y = _t(y)
-    return route_acc(single_best_scores(y_train, mask_train, y.shape[0]), y, mask)
-
-
-def oracle_route_acc(y: ArrayLike, mask: ArrayLike) -> float:
-    """Share of questions that some observed model answered correctly."""
-    y, mask = _t(y).bool(), _t(mask).bool()
-    has_any = mask.any(dim=1)
-    return float((y & mask).any(dim=1)[has_any].float().mean())
-
-
 def evaluate(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
     """loss, correctness_acc, auc and route_acc of one split's logits."""
     return evaluate_members(logits.unsqueeze(0), y, mask)[0]
@@ -119,19 +83,11 @@ def evaluate_members(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) 
     n = m.sum().clamp_min(1).float()
     loss = masked_bce_members(logits, yf, m)
     correct = (((logits > 0).float() == yf) & m).sum((1, 2)) / n
-    choice = logits.masked_fill(~m, float("-inf")).argmax(dim=2)
+    choice = route(logits, mask=m)
     routed = yf.expand_as(logits).gather(2, choice.unsqueeze(2)).squeeze(2)[:, m.any(dim=1)]
-    route = routed.mean(1) if routed.shape[1] else torch.full_like(loss, float("nan"))
+    routed_acc = routed.mean(1) if routed.shape[1] else torch.full_like(loss, float("nan"))
     if not m.any():
         correct = torch.full_like(loss, float("nan"))
     auc = _auc_rows(logits[:, m], yf[m].bool())
-    rows = torch.stack([loss.double(), correct.double(), auc, route.double()], dim=1).tolist()
+    rows = torch.stack([loss.double(), correct.double(), auc, routed_acc.double()], dim=1).tolist()
     return [dict(zip(("loss", "correctness_acc", "auc", "route_acc"), r)) for r in rows]
-
-
-def baselines(y_train: ArrayLike, mask_train: ArrayLike, y: ArrayLike, mask: ArrayLike) -> dict[str, float]:
-    """single_best_route_acc and oracle_route_acc for one split."""
-    return {
-        "single_best_route_acc": single_best_route_acc(y_train, mask_train, y, mask),
-        "oracle_route_acc": oracle_route_acc(y, mask),
-    }

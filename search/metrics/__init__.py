@@ -1,0 +1,48 @@
+"""Metrics: per-pair (loss, correctness, AUC), routing (with offsets), comparisons between routers.
+
+Pure functions over scores, labels and masks, used by the trainer, the routing table, the
+report and ensemble selection alike.
+"""
+
+from search.metrics.compare import paired_bootstrap, verdict
+from search.metrics.pairs import (
+    auc,
+    correctness_acc,
+    evaluate,
+    evaluate_members,
+    masked_bce,
+    masked_bce_members,
+)
+from search.metrics.routing import (
+    MARGIN_GRID,
+    baselines,
+    model_accuracy,
+    oracle_route_acc,
+    route_acc,
+    routed_correct,
+    single_best,
+    single_best_route_acc,
+    single_best_scores,
+    tune_margin,
+)
+
+__all__ = [
+    "MARGIN_GRID",
+    "auc",
+    "baselines",
+    "correctness_acc",
+    "evaluate",
+    "evaluate_members",
+    "masked_bce",
+    "masked_bce_members",
+    "model_accuracy",
+    "oracle_route_acc",
+    "paired_bootstrap",
+    "route_acc",
+    "routed_correct",
+    "single_best",
+    "single_best_route_acc",
+    "single_best_scores",
+    "tune_margin",
+    "verdict",
+]

@@ -1,0 +1,56 @@
+"""Comparing two routers on the same questions: a paired bootstrap interval and its verdict."""
+
+from __future__ import annotations
+
+import torch
+
+BOOTSTRAP_SAMPLES = 2000
+
+
+def paired_bootstrap(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    samples: int = BOOTSTRAP_SAMPLES,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Mean of ``a - b`` over paired questions and its percentile bootstrap interval.
+
+    Questions are resampled with replacement, the same draw for both routers (paired), so what
+    the two have in common cancels out.
+
+    Args:
+        a: Per-question outcomes of router A (e.g. 1.0 where its chosen LLM was right), ``[n]``.
+        b: The same questions' outcomes for router B, ``[n]``.
+        samples: Bootstrap resamples, >= 1.
+        level: Coverage of the interval, in (0, 1).
+        seed: Seeds the resampling (the interval is reproducible).
+
+    Returns:
+        ``(difference, low, high)``.
+
+    Raises:
+        ValueError: On different lengths, no questions, or a bad samples or level.
+    """
+    if a.shape != b.shape or a.dim() != 1 or a.numel() == 0:
+        raise ValueError(
+            f"need two equal, non-empty 1-d outcome vectors, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    if samples < 1 or not 0 < level < 1:
+        raise ValueError(f"samples must be >= 1 and level in (0, 1), got {samples} and {level}")
+    diff = a.double() - b.double()
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, diff.numel(), (samples, diff.numel()), generator=gen)
+    means = diff[idx].mean(dim=1)
+    tail = (1.0 - level) / 2.0
+    low, high = torch.quantile(means, torch.tensor([tail, 1.0 - tail], dtype=means.dtype)).tolist()
+    return float(diff.mean()), float(low), float(high)
+
+
+def verdict(low: float, high: float) -> str:
+    """``better`` when the whole interval is above 0, ``worse`` below, else ``not distinguishable``."""
+    if low > 0:
+        return "better"
+    if high < 0:
+        return "worse"
+    return "not distinguishable"

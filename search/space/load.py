@@ -1,0 +1,103 @@
+"""Reading a space: YAML (``yaml.safe_load``) to a validated Space, errors as one line with the
+key path; and the Optuna sampler and pruner a space asks for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from pydantic import ValidationError
+
+from search.errors import SpaceError
+from search.space.schema import _AT, PrunerSpec, SamplerSpec, Space, _message
+
+
+def _format_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"] if not str(x).startswith(("function-", "tagged-")))
+    # Union types put the branch name in the path; keep the user's keys only.
+    loc = ".".join(
+        part
+        for part in loc.split(".")
+        if part
+        not in {
+            "FloatRange",
+            "IntRange",
+            "Choice",
+            "CompactHidden",
+            "float",
+            "int",
+            "str",
+            "bool",
+            "list[any]",
+            "constrained-float",
+            "literal['auto']",
+        }
+    )
+    msg = _message(err)
+    if msg.startswith(_AT):
+        return f"{loc}.{msg[1:]}" if loc else msg[1:]
+    return f"{loc}: {msg}" if loc else msg
+
+
+def parse_space(raw: Any, where: str = "space", name: str = "space") -> Space:
+    """Validate a loaded YAML document into a Space.
+
+    Raises:
+        SpaceError: one line naming ``where`` and the key path.
+    """
+    if not isinstance(raw, dict):
+        raise SpaceError(f"{where}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return Space.model_validate({"name": name, **raw})
+    except ValidationError as exc:
+        raise SpaceError(f"{where}: {_format_error(exc)}") from None
+
+
+def load_space(path: str | Path) -> Space:
+    """Read and validate a space YAML file (``yaml.safe_load``)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpaceError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise SpaceError(f"{path}: not readable ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpaceError(f"{path}{line}: YAML syntax error: {problem}") from None
+    return parse_space(raw, str(path), name=path.stem)
+
+
+def make_sampler(spec: SamplerSpec, seed: int) -> optuna.samplers.BaseSampler:
+    if spec.type == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(
+        n_startup_trials=spec.n_startup_trials,
+        multivariate=spec.multivariate,
+        constant_liar=spec.constant_liar,
+        seed=seed,
+    )
+
+
+def make_pruner(spec: PrunerSpec, max_epochs: int) -> optuna.pruners.BasePruner:
+    if spec.type == "median":
+        return optuna.pruners.MedianPruner(spec.n_startup_trials, spec.n_warmup_steps, spec.interval_steps)
+    if spec.type == "percentile":
+        return optuna.pruners.PercentilePruner(
+            spec.percentile, spec.n_startup_trials, spec.n_warmup_steps, spec.interval_steps
+        )
+    if spec.type == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            spec.min_resource, spec.reduction_factor, spec.min_early_stopping_rate
+        )
+    if spec.type == "hyperband":
+        min_resource = 1 if spec.min_resource == "auto" else spec.min_resource
+        return optuna.pruners.HyperbandPruner(min_resource, max_epochs, spec.reduction_factor)
+    return optuna.pruners.NopPruner()

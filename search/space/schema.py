@@ -1,0 +1,306 @@
+"""The search-space schema: a YAML document validated into a typed Space, which gives Optuna its
+distributions and turns each trial's params into a config.json.
+
+One model type, or a choice of several (``model_type: {choices: [mlp, mf]}``) with a block of
+params per type under ``models``: a trial samples the type first, then only its type's params
+(named ``<type>.<param>`` in the study), so the study records each param with its distribution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import optuna
+import yaml
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from router_models import get_model_class, list_models
+from search.data.synthetic import SyntheticSpec
+from search.space.params import (
+    Choice,
+    CompactHidden,
+    Param,
+    _Strict,
+    block_distributions,
+    block_values,
+    check_param_values,
+    max_value,
+    parse_param,
+)
+from search.trial.train import METRIC_MODES, TRAIN_DEFAULTS
+
+TRAIN_PARAMS = set(TRAIN_DEFAULTS)  # lr, weight_decay, batch_size, epochs
+_AT = "@"  # marks a message that carries its own key path below the current one
+
+
+def searchable_models() -> list[str]:
+    """Registered model types a search can train (an ensemble is assembled, not searched)."""
+    return [m for m in list_models() if get_model_class(m).searchable]
+
+
+def _message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _parse_block(where: str, v: Any) -> Any:
+    if not isinstance(v, dict):
+        return v
+    out = {}
+    for name, p in v.items():
+        try:
+            out[name] = parse_param(name, p)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            path = ".".join([where, str(name), *(str(x) for x in err["loc"])]).lstrip(".")
+            raise ValueError(f"{_AT}{path}: {_message(err)}") from None
+    return out
+
+
+class SamplerSpec(_Strict):
+    type: Literal["tpe", "random"] = "tpe"
+    n_startup_trials: int = Field(8, ge=0)
+    multivariate: bool = True
+    constant_liar: bool = True
+
+
+class PrunerSpec(_Strict):
+    type: Literal["median", "percentile", "successive_halving", "hyperband", "none"] = "median"
+    n_startup_trials: int = Field(4, ge=0)
+    n_warmup_steps: int = Field(2, ge=0)
+    interval_steps: int = Field(1, ge=1)
+    percentile: float = Field(50.0, ge=0, le=100)
+    min_resource: int | Literal["auto"] = "auto"
+    reduction_factor: int = Field(3, ge=2)
+    min_early_stopping_rate: int = Field(0, ge=0)
+
+
+class EnsembleSpec(_Strict):
+    """Greedy ensemble selection after the run: ``size`` members at most (with repetition;
+    0 turns it off), chosen from the best ``candidates`` completed trials (kept while the run
+    goes)."""
+
+    size: int = Field(8, ge=0)
+    candidates: int = Field(16, ge=1)
+
+
+class SearchSpec(_Strict):
+    num_samples: int = Field(24, ge=1)
+    metric: str = "val_auc"
+    mode: Literal["min", "max"] | None = None
+    seed: int = 0
+    sampler: SamplerSpec = SamplerSpec()
+    pruner: PrunerSpec = PrunerSpec()
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    time_budget_s: float | None = Field(None, gt=0)
+    # Optuna trials trained as one fused model per Ray Tune trial; "auto" picks per device.
+    pack_size: int | Literal["auto"] = "auto"
+    ensemble: EnsembleSpec = EnsembleSpec()
+
+    @field_validator("pack_size")
+    @classmethod
+    def _pack_size(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError(f"must be an integer >= 1 or auto, got {v}")
+        return v
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str) -> str:
+        if v not in METRIC_MODES:
+            raise ValueError(f"unknown metric {v!r}; valid: {', '.join(METRIC_MODES)}")
+        return v
+
+    @property
+    def direction(self) -> str:
+        return self.mode or METRIC_MODES[self.metric]
+
+
+class Resources(_Strict):
+    """CPUs and GPU share per trial; leave ``gpu`` out for CPU-only trials."""
+
+    cpu: float = Field(1.0, gt=0)
+    gpu: Annotated[float, Field(gt=0, le=1)] | None = None
+
+
+class DataSpec(_Strict):
+    """Where the data comes from; ``embedding_dim``, when given, must match the data."""
+
+    path: str | None = None
+    synthetic: dict[str, Any] | None = None  # SyntheticSpec's options
+    embedding_dim: int | None = Field(None, ge=1)
+
+    @field_validator("synthetic")
+    @classmethod
+    def _synthetic(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is None:
+            return v
+        valid = [f.name for f in dataclasses.fields(SyntheticSpec)]
+        unknown = sorted(set(v) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown}; valid: {', '.join(valid)}")
+        try:
+            SyntheticSpec(**v)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    @model_validator(mode="after")
+    def _one(self) -> DataSpec:
+        if self.path and self.synthetic is not None:
+            raise ValueError("give either path or synthetic, not both")
+        return self
+
+    def source(self) -> str:
+        if self.path:
+            return self.path
+        return SyntheticSpec(**(self.synthetic or {})).source()
+
+
+class Space(_Strict):
+    model_type: str | Choice
+    params: dict[str, Param | CompactHidden] = Field(default_factory=dict)
+    models: dict[str, dict[str, Param | CompactHidden]] = Field(default_factory=dict)
+    search: SearchSpec = SearchSpec()
+    resources: Resources = Resources()
+    data: DataSpec = DataSpec()
+    export: str = "config.json"
+    name: str = "space"
+
+    @field_validator("model_type", mode="before")
+    @classmethod
+    def _model_type(cls, v: Any) -> Any:
+        valid = searchable_models()
+        if isinstance(v, dict):
+            choice = Choice.model_validate(v)
+            bad = [c for c in choice.choices if c not in valid]
+            if bad:
+                raise ValueError(f"unknown model_type {bad[0]!r} in choices; searchable: {', '.join(valid)}")
+            if len(set(choice.choices)) != len(choice.choices):
+                raise ValueError(f"choices repeat a model type: {choice.choices}")
+            return choice
+        if v not in valid:
+            raise ValueError(f"unknown model_type {v!r}; searchable: {', '.join(valid)}")
+        return v
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _params(cls, v: Any) -> Any:
+        return _parse_block("", v)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        return {
+            t: _parse_block(f"models.{t}", block) if isinstance(block, dict) else block
+            for t, block in v.items()
+        }
+
+    @model_validator(mode="after")
+    def _check_values(self) -> Space:
+        for t in self.models:
+            if t not in self.types:
+                raise ValueError(
+                    f"{_AT}models.{t}: not a model type of this space; model_type: {', '.join(self.types)}"
+                )
+        for t in self.types:
+            if "hidden_dims" not in self.params and "hidden_dims" not in self.models.get(t, {}):
+                where = f"models.{t}.hidden_dims" if self.conditional else "params.hidden_dims"
+                raise ValueError(f"{where} is required")
+        for name, p in self.params.items():
+            check_param_values(name, p)
+        for t, block in self.models.items():
+            for name, p in block.items():
+                if name in self.params:
+                    raise ValueError(f"{_AT}models.{t}.{name}: also set in params; set it in one place")
+                try:
+                    check_param_values(name, p)
+                except ValueError as exc:
+                    raise ValueError(f"{_AT}models.{t}.{exc}") from None
+        return self
+
+    # -- the types and their params -----------------------------------------------------------
+    @property
+    def conditional(self) -> bool:
+        """Whether the model type itself is searched."""
+        return isinstance(self.model_type, Choice)
+
+    @property
+    def types(self) -> list[str]:
+        return list(self.model_type.choices) if isinstance(self.model_type, Choice) else [self.model_type]
+
+    def _prefix(self, model_type: str) -> str:
+        return f"{model_type}." if self.conditional else ""
+
+    # -- to Optuna and back -----------------------------------------------------------------
+    def distributions(self, model_type: str | None = None) -> dict[str, BaseDistribution]:
+        """The Optuna distributions of every searched (non-fixed) parameter of ``model_type``
+        (the space's only type when it has one): ``model_type`` itself when it is searched,
+        the shared params, then the type's own as ``<type>.<param>``."""
+        t = model_type or self.types[0]
+        out: dict[str, BaseDistribution] = {}
+        if self.conditional and len(self.types) > 1:
+            out["model_type"] = CategoricalDistribution(self.types)
+        out.update(block_distributions(self.params))
+        out.update(block_distributions(self.models.get(t, {}), self._prefix(t)))
+        return out
+
+    def suggest(self, trial: optuna.trial.Trial) -> dict[str, Any]:
+        """Sample one trial's params through the trial (define-by-run): the model type first,
+        then only that type's params. Values enqueued for the trial are taken as given."""
+        t = self.types[0]
+        if self.conditional and len(self.types) > 1:
+            t = trial.suggest_categorical("model_type", self.types)
+        for name, d in self.distributions(t).items():
+            if name == "model_type":
+                continue
+            if isinstance(d, FloatDistribution):
+                trial.suggest_float(name, d.low, d.high, log=d.log, step=d.step)
+            elif isinstance(d, IntDistribution):
+                trial.suggest_int(name, d.low, d.high, log=d.log, step=d.step)
+            elif isinstance(d, CategoricalDistribution):
+                trial.suggest_categorical(name, d.choices)
+        return dict(trial.params)
+
+    def model_type_of(self, sampled: Mapping[str, Any]) -> str:
+        t = sampled.get("model_type", self.types[0])
+        return str(t)
+
+    def trial_config(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
+        """The config.json dict for one trial's sampled params (fixed values filled in)."""
+        t = self.model_type_of(sampled)
+        values = block_values(self.params, sampled)
+        values.update(block_values(self.models.get(t, {}), sampled, self._prefix(t)))
+        model_config = {k: v for k, v in values.items() if k not in TRAIN_PARAMS}
+        train_config = {k: values.get(k, TRAIN_DEFAULTS[k]) for k in TRAIN_DEFAULTS}
+        return {
+            "pipeline_config": {
+                "model_type": t,
+                "model_config": model_config,
+                "train_config": train_config,
+            }
+        }
+
+    @property
+    def max_epochs(self) -> int:
+        blocks = [self.params, *self.models.values()]
+        epochs = [max_value(b["epochs"]) for b in blocks if "epochs" in b] or [TRAIN_DEFAULTS["epochs"]]
+        return int(max(epochs))
+
+    def describe(self) -> str:
+        """The resolved space as YAML (defaults filled in) plus its Optuna distributions."""
+        dumped = self.model_dump(mode="json")
+        dists = {t: {k: repr(v) for k, v in self.distributions(t).items()} for t in self.types}
+        shown: Any = dists if self.conditional else dists[self.types[0]]
+        return yaml.safe_dump({"space": dumped, "optuna_distributions": shown}, sort_keys=False, width=100)

@@ -1,0 +1,38 @@
+"""A trained router's routing decision, tuned on val: the switching margin on the single best
+LLM (see ``router_models.route``); saved with the router and used wherever it routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from search import metrics as M
+from search.data import RouterData
+from search.trial.train import predict
+
+
+def val_logits(model: torch.nn.Module, data: RouterData) -> torch.Tensor:
+    device = next(iter(model.parameters())).device
+    return predict(model, torch.from_numpy(data.split("val")[0].copy()).to(device)).cpu()
+
+
+def tune_routing(logits_val: torch.Tensor, data: RouterData) -> dict[str, Any]:
+    """The routing block saved with a router: offsets, and how they were chosen on val.
+
+    Route to the single best LLM on train unless another LLM's predicted correctness beats it by
+    more than a margin; the margin is the one that routes best on val (plain argmax on ties).
+    """
+    _, y_tr, m_tr = data.split("train")
+    _, y, m = data.split("val")
+    anchor = M.single_best(y_tr, m_tr)
+    offsets, margin, acc = M.tune_margin(logits_val, y, m, anchor)
+    return {
+        "offsets": offsets,
+        "rule": "margin on the single best LLM on train, tuned on val",
+        "anchor": anchor,
+        "anchor_name": data.model_names[anchor],
+        "margin": margin,
+        "val_route_acc": acc,
+        "val_route_acc_plain": M.route_acc(logits_val, y, m),
+    }
