@@ -7,7 +7,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -87,9 +87,9 @@ def save_router(
 
 
 def load_router(
-    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+    path: str | os.PathLike[str] | IO[bytes], map_location: str | torch.device = "cpu"
 ) -> tuple[BaseModel, dict[str, Any]]:
-    """Rebuild a router saved by :func:`save_router`, in eval mode.
+    """Rebuild a router saved by :func:`save_router` (a path, or a binary file object), in eval mode.
 
     Returns:
         ``(model, info)`` where info holds ``config``, ``embedding_dim``, ``num_models``,

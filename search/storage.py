@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -54,14 +55,21 @@ def exists(uri: str) -> bool:
     return fs.get_file_info(path).type == pafs.FileType.File
 
 
-def keep_only_router(storage: str, number: int) -> int:
-    """Delete every trial router on ``storage`` but trial ``number``'s; returns how many."""
-    keep = router_uri(storage, number)
-    fs, folder = _fs(keep.rsplit("/", 1)[0])
+def delete(uri: str) -> None:
+    """Delete the file at ``uri`` if it is there."""
+    fs, path = _fs(uri)
+    if fs.get_file_info(path).type == pafs.FileType.File:
+        fs.delete_file(path)
+
+
+def keep_routers(storage: str, numbers: Iterable[int]) -> int:
+    """Delete every trial router on ``storage`` but those of trials ``numbers``; returns how many."""
+    keep = {router_uri(storage, n).rsplit("/", 1)[-1] for n in numbers}
+    fs, folder = _fs(router_uri(storage, 0).rsplit("/", 1)[0])
     selector = pafs.FileSelector(folder, allow_not_found=True)
     removed = 0
     for info in fs.get_file_info(selector):
-        if info.type == pafs.FileType.File and info.path.rsplit("/", 1)[-1] != keep.rsplit("/", 1)[-1]:
+        if info.type == pafs.FileType.File and info.path.rsplit("/", 1)[-1] not in keep:
             fs.delete_file(info.path)
             removed += 1
     return removed

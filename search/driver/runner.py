@@ -15,15 +15,14 @@ import optuna
 from optuna.trial import TrialState
 
 from router_models import ConfigError
-from router_models.checkpoint import atomic_write_bytes
 from search.data import RouterData, load_data
 from search.driver.cluster import start_ray
+from search.driver.finish import finish, router_keeper
 from search.driver.plan import RunPlan, plan_run, resolve_pack_size
 from search.errors import UserError
-from search.results.export import best_config, trial_rows, write_json, write_parquet
-from search.results.report import RUN_INFO, run_routing_table
+from search.results.export import trial_rows, write_json, write_parquet
+from search.results.report import RUN_INFO
 from search.results.study import close_interrupted, counted_trials, open_study
-from search.storage import exists, get_bytes, keep_only_router, router_uri
 from search.trial.packs import check_packable
 from search.trial.train import build_model
 
@@ -184,9 +183,14 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
         packer = Packer(study, space, pack_size, data.embedding_dim, data.num_models)
         prunes = space.search.pruner.type != "none"
         control = start_control() if prunes and pack_size > 1 else None
-        bridge = OptunaBridge(
-            study, space, plan.num_samples, packer, control=control, on_finish=print_progress
-        )
+        keeper = router_keeper(plan, study)
+
+        def on_finish(frozen: Any, live: Any, bridge: Any) -> None:
+            print_progress(frozen, live, bridge)
+            if frozen.state == TrialState.COMPLETE:
+                keeper.add(frozen.number, float(frozen.value))
+
+        bridge = OptunaBridge(study, space, plan.num_samples, packer, control=control, on_finish=on_finish)
         settings = {
             "control": control,
             "cpus": space.resources.cpu,
@@ -244,62 +248,3 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
         return interrupt.requested
     finally:
         ray.shutdown()
-
-
-def finish(plan: RunPlan, study: optuna.Study, data: RouterData) -> int:
-    """Write results.parquet always; config.json and best_router.pt when a trial completed."""
-    space = plan.space
-    rows = trial_rows(study, space)
-    write_parquet(plan.run_dir / "results.parquet", rows)
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    print_table(rows, space.search.metric, space.search.direction)
-    if not complete:
-        errors = [r["error"] for r in rows if r["state"] == "FAIL" and r["error"]]
-        first = errors[0] if errors else "no trial completed"
-        print(f"error: no trial completed; first error: {first}")
-        return 1
-    config = best_config(study, space, data.source, data.embedding_dim)
-    best = config["search_result"]["trial"]
-    uri = router_uri(plan.storage, best)
-    if exists(uri):
-        atomic_write_bytes(plan.run_dir / "best_router.pt", get_bytes(uri))
-        # Every completed trial saved its router; once the best is exported the rest go.
-        # The best one stays, so a later --resume that finds nothing better can export it again.
-        keep_only_router(plan.storage, best)
-    else:
-        print(f"warning: trial {best}'s router not found at {uri}; best_router.pt not written")
-    write_json(plan.run_dir / "config.json", config)
-    write_json(plan.export, config)
-    if (plan.run_dir / "best_router.pt").exists():
-        print("\n" + run_routing_table(plan.run_dir / "best_router.pt", data)[1])
-    sr = config["search_result"]
-    print(
-        f"best: trial {best}, {sr['metric']} {sr['value']:.4f}; "
-        f"{sr['trials']['COMPLETE']} complete, {sr['trials']['PRUNED']} pruned, "
-        f"{sr['trials']['FAIL']} failed"
-    )
-    print(f"wrote {plan.export}, {plan.run_dir}/config.json, best_router.pt, results.parquet")
-    return 0
-
-
-def print_table(rows: list[dict[str, Any]], metric: str, direction: str, top: int = 8) -> None:
-    done = [r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
-    done.sort(key=lambda r: r["value"], reverse=direction == "max")
-    if not done:
-        return
-    keys = [k for k in done[0] if k.startswith("param_")]
-    header = ["trial", metric, "ran", *(k.removeprefix("param_") for k in keys)]
-    table = [header] + [
-        [str(r["trial"]), f"{r['value']:.4f}", str(r["epochs_run"]), *(_short(r[k]) for k in keys)]
-        for r in done[:top]
-    ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    print(f"\ntop {len(table) - 1} of {len(done)} completed trials:")
-    for row in table:
-        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
-
-
-def _short(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v)

@@ -1,4 +1,4 @@
-"""Reference routers: single best model, kNN over query embeddings, oracle; the routing table."""
+"""The kNN reference router: each LLM's mean correctness over the k most similar train questions."""
 
 from __future__ import annotations
 
@@ -38,47 +38,3 @@ def tune_knn(data: RouterData, grid: tuple[int, ...] = K_GRID) -> int:
         if acc > best:
             best_k, best = k, acc
     return best_k
-
-
-def routing_table(router_scores: torch.Tensor, data: RouterData, split: str = "test") -> list[dict]:
-    """Rows (name, route_acc, correctness_acc) for the router and the reference routers.
-
-    ``router_scores`` are the router's logits for the split. Correctness accuracy thresholds
-    logits at 0 and kNN scores (probabilities) at 0.5; single best and oracle predict no pairs.
-    """
-    _, y, m = data.split(split)
-    _, y_tr, m_tr = data.split("train")
-    k = tune_knn(data)
-    knn = knn_scores(data, split, k)
-    single = M.single_best_scores(y_tr, m_tr, y.shape[0])
-    return [
-        {
-            "router": "best router (this search)",
-            "route_acc": M.route_acc(router_scores, y, m),
-            "correctness_acc": M.correctness_acc(router_scores, y, m),
-        },
-        {
-            "router": "single best model (on train)",
-            "route_acc": M.route_acc(single, y, m),
-            "correctness_acc": None,
-        },
-        {
-            "router": f"kNN, cosine, k={k} (tuned on val)",
-            "route_acc": M.route_acc(knn, y, m),
-            "correctness_acc": M.correctness_acc(knn - 0.5, y, m),
-        },
-        {
-            "router": "oracle (any model correct)",
-            "route_acc": M.oracle_route_acc(y, m),
-            "correctness_acc": None,
-        },
-    ]
-
-
-def format_table(rows: list[dict], split: str = "test") -> str:
-    width = max(len(r["router"]) for r in rows)
-    lines = [f"{'router (' + split + ' split)':<{width}}  routing acc  correctness acc"]
-    for r in rows:
-        corr = f"{r['correctness_acc']:.4f}" if r["correctness_acc"] is not None else "-"
-        lines.append(f"{r['router']:<{width}}  {r['route_acc']:>11.4f}  {corr:>15}")
-    return "\n".join(lines)

@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -44,6 +45,25 @@ def write_parquet(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> N
 
 
 # -- search outputs -------------------------------------------------------------------------
+
+BEST_ROUTER = "best_router.pt"
+ENSEMBLE_ROUTER = "ensemble_router.pt"
+ENSEMBLE_SUMMARY = "ensemble.json"
+ROUTING_TABLE = "routing.json"
+
+
+def routers_of(run_dir: Path, config: dict[str, Any]) -> list[tuple[str, Path]]:
+    """The run's routers for the routing table: the best trial's and the ensemble, when written."""
+    sr = config["search_result"]
+    t = config["pipeline_config"]["model_type"]
+    out = []
+    if (run_dir / BEST_ROUTER).exists():
+        out.append((f"best trial {sr['trial']} ({t})", run_dir / BEST_ROUTER))
+    ens = sr.get("ensemble")
+    if ens and (run_dir / ens["router"]).exists():
+        out.append((f"ensemble of {len(ens['trials'])} trials", run_dir / ens["router"]))
+    return out
+
 
 RESULT_METRICS = ("train_loss", "val_loss", "val_correctness_acc", "val_auc", "val_route_acc")
 

@@ -9,39 +9,31 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 from optuna.trial import TrialState
 
-from router_models import load_router
-from search.data import RouterData, load_data
+from search.data import load_data
 from search.errors import UserError
-from search.results.baselines import format_table, routing_table
+from search.results.export import routers_of
+from search.results.routing_table import run_routing_table
 from search.results.study import STUDY_FILE, open_study
 from search.space import load_space
 from search.storage import exists, router_uri
-from search.trial.train import predict
 
 RUN_INFO = "run.json"
 
 
-def router_scores(router_path: Path, data: RouterData, split: str = "test") -> torch.Tensor:
-    model, _ = load_router(router_path)
-    return predict(model, torch.from_numpy(data.split(split)[0].copy()))
-
-
-def run_routing_table(router_path: Path, data: RouterData) -> tuple[list[dict], str]:
-    rows = routing_table(router_scores(router_path, data), data)
-    return rows, format_table(rows)
-
-
-def _best_router(run_dir: Path, study: optuna.Study, info: dict[str, Any]) -> Path | None:
-    if (run_dir / "best_router.pt").exists():
-        return run_dir / "best_router.pt"
+def _routers(run_dir: Path, study: optuna.Study, info: dict[str, Any]) -> list[tuple[str, Path]]:
+    """The run's routers: from its config.json when it finished, else the best trial's on storage."""
+    if (run_dir / "config.json").exists():
+        routers = routers_of(run_dir, json.loads((run_dir / "config.json").read_text()))
+        if routers:
+            return routers
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
-        return None
-    uri = router_uri(info.get("storage", str(run_dir)), study.best_trial.number)
-    return Path(uri) if "://" not in uri and exists(uri) else None
+        return []
+    best = study.best_trial.number
+    uri = router_uri(info.get("storage", str(run_dir)), best)
+    return [(f"best trial {best}", Path(uri))] if "://" not in uri and exists(uri) else []
 
 
 def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]:
@@ -165,22 +157,41 @@ def write_report(run_dir: Path) -> Path:
     for title, png in _plots(study, run_dir, metric):
         lines += ["", f"## {title}", "", f"![{title}]({png})"]
 
-    router = _best_router(run_dir, study, info)
-    if router is not None and info.get("data_source"):
+    routers = _routers(run_dir, study, info)
+    if routers and info.get("data_source"):
         data = load_data(info["data_source"])
-        _, table = run_routing_table(router, data)
+        table = run_routing_table(routers, data)
         lines += [
             "",
             "## Routing on the test split",
             "",
             "```",
-            table,
+            table.text,
             "```",
             "",
-            "Routing accuracy: share of test questions whose chosen LLM answered "
-            "correctly. Correctness accuracy: per observed (question, LLM) pair, "
-            "prediction thresholded at 0.5.",
+            "Routing accuracy: share of test questions whose chosen LLM answered correctly; each "
+            "router routes with its offsets (the switching margin tuned on val). Correctness "
+            "accuracy: per observed (question, LLM) pair, prediction thresholded at 0.5. The "
+            "intervals resample the test questions (2,000 paired bootstrap draws): a router is "
+            "better or worse than a reference only when its whole interval is above or below 0. "
+            "The recommended router is the one that routes best on val.",
         ]
+        ensemble = run_dir / "ensemble.json"
+        if ensemble.exists():
+            summary = json.loads(ensemble.read_text())
+            members = ", ".join(
+                f"trial {m['trial']} ({m['model_type']}, weight {m['weight']:.3f})"
+                for m in summary["members"]
+            )
+            lines += [
+                "",
+                "## Ensemble",
+                "",
+                f"Greedy selection with replacement on val {summary['metric']}: {summary['picks']} picks of "
+                f"{len(summary['members'])} trials: {members}. Val {summary['metric']} "
+                f"{summary['val']['ensemble']:.4f} vs {summary['val']['best_single']:.4f} for the best "
+                "single trial.",
+            ]
     else:
         lines += ["", "## Routing on the test split", "", "No completed trial's router found."]
     path = run_dir / "report.md"

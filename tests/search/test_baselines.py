@@ -5,7 +5,8 @@ import torch
 
 from search import metrics as M
 from search.data import load_data
-from search.results.baselines import format_table, knn_scores, routing_table, tune_knn
+from search.results.baselines import knn_scores, tune_knn
+from search.results.routing_table import Routed, routing_table
 from tests.conftest import TINY_SYNTH
 
 
@@ -39,12 +40,19 @@ def test_tune_knn_picks_the_best_val_k(data) -> None:
     assert accs[k] == max(accs.values())
 
 
-def test_routing_table_rows(data) -> None:
+def test_routing_table_rows_intervals_and_recommendation(data) -> None:
     _, y, m = data.split("test")
-    perfect = (y * 2 - 1) * 5  # logits that know the answers
-    rows = routing_table(torch.from_numpy(perfect), data)
-    assert [r["router"].split(" ")[0] for r in rows] == ["best", "single", "kNN,", "oracle"]
-    assert rows[0]["route_acc"] == pytest.approx(rows[3]["route_acc"])
-    assert rows[0]["correctness_acc"] == 1.0
-    text = format_table(rows)
-    assert "routing acc" in text and "oracle (any model correct)" in text
+    _, yv, mv = data.split("val")
+    perfect = Routed("knows", torch.from_numpy((y * 2 - 1) * 5), torch.from_numpy((yv * 2 - 1) * 5))
+    noise = Routed("guesses", torch.randn(y.shape), torch.randn(yv.shape))
+    table = routing_table([noise, perfect], data)
+    names = [r["router"].split(" ")[0] for r in table.rows]
+    assert names == ["guesses", "knows", "single", "kNN,", "oracle"]
+    knows, oracle = table.rows[1], table.rows[4]
+    assert knows["route_acc"] == pytest.approx(oracle["route_acc"]) and knows["correctness_acc"] == 1.0
+    assert knows["vs_knn"]["verdict"] == "better" and knows["vs_knn"]["low"] > 0
+    assert table.recommended == "knows"  # on val
+    assert table.rows[2]["correctness_acc"] is None and "vs_knn" not in table.rows[2]
+    assert "95% paired bootstrap" in table.text
+    assert f"recommended: knows (val routing {oracle['val_route_acc']:.4f} vs" in table.text
+    assert "chosen on val, not on test" in table.text

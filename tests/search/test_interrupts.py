@@ -80,7 +80,7 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     from search.__main__ import main
 
     assert main(["report", str(run)]) == 0  # an interrupted run reports too
-    assert "best router (this search)" in (run / "report.md").read_text()
+    assert "best trial " in (run / "report.md").read_text()
 
     rc, text = _resume(tmp_path, space, run)
     assert rc == 0, text

@@ -74,3 +74,45 @@ def test_single_best_and_oracle() -> None:
 
 def test_numpy_inputs() -> None:
     assert M.route_acc(S.numpy(), Y.numpy(), MASK.numpy()) == pytest.approx(0.25)
+
+
+def test_paired_bootstrap_textbook_cases() -> None:
+    # identical differences everywhere: the interval is that difference, no spread
+    a, b = torch.ones(50), torch.zeros(50)
+    assert M.paired_bootstrap(a, b) == (1.0, 1.0, 1.0)
+    # a large sample: the percentile interval is the normal one, mean +- 1.96 sd / sqrt(n)
+    gen = torch.Generator().manual_seed(1)
+    a = (torch.rand(4000, generator=gen) < 0.72).double()
+    b = (torch.rand(4000, generator=gen) < 0.70).double()
+    diff, low, high = M.paired_bootstrap(a, b, samples=4000)
+    d = a - b
+    half = 1.96 * float(d.std()) / math.sqrt(d.numel())
+    assert diff == pytest.approx(float(d.mean()))
+    assert low == pytest.approx(diff - half, abs=0.004) and high == pytest.approx(diff + half, abs=0.004)
+    # pairing: a shared component cancels (b = a except on 10 questions): a narrow interval
+    a = (torch.rand(1000, generator=gen) < 0.5).double()
+    b = a.clone()
+    b[:10] = 1 - b[:10]
+    _, low, high = M.paired_bootstrap(a, b)
+    assert high - low < 0.02
+    assert M.paired_bootstrap(a, b, seed=3) == M.paired_bootstrap(a, b, seed=3)  # reproducible
+
+
+def test_verdict_words() -> None:
+    assert M.verdict(0.001, 0.02) == "better"
+    assert M.verdict(-0.02, -0.001) == "worse"
+    assert M.verdict(-0.01, 0.01) == "not distinguishable"
+    with pytest.raises(ValueError, match="equal, non-empty"):
+        M.paired_bootstrap(torch.ones(3), torch.ones(4))
+
+
+def test_route_acc_with_a_margin_and_tune_margin() -> None:
+    # LLM 0 is right on q0, q1; LLM 1 on q1, q2 (predicted 0.6 vs 0.55/0.9)
+    p = torch.tensor([[0.60, 0.55], [0.60, 0.65], [0.50, 0.90]])
+    y = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    mask = torch.ones(3, 2, dtype=torch.bool)
+    logits = torch.logit(p)
+    assert M.route_acc(logits, y, mask) == pytest.approx(1.0)
+    assert M.route_acc(logits, y, mask, [0.5, 0.0]) == pytest.approx(2 / 3)  # always LLM 0
+    offsets, margin, acc = M.tune_margin(logits, y, mask, anchor=0, grid=(0.0, 0.1, 0.5))
+    assert (margin, acc) == (0.0, 1.0) and offsets == [0.0, 0.0]  # ties go to plain argmax

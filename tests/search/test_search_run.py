@@ -82,7 +82,22 @@ def test_prunes_inside_ray_and_writes_every_output(tmp_path: Path, capsys) -> No
     assert type(router) is type(model)
     assert info["metadata"]["trial_number"] == result["trial"]
     assert router(torch.from_numpy(data.X[:5])).shape == (5, data.num_models)
-    assert "router (test split)" in text and "kNN, cosine" in text  # the routing table
+    assert "router (test split, " in text and "kNN, cosine" in text  # the routing table
+    assert f"best trial {result['trial']} (mlp)" in text and "95% paired bootstrap" in text
+    assert "recommended: " in text and "chosen on val, not on test" in text
+    table = json.loads((out / "routing.json").read_text())
+    assert table["recommended"] in {r["router"] for r in table["rows"]}
+    assert {"vs_knn", "vs_single_best"} <= set(table["rows"][0])
+
+    # the ensemble: its router loads like any other, and config.json names its files
+    ens = result.get("ensemble")
+    if ens:  # selection keeps a single member when no second one helps on val
+        ens_router, ens_info = load_router(out / ens["router"])
+        assert ens_info["config"]["pipeline_config"]["model_type"] == "ensemble"
+        assert len(ens_router.members) == len(ens["trials"]) >= 2
+        assert json.loads((out / ens["summary"]).read_text())["members"][0]["trial"] == ens["trials"][0]
+        kept = {int(p.stem.split("_")[1]) for p in (out / "routers").iterdir()}
+        assert kept == {result["trial"], *ens["trials"]}  # only the routers still needed
 
     # results.parquet opens as is in pandas and polars
     import pandas as pd
@@ -96,7 +111,7 @@ def test_prunes_inside_ray_and_writes_every_output(tmp_path: Path, capsys) -> No
     report = (out / "report.md").read_text()
     for png in ("optimization_history.png", "intermediate_values.png", "param_importances.png"):
         assert (out / png).stat().st_size > 1000 and f"]({png})" in report
-    assert "## Routing on the test split" in report and "best router (this search)" in report
+    assert "## Routing on the test split" in report and f"best trial {result['trial']} (mlp)" in report
     assert f"- trials: 8 — {len(complete)} complete, {len(pruned)} pruned, 0 failed" in report
 
 
@@ -182,6 +197,7 @@ def test_packed_search_prunes_members_and_exports_like_an_unpacked_one(tmp_path:
             "num_samples": 12,
             "pack_size": 4,
             "max_concurrent_trials": 1,
+            "ensemble": {"size": 0},  # compared file by file with an unpacked run below
             # rungs at epochs 1, 2 and 4: members are judged against the trials (of their own
             # pack too) that reached the rung before them; the first to reach it goes on
             "pruner": {"type": "successive_halving", "min_resource": 1, "reduction_factor": 2},
@@ -212,7 +228,9 @@ def test_packed_search_prunes_members_and_exports_like_an_unpacked_one(tmp_path:
         assert t.user_attrs["pack"] == r["pack"]
 
     # the same outputs an unpacked run writes
-    rc1, out1, export1 = run(tmp_path, tiny_space(search={"num_samples": 2}), name="single")
+    rc1, out1, export1 = run(
+        tmp_path, tiny_space(search={"num_samples": 2, "ensemble": {"size": 0}}), name="single"
+    )
     assert rc1 == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in out1.iterdir())
     config = json.loads(export.read_text())

@@ -1,0 +1,151 @@
+"""The end of ``search run``: results.parquet, the best config and router, the ensemble, the
+routing table; and which trial routers stay on storage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from router_models import save_router
+from router_models.checkpoint import atomic_write_bytes
+from search.data import RouterData
+from search.driver.plan import RunPlan
+from search.results.ensemble import Ensemble, RouterKeeper, build_ensemble
+from search.results.export import (
+    BEST_ROUTER,
+    ENSEMBLE_ROUTER,
+    ENSEMBLE_SUMMARY,
+    ROUTING_TABLE,
+    best_config,
+    routers_of,
+    trial_rows,
+    write_json,
+    write_parquet,
+)
+from search.results.routing_table import run_routing_table
+from search.storage import exists, get_bytes, keep_routers, router_uri
+
+
+def router_keeper(plan: RunPlan, study: optuna.Study) -> RouterKeeper:
+    """Keeps the routers ensemble selection may need: the best ``ensemble.candidates`` trials
+    (just the best one when ensembles are off)."""
+    spec = plan.space.search.ensemble
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    done = [(t.number, float(t.value)) for t in complete if t.value is not None]
+    keep = spec.candidates if spec.size > 0 else 1
+    return RouterKeeper(plan.storage, keep, study.direction == optuna.study.StudyDirection.MAXIMIZE, done)
+
+
+def _ensemble(plan: RunPlan, study: optuna.Study, data: RouterData, keeper: RouterKeeper) -> Ensemble | None:
+    spec = plan.space.search.ensemble
+    if spec.size < 1:
+        return None
+    ens = build_ensemble(plan.storage, keeper.numbers, data, plan.space.search.metric, spec.size)
+    if ens is None:
+        return None
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    save_router(
+        ens.model,
+        plan.run_dir / ENSEMBLE_ROUTER,
+        model_names=data.model_names,
+        routing=ens.routing,
+        trials=ens.trials,
+        data_source=data.source,
+    )
+    summary = {
+        "router": ENSEMBLE_ROUTER,
+        "members": [
+            {
+                "trial": n,
+                "weight": w,
+                "model_type": by_number[n].user_attrs.get("model_type")
+                or ens.model.member_configs[i]["model_type"],
+                "value": by_number[n].value,
+            }
+            for i, (n, w) in enumerate(zip(ens.trials, ens.weights))
+        ],
+        "picks": ens.picks,
+        "metric": plan.space.search.metric,
+        "val": {"ensemble": abs(ens.val_score), "best_single": abs(ens.best_single_val_score)},
+        "routing": {k: v for k, v in ens.routing.items() if k != "offsets"},
+    }
+    write_json(plan.run_dir / ENSEMBLE_SUMMARY, summary)
+    return ens
+
+
+def finish(plan: RunPlan, study: optuna.Study, data: RouterData) -> int:
+    """Write results.parquet always; config.json, best_router.pt and the ensemble when a trial
+    completed."""
+    space = plan.space
+    rows = trial_rows(study, space)
+    write_parquet(plan.run_dir / "results.parquet", rows)
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    print_table(rows, space.search.metric, space.search.direction)
+    if not complete:
+        errors = [r["error"] for r in rows if r["state"] == "FAIL" and r["error"]]
+        first = errors[0] if errors else "no trial completed"
+        print(f"error: no trial completed; first error: {first}")
+        return 1
+    config = best_config(study, space, data.source, data.embedding_dim)
+    best = config["search_result"]["trial"]
+    uri = router_uri(plan.storage, best)
+    if exists(uri):
+        atomic_write_bytes(plan.run_dir / BEST_ROUTER, get_bytes(uri))
+    else:
+        print(f"warning: trial {best}'s router not found at {uri}; {BEST_ROUTER} not written")
+    ens = _ensemble(plan, study, data, router_keeper(plan, study))
+    # The best router and the ensemble's members stay, so a later --resume can export and
+    # assemble again; every other trial router goes.
+    keep_routers(plan.storage, {best, *(ens.trials if ens else ())})
+    if ens is not None:
+        config["search_result"]["ensemble"] = {
+            "router": ENSEMBLE_ROUTER,
+            "summary": ENSEMBLE_SUMMARY,
+            "trials": ens.trials,
+            "weights": ens.weights,
+        }
+    write_json(plan.run_dir / "config.json", config)
+    write_json(plan.export, config)
+    routers = routers_of(plan.run_dir, config)
+    if routers:
+        table = run_routing_table(routers, data)
+        write_json(plan.run_dir / ROUTING_TABLE, {"rows": table.rows, "recommended": table.recommended})
+        print("\n" + table.text)
+    sr = config["search_result"]
+    print(
+        f"best: trial {best}, {sr['metric']} {sr['value']:.4f}; "
+        f"{sr['trials']['COMPLETE']} complete, {sr['trials']['PRUNED']} pruned, "
+        f"{sr['trials']['FAIL']} failed"
+        + (f"; ensemble of {len(ens.trials)} trials ({ens.picks} picks)" if ens else "")
+    )
+    extra = f", {ENSEMBLE_ROUTER}, {ENSEMBLE_SUMMARY}" if ens else ""
+    print(f"wrote {plan.export}, {plan.run_dir}/config.json, {BEST_ROUTER}{extra}, results.parquet")
+    return 0
+
+
+def print_table(rows: list[dict[str, Any]], metric: str, direction: str, top: int = 8) -> None:
+    done = [r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
+    done.sort(key=lambda r: r["value"], reverse=direction == "max")
+    if not done:
+        return
+    keys = ["model_type", *(k for k in done[0] if k.startswith("param_"))]
+    keys = [k for k in keys if any(r.get(k) is not None for r in done[:top])]
+    header = ["trial", metric, "ran", *(k.removeprefix("param_") for k in keys)]
+    table = [header] + [
+        [str(r["trial"]), f"{r['value']:.4f}", str(r["epochs_run"]), *(_short(r.get(k)) for k in keys)]
+        for r in done[:top]
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    print(f"\ntop {len(table) - 1} of {len(done)} completed trials:")
+    for row in table:
+        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+
+
+def _short(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)

@@ -1,0 +1,151 @@
+"""Ensembles of a run's routers: greedy selection with replacement on val (Caruana et al.), the
+ensemble router and its summary, and which trial routers to keep while the run goes."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from router_models import EnsembleModel, create_model, load_router
+from search import metrics as M
+from search.data import RouterData
+from search.storage import delete, exists, get_bytes, router_uri
+from search.trial.policy import tune_routing, val_logits
+from search.trial.train import METRIC_MODES
+
+EPS = 1e-6
+
+
+def _score(probs: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, metric: str) -> float:
+    """``metric`` of averaged probabilities on val, signed so that higher is better."""
+    key = "loss" if metric == "train_loss" else metric.removeprefix("val_")
+    value = M.evaluate(torch.logit(probs.clamp(EPS, 1 - EPS)), y, mask)[key]
+    sign = 1.0 if METRIC_MODES.get(metric, "min") == "max" else -1.0
+    return sign * value if math.isfinite(value) else -math.inf
+
+
+def greedy_select(
+    probs: Sequence[torch.Tensor], y: torch.Tensor, mask: torch.Tensor, metric: str, size: int
+) -> list[int]:
+    """Indices into ``probs`` (val probabilities of each candidate), with repetition.
+
+    Start from the best candidate alone; then add, again and again, the candidate (any, also one
+    already in) whose addition scores best on val, while that strictly improves the score and
+    the ensemble has fewer than ``size`` picks. So the ensemble is never worse on val than the
+    best single candidate.
+
+    Raises:
+        ValueError: With no candidates or ``size`` < 1.
+    """
+    if not probs or size < 1:
+        raise ValueError(f"need candidates and a size >= 1, got {len(probs)} and {size}")
+    scores = [_score(p, y, mask, metric) for p in probs]
+    chosen = [max(range(len(probs)), key=lambda i: scores[i])]
+    total = probs[chosen[0]].double().clone()
+    best = scores[chosen[0]]
+    while len(chosen) < size:
+        n = len(chosen) + 1
+        trial = [(_score(((total + p) / n).float(), y, mask, metric), i) for i, p in enumerate(probs)]
+        score, pick = max(trial, key=lambda t: (t[0], -t[1]))
+        if not score > best:
+            break
+        chosen.append(pick)
+        total += probs[pick].double()
+        best = score
+    return chosen
+
+
+@dataclass
+class Ensemble:
+    model: EnsembleModel
+    trials: list[int]  # distinct member trials, in the model's member order
+    weights: list[float]
+    picks: int
+    routing: dict[str, Any]
+    val_score: float  # the search metric on val, ensemble
+    best_single_val_score: float
+
+
+def _load(uri: str) -> tuple[Any, dict[str, Any]]:
+    return load_router(io.BytesIO(get_bytes(uri)))
+
+
+def build_ensemble(
+    storage: str, candidates: Sequence[int], data: RouterData, metric: str, size: int
+) -> Ensemble | None:
+    """Select an ensemble from the candidate trials' saved routers; None when fewer than 2
+    candidates have a router, or when selection keeps a single member (nothing gained)."""
+    routers = {n: _load(router_uri(storage, n)) for n in candidates if exists(router_uri(storage, n))}
+    if len(routers) < 2:
+        return None
+    numbers = list(routers)
+    _, y, m = data.split("val")
+    yt, mt = torch.from_numpy(y), torch.from_numpy(m)
+    probs = [torch.sigmoid(val_logits(routers[n][0], data)) for n in numbers]
+    picks = greedy_select(probs, yt, mt, metric, size)
+    members = list(dict.fromkeys(numbers[i] for i in picks))
+    if len(members) < 2:
+        return None
+    counts = [sum(numbers[i] == n for i in picks) for n in members]
+    configs = [routers[n][1]["config"]["pipeline_config"] for n in members]
+    model = create_model(
+        {"model_type": "ensemble", "model_config": {"members": configs, "weights": counts}},
+        data.embedding_dim,
+        data.num_models,
+    )
+    assert isinstance(model, EnsembleModel)
+    for member, n in zip(model.members, members):
+        member.load_state_dict(routers[n][0].state_dict())
+    model.eval()
+    logits = val_logits(model, data)
+    return Ensemble(
+        model=model,
+        trials=members,
+        weights=list(model.weights),
+        picks=len(picks),
+        routing=tune_routing(logits, data),
+        val_score=_score(torch.sigmoid(logits), yt, mt, metric),
+        best_single_val_score=max(_score(p, yt, mt, metric) for p in probs),
+    )
+
+
+class RouterKeeper:
+    """Keeps the routers of the best ``keep`` completed trials on storage while the run goes;
+    a router that falls out of them is deleted at once.
+
+    Args:
+        storage: Where trial routers are saved.
+        keep: How many to keep, >= 1.
+        maximize: Whether a higher trial value is better.
+        kept: Trials (number, value) whose routers are already kept (a resumed run).
+    """
+
+    def __init__(
+        self, storage: str, keep: int, maximize: bool, kept: Sequence[tuple[int, float]] = ()
+    ) -> None:
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        self.storage = storage
+        self.keep = keep
+        self.sign = 1.0 if maximize else -1.0
+        self.kept: dict[int, float] = {}
+        for number, value in kept:
+            self.add(number, value)
+
+    def add(self, number: int, value: float) -> None:
+        """A trial completed with ``value``: keep its router if it is among the best."""
+        self.kept[number] = value
+        while len(self.kept) > self.keep:
+            worst = min(self.kept, key=lambda n: (self.sign * self.kept[n], -n))
+            del self.kept[worst]
+            delete(router_uri(self.storage, worst))
+
+    @property
+    def numbers(self) -> list[int]:
+        """Kept trials, best first."""
+        return sorted(self.kept, key=lambda n: (-self.sign * self.kept[n], n))
