@@ -94,6 +94,17 @@ class Packer:
         self.space.suggest(trial)
         return trial
 
+    def _cover_types(self) -> None:
+        """In a space over several model types, a pack's followers share its leader's type, so a
+        search has only as many type draws as packs: the first leader of a type no trial has yet
+        is asked with that type (the sampler chooses everything else, and every type later)."""
+        if not self.space.conditional or self._waiting():
+            return
+        seen = {t.params.get("model_type") for t in self.study.get_trials(deepcopy=False)}
+        missing = [t for t in self.space.types if t not in seen]
+        if missing:
+            self.study.enqueue_trial({"model_type": missing[0]}, skip_if_exists=False)
+
     def _waiting(self) -> bool:
         return bool(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
@@ -108,6 +119,7 @@ class Packer:
         if self.pending:
             leader = self.pending.pop(0)
         elif budget > 0:
+            self._cover_types()
             leader, asked = self._ask(), 1
         else:
             return [], 0

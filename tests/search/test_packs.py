@@ -185,3 +185,24 @@ def test_packer_takes_enqueued_trials_in_order() -> None:
     second, asked = packer.next_pack(10)
     assert [t.params["batch_size"] for t in second] == [64, 64, 64, 64] and asked == 3
     assert [t.number for t in second][:2] == [2, 3]
+
+
+def test_packs_hold_one_model_type_and_every_type_is_tried() -> None:
+    space = parse_space(
+        {
+            **tiny_space(),
+            "model_type": {"choices": ["mlp", "mf", "residual_mlp"]},
+            "params": {"lr": {"low": 1.0e-3, "high": 1.0e-2, "log": True}, "epochs": 2, "batch_size": 32},
+            "models": {
+                "mlp": {"hidden_dims": {"choices": [[16], [32]]}},
+                "mf": {"hidden_dims": [8], "noise_std": {"low": 0.0, "high": 0.2}},
+                "residual_mlp": {"hidden_dims": [8]},
+            },
+        }
+    )
+    study = _study(space)
+    packer = Packer(study, space, 4, 16, 6)
+    packs = [packer.next_pack(12)[0] for _ in range(3)]
+    types = [{t.params["model_type"] for t in pack} for pack in packs]
+    assert all(len(ts) == 1 for ts in types)  # one type per pack
+    assert set().union(*types) == {"mlp", "mf", "residual_mlp"}  # each type led a pack
