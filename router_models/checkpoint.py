@@ -116,3 +116,26 @@ def load_router(
     info["routing"] = routing
     info["offsets"] = list(routing.get("offsets") or [0.0] * model.output_dim)
     return model, info
+
+
+def set_routing(path: str | os.PathLike[str], routing: Mapping[str, Any]) -> None:
+    """Replace the routing block (offsets and how they were chosen) of a saved router, atomically.
+
+    Raises:
+        ConfigError: If the file is not a router checkpoint, or the offsets do not fit it.
+    """
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ConfigError(f"{path}: not a readable router checkpoint ({exc})") from None
+    if not isinstance(payload, dict) or "state_dict" not in payload:
+        raise ConfigError(f"{path}: not a router checkpoint (no 'state_dict')")
+    offsets = routing.get("offsets")
+    if offsets is not None and len(offsets) != payload.get("num_models"):
+        raise ConfigError(
+            f"routing offsets have {len(offsets)} values but {path} scores {payload.get('num_models')}"
+        )
+    payload["routing"] = dict(routing)
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write_bytes(path, buf.getvalue())

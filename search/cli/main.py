@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from router_models import ConfigError
 from search.errors import UserError
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--export", help="best config.json path (default ./config.json)")
     run.add_argument("--num-samples", type=int, help="trials in total (resume counts old ones)")
     run.add_argument("--pack-size", help="trials trained as one fused model: an integer or auto")
+    run.add_argument("--budget", type=float, help="mean cost per query the exported routers may spend")
     run.add_argument("--address", help="Ray cluster: auto or ray://host:port (else RAY_ADDRESS)")
     run.add_argument("--storage", help="shared storage for cluster runs: absolute path or URI")
     run.add_argument("--resume", action="store_true", help="continue the run dir given by --out")
@@ -55,14 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="describe or convert router data")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
-    describe = data_sub.add_parser("describe", help="sizes, positive rate, baselines")
-    describe.add_argument("path", help="data folder, or synthetic[:key=value,...]")
+    describe = data_sub.add_parser("describe", help="sizes, positive rate, costs, baselines")
+    describe.add_argument("path", help="data folder, built-in name, wide table, records, or synthetic[:...]")
     describe.add_argument("--all", action="store_true", help="list every model")
-    describe.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    _source_options(describe)
     convert = data_sub.add_parser("convert", help="write any source in the parquet layout")
-    convert.add_argument("src")
-    convert.add_argument("dst")
-    convert.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    convert.add_argument(
+        "src", help="data folder, built-in name, .csv/.parquet wide table, .json/.jsonl records"
+    )
+    convert.add_argument("dst", help="a new (or empty) folder")
+    _source_options(convert)
 
     report = sub.add_parser("report", help="write report.md and plots for a run dir")
     report.add_argument("run_dir")
@@ -70,21 +73,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _source_options(parser: argparse.ArgumentParser) -> None:
+    """How to read a wide table or JSON records (ignored for folders and built-in sets)."""
+    parser.add_argument("--embeddings", help="embeddings file (.npy or .pth), one row per question")
+    parser.add_argument(
+        "--align", default="row", choices=["row", "id"], help="embeddings rows by order or by id"
+    )
+    parser.add_argument("--threshold", type=float, help="a score >= this counts as correct")
+    parser.add_argument("--id-column", help="the id column (default: id, prompt_id, question_id, sample_id)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the 80/10/10 split when the source has none"
+    )
+    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+
+def _source(args: argparse.Namespace, spec: str) -> Any:
+    from search.data import load_data
+
+    return load_data(
+        spec,
+        embeddings=args.embeddings,
+        align=args.align,
+        threshold=args.threshold,
+        id_column=args.id_column,
+        seed=args.seed,
+    )
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
-    from search.data import load_data, write_parquet_layout
+    from search.data import write_parquet_layout
 
     if args.data_command == "describe":
         from search.data.summary import describe
 
-        data = load_data(args.path)
+        data = _source(args, args.path)
         print(describe(data, top=data.num_models if args.all else 10))
         return 0
     dst = Path(args.dst)
     if dst.exists() and any(dst.iterdir()):
         raise UserError(f"{dst}: destination exists and is not empty; choose a new folder")
-    data = load_data(args.src)
+    data = _source(args, args.src)
     write_parquet_layout(data, dst)
-    print(f"wrote {dst} ({data.num_models} models, {data.embedding_dim}-d, parquet layout)")
+    costs = ", with costs" if data.has_costs else ""
+    print(
+        f"wrote {dst} ({sum(len(v) for v in data.splits.values())} questions, {data.num_models} models, "
+        f"{data.embedding_dim}-d{costs}, parquet layout)"
+    )
     return 0
 
 

@@ -38,6 +38,17 @@ def describe(data: RouterData, top: int = 10) -> str:
         else "per-model train accuracy:",
     ]
     width = max(len(n) for n in data.model_names)
+    cost = data.mean_cost().tolist() if data.has_costs else None
     for i in order[:top]:
-        lines.append(f"  {data.model_names[i]:<{width}}  {acc[i]:.4f}  ({int(observed[i])} pairs)")
+        shown = f"  cost per query {cost[i]:.6g}" if cost is not None else ""
+        lines.append(f"  {data.model_names[i]:<{width}}  {acc[i]:.4f}  ({int(observed[i])} pairs){shown}")
+    if cost is not None:
+        cheapest = min(range(data.num_models), key=lambda i: cost[i])
+        lines += [
+            "",
+            f"costs: mean cost per query on train, from {min(cost):.6g} ({data.model_names[cheapest]}) "
+            f"to {max(cost):.6g}; the single best model costs {cost[best]:.6g}",
+        ]
+    else:
+        lines += ["", "costs: none in this data"]
     return "\n".join(lines)

@@ -8,8 +8,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from router_models import save_router
-from router_models.checkpoint import atomic_write_bytes
+from router_models import load_router, save_router
+from router_models.checkpoint import atomic_write_bytes, set_routing
 from search.data import RouterData
 from search.driver.plan import RunPlan
 from search.results.ensemble import Ensemble, RouterKeeper, build_ensemble
@@ -26,6 +26,7 @@ from search.results.export import (
 )
 from search.results.routing_table import run_routing_table
 from search.storage import exists, get_bytes, keep_routers, router_uri
+from search.trial.policy import budget_routing, val_logits
 
 
 def router_keeper(plan: RunPlan, study: optuna.Study) -> RouterKeeper:
@@ -75,6 +76,23 @@ def _ensemble(plan: RunPlan, study: optuna.Study, data: RouterData, keeper: Rout
     return ens
 
 
+def _apply_budget(routers: list[tuple[str, Any]], data: RouterData, budget: float) -> dict[str, Any]:
+    """Set every exported router's routing to the willingness to pay meeting ``budget`` on val;
+    returns the best router's (for config.json)."""
+    first: dict[str, Any] = {}
+    for name, path in routers:
+        model, _ = load_router(path)
+        routing = budget_routing(val_logits(model, data), data, budget)
+        set_routing(path, routing)
+        first = first or {k: v for k, v in routing.items() if k != "offsets"}
+        if not routing["met"]:
+            print(
+                f"warning: {name}: no routing meets a mean cost of {budget:g} per query on val; "
+                f"the cheapest costs {routing['val_cost']:.6g}"
+            )
+    return first
+
+
 def finish(plan: RunPlan, study: optuna.Study, data: RouterData) -> int:
     """Write results.parquet always; config.json, best_router.pt and the ensemble when a trial
     completed."""
@@ -106,9 +124,11 @@ def finish(plan: RunPlan, study: optuna.Study, data: RouterData) -> int:
             "trials": ens.trials,
             "weights": ens.weights,
         }
+    routers = routers_of(plan.run_dir, config)
+    if plan.budget is not None:
+        config["search_result"]["routing"] = _apply_budget(routers, data, plan.budget)
     write_json(plan.run_dir / "config.json", config)
     write_json(plan.export, config)
-    routers = routers_of(plan.run_dir, config)
     if routers:
         table = run_routing_table(routers, data)
         write_json(plan.run_dir / ROUTING_TABLE, {"rows": table.rows, "recommended": table.recommended})

@@ -28,6 +28,7 @@ class RunPlan:
     verbose: bool
     debug: bool
     pack_size: int | str = "auto"
+    budget: float | None = None
 
 
 def plan_run(args: argparse.Namespace) -> RunPlan:
@@ -37,6 +38,9 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
     if num_samples < 1:
         raise UserError(f"--num-samples must be >= 1, got {num_samples}")
     pack_size = parse_pack_size(args.pack_size) if args.pack_size is not None else space.search.pack_size
+    budget = args.budget if args.budget is not None else space.search.budget
+    if budget is not None and not budget > 0:
+        raise UserError(f"--budget must be a cost per query > 0, got {budget}")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = Path(args.out or f"runs/{space.name}-{stamp}").resolve()
     if args.resume:
@@ -71,6 +75,7 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
         args.verbose,
         args.debug,
         pack_size,
+        budget,
     )
 
 

@@ -50,6 +50,9 @@ def run_search(args: argparse.Namespace) -> int:
     data = load_data(plan.data_spec)
     space = plan.space
     data.check_embedding_dim(space.data.embedding_dim, f"{args.space}: data.embedding_dim")
+    if not data.has_costs and (space.search.metric == "val_aiq" or plan.budget is not None):
+        what = "search.metric val_aiq" if space.search.metric == "val_aiq" else f"budget {plan.budget}"
+        raise UserError(f"{what} needs data with costs; {data.source} has none (see the README, Costs)")
     # Build a model of each type from the space's low/first values: config errors surface
     # before Ray, and a model type that cannot be packed is said at once when packs were asked.
     packable = True

@@ -5,6 +5,16 @@ report and ensemble selection alike.
 """
 
 from search.metrics.compare import paired_bootstrap, verdict
+from search.metrics.costs import (
+    aiq,
+    aiq_of,
+    budget_figures,
+    cost_curve,
+    cost_range,
+    lambda_for_budget,
+    lambda_grid,
+    quality_at,
+)
 from search.metrics.pairs import (
     auc,
     correctness_acc,
@@ -28,7 +38,15 @@ from search.metrics.routing import (
 
 __all__ = [
     "MARGIN_GRID",
+    "aiq",
+    "aiq_of",
     "auc",
+    "budget_figures",
+    "cost_curve",
+    "cost_range",
+    "lambda_for_budget",
+    "lambda_grid",
+    "quality_at",
     "baselines",
     "correctness_acc",
     "evaluate",

@@ -75,8 +75,18 @@ def _auc_rows(scores: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
     return (pos_rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
-def evaluate_members(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> list[dict[str, float]]:
-    """:func:`evaluate` for K members at once: logits ``[K, Q, M]``, one device sync in all."""
+def evaluate_members(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    cost: torch.Tensor | None = None,
+    mean_cost: torch.Tensor | None = None,
+) -> list[dict[str, float]]:
+    """:func:`evaluate` for K members at once: logits ``[K, Q, M]``, one device sync in all.
+
+    With ``cost`` ([Q, M], each pair's cost) and ``mean_cost`` ([M]) also each member's ``aiq``
+    (see ``metrics.costs``).
+    """
     logits = logits.float()
     m = mask.bool()
     yf = y.float()
@@ -90,4 +100,10 @@ def evaluate_members(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) 
         correct = torch.full_like(loss, float("nan"))
     auc = _auc_rows(logits[:, m], yf[m].bool())
     rows = torch.stack([loss.double(), correct.double(), auc, routed_acc.double()], dim=1).tolist()
-    return [dict(zip(("loss", "correctness_acc", "auc", "route_acc"), r)) for r in rows]
+    out = [dict(zip(("loss", "correctness_acc", "auc", "route_acc"), r)) for r in rows]
+    if cost is not None and mean_cost is not None:
+        from search.metrics.costs import aiq_of
+
+        for row, value in zip(out, aiq_of(logits.cpu(), yf.cpu(), m.cpu(), cost.cpu(), mean_cost.cpu())):
+            row["aiq"] = float(value)
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,16 +21,40 @@ from search.trial.train import METRIC_MODES
 EPS = 1e-6
 
 
-def _score(probs: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, metric: str) -> float:
-    """``metric`` of averaged probabilities on val, signed so that higher is better."""
+Scorer = Callable[[torch.Tensor], float]
+
+
+def scorer(
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    metric: str,
+    cost: torch.Tensor | None = None,
+    mean_cost: torch.Tensor | None = None,
+) -> Scorer:
+    """``metric`` of (averaged) probabilities on val, signed so that higher is better; val_aiq
+    needs the split's ``cost`` and the ``mean_cost`` per LLM."""
     key = "loss" if metric == "train_loss" else metric.removeprefix("val_")
-    value = M.evaluate(torch.logit(probs.clamp(EPS, 1 - EPS)), y, mask)[key]
     sign = 1.0 if METRIC_MODES.get(metric, "min") == "max" else -1.0
-    return sign * value if math.isfinite(value) else -math.inf
+
+    def score(probs: torch.Tensor) -> float:
+        logits = torch.logit(probs.clamp(EPS, 1 - EPS))
+        value = M.evaluate_members(logits.unsqueeze(0), y, mask, cost, mean_cost)[0][key]
+        return sign * value if math.isfinite(value) else -math.inf
+
+    return score
+
+
+def _score(probs: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, metric: str) -> float:
+    return scorer(y, mask, metric)(probs)
 
 
 def greedy_select(
-    probs: Sequence[torch.Tensor], y: torch.Tensor, mask: torch.Tensor, metric: str, size: int
+    probs: Sequence[torch.Tensor],
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    metric: str,
+    size: int,
+    score: Scorer | None = None,
 ) -> list[int]:
     """Indices into ``probs`` (val probabilities of each candidate), with repetition.
 
@@ -44,19 +68,20 @@ def greedy_select(
     """
     if not probs or size < 1:
         raise ValueError(f"need candidates and a size >= 1, got {len(probs)} and {size}")
-    scores = [_score(p, y, mask, metric) for p in probs]
+    score_of = score or scorer(y, mask, metric)
+    scores = [score_of(p) for p in probs]
     chosen = [max(range(len(probs)), key=lambda i: scores[i])]
     total = probs[chosen[0]].double().clone()
     best = scores[chosen[0]]
     while len(chosen) < size:
         n = len(chosen) + 1
-        trial = [(_score(((total + p) / n).float(), y, mask, metric), i) for i, p in enumerate(probs)]
-        score, pick = max(trial, key=lambda t: (t[0], -t[1]))
-        if not score > best:
+        trial = [(score_of(((total + p) / n).float()), i) for i, p in enumerate(probs)]
+        value, pick = max(trial, key=lambda t: (t[0], -t[1]))
+        if not value > best:
             break
         chosen.append(pick)
         total += probs[pick].double()
-        best = score
+        best = value
     return chosen
 
 
@@ -86,8 +111,14 @@ def build_ensemble(
     numbers = list(routers)
     _, y, m = data.split("val")
     yt, mt = torch.from_numpy(y), torch.from_numpy(m)
+    costs = (
+        (torch.from_numpy(data.split_cost("val")), torch.from_numpy(data.mean_cost()))
+        if data.has_costs
+        else (None, None)
+    )
+    score = scorer(yt, mt, metric, *costs)
     probs = [torch.sigmoid(val_logits(routers[n][0], data)) for n in numbers]
-    picks = greedy_select(probs, yt, mt, metric, size)
+    picks = greedy_select(probs, yt, mt, metric, size, score)
     members = list(dict.fromkeys(numbers[i] for i in picks))
     if len(members) < 2:
         return None
@@ -109,8 +140,8 @@ def build_ensemble(
         weights=list(model.weights),
         picks=len(picks),
         routing=tune_routing(logits, data),
-        val_score=_score(torch.sigmoid(logits), yt, mt, metric),
-        best_single_val_score=max(_score(p, yt, mt, metric) for p in probs),
+        val_score=score(torch.sigmoid(logits)),
+        best_single_val_score=max(score(p) for p in probs),
     )
 
 

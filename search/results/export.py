@@ -65,7 +65,7 @@ def routers_of(run_dir: Path, config: dict[str, Any]) -> list[tuple[str, Path]]:
     return out
 
 
-RESULT_METRICS = ("train_loss", "val_loss", "val_correctness_acc", "val_auc", "val_route_acc")
+RESULT_METRICS = ("train_loss", "val_loss", "val_correctness_acc", "val_auc", "val_route_acc", "val_aiq")
 
 
 def trial_rows(study: Any, space: Any) -> list[dict[str, Any]]:

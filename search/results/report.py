@@ -114,6 +114,31 @@ def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]
     return made
 
 
+def _cost_plot(table: Any, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, (costs, accs) in table.curves.items():
+        order = sorted(range(len(costs)), key=lambda i: costs[i])
+        ax.plot([costs[i] for i in order], [accs[i] for i in order], marker=".", ms=3, label=name)
+    xs = [c for c, _ in table.singles.values()]
+    ys = [a for _, a in table.singles.values()]
+    ax.scatter(xs, ys, color="gray", s=14, label="single LLMs", zorder=3)
+    ax.set(
+        xscale="log",
+        xlabel="mean cost per query (log)",
+        ylabel="routing accuracy",
+        title="Accuracy against cost (test)",
+    )
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_report(run_dir: Path) -> Path:
     """Write ``run_dir/report.md`` and its plots; returns the report's path."""
     if not (run_dir / STUDY_FILE).exists():
@@ -176,6 +201,19 @@ def write_report(run_dir: Path) -> Path:
             "better or worse than a reference only when its whole interval is above or below 0. "
             "The recommended router is the one that routes best on val.",
         ]
+        if table.curves:
+            _cost_plot(table, run_dir / "cost_curve.png")
+            lines += [
+                "",
+                "## Accuracy against cost",
+                "",
+                "![Accuracy against cost](cost_curve.png)",
+                "",
+                "Each curve sweeps the willingness to pay lambda (routing to the LLM with the highest "
+                "predicted correctness minus lambda x its mean cost); points are the single LLMs. AIQ "
+                "is the area under each curve's non-decreasing convex hull over the single LLMs' cost "
+                "range, divided by that range.",
+            ]
         ensemble = run_dir / "ensemble.json"
         if ensemble.exists():
             summary = json.loads(ensemble.read_text())

@@ -34,6 +34,9 @@ class Table:
     rows: list[dict[str, Any]] = field(default_factory=list)
     recommended: str | None = None
     text: str = ""
+    # with costs: each router's accuracy-cost curve on test, and each single LLM's point
+    curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
+    singles: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def load_routed(name: str, path: Path, data: RouterData) -> Routed:
@@ -105,8 +108,45 @@ def routing_table(routers: list[Routed], data: RouterData) -> Table:
     if routers:
         best = max(table.rows[: len(routers)], key=lambda row: row["val_route_acc"])
         table.recommended = best["router"]
+    if data.has_costs:
+        _cost_rows(table, [*routers, knn], data)
     table.text = format_table(table, len(data.splits["test"]))
     return table
+
+
+def _cost_rows(table: Table, routers: list[Routed], data: RouterData) -> None:
+    """Accuracy against cost on test for each router, kNN and the oracle, and what each buys
+    against the single best LLM."""
+    _, y, m = data.split("test")
+    yt, mt = torch.from_numpy(y), torch.from_numpy(m)
+    cost = torch.from_numpy(data.split_cost("test"))
+    mean = torch.from_numpy(data.mean_cost())
+    lambdas = M.lambda_grid(mean)
+    low, high = M.cost_range(cost, mt)
+    _, y_tr, m_tr = data.split("train")
+    best = M.single_best(y_tr, m_tr)
+    answerable = mt.any(dim=1)
+    for j, name in enumerate(data.model_names):
+        observed = mt[:, j] & answerable
+        table.singles[name] = (
+            float(cost[answerable, j].mean()),
+            float(yt[observed, j].mean()) if observed.any() else 0.0,
+        )
+    ref_cost, ref_acc = (
+        float(cost[answerable, best].mean()),
+        M.route_acc(M.single_best_scores(y_tr, m_tr, len(y)), y, m),
+    )
+    oracle = Routed("oracle (any LLM correct)", torch.where(mt, yt * 20 - 10, torch.full_like(yt, -20.0)), yt)
+    for r in (*routers, oracle):
+        accs, costs = M.cost_curve(r.test, yt, mt, cost, mean, lambdas)
+        table.curves[r.name] = (costs.tolist(), accs.tolist())
+        row = next(x for x in table.rows if x["router"] == r.name)
+        row["costs"] = {
+            "aiq": M.aiq(costs, accs, low, high),
+            **M.budget_figures(costs, accs, ref_cost, ref_acc),
+            "reference": data.model_names[best],
+            "reference_cost": ref_cost,
+        }
 
 
 def _interval(c: dict[str, float]) -> str:
@@ -131,6 +171,25 @@ def format_table(table: Table, n_test: int) -> str:
             lines.append(
                 f"  {r['router']}: vs kNN {_interval(knn)}, {knn['verdict']}; "
                 f"vs single best {_interval(single)}, {single['verdict']}"
+            )
+    costed = [r for r in table.rows if "costs" in r]
+    if costed:
+        c0 = costed[0]["costs"]
+        lines.append("")
+        lines.append(
+            f"costs: as the willingness to pay varies; against the single best LLM ({c0['reference']}, "
+            f"{c0['reference_cost']:.6g} per query):"
+        )
+        for r in costed:
+            c = r["costs"]
+            share = (
+                f"{100 * c['cost_share_for_95pct']:.0f}% of its cost"
+                if c["cost_share_for_95pct"]
+                else "never"
+            )
+            lines.append(
+                f"  {r['router']}: AIQ {c['aiq']:.4f}; accuracy at <= 50% of its cost "
+                f"{c['acc_at_half_cost']:.4f}; 95% of its accuracy for {share}"
             )
     if table.recommended:
         rec = next(r for r in table.rows if r["router"] == table.recommended)

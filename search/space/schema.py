@@ -105,6 +105,8 @@ class SearchSpec(_Strict):
     # Optuna trials trained as one fused model per Ray Tune trial; "auto" picks per device.
     pack_size: int | Literal["auto"] = "auto"
     ensemble: EnsembleSpec = EnsembleSpec()
+    # mean cost per query the exported routers may spend (data with costs): sets their lambda
+    budget: float | None = Field(None, gt=0)
 
     @field_validator("pack_size")
     @classmethod

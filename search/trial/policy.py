@@ -36,3 +36,30 @@ def tune_routing(logits_val: torch.Tensor, data: RouterData) -> dict[str, Any]:
         "val_route_acc": acc,
         "val_route_acc_plain": M.route_acc(logits_val, y, m),
     }
+
+
+def budget_routing(logits_val: torch.Tensor, data: RouterData, budget: float) -> dict[str, Any]:
+    """The routing block for a budget: the smallest willingness to pay ``lambda`` whose mean cost
+    per query on val is at most ``budget`` (the cheapest routing when none is)."""
+    _, y, m = data.split("val")
+    mean = torch.from_numpy(data.mean_cost())
+    lambdas = M.lambda_grid(mean)
+    accs, costs = M.cost_curve(
+        logits_val,
+        torch.from_numpy(y),
+        torch.from_numpy(m),
+        torch.from_numpy(data.split_cost("val")),
+        mean,
+        lambdas,
+    )
+    lam, cost = M.lambda_for_budget(costs, lambdas, budget)
+    i = lambdas.index(lam)
+    return {
+        "offsets": (-lam * mean).tolist(),
+        "rule": "cost: predicted correctness - lambda x mean cost, lambda meeting the budget on val",
+        "lambda": lam,
+        "budget": budget,
+        "val_cost": cost,
+        "val_route_acc": float(accs[i]),
+        "met": bool(cost <= budget),
+    }

@@ -35,6 +35,7 @@ METRIC_MODES: dict[str, str] = {
     "val_correctness_acc": "max",
     "val_auc": "max",
     "val_route_acc": "max",
+    "val_aiq": "max",  # only for data with costs
     "train_loss": "min",
 }
 
@@ -259,6 +260,8 @@ def train_pack(
     """
     if metric not in METRIC_MODES:
         raise ConfigError(f"unknown metric {metric!r}; valid: {', '.join(METRIC_MODES)}")
+    if metric == "val_aiq" and not data.has_costs:
+        raise ConfigError(f"metric val_aiq needs data with costs; {data.source} has none")
     if len(seeds) != len(configs) or not configs:
         raise ValueError(f"need one seed per config, got {len(seeds)} for {len(configs)}")
     k_all = len(configs)
@@ -284,6 +287,9 @@ def train_pack(
     train_idx = torch.from_numpy(data.splits["train"]).to(device)
     val_idx = torch.from_numpy(data.splits["val"]).to(device)
     Xva, Yva, Mva = X[val_idx], Y[val_idx], mask[val_idx]
+    # With costs, each epoch also scores every member's accuracy-cost curve on val (val_aiq).
+    val_cost = torch.from_numpy(data.split_cost("val")) if data.has_costs else None
+    mean_cost = torch.from_numpy(data.mean_cost()) if data.has_costs else None
     mean, std = column_stats(X, train_idx)
     for model in models:
         model.set_input_normalization(mean.cpu(), std.cpu())  # part of the saved router
@@ -326,7 +332,7 @@ def train_pack(
         train_loss = (total / n).tolist()  # one sync per epoch, not per batch
 
         # -- evaluate on val -----------------------------------------------------------------
-        val = M.evaluate_members(predict(pack, Xva), Yva, Mva)
+        val = M.evaluate_members(predict(pack, Xva), Yva, Mva, val_cost, mean_cost)
         rep = EpochReport(epoch, {})
         improved = []
         for pos, k in enumerate(live):

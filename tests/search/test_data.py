@@ -200,9 +200,18 @@ def test_embedding_dim_mismatch(embedllm_dir: Path) -> None:
         data.check_embedding_dim(768, "config.json")
 
 
-@pytest.mark.skipif(not MMLU.is_dir(), reason="shared MMLU-Pro folder absent")
-def test_mmlu_pro_folder_loads() -> None:
-    data = load_data(MMLU)
-    assert data.num_models == 29 and data.embedding_dim == 384
+def test_builtin_mmlu_pro_loads() -> None:
+    data = load_data("mmlu-pro")
+    assert data.source == "mmlu-pro" and data.num_models == 29 and data.embedding_dim == 384
     assert [len(data.splits[s]) for s in ("train", "val", "test")] == [9625, 1203, 1204]
-    assert int(data.mask.sum()) == 347215
+    assert int(data.mask.sum()) == 347215 and not data.has_costs
+    assert data.X.dtype == np.float32
+
+
+@pytest.mark.skipif(not MMLU.is_dir(), reason="shared MMLU-Pro folder absent")
+def test_builtin_mmlu_pro_is_the_shared_folder() -> None:
+    builtin, folder = load_data("mmlu-pro"), load_data(MMLU)
+    assert builtin.model_names == folder.model_names
+    assert np.array_equal(builtin.Y, folder.Y) and np.array_equal(builtin.mask, folder.mask)
+    assert all(np.array_equal(builtin.splits[s], folder.splits[s]) for s in folder.splits)
+    assert float(np.abs(builtin.X - folder.X).max()) < 2e-4  # float16 storage

@@ -240,3 +240,30 @@ def test_packed_search_prunes_members_and_exports_like_an_unpacked_one(tmp_path:
     assert info["metadata"]["trial_number"] == config["search_result"]["trial"]
     data = load_data(f"synthetic:{','.join(f'{k}={v}' for k, v in TINY_DATA['synthetic'].items())}")
     assert router(torch.from_numpy(data.X[:3])).shape == (3, data.num_models)
+
+
+def test_cost_aware_search_aims_at_aiq_and_exports_a_budget(tmp_path: Path, capsys) -> None:
+    from tests.conftest import write_embedllm
+    from tests.search.test_costs import _with_costs
+
+    folder = write_embedllm(tmp_path / "data", n=200, m=4, d=8)
+    _with_costs(folder)
+    space = tiny_space(search={"num_samples": 3, "metric": "val_aiq"})
+    space["data"] = {"path": str(folder)}
+    rc, out, export = run(tmp_path, space, "--budget", "0.001")
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "costs: as the willingness to pay varies" in text and "AIQ" in text
+    config = json.loads(export.read_text())
+    routing = config["search_result"]["routing"]
+    assert routing["budget"] == 0.001 and routing["lambda"] >= 0 and routing["met"]
+    assert routing["val_cost"] <= 0.001
+    _, info = load_router(out / "best_router.pt")
+    assert info["routing"]["lambda"] == routing["lambda"]
+    mean = load_data(str(folder)).mean_cost()
+    assert info["offsets"] == pytest.approx((-routing["lambda"] * mean).tolist(), rel=1e-5)
+    table = pq.read_table(out / "results.parquet").to_pylist()
+    assert all(r["best_val_aiq"] is not None for r in table if r["state"] == "COMPLETE")
+    assert main(["report", str(out)]) == 0
+    assert (out / "cost_curve.png").stat().st_size > 1000
+    assert "## Accuracy against cost" in (out / "report.md").read_text()

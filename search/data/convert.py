@@ -1,0 +1,219 @@
+"""Other shapes of routing data, read into RouterData (``search data convert`` writes them out in
+the parquet layout).
+
+- Wide tables (``.csv`` or ``.parquet``): one row per question, one score column per LLM, as
+  RouterBench writes them. When ``<llm>|total_cost`` columns exist, they name the LLMs and give
+  each call's cost; otherwise every numeric column but the id and split columns is an LLM.
+- Records (``.json`` list or ``.jsonl`` lines), as LLMRouter and RouterDC write them:
+  ``{"id" or "question": ..., "scores": {llm: score}, "costs": {llm: cost}?, "split": ...?}``.
+
+Scores are 0/1 correctness, or any number with ``threshold`` (score >= threshold is correct);
+an empty or missing score is an unobserved pair. Text is not embedded here: an embeddings file
+(``.npy`` or ``.pth``) gives one row per question, aligned by row/record order or by the integer
+id column. Without a split column the questions are split 80/10/10, seeded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from search.data.router_data import SPLITS, RouterData, split_by_question
+from search.data.tables import float_column, label_column, load_matrix, read_columns, types_of
+from search.errors import DataError
+
+TABLE_SUFFIXES = (".csv", ".parquet")
+RECORD_SUFFIXES = (".json", ".jsonl")
+ID_COLUMNS = ("id", "prompt_id", "question_id", "sample_id")
+NOT_MODELS = {"split", "category", "category_id", "eval_name", "label"}
+COST_SUFFIX = "|total_cost"
+ALIGN = ("row", "id")
+HINT = "; give --threshold T to count score >= T as correct"
+
+
+def _numeric(table_types: dict[str, pa.DataType], name: str) -> bool:
+    t = table_types[name]
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_null(t)
+
+
+def _embeddings(
+    embeddings: str | Path | None, source: Path, n: int, ids: np.ndarray | None, align: str
+) -> np.ndarray:
+    if align not in ALIGN:
+        raise DataError(f"--align {align!r}: valid: {', '.join(ALIGN)}")
+    if embeddings is None:
+        raise DataError(
+            f"{source}: holds no embeddings; give --embeddings FILE (.npy or .pth), one row per "
+            "question in order (or per id, with --align id)"
+        )
+    path = Path(embeddings)
+    X = load_matrix(path)
+    if align == "row":
+        if X.shape[0] != n:
+            raise DataError(f"{path}: {X.shape[0]} rows but {source} has {n} questions (aligned by row)")
+        return X
+    assert ids is not None
+    bad = np.flatnonzero((ids < 0) | (ids >= X.shape[0]))
+    if bad.size:
+        raise DataError(f"{source}: id {ids[bad[0]]} is outside {path.name} (rows 0..{X.shape[0] - 1})")
+    return np.ascontiguousarray(X[ids])
+
+
+def _splits(values: list[Any] | None, n: int, seed: int, source: Path) -> dict[str, np.ndarray]:
+    if values is None:
+        return split_by_question(n, seed)
+    labels = np.asarray([str(v).strip().lower() if v is not None else "" for v in values])
+    bad = np.flatnonzero(~np.isin(labels, SPLITS))
+    if bad.size:
+        raise DataError(
+            f"{source}: split {values[bad[0]]!r} of question {bad[0]} is not one of {', '.join(SPLITS)}"
+        )
+    splits = {s: np.flatnonzero(labels == s) for s in SPLITS}
+    empty = [s for s, idx in splits.items() if idx.size == 0]
+    if empty:
+        raise DataError(f"{source}: the {empty[0]} split is empty")
+    return splits
+
+
+def _assemble(
+    source: Path,
+    X: np.ndarray,
+    Y: np.ndarray,
+    cost: np.ndarray | None,
+    names: list[str],
+    splits: dict[str, np.ndarray],
+) -> RouterData:
+    mask = ~np.isnan(Y)
+    if not mask.any(axis=1).all():
+        row = int(np.flatnonzero(~mask.any(axis=1))[0])
+        raise DataError(f"{source}: question {row} has no score for any LLM")
+    return RouterData(
+        X, np.where(mask, Y, 0.0).astype(np.float32), mask, names, splits, source=str(source), cost=cost
+    )
+
+
+def load_wide(
+    path: Path,
+    embeddings: str | Path | None = None,
+    align: str = "row",
+    threshold: float | None = None,
+    id_column: str | None = None,
+    seed: int = 0,
+) -> RouterData:
+    """A wide table (see the module doc) as RouterData."""
+    types = types_of(path)
+    columns = list(types)
+    if id_column is not None and id_column not in columns:
+        raise DataError(f"{path}: no id column {id_column!r}; has {columns}")
+    id_col = id_column or next((c for c in ID_COLUMNS if c in columns), None)
+    costs = {c[: -len(COST_SUFFIX)]: c for c in columns if c.endswith(COST_SUFFIX)}
+    if costs:
+        names = list(costs)
+        missing = [n for n in names if n not in columns]
+        if missing:
+            raise DataError(f"{path}: {missing[0]}{COST_SUFFIX} has no score column {missing[0]!r}")
+    else:
+        names = [
+            c
+            for c in columns
+            if c != id_col
+            and c not in ID_COLUMNS
+            and c not in NOT_MODELS
+            and "|" not in c
+            and _numeric(types, c)
+        ]
+    if not names:
+        raise DataError(f"{path}: no score columns (numbers, one per LLM); has {columns}")
+    wanted = [c for c in [id_col, "split" if "split" in columns else None, *names, *costs.values()] if c]
+    table = read_columns(path, wanted)
+    n = table.num_rows
+    if n == 0:
+        raise DataError(f"{path}: no rows")
+    Y = np.stack([label_column(table, m, path, threshold, HINT, allow_empty=True) for m in names], axis=1)
+    cost = None
+    if costs:
+        cost = np.stack([float_column(table, costs[m], path) for m in names], axis=1).astype(np.float32)
+        bad = np.argwhere(cost < 0)
+        if bad.size:
+            raise DataError(f"{path} line {bad[0][0] + 2}: {costs[names[bad[0][1]]]} is negative")
+    ids = None
+    if align == "id":
+        if id_col is None:
+            raise DataError(f"{path}: --align id needs an id column ({', '.join(ID_COLUMNS)} or --id-column)")
+        ids = float_column(table, id_col, path, allow_empty=False).astype(np.int64)
+    X = _embeddings(embeddings, path, n, ids, align)
+    split_values = table.column("split").to_pylist() if "split" in table.column_names else None
+    return _assemble(path, X, Y, cost, names, _splits(split_values, n, seed, path))
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        if path.suffix.lower() == ".jsonl":
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            records = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(records, list) or not records:
+        raise DataError(f"{path}: expected a non-empty list of records")
+    return records
+
+
+def load_records(
+    path: Path,
+    embeddings: str | Path | None = None,
+    align: str = "row",
+    threshold: float | None = None,
+    id_column: str | None = None,
+    seed: int = 0,
+) -> RouterData:
+    """JSON or JSONL records (see the module doc) as RouterData."""
+    records = _read_records(path)
+    id_key = id_column or "id"
+    names: list[str] = []
+    for i, r in enumerate(records):
+        if not isinstance(r, dict) or not isinstance(r.get("scores"), dict):
+            raise DataError(f"{path}: record {i} has no 'scores' object ({{llm: score}})")
+        names += [k for k in r["scores"] if k not in names]
+    col = {m: j for j, m in enumerate(names)}
+    n = len(records)
+    Y = np.full((n, len(names)), np.nan, dtype=np.float64)
+    cost = np.full((n, len(names)), np.nan, dtype=np.float32) if any("costs" in r for r in records) else None
+    for i, r in enumerate(records):
+        for m, score in r["scores"].items():
+            if score is None:
+                continue
+            if isinstance(score, bool) or not isinstance(score, (int, float)) or not np.isfinite(score):
+                raise DataError(f"{path}: record {i}: score of {m!r} is {score!r}, not a number")
+            Y[i, col[m]] = score
+        for m, c in (r.get("costs") or {}).items():
+            if m not in col or c is None:
+                continue
+            if isinstance(c, bool) or not isinstance(c, (int, float)) or not c >= 0:
+                raise DataError(f"{path}: record {i}: cost of {m!r} is {c!r}, not a number >= 0")
+            assert cost is not None
+            cost[i, col[m]] = c
+    if threshold is not None:
+        Y = np.where(np.isnan(Y), np.nan, (Y >= threshold).astype(np.float64))
+    else:
+        bad = np.argwhere(~np.isnan(Y) & (Y != 0) & (Y != 1))
+        if bad.size:
+            i, j = bad[0]
+            raise DataError(f"{path}: record {i}: score {Y[i, j]:g} of {names[j]!r} is not 0 or 1{HINT}")
+    ids = None
+    if align == "id":
+        raw = [r.get(id_key) for r in records]
+        bad_ids = [i for i, v in enumerate(raw) if isinstance(v, bool) or not isinstance(v, int)]
+        if bad_ids:
+            raise DataError(
+                f"{path}: record {bad_ids[0]}: {id_key!r} must be an integer row of the embeddings"
+            )
+        ids = np.asarray(raw, dtype=np.int64)
+    X = _embeddings(embeddings, path, n, ids, align)
+    split_values = [r.get("split") for r in records] if any("split" in r for r in records) else None
+    return _assemble(path, X, Y.astype(np.float32), cost, names, _splits(split_values, n, seed, path))

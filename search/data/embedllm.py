@@ -1,0 +1,193 @@
+"""EmbedLLM's folder layout: long train/val/test tables (one row per question and LLM), question
+embeddings, an optional model order; CSV or parquet tables, ``.pth`` or ``.npy`` embeddings.
+
+Costs are optional: a ``cost`` column in train/val/test (that LLM's cost on that question) and/or
+a ``cost`` column in model_order (its cost per query); a pair's own cost wins.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from search.data.router_data import SPLITS, RouterData
+from search.data.tables import float_column, int_column, label_column, load_matrix, read_table
+from search.errors import DataError
+
+EMBEDDING_FILES = ("question_embeddings.pth", "question_embeddings.npy")
+
+
+def _table_path(folder: Path, stem: str, required: bool = True) -> Path | None:
+    for ext in (".parquet", ".csv"):
+        path = folder / f"{stem}{ext}"
+        if path.exists():
+            return path
+    if required:
+        raise DataError(f"{folder / (stem + '.csv')}: file not found (nor {stem}.parquet)")
+    return None
+
+
+def load_embeddings(folder: Path) -> tuple[np.ndarray, Path]:
+    """float32 [num_prompts, d] from question_embeddings.pth (or .npy), checked for NaN/inf."""
+    path = next((folder / n for n in EMBEDDING_FILES if (folder / n).exists()), None)
+    if path is None:
+        raise DataError(f"{folder / EMBEDDING_FILES[0]}: file not found (nor .npy)")
+    return load_matrix(path), path
+
+
+def _model_order(folder: Path) -> tuple[list[str] | None, np.ndarray | None, Path | None]:
+    path = _table_path(folder, "model_order", required=False)
+    if path is None:
+        return None, None, None
+    table = read_table(path, ["model_id", "model_name"], ("cost",))
+    ids = int_column(table, "model_id", path)
+    names = table.column("model_name").to_pylist()
+    if sorted(ids.tolist()) != list(range(len(ids))):
+        raise DataError(f"{path}: model_id must be 0..{len(ids) - 1}, each once")
+    ordered = [""] * len(ids)
+    for i, name in zip(ids.tolist(), names):
+        ordered[i] = str(name)
+    cost = None
+    if "cost" in table.column_names:
+        values = float_column(table, "cost", path)
+        _check_costs(values, path, "cost")
+        cost = np.full(len(ids), np.nan)
+        cost[ids] = values
+    return ordered, cost, path
+
+
+def _check_costs(values: np.ndarray, path: Path, name: str) -> None:
+    bad = np.flatnonzero(values < 0)
+    if bad.size:
+        raise DataError(f"{path} line {bad[0] + 2}: {name} {values[bad[0]]:g} is negative")
+
+
+def load_folder(folder: Path) -> RouterData:
+    """Load an EmbedLLM-layout folder (``.csv`` or ``.parquet`` tables)."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: data folder not found (or give 'synthetic', or a built-in name)")
+    X, emb_path = load_embeddings(folder)
+    order, model_cost, order_path = _model_order(folder)
+
+    tables: dict[
+        str, tuple[Path, np.ndarray, np.ndarray, np.ndarray, list[Any] | None, np.ndarray | None]
+    ] = {}
+    for split in SPLITS:
+        path = _table_path(folder, split)
+        assert path is not None
+        t = read_table(path, ["prompt_id", "model_id", "label"], ("model_name", "cost"))
+        if t.num_rows == 0:
+            raise DataError(f"{path}: no rows (the {split} split is empty)")
+        q = int_column(t, "prompt_id", path)
+        m = int_column(t, "model_id", path)
+        y = label_column(t, "label", path)
+        names = t.column("model_name").to_pylist() if "model_name" in t.column_names else None
+        cost = float_column(t, "cost", path) if "cost" in t.column_names else None
+        if cost is not None:
+            _check_costs(cost, path, "cost")
+        bad = np.flatnonzero((q < 0) | (q >= X.shape[0]))
+        if bad.size:
+            raise DataError(
+                f"{path} line {bad[0] + 2}: prompt_id {q[bad[0]]} is outside {emb_path.name} "
+                f"(rows 0..{X.shape[0] - 1})"
+            )
+        tables[split] = (path, q, m, y, names, cost)
+
+    num_models = len(order) if order is not None else 1 + max(int(v[2].max()) for v in tables.values())
+    model_names = order or [""] * num_models
+    Y = np.zeros((X.shape[0], num_models), dtype=np.float32)
+    mask = np.zeros((X.shape[0], num_models), dtype=bool)
+    has_costs = model_cost is not None or any(v[5] is not None for v in tables.values())
+    C = np.full((X.shape[0], num_models), np.nan, dtype=np.float32) if has_costs else None
+    if C is not None and model_cost is not None:
+        C[:] = model_cost[None, :]
+    owner = np.full(X.shape[0], -1, dtype=np.int8)
+    splits: dict[str, np.ndarray] = {}
+    for s_idx, (split, (path, q, m, y, names, cost)) in enumerate(tables.items()):
+        bad = np.flatnonzero((m < 0) | (m >= num_models))
+        if bad.size:
+            where = f"not in {order_path.name}" if order_path else "negative"
+            raise DataError(
+                f"{path} line {bad[0] + 2}: model_id {m[bad[0]]} {where} (valid 0..{num_models - 1})"
+            )
+        if names is not None:
+            _check_names(path, m, names, model_names, order_path)
+        _check_duplicates(path, q, m, y, num_models)
+        questions = np.unique(q)
+        clash = questions[owner[questions] >= 0]
+        if clash.size:
+            other = SPLITS[int(owner[clash[0]])]
+            raise DataError(
+                f"{path}: prompt_id {clash[0]} is also in the {other} split; splits must be by question"
+            )
+        owner[questions] = s_idx
+        Y[q, m] = y
+        mask[q, m] = True
+        if C is not None and cost is not None:
+            known = ~np.isnan(cost)
+            C[q[known], m[known]] = cost[known]
+        splits[split] = questions
+    model_names = [n or f"model_{i}" for i, n in enumerate(model_names)]
+    return RouterData(X, Y, mask, model_names, splits, source=str(folder), cost=C)
+
+
+def _check_names(
+    path: Path, m: np.ndarray, names: list[Any], model_names: list[str], order_path: Path | None
+) -> None:
+    for row in np.unique(m, return_index=True)[1]:
+        mid, name = int(m[row]), str(names[row])
+        if not model_names[mid]:
+            model_names[mid] = name
+        elif model_names[mid] != name:
+            src = order_path.name if order_path else "an earlier row"
+            raise DataError(
+                f"{path} line {row + 2}: model_id {mid} is named {name!r} but {src} names it "
+                f"{model_names[mid]!r}"
+            )
+
+
+def _check_duplicates(path: Path, q: np.ndarray, m: np.ndarray, y: np.ndarray, num_models: int) -> None:
+    key = q * num_models + m
+    order = np.argsort(key, kind="stable")
+    same = key[order][1:] == key[order][:-1]
+    conflict = same & (y[order][1:] != y[order][:-1])
+    if conflict.any():
+        i = int(np.flatnonzero(conflict)[0])
+        first, second = sorted((int(order[i]), int(order[i + 1])))
+        raise DataError(
+            f"{path} line {second + 2}: (prompt_id {q[second]}, model_id {m[second]}) repeats "
+            f"line {first + 2} with a different label"
+        )
+
+
+def write_parquet_layout(data: RouterData, dest: Path) -> None:
+    """Write ``data`` as an EmbedLLM-layout folder with parquet tables and .npy embeddings
+    (costs, when the data has them, as a ``cost`` column in each split)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    names = np.asarray(data.model_names, dtype=object)
+    for split in SPLITS:
+        idx = data.splits[split]
+        qq, mm = np.nonzero(data.mask[idx])
+        q = idx[qq]
+        columns: dict[str, Any] = {
+            "prompt_id": pa.array(q, pa.int64()),
+            "model_id": pa.array(mm, pa.int64()),
+            "label": pa.array(data.Y[q, mm].astype(np.int8), pa.int8()),
+            "model_name": pa.array(names[mm].tolist(), pa.string()),
+        }
+        if data.cost is not None:
+            c = data.cost[q, mm]
+            columns["cost"] = pa.array(c.astype(np.float64), pa.float64(), mask=np.isnan(c))
+        pq.write_table(pa.table(columns), dest / f"{split}.parquet")
+    order = pa.table(
+        {
+            "model_id": pa.array(np.arange(data.num_models), pa.int64()),
+            "model_name": data.model_names,
+        }
+    )
+    pq.write_table(order, dest / "model_order.parquet")
+    np.save(dest / "question_embeddings.npy", data.X)

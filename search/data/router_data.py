@@ -1,0 +1,101 @@
+"""RouterData: embeddings, correctness labels, observed pairs, splits, and optional costs."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from search.errors import DataError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class RouterData:
+    """Router training data over questions x models.
+
+    Attributes:
+        X: float32 [num_prompts, d] query embeddings, row = prompt_id.
+        Y: float32 [num_prompts, M] correctness in {0, 1} (0 where unobserved).
+        mask: bool [num_prompts, M], True where the (question, model) pair was observed.
+        model_names: M names, in output order.
+        splits: question indices (int64, sorted) for "train", "val" and "test".
+        source: where the data came from, for reports.
+        cost: float32 [num_prompts, M], what calling that model on that question costs (NaN where
+            unknown), or None when the data has no costs.
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    mask: np.ndarray
+    model_names: list[str]
+    splits: dict[str, np.ndarray]
+    source: str = ""
+    cost: np.ndarray | None = None
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.X.shape[1])
+
+    @property
+    def num_models(self) -> int:
+        return int(self.Y.shape[1])
+
+    @property
+    def has_costs(self) -> bool:
+        return self.cost is not None
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(X, Y, mask)`` rows of one split."""
+        idx = self.splits[name]
+        return self.X[idx], self.Y[idx], self.mask[idx]
+
+    def split_cost(self, name: str) -> np.ndarray:
+        """Cost rows of one split, unknown costs filled with that model's mean cost on train.
+
+        Raises:
+            DataError: When the data has no costs.
+        """
+        if self.cost is None:
+            raise DataError(f"data {self.source}: no costs (add a cost column; see the README, Costs)")
+        rows = self.cost[self.splits[name]]
+        mean = self.mean_cost()
+        return np.where(np.isnan(rows), mean[None, :], rows).astype(np.float32)
+
+    def mean_cost(self) -> np.ndarray:
+        """Each model's mean cost per query on train ([M]; 0 for a model with none known)."""
+        if self.cost is None:
+            raise DataError(f"data {self.source}: no costs (add a cost column; see the README, Costs)")
+        rows = self.cost[self.splits["train"]]
+        known = ~np.isnan(rows)
+        total = np.where(known, rows, 0.0).sum(0)
+        return np.where(known.any(0), total / np.maximum(known.sum(0), 1), 0.0).astype(np.float32)
+
+    def check_embedding_dim(self, expected: int | None, where: str) -> None:
+        """Raise DataError if a config expects another embedding width than the data has."""
+        if expected is not None and int(expected) != self.embedding_dim:
+            raise DataError(
+                f"{where}: embedding_dim is {expected} but the data ({self.source}) has "
+                f"{self.embedding_dim}-d embeddings"
+            )
+
+    def arrays(self) -> dict[str, Any]:
+        """Plain numpy arrays and lists, for the object store (read back zero-copy).
+
+        Shallow: ``dataclasses.asdict`` would deep-copy every array first.
+        """
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def split_by_question(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """A seeded 80/10/10 split of ``n`` questions (sorted indices per split)."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_train, n_val = int(0.8 * n), int(0.1 * n)
+    return {
+        "train": np.sort(perm[:n_train]),
+        "val": np.sort(perm[n_train : n_train + n_val]),
+        "test": np.sort(perm[n_train + n_val :]),
+    }
