@@ -163,3 +163,46 @@ def test_costs_round_trip_through_wide_tables_and_records(tmp_path: Path, fmt: s
         )
         by_id = load_data(path2, embeddings=tmp_path / "shuffled.npy", align="id", threshold=0.5)
         assert np.array_equal(by_id.X, data.X)
+
+
+def test_convert_cli_makes_a_split_when_the_source_has_none(tmp_path: Path, capsys) -> None:
+    from search.__main__ import main
+
+    rng = np.random.default_rng(1)
+    n = 50
+    records = [{"question": f"q{i}", "scores": {"a": int(rng.random() < 0.5), "b": 1}} for i in range(n)]
+    (tmp_path / "r.json").write_text(json.dumps(records))
+    np.save(tmp_path / "e.npy", rng.standard_normal((n, 4)).astype(np.float32))
+    argv = [
+        "data",
+        "convert",
+        str(tmp_path / "r.json"),
+        str(tmp_path / "out"),
+        "--embeddings",
+        str(tmp_path / "e.npy"),
+    ]
+    assert main(argv) == 0
+    assert "wrote" in capsys.readouterr().out
+    data = load_data(tmp_path / "out")
+    assert [len(data.splits[s]) for s in ("train", "val", "test")] == [40, 5, 5]
+    again = load_data(tmp_path / "r.json", embeddings=tmp_path / "e.npy", seed=7)
+    assert not np.array_equal(again.splits["val"], data.splits["val"])  # the seed decides
+    # what a user gets wrong: one line each, exit 2
+    assert main(["data", "convert", str(tmp_path / "r.json"), str(tmp_path / "o2")]) == 2
+    assert "holds no embeddings; give --embeddings FILE" in capsys.readouterr().err
+    records[3]["scores"]["a"] = 0.7
+    (tmp_path / "s.json").write_text(json.dumps(records))
+    assert (
+        main(
+            [
+                "data",
+                "convert",
+                str(tmp_path / "s.json"),
+                str(tmp_path / "o3"),
+                "--embeddings",
+                str(tmp_path / "e.npy"),
+            ]
+        )
+        == 2
+    )
+    assert "record 3: score 0.7 of 'a' is not 0 or 1; give --threshold T" in capsys.readouterr().err
