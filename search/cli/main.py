@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 from router_models import ConfigError
 from search.errors import UserError
+from search.paths import check_dir_target
 
 
 class _Parser(argparse.ArgumentParser):
@@ -110,6 +111,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
         print(describe(data, top=data.num_models if args.all else 10))
         return 0
     dst = Path(args.dst)
+    check_dir_target(dst, "convert DST")
     if dst.exists() and any(dst.iterdir()):
         raise UserError(f"{dst}: destination exists and is not empty; choose a new folder")
     data = _source(args, args.src)
@@ -126,6 +128,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from search.cli.train import run_train
 
     out = Path(args.out or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
+    check_dir_target(out, "--out")
     return run_train(
         args.config,
         args.data,

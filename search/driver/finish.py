@@ -12,6 +12,7 @@ from router_models import load_router, save_router
 from router_models.checkpoint import atomic_write_bytes, set_routing
 from search.data import RouterData
 from search.driver.plan import RunPlan
+from search.errors import UserError
 from search.results.ensemble import Ensemble, RouterKeeper, build_ensemble
 from search.results.export import (
     BEST_ROUTER,
@@ -128,7 +129,13 @@ def finish(plan: RunPlan, study: optuna.Study, data: RouterData) -> int:
     if plan.budget is not None:
         config["search_result"]["routing"] = _apply_budget(routers, data, plan.budget)
     write_json(plan.run_dir / "config.json", config)
-    write_json(plan.export, config)
+    try:
+        write_json(plan.export, config)
+    except OSError as exc:
+        raise UserError(
+            f"--export {plan.export}: could not write it ({exc.strerror}); the results are in "
+            f"{plan.run_dir} (config.json, {BEST_ROUTER})"
+        ) from None
     if routers:
         table = run_routing_table(routers, data)
         write_json(plan.run_dir / ROUTING_TABLE, {"rows": table.rows, "recommended": table.recommended})

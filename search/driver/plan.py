@@ -10,6 +10,7 @@ from pathlib import Path
 
 from search.driver.cluster import check_reachable
 from search.errors import UserError
+from search.paths import check_dir_target, check_file_target
 from search.results.study import STUDY_FILE
 from search.space import Space, load_space
 from search.storage import check_storage
@@ -43,6 +44,7 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
         raise UserError(f"--budget must be a cost per query > 0, got {budget}")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = Path(args.out or f"runs/{space.name}-{stamp}").resolve()
+    check_dir_target(run_dir, "--out")
     if args.resume:
         if not args.out:
             raise UserError("--resume needs --out RUN_DIR: the run dir to continue")
@@ -61,8 +63,11 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
             )
         check_reachable(address)
     storage = check_storage(args.storage) if args.storage else str(run_dir)
+    if args.storage and "://" not in storage:
+        check_dir_target(Path(storage), "--storage")
     data_spec = args.data or space.data.source()
     export = Path(args.export or space.export).resolve()
+    check_file_target(export, "--export")
     return RunPlan(
         space,
         run_dir,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from optuna.trial import TrialState
 
 from router_models import ConfigError
@@ -24,7 +25,7 @@ from search.results.export import trial_rows, write_json, write_parquet
 from search.results.report import RUN_INFO
 from search.results.study import close_interrupted, counted_trials, open_study
 from search.trial.packs import check_packable
-from search.trial.train import build_model
+from search.trial.train import build_model, check_fits
 
 
 def print_progress(frozen: Any, live: Any, bridge: Any) -> None:
@@ -58,7 +59,10 @@ def run_search(args: argparse.Namespace) -> int:
     packable = True
     for model_type in space.types:
         first = space.trial_config({"model_type": model_type})
-        build_model(first, data)
+        try:
+            check_fits(build_model(first, data, meta=True), torch.device("cpu"))
+        except ConfigError:
+            continue  # too big to probe here; its trials say so, or pack on a bigger device
         try:
             check_packable(functools.partial(build_model, first, data))
         except ConfigError as exc:
@@ -66,7 +70,10 @@ def run_search(args: argparse.Namespace) -> int:
                 raise UserError(f"pack_size {plan.pack_size}: {exc}") from None
             packable = False
 
-    study = open_study(plan.run_dir, plan.space)
+    notes: list[str] = []
+    study = open_study(plan.run_dir, plan.space, notes=notes)
+    for note in notes:
+        print(f"note: {note}")
     (plan.run_dir / "space.yaml").write_text(Path(args.space).read_text())
     write_json(
         plan.run_dir / RUN_INFO,

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from search.data import load_data
 from search.errors import UserError
+from search.paths import check_dir_target
 from search.results.export import routers_of
 from search.results.routing_table import run_routing_table
 from search.results.study import STUDY_FILE, open_study
@@ -143,9 +144,13 @@ def write_report(run_dir: Path) -> Path:
     """Write ``run_dir/report.md`` and its plots; returns the report's path."""
     if not (run_dir / STUDY_FILE).exists():
         raise UserError(f"{run_dir}: not a run dir ({STUDY_FILE} not found)")
+    check_dir_target(run_dir, "report")  # report.md and the plots go there
     info = json.loads((run_dir / RUN_INFO).read_text()) if (run_dir / RUN_INFO).exists() else {}
     space = load_space(run_dir / "space.yaml")
-    study = open_study(run_dir, space)
+    notes: list[str] = []
+    study = open_study(run_dir, space, write=False, notes=notes)
+    for note in notes:
+        print(f"note: {note}")
     trials = study.get_trials(deepcopy=False)
     counts = {s: sum(t.state.name == s for t in trials) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
     metric = space.search.metric
@@ -159,6 +164,7 @@ def write_report(run_dir: Path) -> Path:
         f"- trials: {len(trials)} — {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
         f"{counts['FAIL']} failed" + (f", {counts['RUNNING']} running" if counts["RUNNING"] else ""),
         f"- epochs trained: {sum(len(t.intermediate_values) for t in trials)}",
+        *(f"- note: {note}" for note in notes),
     ]
     if counts["COMPLETE"]:
         best = study.best_trial

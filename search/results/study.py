@@ -7,23 +7,22 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from search.results.journal import check_journal, repair_in_place, repaired_copy, restore, unreadable
 from search.space import Space, make_pruner, make_sampler
 
 STUDY_FILE = "study.journal"
 
 
-def open_study(run_dir: Path, space: Space) -> optuna.Study:
-    """Create or load the study in ``run_dir`` with the space's sampler, pruner and direction."""
+def _load(journal: Path, space: Space) -> optuna.Study:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    run_dir.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = space.search
-    storage = JournalStorage(JournalFileBackend(str(run_dir / STUDY_FILE)))
+    storage = JournalStorage(JournalFileBackend(str(journal)))
     # A run dir holds one study: reuse its name whatever the space file is called now.
     names = optuna.study.get_all_study_names(storage)
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=names[0] if names else space.name,
         storage=storage,
         sampler=make_sampler(search.sampler, search.seed),
@@ -31,6 +30,39 @@ def open_study(run_dir: Path, space: Space) -> optuna.Study:
         direction="maximize" if search.direction == "max" else "minimize",
         load_if_exists=True,
     )
+    study.get_trials(deepcopy=False)  # replays every record now: a broken history fails here
+    return study
+
+
+def open_study(
+    run_dir: Path, space: Space, write: bool = True, notes: list[str] | None = None
+) -> optuna.Study:
+    """Create or load the study in ``run_dir`` with the space's sampler, pruner and direction.
+
+    A damaged journal (see ``journal.py``) is read from its intact records: repaired in place
+    (the original kept beside it) when ``write``, else from a copy. What was skipped is appended
+    to ``notes``.
+
+    Raises:
+        UserError: The intact records do not make a readable study (one line: file and line).
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / STUDY_FILE
+    check = check_journal(path) if path.exists() else None
+    if check is None or not check.damaged:
+        return _load(path, space)
+    backup = repair_in_place(check) if write else None
+    source = path if write else repaired_copy(check)
+    try:
+        study = _load(source, space)
+    except Exception as exc:  # Optuna raises many types on an inconsistent history
+        if backup is not None:
+            restore(check, backup)
+        raise unreadable(check, exc) from None
+    kept = f"; the original is kept as {backup.name}" if backup is not None else ""
+    if notes is not None:
+        notes.append(f"{path}: skipped {check.describe()}; read the {len(check.intact)} intact records{kept}")
+    return study
 
 
 def interrupted_numbers(study: optuna.Study) -> set[int]:

@@ -135,6 +135,40 @@ def build_model(config: Mapping[str, Any], data: RouterData, meta: bool = False)
         raise ConfigError(f"pipeline_config.model_config: {exc}") from None
 
 
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1024 or unit == "PB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} PB"
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes free on ``device`` now (host memory for the CPU)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def check_fits(model: BaseModel, device: torch.device) -> None:
+    """Raise ConfigError when training ``model`` (built on the meta device, so nothing was
+    allocated) would need more memory than ``device`` has free: its weights, gradients and
+    AdamW's two moments, four float32 copies of every parameter."""
+    params = sum(p.numel() for p in model.parameters())
+    need = 16 * params
+    free = free_memory(device)
+    if need > free:
+        blocks = model.extra_config.get("num_blocks")
+        extra = f", num_blocks {blocks}" if blocks is not None else ""
+        raise ConfigError(
+            f"model_config.hidden_dims {model.hidden_dims}{extra}: a {model.model_type} of {params:,} "
+            f"parameters needs {_human(need)} to train with AdamW, but the {device.type} has "
+            f"{_human(free)} free"
+        )
+
+
 def _device_arrays(data: RouterData, device: torch.device) -> tuple[torch.Tensor, ...]:
     with warnings.catch_warnings():
         # Object-store arrays are read-only; we never write to them.
@@ -266,15 +300,15 @@ def train_pack(
         raise ValueError(f"need one seed per config, got {len(seeds)} for {len(configs)}")
     k_all = len(configs)
     tcs = [_member(k, resolve_train_config, c, epochs) for k, c in enumerate(configs)]
+    device = torch.device(device)
+    for k, c in enumerate(configs):  # a member that does not build, or would not fit, fails alone
+        _member(k, check_fits, _member(k, build_model, c, data, meta=True), device)
     if k_all > 1:
-        for k, c in enumerate(configs):  # a member that does not build fails alone
-            _member(k, build_model, c, data, meta=True)
         problem = incompatibility(
             configs, tcs, names or [f"config {i}" for i in range(k_all)], data.embedding_dim, data.num_models
         )
         if problem:
             raise ConfigError(problem)
-    device = torch.device(device)
     models = []
     for k, (c, seed) in enumerate(zip(configs, seeds)):
         torch.manual_seed(seed)  # each member's init is what it would be alone

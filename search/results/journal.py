@@ -1,0 +1,84 @@
+"""Checking the study journal before it is read: a crash mid-write or a full disk can leave a
+record cut short or damaged, which Optuna's reader either drops without a word or fails on.
+
+Each line of the journal is one JSON record (an operation on the study). A damaged line is
+left out and said: a resume keeps the original as ``study.journal.damaged`` and continues from
+the intact records; a report reads them from a copy and changes nothing. When the intact
+records do not make a readable study (a damaged record was one that later ones depend on), the
+command stops with one line naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from router_models.checkpoint import atomic_write_bytes
+from search.errors import UserError
+
+
+@dataclass
+class JournalCheck:
+    path: Path
+    intact: list[bytes] = field(default_factory=list)
+    damaged: list[tuple[int, str]] = field(default_factory=list)  # (1-based line, what)
+
+    def describe(self) -> str:
+        shown = "; ".join(f"line {n}: {what}" for n, what in self.damaged[:3])
+        more = f" and {len(self.damaged) - 3} more" if len(self.damaged) > 3 else ""
+        return f"{len(self.damaged)} damaged record(s) ({shown}{more})"
+
+
+def check_journal(path: Path) -> JournalCheck:
+    """Every line of the journal: intact (complete, JSON, a study record) or damaged (why)."""
+    check = JournalCheck(path)
+    for number, line in enumerate(path.read_bytes().splitlines(keepends=True), start=1):
+        if not line.endswith(b"\n"):
+            check.damaged.append((number, "cut short (a write that never finished)"))
+            continue
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            check.damaged.append((number, "not valid JSON"))
+            continue
+        if not isinstance(record, dict) or "op_code" not in record:
+            check.damaged.append((number, "not a study record"))
+            continue
+        check.intact.append(line)
+    return check
+
+
+def unreadable(check: JournalCheck, exc: BaseException) -> UserError:
+    first = check.damaged[0][0] if check.damaged else 0
+    return UserError(
+        f"{check.path} line {first}: the study cannot be read without this damaged record "
+        f"({type(exc).__name__}); lines before it are intact. Restore the file from a backup, or "
+        "start a new run with another --out"
+    )
+
+
+def repaired_copy(check: JournalCheck) -> Path:
+    """The intact records in a temporary file (the run dir is not touched)."""
+    fd, name = tempfile.mkstemp(prefix="study-", suffix=".journal")
+    with open(fd, "wb") as fh:
+        fh.writelines(check.intact)
+    return Path(name)
+
+
+def repair_in_place(check: JournalCheck) -> Path:
+    """Keep the original as ``<journal>.damaged`` and leave only the intact records; returns the
+    backup's path."""
+    backup = check.path.with_name(check.path.name + ".damaged")
+    shutil.copy2(check.path, backup)
+    atomic_write_bytes(check.path, b"".join(check.intact))
+    return backup
+
+
+def restore(check: JournalCheck, backup: Path) -> None:
+    shutil.copy2(backup, check.path)
+    backup.unlink()
