@@ -152,13 +152,20 @@ def load_wide(
 
 def _read_records(path: Path) -> list[dict[str, Any]]:
     text = path.read_text(encoding="utf-8-sig")
-    try:
-        if path.suffix.lower() == ".jsonl":
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
+    if path.suffix.lower() == ".jsonl":
+        records = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path} line {number}: not valid JSON ({exc.msg})") from None
+    else:
+        try:
             records = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
     if not isinstance(records, list) or not records:
         raise DataError(f"{path}: expected a non-empty list of records")
     return records

@@ -24,6 +24,7 @@ from search.errors import UserError
 class JournalCheck:
     path: Path
     intact: list[bytes] = field(default_factory=list)
+    records: list[tuple[int, dict]] = field(default_factory=list)  # (1-based line, record)
     damaged: list[tuple[int, str]] = field(default_factory=list)  # (1-based line, what)
 
     def describe(self) -> str:
@@ -50,15 +51,45 @@ def check_journal(path: Path) -> JournalCheck:
             check.damaged.append((number, "not a study record"))
             continue
         check.intact.append(line)
+        check.records.append((number, record))
     return check
 
 
-def unreadable(check: JournalCheck, exc: BaseException) -> UserError:
-    first = check.damaged[0][0] if check.damaged else 0
+def broken_history(check: JournalCheck) -> int | None:
+    """None when the intact records make a whole history (every record's study and trial was
+    created before it); else the line of the record that lost what it refers to."""
+    from optuna.storages.journal._storage import JournalOperation as Op
+
+    trial_ops = {
+        Op.SET_TRIAL_PARAM,
+        Op.SET_TRIAL_STATE_VALUES,
+        Op.SET_TRIAL_INTERMEDIATE_VALUE,
+        Op.SET_TRIAL_USER_ATTR,
+        Op.SET_TRIAL_SYSTEM_ATTR,
+    }
+    studies = trials = 0
+    for line, record in check.records:
+        op = record.get("op_code")
+        if op == Op.CREATE_STUDY:
+            studies += 1
+        elif studies == 0:
+            return line
+        elif op == Op.CREATE_TRIAL:
+            trials += 1
+        elif op in trial_ops and not 0 <= int(record.get("trial_id", -1)) < trials:
+            return line
+    return None
+
+
+def unreadable(check: JournalCheck, broken_at: int | None = None) -> UserError:
+    """The one line for a journal whose intact records do not make a study: names the damaged
+    line the rest depend on."""
+    before = [n for n, _ in check.damaged if broken_at is None or n < broken_at]
+    line = before[-1] if before else check.damaged[0][0]
     return UserError(
-        f"{check.path} line {first}: the study cannot be read without this damaged record "
-        f"({type(exc).__name__}); lines before it are intact. Restore the file from a backup, or "
-        "start a new run with another --out"
+        f"{check.path} line {line}: the study cannot be read without this damaged record; the "
+        "lines before it are intact. Restore the file from a backup, or start a new run with "
+        "another --out"
     )
 
 

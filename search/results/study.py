@@ -7,7 +7,14 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from search.results.journal import check_journal, repair_in_place, repaired_copy, restore, unreadable
+from search.results.journal import (
+    broken_history,
+    check_journal,
+    repair_in_place,
+    repaired_copy,
+    restore,
+    unreadable,
+)
 from search.space import Space, make_pruner, make_sampler
 
 STUDY_FILE = "study.journal"
@@ -51,14 +58,17 @@ def open_study(
     check = check_journal(path) if path.exists() else None
     if check is None or not check.damaged:
         return _load(path, space)
+    broken_at = broken_history(check)
+    if broken_at is not None or not check.records:
+        raise unreadable(check, broken_at)
     backup = repair_in_place(check) if write else None
     source = path if write else repaired_copy(check)
     try:
         study = _load(source, space)
-    except Exception as exc:  # Optuna raises many types on an inconsistent history
+    except Exception:  # Optuna raises many types on an inconsistent history
         if backup is not None:
             restore(check, backup)
-        raise unreadable(check, exc) from None
+        raise unreadable(check) from None
     kept = f"; the original is kept as {backup.name}" if backup is not None else ""
     if notes is not None:
         notes.append(f"{path}: skipped {check.describe()}; read the {len(check.intact)} intact records{kept}")

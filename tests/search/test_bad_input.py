@@ -215,6 +215,108 @@ CASES = {
         ],
         "a.json and b.json differ in model_config.hidden_dims ([8] vs [8, 4]), which changes the model's structure",
     ),
+    # -- paths the run would write, checked before anything runs ------------------------------
+    "export is a folder": (
+        lambda t: ["run", _space(t, tiny_space()), "--export", str(t)],
+        "is a folder; give a file path, e.g.",
+    ),
+    "export under a file": (
+        lambda t: ["run", _space(t, tiny_space()), "--export", str(t / "config.json" / "c.json")],
+        "config.json is a file, not a folder",
+    ),
+    "export cannot be written": (
+        lambda t: ["run", _space(t, tiny_space()), "--export", "/sys/router-search-config.json"],
+        "cannot write in /sys",
+    ),
+    "out is a file": (
+        lambda t: ["run", _space(t, tiny_space()), "--out", str(t / "config.json")],
+        "--out " + "{t}/config.json: is a file, not a folder",
+    ),
+    "out under a file": (
+        lambda t: ["run", _space(t, tiny_space()), "--out", str(t / "config.json" / "run")],
+        "config.json is a file, not a folder",
+    ),
+    "storage is a file": (
+        lambda t: ["run", _space(t, tiny_space()), "--storage", str(t / "config.json")],
+        "--storage " + "{t}/config.json: is a file, not a folder",
+    ),
+    "train out is a file": (
+        lambda t: ["train", _json(t, json.loads(GOOD_CONFIG)), "--out", str(t / "config.json")],
+        "--out " + "{t}/config.json: is a file, not a folder",
+    ),
+    "convert dst is a file": (
+        lambda t: ["data", "convert", "synthetic:n_questions=60", str(t / "config.json")],
+        "convert DST " + "{t}/config.json: is a file, not a folder",
+    ),
+    "report on a file": (lambda t: ["report", str(t / "config.json")], "not a run dir"),
+    # -- a model too big to train -----------------------------------------------------------
+    "train a huge model": (
+        lambda t: [
+            "train",
+            _json(
+                t,
+                {
+                    "pipeline_config": {
+                        "model_type": "mlp",
+                        "model_config": {"hidden_dims": [1000000, 1000000]},
+                    }
+                },
+            ),
+            "--data",
+            "synthetic:n_questions=60,n_models=3,dim=8",
+        ],
+        "model_config.hidden_dims [1000000, 1000000]: a mlp of 1,000,013,000,003 parameters needs 14.6 TB",
+    ),
+    # -- costs, budgets, metrics --------------------------------------------------------------
+    "budget 0": (
+        lambda t: ["run", _space(t, tiny_space()), "--budget", "0"],
+        "--budget must be a cost per query > 0",
+    ),
+    "budget without costs": (
+        lambda t: ["run", _space(t, tiny_space()), "--budget", "0.01"],
+        "budget 0.01 needs data with costs",
+    ),
+    "val_aiq without costs": (
+        lambda t: ["run", _space(t, tiny_space(search={"metric": "val_aiq"}))],
+        "search.metric val_aiq needs data with costs",
+    ),
+    "ensemble size negative": (
+        lambda t: ["run", _space(t, tiny_space(search={"ensemble": {"size": -1}}))],
+        "search.ensemble.size: Input should be greater than or equal to 0",
+    ),
+    # -- data in other shapes -----------------------------------------------------------------
+    "wide table without embeddings": (
+        lambda t: ["data", "describe", _wide(t)],
+        "holds no embeddings; give --embeddings FILE",
+    ),
+    "wide table with too few embedding rows": (
+        lambda t: ["data", "describe", _wide(t), "--embeddings", _npy(t, 3)],
+        "3 rows but",
+    ),
+    "wide table scores without threshold": (
+        lambda t: ["data", "describe", _wide(t, score=0.7), "--embeddings", _npy(t, 6)],
+        "a.csv line 2: a 0.7 is not 0 or 1; give --threshold T",
+    ),
+    "align by id without an id column": (
+        lambda t: ["data", "describe", _wide(t), "--embeddings", _npy(t, 6), "--align", "id"],
+        "--align id needs an id column",
+    ),
+    "bad split value": (
+        lambda t: ["data", "describe", _wide(t, split="dev"), "--embeddings", _npy(t, 6)],
+        "split 'dev' of question 0 is not one of train, val, test",
+    ),
+    "records not valid json": (
+        lambda t: ["data", "describe", _named(t, "r.jsonl", None, '{"scores": {"a": 1}}\n{oops\n')],
+        "r.jsonl line 2: not valid JSON",
+    ),
+    "records without scores": (
+        lambda t: ["data", "describe", _named(t, "r.json", [{"question": "q", "score": 1}])],
+        "record 0 has no 'scores' object",
+    ),
+    "built-in name misspelt": (
+        lambda t: ["data", "describe", "mmlu_pro"],
+        "mmlu_pro: data folder not found (or give 'synthetic', or a built-in name)",
+    ),
     "train configs of one name": (
         lambda t: [
             "train",
@@ -226,10 +328,27 @@ CASES = {
 }
 
 
-def _named(tmp: Path, name: str, obj: dict) -> str:
+def _named(tmp: Path, name: str, obj: object, text: str | None = None) -> str:
     path = tmp / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj))
+    path.write_text(text if text is not None else json.dumps(obj))
+    return str(path)
+
+
+def _wide(tmp: Path, score: float = 1.0, split: str | None = None) -> str:
+    """A wide table of 6 questions and LLMs a, b (optionally a bad score or split)."""
+    lines = ["a,b" + (",split" if split else "")]
+    for i in range(6):
+        s = ["train", "train", "train", "train", "val", "test"][i] if split is None else split
+        lines.append(f"{score if i == 0 else 1},0" + (f",{s}" if split else ""))
+    return _named(tmp, "a.csv", None, "\n".join(lines) + "\n")
+
+
+def _npy(tmp: Path, rows: int) -> str:
+    import numpy as np
+
+    path = tmp / f"e{rows}.npy"
+    np.save(path, np.ones((rows, 4), dtype=np.float32))
     return str(path)
 
 
@@ -254,6 +373,7 @@ def test_bad_input(case: str, tmp_path: Path, monkeypatch, capsys) -> None:
     (tmp_path / "config.json").write_text(GOOD_CONFIG)
     build, fragment = CASES[case]
     argv = build(tmp_path)
+    fragment = fragment.replace("{t}", str(tmp_path))
     before = _snapshot(tmp_path)
     start = time.monotonic()
     rc = main(argv)
@@ -267,8 +387,8 @@ def test_bad_input(case: str, tmp_path: Path, monkeypatch, capsys) -> None:
     assert elapsed < 10, f"{case} took {elapsed:.1f}s"
 
 
-def test_at_least_25_cases() -> None:
-    assert len(CASES) >= 25
+def test_at_least_50_cases() -> None:
+    assert len(CASES) >= 50
 
 
 def test_cli_error_in_subprocess_has_no_traceback(tmp_path: Path) -> None:
