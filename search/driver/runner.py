@@ -16,6 +16,7 @@ import torch
 from optuna.trial import TrialState
 
 from router_models import ConfigError
+from router_models.checkpoint import atomic_write_bytes
 from search.data import RouterData, load_data
 from search.driver.cluster import start_ray
 from search.driver.finish import finish, router_keeper
@@ -74,7 +75,7 @@ def run_search(args: argparse.Namespace) -> int:
     study = open_study(plan.run_dir, plan.space, notes=notes)
     for note in notes:
         print(f"note: {note}")
-    (plan.run_dir / "space.yaml").write_text(Path(args.space).read_text())
+    atomic_write_bytes(plan.run_dir / "space.yaml", Path(args.space).read_bytes())
     write_json(
         plan.run_dir / RUN_INFO,
         {

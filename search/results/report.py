@@ -4,6 +4,7 @@ importances, and the routing table (best router vs single best vs kNN vs oracle)
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from router_models.checkpoint import atomic_write_bytes
 from search.data import load_data
 from search.errors import UserError
 from search.paths import check_dir_target
@@ -21,6 +23,13 @@ from search.space import load_space
 from search.storage import exists, router_uri
 
 RUN_INFO = "run.json"
+
+
+def _save(fig: Any, path: Path) -> None:
+    """A figure as PNG, written whole or not at all."""
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, format="png")
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _routers(run_dir: Path, study: optuna.Study, info: dict[str, Any]) -> list[tuple[str, Path]]:
@@ -73,7 +82,7 @@ def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]
     ax.set(xlabel="trial", ylabel=metric, title="Optimization history")
     ax.legend(loc="lower right" if maximize else "upper right")
     fig.tight_layout()
-    fig.savefig(out / "optimization_history.png", dpi=110)
+    _save(fig, out / "optimization_history.png")
     plt.close(fig)
     made.append(("Optimization history", "optimization_history.png"))
 
@@ -94,7 +103,7 @@ def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]
     ax.set(xlabel="epoch", ylabel=f"best {metric} so far", title="Intermediate values per trial")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "intermediate_values.png", dpi=110)
+    _save(fig, out / "intermediate_values.png")
     plt.close(fig)
     made.append(("Intermediate values", "intermediate_values.png"))
 
@@ -109,7 +118,7 @@ def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]
         ax.barh(names, [importances[n] for n in names])
         ax.set(xlabel="importance (fANOVA)", title="Parameter importances")
         fig.tight_layout()
-        fig.savefig(out / "param_importances.png", dpi=110)
+        _save(fig, out / "param_importances.png")
         plt.close(fig)
         made.append(("Parameter importances", "param_importances.png"))
     return made
@@ -136,7 +145,7 @@ def _cost_plot(table: Any, path: Path) -> None:
     )
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -239,5 +248,5 @@ def write_report(run_dir: Path) -> Path:
     else:
         lines += ["", "## Routing on the test split", "", "No completed trial's router found."]
     path = run_dir / "report.md"
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
     return path
