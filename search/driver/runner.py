@@ -49,6 +49,10 @@ def print_progress(frozen: Any, live: Any, bridge: Any) -> None:
 
 def run_search(args: argparse.Namespace) -> int:
     plan = plan_run(args)
+    if plan.address is not None:
+        # A cluster is joined before anything is read or written: a wrong address or token is
+        # one line, and the run dir is not made.
+        start_ray(plan)
     data = load_data(plan.data_spec)
     space = plan.space
     data.check_embedding_dim(space.data.embedding_dim, f"{args.space}: data.embedding_dim")
@@ -178,7 +182,8 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
     from search.trial.trainable import data_payload, router_trainable
 
     space = plan.space
-    start_ray(plan)
+    if not ray.is_initialized():
+        start_ray(plan)
     try:
         resources: dict[str, float] = {"cpu": space.resources.cpu}
         gpu = space.resources.gpu
