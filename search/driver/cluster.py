@@ -3,12 +3,12 @@ in one line within seconds.
 
 Clusters since Ray 2.59 may require a token (``RAY_AUTH_MODE=token``). Ray's driver turns token
 mode on by itself only for a cluster it finds locally; for an explicit address it connects
-without one and retries for as long as its timeout allows. So before connecting, the search
-turns token mode on whenever a token is available here (``RAY_AUTH_TOKEN``, the file named by
-``RAY_AUTH_TOKEN_PATH``, or ``~/.ray/auth_token``); a cluster without authentication ignores
-it. The token itself is never printed. Then one short probe of the cluster's GCS checks that a
-Ray cluster answers, that it accepts the token, that its Ray and Python versions are this
-driver's, and that this machine is one of its nodes.
+without one and retries for as long as its timeout allows. So before connecting, one short probe
+of the cluster's GCS checks that a Ray cluster answers there; when it asks for a token, token
+mode is turned on with the token available here (``RAY_AUTH_TOKEN``, the file named by
+``RAY_AUTH_TOKEN_PATH``, or ``~/.ray/auth_token``) and the probe asks again. It also checks that
+the cluster's Ray and Python versions are this driver's and that this machine is one of its
+nodes. The token itself is never printed.
 """
 
 from __future__ import annotations
@@ -55,11 +55,13 @@ def token_source() -> str | None:
 
 def enable_token_auth() -> str | None:
     """Turn Ray's token mode on for this process and its children when a token is available
-    and ``RAY_AUTH_MODE`` is unset; returns where the token comes from."""
+    and ``RAY_AUTH_MODE`` is unset; returns where the token comes from (None: not in token mode)."""
     source = token_source()
     if source is not None and "RAY_AUTH_MODE" not in os.environ:
         os.environ["RAY_AUTH_MODE"] = "token"
-        _raylet().Config.initialize("")  # Ray reads its settings once; read them again
+        raylet = _raylet()
+        raylet.Config.initialize("")  # Ray reads its settings once; read them again
+        raylet.AuthenticationTokenLoader.instance().reset_cache()
     return source if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else None
 
 
@@ -134,9 +136,15 @@ def _in_thread(fn: Any, timeout: float) -> tuple[bool, Any]:
     return True, box.get("error", box.get("result"))
 
 
-def probe(address: str, token: str | None) -> None:
+def _refused(answer: Any) -> bool:
+    return type(answer).__name__ == "AuthenticationError" or "Unauthenticated" in str(answer)
+
+
+def probe(address: str) -> str | None:
     """Check, in seconds, that a Ray cluster's GCS answers at ``address``, accepts this driver,
-    runs this driver's Ray and Python, and has a node on this machine.
+    runs this driver's Ray and Python, and has a node on this machine. A cluster that asks for
+    a token gets this driver's (token mode is turned on only then: in token mode the driver's
+    workers would refuse a cluster without authentication). Returns where the token came from.
 
     Raises:
         UserError: One line naming the cause and the fix.
@@ -159,12 +167,17 @@ def probe(address: str, token: str | None) -> None:
         alive = [n.node_manager_address for n in nodes.values() if n.state == 0]
         return metadata, alive
 
+    token = enable_token_auth() if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else None
     with _quiet_stderr():
         finished, answer = _in_thread(ask, PROBE_TIMEOUT_S + 0.5)
+        if finished and _refused(answer) and token is None and "RAY_AUTH_MODE" not in os.environ:
+            token = enable_token_auth()
+            if token is not None:
+                finished, answer = _in_thread(ask, PROBE_TIMEOUT_S + 0.5)
     if not finished or (isinstance(answer, Exception) and "Timed out" in str(answer)):
         raise not_ray
     if isinstance(answer, Exception):
-        if type(answer).__name__ == "AuthenticationError" or "Unauthenticated" in str(answer):
+        if _refused(answer):
             if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
                 raise UserError(
                     f"--address {address}: the cluster requires a token but RAY_AUTH_MODE=disabled here; "
@@ -199,6 +212,7 @@ def probe(address: str, token: str | None) -> None:
             f"{', '.join(sorted(set(alive)))}); run the search on a node, give the address `ray start` "
             "printed, or connect from outside through Ray Client (ray://HEAD:10001)"
         )
+    return token
 
 
 def start_ray(plan: RunPlan) -> None:
@@ -225,10 +239,9 @@ def connect(address: str, level: int, verbose: bool) -> None:
     """``ray.init`` at a cluster address, after the probe; what still fails is one line."""
     import ray
 
-    token = enable_token_auth()
     client = address.startswith("ray://")
     if address != "auto" and not client:
-        probe(address, token)
+        probe(address)
 
     def init() -> Any:
         return ray.init(address=address, logging_level=level, log_to_driver=verbose)

@@ -145,19 +145,28 @@ def test_a_failed_connection_is_one_line_within_10_s(
     assert not run.exists() and not (tmp_path / "bad.json").exists()  # nothing written
 
 
-def test_a_ray_version_mismatch_is_one_line(token_cluster, monkeypatch) -> None:
-    import ray
-
-    from search.driver.cluster import probe
-    from search.errors import UserError
-
+def test_a_ray_version_mismatch_is_one_line(token_cluster) -> None:
+    # In a process of its own: token mode, once read by Ray's core, stays for the process.
     address, token, _ = token_cluster
-    monkeypatch.setenv("RAY_AUTH_TOKEN", token)
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    importlib = __import__("importlib")
-    importlib.import_module("ray._raylet").Config.initialize("")
-    monkeypatch.setattr(ray, "__version__", "2.99.0")
-    with pytest.raises(
-        UserError, match=r"the cluster runs Ray 2\.60\.0 on Python 3\.\d+, this driver Ray 2\.99\.0"
-    ):
-        probe(address, "RAY_AUTH_TOKEN")
+    script = (
+        "import ray, sys\n"
+        "from search.driver.cluster import probe\n"
+        "from search.errors import UserError\n"
+        "ray.__version__ = '2.99.0'\n"
+        "try:\n"
+        f"    probe({address!r})\n"
+        "except UserError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {
+        **os.environ,
+        **LOOPBACK,
+        "RAY_AUTH_TOKEN": token,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    env.pop("RAY_AUTH_MODE", None)
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    ).stdout
+    assert "the cluster runs Ray 2.60.0 on Python 3." in out and "this driver Ray 2.99.0" in out, out
+    assert "install the cluster's versions here (pip install ray[tune]==2.60.0)" in out
