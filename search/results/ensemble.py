@@ -44,10 +44,6 @@ def scorer(
     return score
 
 
-def _score(probs: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, metric: str) -> float:
-    return scorer(y, mask, metric)(probs)
-
-
 def greedy_select(
     probs: Sequence[torch.Tensor],
     y: torch.Tensor,

@@ -10,6 +10,7 @@ command stops with one line naming the file and the line.
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
 import tempfile
@@ -94,10 +95,11 @@ def unreadable(check: JournalCheck, broken_at: int | None = None) -> UserError:
 
 
 def repaired_copy(check: JournalCheck) -> Path:
-    """The intact records in a temporary file (the run dir is not touched)."""
+    """The intact records in a temporary file (the run dir is not touched), removed at exit."""
     fd, name = tempfile.mkstemp(prefix="study-", suffix=".journal")
     with open(fd, "wb") as fh:
         fh.writelines(check.intact)
+    atexit.register(Path(name).unlink, missing_ok=True)
     return Path(name)
 
 

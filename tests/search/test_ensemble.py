@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from search.results.ensemble import RouterKeeper, _score, greedy_select
+from search.results.ensemble import RouterKeeper, greedy_select, scorer
 from search.storage import exists, router_uri
 
 
@@ -27,15 +27,13 @@ def test_selection_starts_from_the_best_and_never_worsens_val() -> None:
     y, mask, gen = _labels()
     probs = [_noisy(y, s, gen) for s in (3.0, 2.0, 2.2, 2.5, 6.0)]
     picks = greedy_select(probs, y, mask, "val_auc", size=8)
-    singles = [_score(p, y, mask, "val_auc") for p in probs]
+    score = scorer(y, mask, "val_auc")
+    singles = [score(p) for p in probs]
     assert picks[0] == 1  # the best alone
     ensemble = torch.stack([probs[i] for i in picks]).mean(0)
-    assert _score(ensemble, y, mask, "val_auc") >= max(singles)
+    assert score(ensemble) >= max(singles)
     # each pick improved val strictly: replaying the picks, the score rises at every step
-    running = [
-        _score(torch.stack([probs[i] for i in picks[: k + 1]]).mean(0), y, mask, "val_auc")
-        for k in range(len(picks))
-    ]
+    running = [score(torch.stack([probs[i] for i in picks[: k + 1]]).mean(0)) for k in range(len(picks))]
     assert all(b > a for a, b in zip(running, running[1:]))
     assert 4 not in picks  # the very noisy one never helps
 
