@@ -13,8 +13,9 @@ from search import metrics as M
 from search.data import RouterData, load_data
 from search.errors import UserError
 from search.results.export import write_json
+from search.trial.config import METRIC_MODES
 from search.trial.policy import tune_routing, val_logits
-from search.trial.train import METRIC_MODES, EpochReport, TrainResult, predict, split_metrics, train_pack
+from search.trial.train import EpochReport, TrainResult, predict, split_metrics, train_pack
 
 
 def resolve_device(name: str) -> torch.device:

@@ -27,7 +27,7 @@ from ray.tune.search import Searcher
 from search.driver.packer import Packer
 from search.results.study import counted_trials, mark_interrupted
 from search.space import Space
-from search.trial.train import METRIC_MODES
+from search.trial.config import METRIC_MODES
 from search.trial.trainable import ERROR_KEY, FINAL_KEY, REPORT_KEY
 
 

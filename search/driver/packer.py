@@ -25,8 +25,8 @@ from optuna.trial import TrialState
 from router_models import ConfigError
 from router_models.packing import NotPackable
 from search.space import Space
+from search.trial.config import resolve_train_config
 from search.trial.packs import pack_key
-from search.trial.train import resolve_train_config
 
 
 def probe_values(dist: BaseDistribution) -> list[Any]:

@@ -25,8 +25,8 @@ from search.errors import UserError
 from search.results.export import trial_rows, write_json, write_parquet
 from search.results.report import RUN_INFO
 from search.results.study import close_interrupted, counted_trials, open_study
+from search.trial.config import build_model, check_fits
 from search.trial.packs import check_packable
-from search.trial.train import build_model, check_fits
 
 
 def print_progress(frozen: Any, live: Any, bridge: Any) -> None:

@@ -15,8 +15,8 @@ from router_models import EnsembleModel, create_model, load_router
 from search import metrics as M
 from search.data import RouterData
 from search.storage import delete, exists, get_bytes, router_uri
+from search.trial.config import METRIC_MODES
 from search.trial.policy import tune_routing, val_logits
-from search.trial.train import METRIC_MODES
 
 EPS = 1e-6
 

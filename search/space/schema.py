@@ -35,7 +35,7 @@ from search.space.params import (
     max_value,
     parse_param,
 )
-from search.trial.train import METRIC_MODES, TRAIN_DEFAULTS
+from search.trial.config import METRIC_MODES, TRAIN_DEFAULTS
 
 TRAIN_PARAMS = set(TRAIN_DEFAULTS)  # lr, weight_decay, batch_size, epochs
 _AT = "@"  # marks a message that carries its own key path below the current one
