@@ -46,23 +46,15 @@ def _max_overlap(rows: list[dict]) -> int:
     return best
 
 
+def _start(c, space: Path, run: Path, storage: Path, tmp_path: Path):
+    args = [str(space), "--out", str(run), "--address", c.address, "--storage", str(storage)]
+    return start_search([*args, "--export", str(tmp_path / "config.json")], tmp_path)
+
+
 def test_trials_spread_over_workers_and_pack_on_logical_gpus(cluster, tmp_path: Path) -> None:
     c, workers = cluster
     space, run, storage = _space(tmp_path, 8), tmp_path / "run", tmp_path / "shared"
-    proc = start_search(
-        [
-            str(space),
-            "--out",
-            str(run),
-            "--address",
-            c.address,
-            "--storage",
-            str(storage),
-            "--export",
-            str(tmp_path / "config.json"),
-        ],
-        tmp_path,
-    )
+    proc = _start(c, space, run, storage, tmp_path)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, out + err
     rows = pq.read_table(run / "results.parquet").to_pylist()
@@ -84,20 +76,7 @@ def test_worker_node_dies_mid_search(cluster, tmp_path: Path, pack_size: int) ->
     n = 10 * pack_size  # as many Tune trials either way, so one runs on the node when it dies
     space, run = _space(tmp_path, n, epochs=40, pack_size=pack_size), tmp_path / "run"
     storage = tmp_path / "shared"
-    proc = start_search(
-        [
-            str(space),
-            "--out",
-            str(run),
-            "--address",
-            c.address,
-            "--storage",
-            str(storage),
-            "--export",
-            str(tmp_path / "config.json"),
-        ],
-        tmp_path,
-    )
+    proc = _start(c, space, run, storage, tmp_path)
     wait_for(lambda: len(completed(run)) >= 2, 240, proc)
     before = completed(run)
     c.remove_node(workers[1])
