@@ -16,7 +16,7 @@ from common import ROOT, load_yaml, run_search, write_yaml
 
 from search import metrics as M
 from search.data import load_data
-from search.results.report import router_scores
+from search.results.routing_table import load_routed
 
 
 def main() -> None:
@@ -42,7 +42,8 @@ def main() -> None:
             run = Path(tmp) / name
             data = load_data(json.loads((run / "run.json").read_text())["data_source"])
             _, y, m = data.split("test")
-            test_route = M.route_acc(router_scores(run / "best_router.pt", data), y, m)
+            best_router = load_routed("best", run / "best_router.pt", data)
+            test_route = M.route_acc(best_router.test, y, m, best_router.offsets)
             best = max(r["value"] for r in rows if r["state"] == "COMPLETE")
             epochs = sum(r["epochs_run"] for r in rows)
             states = [r["state"] for r in rows]
