@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 from torch import nn
+
+from router_models.base_model import _check_positive_int
+
+
+def check_noise_std(name: str, value: Any) -> float:
+    """``value`` as a float, or ValueError naming ``name`` unless it is a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 class GaussianNoise(nn.Module):
@@ -19,11 +31,9 @@ class GaussianNoise(nn.Module):
 
     def __init__(self, std: float, dim: int) -> None:
         super().__init__()
-        if isinstance(std, bool) or not isinstance(std, (int, float)) or not 0.0 <= float(std) < float("inf"):
-            raise ValueError(f"noise std must be a finite number >= 0, got {std!r}")
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"noise dim must be a positive integer, got {dim!r}")
-        self.std = float(std)
+        std = check_noise_std("noise std", std)
+        _check_positive_int("noise dim", dim)
+        self.std = std
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

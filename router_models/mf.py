@@ -3,7 +3,6 @@ question embedding, through a linear head."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +10,7 @@ import torch
 from torch import nn
 
 from router_models.base_model import BaseModel
-from router_models.layers import GaussianNoise
+from router_models.layers import GaussianNoise, check_noise_std
 from router_models.model_factory import register_model
 
 
@@ -46,16 +45,11 @@ class MFModel(BaseModel):
         noise_std: float = 0.0,
         **kwargs: Any,
     ) -> None:
-        if (
-            isinstance(noise_std, bool)
-            or not isinstance(noise_std, (int, float))
-            or not 0 <= noise_std < math.inf
-        ):
-            raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
+        noise_std = check_noise_std("noise_std", noise_std)
         super().__init__(
-            input_dim, hidden_dims, output_dim, dropout, activation, noise_std=float(noise_std), **kwargs
+            input_dim, hidden_dims, output_dim, dropout, activation, noise_std=noise_std, **kwargs
         )
-        self.noise = GaussianNoise(float(noise_std), self.input_dim)
+        self.noise = GaussianNoise(noise_std, self.input_dim)
         widths = [self.input_dim, *self.hidden_dims]
         layers: list[nn.Module] = []
         for i, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:])):
