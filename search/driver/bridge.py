@@ -20,6 +20,7 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+from ray.tune import Callback
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
@@ -86,10 +87,10 @@ class OptunaBridge:
         self.control = control
         self.on_finish = on_finish
         self.packs: dict[str, dict[int, _Live]] = {}  # Tune trial id -> members by number
-        self.pack_epochs: dict[str, int] = {}
         self.asked = counted_trials(study)
         self.searcher = _Searcher(self)
         self.scheduler = _Scheduler(self)
+        self.callback = _Restarts(self)
 
     def running(self) -> int:
         """Members still training."""
@@ -106,13 +107,11 @@ class OptunaBridge:
             t.set_user_attr("tune_trial_id", tune_id)
             t.set_user_attr("pack", leader)
         self.packs[tune_id] = {t.number: _Live(t, tune_id, leader) for t in trials}
-        self.pack_epochs[tune_id] = 0
         members = [{"number": t.number, "config": self.space.trial_config(t.params)} for t in trials]
         return {"members": members, "pack": leader}
 
     def complete(self, tune_id: str, result: dict[str, Any] | None, error: bool) -> None:
         members = self.packs.pop(tune_id, None)
-        self.pack_epochs.pop(tune_id, None)
         if members is None:
             return
         final = json.loads(result[FINAL_KEY]) if result and isinstance(result.get(FINAL_KEY), str) else None
@@ -167,6 +166,13 @@ class OptunaBridge:
         if self.on_finish is not None:
             self.on_finish(frozen, live, self)
 
+    def restarted(self, tune_id: str) -> None:
+        """Tune retries a pack from scratch (its process or node died)."""
+        # Counted here, not from a reset epoch: a pack may die before its first report.
+        for live in self.packs.get(tune_id, {}).values():
+            if not live.closed:
+                live.restarts += 1
+
     # -- scheduler side ---------------------------------------------------------------------
     def on_result(self, tune_id: str, result: dict[str, Any]) -> str:
         members = self.packs.get(tune_id)
@@ -174,8 +180,6 @@ class OptunaBridge:
             return TrialScheduler.CONTINUE
         report = json.loads(result[REPORT_KEY])
         epoch = int(result.get("epoch", 0))
-        restarted = epoch <= self.pack_epochs[tune_id]
-        self.pack_epochs[tune_id] = epoch
         for number, message in report.get("failed", {}).items():
             live = members.get(int(number))
             if live is not None and not live.closed:
@@ -184,7 +188,6 @@ class OptunaBridge:
             live = members.get(int(number))
             if live is None or live.closed:
                 continue
-            live.restarts += restarted
             self._record(live, metrics, epoch, result)
             value = live.best.get(self.metric)
             if value is None:
@@ -241,3 +244,12 @@ class _Scheduler(FIFOScheduler):
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
         return self.bridge.on_result(trial.trial_id, result)
+
+
+class _Restarts(Callback):
+    # Tune tells neither the searcher nor the scheduler of a retry; only callbacks hear it.
+    def __init__(self, bridge: OptunaBridge) -> None:
+        self.bridge = bridge
+
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self.bridge.restarted(trial.trial_id)

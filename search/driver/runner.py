@@ -247,6 +247,7 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
                 log_to_file=True,
                 stop=interrupt.stopper(),
                 failure_config=tune.FailureConfig(max_failures=1),
+                callbacks=[bridge.callback],
             ),
         )
         if not plan.verbose:

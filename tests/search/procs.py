@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import optuna
+import psutil
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
@@ -59,3 +60,22 @@ def wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None, st
 
 def completed(run_dir: Path) -> dict[int, float | None]:
     return {n: v for n, (s, v) in study_states(run_dir).items() if s == "COMPLETE"}
+
+
+def training_on(node) -> bool:
+    """Whether a Ray node (from ``ray.cluster_utils``) runs a trial right now.
+
+    A trial's actor is a worker process under that node's raylet, titled ``ray::<class>.train``
+    while it trains (``ray::IDLE`` or plain ``ray::<class>`` otherwise).
+    """
+    from ray._private import ray_constants
+
+    raylet = node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
+    for child in psutil.Process(raylet).children(recursive=True):
+        try:
+            title = " ".join(child.cmdline())
+        except psutil.Error:  # it ended while we looked
+            continue
+        if title.startswith("ray::") and title.split()[0].endswith(".train"):
+            return True
+    return False

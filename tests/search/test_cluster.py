@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.search.procs import completed, start_search, wait_for
+from tests.search.procs import completed, start_search, training_on, wait_for
 from tests.search.spaces import tiny_space, write_space
 
 pytestmark = pytest.mark.slow
@@ -73,11 +73,14 @@ def test_trials_spread_over_workers_and_pack_on_logical_gpus(cluster, tmp_path: 
 @pytest.mark.parametrize("pack_size", [1, 2])
 def test_worker_node_dies_mid_search(cluster, tmp_path: Path, pack_size: int) -> None:
     c, workers = cluster
-    n = 10 * pack_size  # as many Tune trials either way, so one runs on the node when it dies
-    space, run = _space(tmp_path, n, epochs=40, pack_size=pack_size), tmp_path / "run"
+    n = 10 * pack_size  # as many Tune trials either way
+    # Trials of some seconds, so the one seen training on the node still trains when it goes.
+    space, run = _space(tmp_path, n, epochs=100, pack_size=pack_size), tmp_path / "run"
     storage = tmp_path / "shared"
     proc = _start(c, space, run, storage, tmp_path)
-    wait_for(lambda: len(completed(run)) >= 2, 240, proc)
+    # The node is removed while it trains a pack: waiting for completions alone raced with the
+    # end of a wave of equal trials and sometimes removed an idle node. Look last, act at once.
+    wait_for(lambda: len(completed(run)) >= 2 and training_on(workers[1]), 240, proc, step=0.1)
     before = completed(run)
     c.remove_node(workers[1])
     out, err = proc.communicate(timeout=300)
