@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from router_models import ConfigError
 from router_models.checkpoint import atomic_write_bytes
 from search.data import RouterData, load_data
-from search.driver.cluster import start_ray
+from search.driver.cluster import start_ray, stop_ray
 from search.driver.finish import finish, router_keeper
 from search.driver.plan import RunPlan, plan_run, resolve_pack_size
 from search.errors import UserError
@@ -264,4 +264,4 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
         close_interrupted(study)
         return interrupt.requested
     finally:
-        ray.shutdown()
+        stop_ray(keep_logs=plan.debug)

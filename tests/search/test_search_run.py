@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import optuna
@@ -25,6 +26,11 @@ def run(tmp_path: Path, space: dict, *extra: str, name: str = "run") -> tuple[in
     out, export = tmp_path / name, tmp_path / f"{name}-config.json"
     rc = main(["run", str(path), "--out", str(out), "--export", str(export), *extra])
     return rc, out, export
+
+
+def ray_dirs() -> set[Path]:
+    """Session dirs of local Ray instances (see search.driver.cluster.start_ray)."""
+    return set(Path("/tmp").glob("rs-ray-*"))
 
 
 def states(out: Path) -> list[str]:
@@ -117,8 +123,10 @@ def test_prunes_inside_ray_and_writes_every_output(tmp_path: Path, capsys) -> No
 
 def test_failing_trials_are_fail_and_search_goes_on(tmp_path: Path) -> None:
     space = tiny_space(params={"lr": {"choices": [1.0e30, 0.01]}}, search={"seed": 1})
+    before = ray_dirs()
     rc, out, export = run(tmp_path, space)
     assert rc == 0
+    assert ray_dirs() <= before  # Ray's session dir went with the run
     table = pq.read_table(out / "results.parquet").to_pylist()
     failed = [r for r in table if r["state"] == "FAIL"]
     assert len(failed) == 2 and len(table) == 4
@@ -137,6 +145,20 @@ def test_all_failing_exits_nonzero_and_keeps_config(tmp_path: Path, capsys) -> N
     )
     assert export.read_bytes() == before
     assert states(out) == ["FAIL", "FAIL"]
+
+
+def test_debug_keeps_and_names_rays_logs(tmp_path: Path, capsys) -> None:
+    before = ray_dirs()
+    rc, _, _ = run(tmp_path, tiny_space(search={"num_samples": 1}), "--debug")
+    assert rc == 0
+    kept = ray_dirs() - before
+    assert len(kept) == 1
+    (tmp,) = kept
+    try:
+        assert f"Ray's logs of this run are kept in {tmp}" in capsys.readouterr().out
+        assert list(tmp.glob("session_*/logs"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_resume_continues_without_loss_or_repeats(tmp_path: Path) -> None:
