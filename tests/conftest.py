@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import numpy as np
+# Every Ray the tests start (local runs, ray.cluster_utils clusters, `ray start`, the search's
+# driver) binds and names its nodes on 127.0.0.1 only: Ray's switch for single-machine use,
+# read when ray is first imported, so it is set here, before any test module imports it.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+
+import numpy as np  # noqa: E402
 import pytest
 import torch
 

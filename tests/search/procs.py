@@ -18,7 +18,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def start_search(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    full_env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)  # set by in-process local runs
     full_env.update(env or {})
     full_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), full_env.get("PYTHONPATH", "")])
     return subprocess.Popen(

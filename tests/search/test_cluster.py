@@ -1,4 +1,5 @@
-"""Cluster mode on one machine: a head and two worker nodes with logical GPUs."""
+"""Cluster mode on one machine: a head and two worker nodes with logical GPUs, all on 127.0.0.1
+(tests/conftest.py sets Ray's single-machine switch for this process and the search's)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def cluster():
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     workers = [c.add_node(num_cpus=4, num_gpus=1) for _ in range(2)]
     c.wait_for_nodes()
+    assert c.address.startswith("127.0.0.1:") and {w.node_ip_address for w in workers} == {"127.0.0.1"}
     yield c, workers
     c.shutdown()
 
