@@ -15,23 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import logging
 import os
-import shutil
 import socket
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from search.errors import UserError
 
-if TYPE_CHECKING:
-    from search.driver.plan import RunPlan
-
 PROBE_TIMEOUT_S = 4.0
-_LOCAL_TEMP_DIRS: list[str] = []  # a local instance's session dir, removed when it stops
 TOKEN_HELP = (
     "put the cluster's token in RAY_AUTH_TOKEN, or in a file named by RAY_AUTH_TOKEN_PATH or "
     "~/.ray/auth_token (`ray get-auth-token` on the head prints it); keep it out of code, logs "
@@ -215,43 +208,6 @@ def probe(address: str) -> str | None:
             "printed, or connect from outside through Ray Client (ray://HEAD:10001)"
         )
     return token
-
-
-def start_ray(plan: RunPlan) -> None:
-    import ray
-
-    level = logging.INFO if plan.verbose else logging.ERROR
-    if plan.address is None:
-        # Our own local instance: never attach to a cluster found on this machine. It binds
-        # to 127.0.0.1 through the environment run_trials sets before ray is imported (Ray
-        # maps an explicit 127.0.0.1 node address back to the machine's reachable IP).
-        # /tmp, not the user's TMPDIR: Ray's socket paths must stay under the AF_UNIX limit.
-        tmp = tempfile.mkdtemp(prefix="rs-ray-", dir="/tmp")
-        _LOCAL_TEMP_DIRS.append(tmp)
-        ray.init(
-            address="local",
-            include_dashboard=False,
-            _temp_dir=tmp,
-            logging_level=level,
-            log_to_driver=plan.verbose,
-        )
-        return
-    connect(plan.address, level, plan.verbose)
-
-
-def stop_ray(keep_logs: bool = False) -> None:
-    """Shut Ray down. A local instance's session dir (Ray's logs, about 1.5 MB a run) goes with
-    it, so repeated searches do not fill /tmp; with ``keep_logs`` (``--debug``) it stays and is named.
-    """
-    import ray
-
-    ray.shutdown()
-    while _LOCAL_TEMP_DIRS:
-        tmp = _LOCAL_TEMP_DIRS.pop()
-        if keep_logs:
-            print(f"Ray's logs of this run are kept in {tmp}", flush=True)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def connect(address: str, level: int, verbose: bool) -> None:

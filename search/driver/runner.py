@@ -18,9 +18,9 @@ from optuna.trial import TrialState
 from router_models import ConfigError
 from router_models.checkpoint import atomic_write_bytes
 from search.data import RouterData, load_data
-from search.driver.cluster import start_ray, stop_ray
 from search.driver.finish import finish, router_keeper
 from search.driver.plan import RunPlan, plan_run, resolve_pack_size
+from search.driver.session import start_ray, stop_ray
 from search.errors import UserError
 from search.results.export import trial_rows, write_json, write_parquet
 from search.results.report import RUN_INFO

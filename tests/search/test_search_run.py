@@ -29,7 +29,7 @@ def run(tmp_path: Path, space: dict, *extra: str, name: str = "run") -> tuple[in
 
 
 def ray_dirs() -> set[Path]:
-    """Session dirs of local Ray instances (see search.driver.cluster.start_ray)."""
+    """Session dirs of local Ray instances (see search.driver.session)."""
     return set(Path("/tmp").glob("rs-ray-*"))
 
 
@@ -157,6 +157,7 @@ def test_debug_keeps_and_names_rays_logs(tmp_path: Path, capsys) -> None:
     try:
         assert f"Ray's logs of this run are kept in {tmp}" in capsys.readouterr().out
         assert list(tmp.glob("session_*/logs"))
+        assert (tmp / "KEPT").exists()  # so no later run sweeps it
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
