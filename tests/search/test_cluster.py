@@ -55,7 +55,8 @@ def _start(c, space: Path, run: Path, storage: Path, tmp_path: Path):
 
 def test_trials_spread_over_workers_and_pack_on_logical_gpus(cluster, tmp_path: Path) -> None:
     c, workers = cluster
-    space, run, storage = _space(tmp_path, 8), tmp_path / "run", tmp_path / "shared"
+    # Trials long enough that four run at once: both workers, two per logical GPU.
+    space, run, storage = _space(tmp_path, 8, epochs=20), tmp_path / "run", tmp_path / "shared"
     proc = _start(c, space, run, storage, tmp_path)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, out + err
