@@ -86,6 +86,15 @@ def save_router(
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _unreadable(path: object) -> ConfigError:
+    # torch's own message runs to several lines of advice, some of it unsafe to follow (load
+    # with weights_only=False); --debug shows it.
+    return ConfigError(
+        f"{path}: not a readable router checkpoint (a router is a file that save_router wrote, "
+        "e.g. a run's best_router.pt)"
+    )
+
+
 def load_router(
     path: str | os.PathLike[str] | IO[bytes], map_location: str | torch.device = "cpu"
 ) -> tuple[BaseModel, dict[str, Any]]:
@@ -104,7 +113,7 @@ def load_router(
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except Exception as exc:  # torch raises many types for corrupt files
-        raise ConfigError(f"{path}: not a readable router checkpoint ({exc})") from None
+        raise _unreadable(path) from exc
     if not isinstance(payload, dict) or "state_dict" not in payload or "config" not in payload:
         raise ConfigError(f"{path}: not a router checkpoint (no 'config' / 'state_dict')")
     model = create_model(payload["config"], payload["embedding_dim"], payload["num_models"])
@@ -127,7 +136,7 @@ def set_routing(path: str | os.PathLike[str], routing: Mapping[str, Any]) -> Non
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ConfigError(f"{path}: not a readable router checkpoint ({exc})") from None
+        raise _unreadable(path) from exc
     if not isinstance(payload, dict) or "state_dict" not in payload:
         raise ConfigError(f"{path}: not a router checkpoint (no 'state_dict')")
     offsets = routing.get("offsets")

@@ -1,4 +1,4 @@
-"""The router-search command line: run, validate, train, data, report.
+"""The router-search command line: run, validate, train, route, data, report.
 
 ``main(argv) -> int``; user errors print one line and return 2 (a traceback only with --debug).
 """
@@ -54,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--metric", default="val_loss", help="picks the best epoch")
     train.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    rt = sub.add_parser("route", help="send new queries to LLMs with a saved router")
+    rt.add_argument("router", help="a saved router: best_router.pt, ensemble_router.pt, router.pt")
+    rt.add_argument("embeddings", help="the queries' embeddings (.npy or .pth), one row per query")
+    rt.add_argument("--out", default="routes.csv", help="routes file, .csv or .parquet (default routes.csv)")
+    rt.add_argument("--plain", action="store_true", help="plain argmax: ignore the router's saved offsets")
+    rt.add_argument("--scores", action="store_true", help="also every LLM's predicted correctness")
+    rt.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     data = sub.add_parser("data", help="describe or convert router data")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
@@ -140,6 +148,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_route(args: argparse.Namespace) -> int:
+    from search.cli.route import run_route
+
+    return run_route(args.router, args.embeddings, args.out, plain=args.plain, scores=args.scores)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from search.space import load_space
 
@@ -165,6 +179,7 @@ COMMANDS = {
     "run": _cmd_run,
     "validate": _cmd_validate,
     "train": _cmd_train,
+    "route": _cmd_route,
     "data": _cmd_data,
     "report": _cmd_report,
 }

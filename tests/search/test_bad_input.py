@@ -325,7 +325,44 @@ CASES = {
         ],
         "would both write c/: give the configs distinct file names",
     ),
+    "route with a missing router": (
+        lambda t: ["route", str(t / "nope.pt"), _npy(t, 3)],
+        "nope.pt: file not found",
+    ),
+    "route with a file that is no router": (
+        lambda t: ["route", _named(t, "r.pt", None, "not a checkpoint"), _npy(t, 3)],
+        "r.pt: not a readable router checkpoint",
+    ),
+    "route embeddings of another width": (
+        lambda t: ["route", _router(t, dim=8), _npy(t, 3)],
+        "e3.npy: 4-d embeddings, but {t}/router.pt reads 8-d ones",
+    ),
+    "route embeddings with NaN": (
+        lambda t: ["route", _router(t), _npy(t, 3, nan=True)],
+        "e3.npy row 1 (prompt_id 1): NaN or inf in the embedding",
+    ),
+    "route out of another format": (
+        lambda t: ["route", _router(t), _npy(t, 3), "--out", "routes.txt"],
+        "--out routes.txt: give a .csv or .parquet file",
+    ),
+    "route out is a folder": (
+        lambda t: ["route", _router(t), _npy(t, 3), "--out", _folder(t, "r.csv")],
+        "r.csv: is a folder; give a file path",
+    ),
 }
+
+
+def _router(tmp: Path, dim: int = 4) -> str:
+    from router_models import create_model, save_router
+
+    model = create_model({"model_type": "mlp", "model_config": {"hidden_dims": [8]}}, dim, 2)
+    save_router(model, tmp / "router.pt", model_names=["a", "b"])
+    return str(tmp / "router.pt")
+
+
+def _folder(tmp: Path, name: str) -> str:
+    (tmp / name).mkdir()
+    return str(tmp / name)
 
 
 def _named(tmp: Path, name: str, obj: object, text: str | None = None) -> str:
@@ -344,11 +381,14 @@ def _wide(tmp: Path, score: float = 1.0, split: str | None = None) -> str:
     return _named(tmp, "a.csv", None, "\n".join(lines) + "\n")
 
 
-def _npy(tmp: Path, rows: int) -> str:
+def _npy(tmp: Path, rows: int, nan: bool = False) -> str:
     import numpy as np
 
     path = tmp / f"e{rows}.npy"
-    np.save(path, np.ones((rows, 4), dtype=np.float32))
+    X = np.ones((rows, 4), dtype=np.float32)
+    if nan:
+        X[1, 2] = np.nan
+    np.save(path, X)
     return str(path)
 
 

@@ -1,0 +1,86 @@
+"""``search route``: send new queries to LLMs with a saved router.
+
+The decision is the one the routing table measured: the router's predicted correctness plus the
+offsets saved with it (the switching margin tuned on val, or ``-lambda x cost`` for a budget),
+argmax over LLMs. One row per query, in the order of the embeddings file.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import torch
+
+from router_models import load_router, route
+from router_models.checkpoint import atomic_write_bytes
+from search.data.tables import load_matrix
+from search.errors import UserError
+from search.paths import check_file_target
+from search.trial.train import predict
+
+FORMATS = (".csv", ".parquet")
+SCORE_PREFIX = "p|"  # a per-LLM score column: p|<llm>, as wide tables name cost columns <llm>|...
+
+
+def routes_table(
+    logits: torch.Tensor, offsets: list[float], names: list[str], scores: bool = False
+) -> pa.Table:
+    """One row per query: the chosen LLM (name and index) and its predicted correctness; with
+    ``scores``, every LLM's predicted correctness too."""
+    p = torch.sigmoid(logits.float())
+    choice = route(logits, offsets)
+    columns: dict[str, Any] = {
+        "query": np.arange(len(choice)),
+        "llm": [names[i] for i in choice.tolist()],
+        "llm_index": choice.numpy(),
+        "predicted_correctness": p.gather(1, choice[:, None])[:, 0].numpy(),
+    }
+    if scores:
+        columns.update({f"{SCORE_PREFIX}{name}": p[:, j].numpy() for j, name in enumerate(names)})
+    return pa.table(columns)
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """CSV or parquet by the file's suffix, atomically."""
+    buf = io.BytesIO()
+    if path.suffix == ".parquet":
+        pq.write_table(table, buf)
+    else:
+        pacsv.write_csv(table, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def run_route(router: str, embeddings: str, out: str, plain: bool = False, scores: bool = False) -> int:
+    out_path = Path(out)
+    if out_path.suffix not in FORMATS:
+        raise UserError(f"--out {out}: give a {' or '.join(FORMATS)} file")
+    check_file_target(out_path, "--out")
+    model, info = load_router(router)
+    X = load_matrix(Path(embeddings))
+    if X.shape[1] != info["embedding_dim"]:
+        raise UserError(
+            f"{embeddings}: {X.shape[1]}-d embeddings, but {router} reads {info['embedding_dim']}-d ones "
+            "(embed the queries with the model its training data used)"
+        )
+    num_models = int(info["num_models"])
+    names = list(info["model_names"] or [str(j) for j in range(num_models)])
+    offsets = [0.0] * num_models if plain else list(info["offsets"])
+    with torch.no_grad():
+        logits = predict(model, torch.from_numpy(X))
+    table = routes_table(logits, offsets, names, scores)
+    write_table(table, out_path)
+    rule = "plain argmax" if plain else info["routing"].get("rule", "plain argmax (no offsets saved)")
+    print(f"routed {len(X)} queries with {router} ({rule}); wrote {out_path}")
+    counts = Counter(table.column("llm").to_pylist())
+    for name, n in counts.most_common(5):
+        print(f"  {name:<40} {n:>8}  {n / len(X):6.1%}")
+    if len(counts) > 5:
+        print(f"  ... {len(counts) - 5} more LLM(s)")
+    return 0

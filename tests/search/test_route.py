@@ -1,0 +1,100 @@
+"""``search route``: new queries routed with a saved router, as the routing table routes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from router_models import create_model, load_router, margin_offsets, route, save_router
+from search.__main__ import main
+
+NAMES = ["small-llm", "mid-llm", "big-llm"]
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
+    torch.manual_seed(0)
+    model = create_model({"model_type": "mlp", "model_config": {"hidden_dims": [16]}}, 6, 3)
+    routing = {"offsets": margin_offsets(3, anchor=1, margin=0.2), "rule": "margin on mid-llm"}
+    path = tmp_path / "router.pt"
+    save_router(model, path, model_names=NAMES, routing=routing)
+    X = np.random.default_rng(0).standard_normal((200, 6)).astype(np.float32)
+    np.save(tmp_path / "q.npy", X)
+    return path, tmp_path / "q.npy", X
+
+
+def _expected(path: Path, X: np.ndarray, plain: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    model, info = load_router(path)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(X))
+    return route(logits, None if plain else info["offsets"]), torch.sigmoid(logits)
+
+
+def test_routes_every_query_with_the_saved_offsets(saved, tmp_path: Path, capsys) -> None:
+    path, emb, X = saved
+    out = tmp_path / "routes.csv"
+    assert main(["route", str(path), str(emb), "--out", str(out)]) == 0
+    table = pacsv.read_csv(out).to_pydict()
+    choice, p = _expected(path, X, plain=False)
+    assert table["query"] == list(range(200))
+    assert table["llm_index"] == choice.tolist()
+    assert table["llm"] == [NAMES[i] for i in choice.tolist()]
+    np.testing.assert_allclose(table["predicted_correctness"], p.gather(1, choice[:, None])[:, 0], rtol=1e-5)
+    text = capsys.readouterr().out
+    assert f"routed 200 queries with {path} (margin on mid-llm); wrote {out}" in text
+    top = max(set(table["llm"]), key=table["llm"].count)
+    assert f"{top:<40} {table['llm'].count(top):>8}" in text
+
+
+def test_plain_ignores_the_offsets(saved, tmp_path: Path) -> None:
+    path, emb, X = saved
+    main(["route", str(path), str(emb), "--out", str(tmp_path / "a.csv")])
+    main(["route", str(path), str(emb), "--out", str(tmp_path / "b.csv"), "--plain"])
+    with_margin = pacsv.read_csv(tmp_path / "a.csv").column("llm_index").to_pylist()
+    plain = pacsv.read_csv(tmp_path / "b.csv").column("llm_index").to_pylist()
+    assert plain == _expected(path, X, plain=True)[0].tolist()
+    assert with_margin != plain  # the margin moved some queries to mid-llm
+    assert with_margin.count(1) > plain.count(1)
+
+
+def test_parquet_with_every_score_from_a_pth_file(saved, tmp_path: Path) -> None:
+    path, _, X = saved
+    torch.save(torch.from_numpy(X).half(), tmp_path / "q.pth")
+    out = tmp_path / "deep" / "routes.parquet"
+    assert main(["route", str(path), str(tmp_path / "q.pth"), "--out", str(out), "--scores"]) == 0
+    table = pq.read_table(out)
+    assert table.column_names == ["query", "llm", "llm_index", "predicted_correctness"] + [
+        f"p|{n}" for n in NAMES
+    ]
+    _, p = _expected(path, torch.from_numpy(X).half().float().numpy(), plain=False)
+    for j, name in enumerate(NAMES):
+        np.testing.assert_allclose(table.column(f"p|{name}").to_numpy(), p[:, j], rtol=1e-5)
+
+
+def test_a_router_saved_without_names_or_offsets_routes_by_index(tmp_path: Path) -> None:
+    model = create_model({"model_type": "mlp", "model_config": {"hidden_dims": [4]}}, 3, 2)
+    save_router(model, tmp_path / "r.pt")
+    np.save(tmp_path / "q.npy", np.eye(3, dtype=np.float32))
+    assert (
+        main(["route", str(tmp_path / "r.pt"), str(tmp_path / "q.npy"), "--out", str(tmp_path / "r.csv")])
+        == 0
+    )
+    table = pacsv.read_csv(
+        tmp_path / "r.csv", convert_options=pacsv.ConvertOptions(column_types={"llm": "string"})
+    )
+    assert table.column("llm").to_pylist() == [str(i) for i in table.column("llm_index").to_pylist()]
+
+
+def test_a_failed_route_keeps_an_earlier_routes_file(saved, tmp_path: Path, capsys) -> None:
+    path, _, _ = saved
+    out = tmp_path / "routes.csv"
+    out.write_text("earlier\n")
+    np.save(tmp_path / "wide.npy", np.zeros((4, 9), dtype=np.float32))
+    assert main(["route", str(path), str(tmp_path / "wide.npy"), "--out", str(out)]) == 2
+    assert "9-d embeddings, but" in capsys.readouterr().err
+    assert out.read_text() == "earlier\n"
