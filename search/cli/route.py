@@ -7,22 +7,19 @@ argmax over LLMs. One row per query, in the order of the embeddings file.
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import torch
 
 from router_models import load_router, route
-from router_models.checkpoint import atomic_write_bytes
 from search.data.tables import load_matrix
 from search.errors import UserError
 from search.paths import check_file_target
+from search.results.export import write_table
 from search.trial.train import predict
 
 FORMATS = (".csv", ".parquet")
@@ -47,16 +44,6 @@ def routes_table(
     return pa.table(columns)
 
 
-def write_table(table: pa.Table, path: Path) -> None:
-    """CSV or parquet by the file's suffix, atomically."""
-    buf = io.BytesIO()
-    if path.suffix == ".parquet":
-        pq.write_table(table, buf)
-    else:
-        pacsv.write_csv(table, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def run_route(router: str, embeddings: str, out: str, plain: bool = False, scores: bool = False) -> int:
     out_path = Path(out)
     if out_path.suffix not in FORMATS:
@@ -75,7 +62,7 @@ def run_route(router: str, embeddings: str, out: str, plain: bool = False, score
     with torch.no_grad():
         logits = predict(model, torch.from_numpy(X))
     table = routes_table(logits, offsets, names, scores)
-    write_table(table, out_path)
+    write_table(out_path, table)
     rule = "plain argmax" if plain else info["routing"].get("rule", "plain argmax (no offsets saved)")
     print(f"routed {len(X)} queries with {router} ({rule}); wrote {out_path}")
     counts = Counter(table.column("llm").to_pylist())

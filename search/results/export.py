@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from router_models.checkpoint import atomic_write_bytes
@@ -38,9 +39,16 @@ def write_parquet(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> N
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
-    table = pa.table({k: [row.get(k) for row in rows] for k in keys}) if rows else pa.table({})
+    write_table(path, pa.table({k: [row.get(k) for row in rows] for k in keys}) if rows else pa.table({}))
+
+
+def write_table(path: str | os.PathLike[str], table: pa.Table) -> None:
+    """Write a table atomically: CSV when the path ends in ``.csv``, else parquet."""
     buf = io.BytesIO()
-    pq.write_table(table, buf)
+    if os.fspath(path).endswith(".csv"):
+        pacsv.write_csv(table, buf)
+    else:
+        pq.write_table(table, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
