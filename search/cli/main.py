@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     rt = sub.add_parser("route", help="send new queries to LLMs with a saved router")
-    rt.add_argument("router", help="a saved router: best_router.pt, ensemble_router.pt, router.pt")
+    rt.add_argument("router", help="a saved router (best_router.pt, ensemble_router.pt, ...) or a run dir")
     rt.add_argument("embeddings", help="the queries' embeddings (.npy or .pth), one row per query")
     rt.add_argument("--out", default="routes.csv", help="routes file, .csv or .parquet (default routes.csv)")
     rt.add_argument("--plain", action="store_true", help="plain argmax: ignore the router's saved offsets")

@@ -2,11 +2,13 @@
 
 The decision is the one the routing table measured: the router's predicted correctness plus the
 offsets saved with it (the switching margin tuned on val, or ``-lambda x cost`` for a budget),
-argmax over LLMs. One row per query, in the order of the embeddings file.
+argmax over LLMs. One row per query, in the order of the embeddings file. Given a run dir, the
+router the run recommends (chosen on val) routes.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from router_models import load_router, route
 from search.data.tables import load_matrix
 from search.errors import UserError
 from search.paths import check_file_target
-from search.results.export import write_table
+from search.results.export import BEST_ROUTER, ROUTING_TABLE, routers_of, write_table
 from search.trial.train import predict
 
 FORMATS = (".csv", ".parquet")
@@ -44,11 +46,33 @@ def routes_table(
     return pa.table(columns)
 
 
+def recommended_router(run_dir: Path) -> tuple[Path, str]:
+    """The router file a run recommends (chosen on val) and its name; the best trial's when the
+    run recommended none."""
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise UserError(f"{run_dir}: no config.json; give a router file (.pt) or a finished run dir")
+    try:
+        routers = dict(routers_of(run_dir, json.loads(config_path.read_text())))
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{config_path}: not a run's config.json (no search_result)") from None
+    if not routers:
+        raise UserError(f"{run_dir}: holds no router ({BEST_ROUTER} is missing)")
+    table = run_dir / ROUTING_TABLE
+    named = json.loads(table.read_text()).get("recommended") if table.is_file() else None
+    name = named if named in routers else next(iter(routers))
+    return routers[name], name
+
+
 def run_route(router: str, embeddings: str, out: str, plain: bool = False, scores: bool = False) -> int:
     out_path = Path(out)
     if out_path.suffix not in FORMATS:
         raise UserError(f"--out {out}: give a {' or '.join(FORMATS)} file")
     check_file_target(out_path, "--out")
+    chosen = ""
+    if Path(router).is_dir():
+        path, name = recommended_router(Path(router))
+        router, chosen = str(path), f"; the run's recommended router, {name}"
     model, info = load_router(router)
     X = load_matrix(Path(embeddings))
     if X.shape[1] != info["embedding_dim"]:
@@ -64,7 +88,7 @@ def run_route(router: str, embeddings: str, out: str, plain: bool = False, score
     table = routes_table(logits, offsets, names, scores)
     write_table(out_path, table)
     rule = "plain argmax" if plain else info["routing"].get("rule", "plain argmax (no offsets saved)")
-    print(f"routed {len(X)} queries with {router} ({rule}); wrote {out_path}")
+    print(f"routed {len(X)} queries with {router} ({rule}{chosen}); wrote {out_path}")
     counts = Counter(table.column("llm").to_pylist())
     for name, n in counts.most_common(5):
         print(f"  {name:<40} {n:>8}  {n / len(X):6.1%}")

@@ -98,3 +98,60 @@ def test_a_failed_route_keeps_an_earlier_routes_file(saved, tmp_path: Path, caps
     assert main(["route", str(path), str(tmp_path / "wide.npy"), "--out", str(out)]) == 2
     assert "9-d embeddings, but" in capsys.readouterr().err
     assert out.read_text() == "earlier\n"
+
+
+def _run_dir(tmp_path: Path, recommended: str | None) -> Path:
+    """A finished run's outputs as ``search run`` names them: two routers, config.json, and
+    routing.json naming the recommended one."""
+    import json
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for seed, name in ((1, "best_router.pt"), (2, "ensemble_router.pt")):
+        torch.manual_seed(seed)
+        model = create_model({"model_type": "mlp", "model_config": {"hidden_dims": [16]}}, 6, 3)
+        save_router(model, run / name, model_names=NAMES)
+    config = {
+        "pipeline_config": {"model_type": "mlp", "model_config": {"hidden_dims": [16]}},
+        "search_result": {"trial": 7, "ensemble": {"router": "ensemble_router.pt", "trials": [7, 9]}},
+    }
+    (run / "config.json").write_text(json.dumps(config))
+    if recommended is not None:
+        (run / "routing.json").write_text(json.dumps({"rows": [], "recommended": recommended}))
+    return run
+
+
+@pytest.mark.parametrize(
+    ("recommended", "expected"),
+    [
+        ("ensemble of 2 trials", "ensemble_router.pt"),
+        ("best trial 7 (mlp)", "best_router.pt"),
+        (None, "best_router.pt"),
+    ],
+)
+def test_a_run_dir_routes_with_its_recommended_router(
+    saved, tmp_path: Path, capsys, recommended: str | None, expected: str
+) -> None:
+    _, emb, X = saved
+    run = _run_dir(tmp_path, recommended)
+    assert main(["route", str(run), str(emb), "--out", str(tmp_path / "r.csv")]) == 0
+    assert pacsv.read_csv(tmp_path / "r.csv").column("llm_index").to_pylist() == (
+        _expected(run / expected, X, plain=False)[0].tolist()
+    )
+    name = recommended or "best trial 7 (mlp)"
+    assert (
+        f"with {run / expected} (plain argmax (no offsets saved); the run's recommended router, {name})"
+        in (capsys.readouterr().out)
+    )
+
+
+def test_a_folder_that_is_no_run(saved, tmp_path: Path, capsys) -> None:
+    _, emb, _ = saved
+    (tmp_path / "empty").mkdir()
+    assert main(["route", str(tmp_path / "empty"), str(emb), "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"error: {tmp_path / 'empty'}: no config.json; give a router file (.pt) or a finished run dir\n"
+    )
+    assert not (tmp_path / "r.csv").exists()
