@@ -149,6 +149,7 @@ def finish(plan: RunPlan, study: optuna.Study, data: RouterData) -> int:
     )
     extra = f", {ENSEMBLE_ROUTER}, {ENSEMBLE_SUMMARY}" if ens else ""
     print(f"wrote {plan.export}, {plan.run_dir}/config.json, {BEST_ROUTER}{extra}, results.parquet")
+    print(f"route new queries with: python -m search route {plan.run_dir} QUERY_EMBEDDINGS.npy")
     return 0
 
 

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pyarrow.parquet as pq
 import pytest
@@ -119,6 +120,14 @@ def test_prunes_inside_ray_and_writes_every_output(tmp_path: Path, capsys) -> No
         assert (out / png).stat().st_size > 1000 and f"]({png})" in report
     assert "## Routing on the test split" in report and f"best trial {result['trial']} (mlp)" in report
     assert f"- trials: 8 — {len(complete)} complete, {len(pruned)} pruned, 0 failed" in report
+
+    # new queries, routed with the run's recommended router as the run says
+    assert f"route new queries with: python -m search route {out} QUERY_EMBEDDINGS.npy" in text
+    np.save(tmp_path / "queries.npy", data.X[:20])
+    assert main(["route", str(out), str(tmp_path / "queries.npy"), "--out", str(tmp_path / "r.csv")]) == 0
+    lines = (tmp_path / "r.csv").read_text().splitlines()
+    assert lines[0] == '"query","llm","llm_index","predicted_correctness"' and len(lines) == 21
+    assert "the run's recommended router" in capsys.readouterr().out
 
 
 def test_failing_trials_are_fail_and_search_goes_on(tmp_path: Path) -> None:
