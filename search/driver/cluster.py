@@ -1,5 +1,5 @@
-"""Ray: our own local instance, or a cluster reached at an address, every way it can fail said
-in one line within seconds.
+"""Ray clusters reached at an address, every way the connection can fail said in one line within
+seconds (our own local instance is in ``session.py``).
 
 Clusters since Ray 2.59 may require a token (``RAY_AUTH_MODE=token``). Ray's driver turns token
 mode on by itself only for a cluster it finds locally; for an explicit address it connects

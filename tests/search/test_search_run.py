@@ -15,6 +15,7 @@ import torch
 from router_models import create_model, load_router
 from search.__main__ import main
 from search.data import load_data
+from search.driver.session import KEPT, PREFIX, TEMP_ROOT
 from search.results.study import open_study
 from search.space import load_space
 from tests.search.spaces import TINY_DATA, tiny_space, write_space
@@ -30,8 +31,8 @@ def run(tmp_path: Path, space: dict, *extra: str, name: str = "run") -> tuple[in
 
 
 def ray_dirs() -> set[Path]:
-    """Session dirs of local Ray instances (see search.driver.session)."""
-    return set(Path("/tmp").glob("rs-ray-*"))
+    """Session dirs of local Ray instances."""
+    return set(TEMP_ROOT.glob(f"{PREFIX}*"))
 
 
 def states(out: Path) -> list[str]:
@@ -166,7 +167,7 @@ def test_debug_keeps_and_names_rays_logs(tmp_path: Path, capsys) -> None:
     try:
         assert f"Ray's logs of this run are kept in {tmp}" in capsys.readouterr().out
         assert list(tmp.glob("session_*/logs"))
-        assert (tmp / "KEPT").exists()  # so no later run sweeps it
+        assert (tmp / KEPT).exists()  # so no later run sweeps it
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
