@@ -16,6 +16,7 @@ from router_models.model_factory import (
     create_model,
     get_model_class,
     list_models,
+    model_params,
     read_pipeline_config,
     register_model,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "get_model_class",
     "list_models",
     "load_router",
+    "model_params",
     "margin_offsets",
     "read_pipeline_config",
     "register_model",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -17,17 +18,47 @@ from router_models.model_factory import ConfigError, create_model
 FORMAT_VERSION = 1
 
 
+def current_umask() -> int:
+    """This process's umask, without changing it (Linux reports it in /proc; elsewhere it is
+    read by setting it and back)."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file and rename: a crash leaves no half file."""
+    """Write ``data`` to ``path`` via a temp file and rename: a crash or a full disk leaves no
+    half file (the old one, if any, stays whole). The file gets the mode a plain ``open`` would
+    (0666 less the umask), so others on a shared disk read it as they read the user's files.
+
+    Raises:
+        OSError: Naming ``path`` (a full disk's ENOSPC included); the temp file is removed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes it 0600
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is None:  # a failed write() names no file: name the target
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -95,6 +126,99 @@ def _unreadable(path: object) -> ConfigError:
     )
 
 
+def _read_payload(path: str | os.PathLike[str] | IO[bytes], map_location: Any) -> dict[str, Any]:
+    """The checkpoint's dict, with every field a router needs checked: one line for each way a
+    file can be damaged or hand-made wrong."""
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; give a router file (.pt)") from None
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise _unreadable(path) from exc
+    if not isinstance(payload, dict) or "state_dict" not in payload or "config" not in payload:
+        raise ConfigError(f"{path}: not a router checkpoint (no 'config' / 'state_dict')")
+    for key in ("embedding_dim", "num_models"):
+        v = payload.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{path}: {key} is {v!r}; a router checkpoint has a positive integer there")
+    state = payload["state_dict"]
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise ConfigError(f"{path}: state_dict is not a mapping of names to tensors")
+    names = payload.get("model_names")
+    if names is not None and (
+        not isinstance(names, list)
+        or len(names) != payload["num_models"]
+        or not all(isinstance(n, str) for n in names)
+        or len(set(names)) != len(names)
+    ):
+        raise ConfigError(
+            f"{path}: model_names must be {payload['num_models']} distinct names (one per LLM), "
+            f"got {_short(names)}"
+        )
+    routing = payload.get("routing") or {}
+    if not isinstance(routing, dict):
+        raise ConfigError(f"{path}: routing is {type(routing).__name__}, not a mapping")
+    offsets = routing.get("offsets")
+    if offsets is not None and (
+        not isinstance(offsets, (list, tuple))
+        or len(offsets) != payload["num_models"]
+        or not all(_finite_number(v) for v in offsets)
+    ):
+        raise ConfigError(
+            f"{path}: routing offsets must be {payload['num_models']} finite numbers (one per LLM), "
+            f"got {_short(offsets)}"
+        )
+    if not isinstance(payload.get("metadata") or {}, dict):
+        raise ConfigError(f"{path}: metadata is not a mapping")
+    return payload
+
+
+def _finite_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _build(payload: dict[str, Any], path: object) -> BaseModel:
+    """The model the payload's config describes, checked against its weights before anything is
+    allocated: a config that asks for other shapes (or a billion parameters) than the file holds
+    is one line, not a 4 GB allocation."""
+    try:
+        with torch.device("meta"):
+            shapes = create_model(payload["config"], payload["embedding_dim"], payload["num_models"])
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: config: {exc}") from None
+    expected = {k: tuple(v.shape) for k, v in shapes.state_dict().items()}
+    state = payload["state_dict"]
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+    if missing or extra:
+        what = (
+            f"lacks {missing[0]!r}, which its config makes"
+            if missing
+            else f"has {extra[0]!r}, which its config does not make"
+        )
+        raise ConfigError(f"{path}: its weights do not fit its config (the state_dict {what})")
+    for key, shape in expected.items():
+        if tuple(state[key].shape) != shape:
+            raise ConfigError(
+                f"{path}: its weights do not fit its config ({key} is {list(state[key].shape)} in the "
+                f"state_dict but {list(shape)} in the model its config makes)"
+            )
+    model = create_model(payload["config"], payload["embedding_dim"], payload["num_models"])
+    model.load_state_dict(state)
+    return model
+
+
 def load_router(
     path: str | os.PathLike[str] | IO[bytes], map_location: str | torch.device = "cpu"
 ) -> tuple[BaseModel, dict[str, Any]]:
@@ -106,24 +230,18 @@ def load_router(
         LLM: zeros when none were saved, which is the plain argmax).
 
     Raises:
-        ConfigError: If the file is missing, not a router checkpoint, or truncated.
+        ConfigError: If the file is missing, not a router checkpoint, truncated, or its fields
+            do not fit one another (weights of other shapes than its config makes, offsets or
+            names of another length); checked before the model is allocated.
     """
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except Exception as exc:  # torch raises many types for corrupt files
-        raise _unreadable(path) from exc
-    if not isinstance(payload, dict) or "state_dict" not in payload or "config" not in payload:
-        raise ConfigError(f"{path}: not a router checkpoint (no 'config' / 'state_dict')")
-    model = create_model(payload["config"], payload["embedding_dim"], payload["num_models"])
-    model.load_state_dict(payload["state_dict"])
+    payload = _read_payload(path, map_location)
+    model = _build(payload, path)
     model.eval()
     info = {k: payload.get(k) for k in ("config", "embedding_dim", "num_models", "model_names")}
     info["metadata"] = payload.get("metadata") or {}
     routing = payload.get("routing") or {}
     info["routing"] = routing
-    info["offsets"] = list(routing.get("offsets") or [0.0] * model.output_dim)
+    info["offsets"] = [float(v) for v in routing.get("offsets") or [0.0] * model.output_dim]
     return model, info
 
 
@@ -133,12 +251,7 @@ def set_routing(path: str | os.PathLike[str], routing: Mapping[str, Any]) -> Non
     Raises:
         ConfigError: If the file is not a router checkpoint, or the offsets do not fit it.
     """
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise _unreadable(path) from exc
-    if not isinstance(payload, dict) or "state_dict" not in payload:
-        raise ConfigError(f"{path}: not a router checkpoint (no 'state_dict')")
+    payload = _read_payload(path, "cpu")
     offsets = routing.get("offsets")
     if offsets is not None and len(offsets) != payload.get("num_models"):
         raise ConfigError(

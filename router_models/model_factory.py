@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import json
 import os
@@ -62,6 +63,29 @@ def get_model_class(model_type: str) -> type[BaseModel]:
     return _REGISTRY[model_type]
 
 
+def model_params(model_type: str) -> list[str]:
+    """The ``model_config`` keys ``model_type`` takes: the named parameters of its class's
+    ``__init__`` (a model lists every setting it reads there), ``output_dim`` included.
+
+    Raises:
+        ConfigError: If ``model_type`` is unknown.
+    """
+    cls = get_model_class(model_type)
+    skip = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    return [
+        name
+        for name, p in inspect.signature(cls).parameters.items()
+        if p.kind not in skip and name != "input_dim"
+    ]
+
+
+def unknown_key_message(key: str, valid: list[str]) -> str:
+    """``unknown key 'dropuot' (did you mean 'dropout'?); valid: ...``: one line."""
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown key {key!r}{hint}; valid: {', '.join(valid)}"
+
+
 def read_pipeline_config(config: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:
     """The ``pipeline_config`` block from a full config, an inner block, or a config.json path.
 
@@ -71,12 +95,7 @@ def read_pipeline_config(config: Mapping[str, Any] | str | os.PathLike[str]) -> 
     where = "config"
     if isinstance(config, (str, os.PathLike)):
         where = str(config)
-        try:
-            config = json.loads(Path(config).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{where}: file not found") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{where}: not readable JSON ({exc})") from None
+        config = _read_json(Path(config))
     if not isinstance(config, Mapping):
         raise ConfigError(f"{where}: expected a JSON object, got {type(config).__name__}")
     if "pipeline_config" in config:
@@ -123,6 +142,10 @@ def create_model(
             f"model_config.output_dim is {output_dim!r} but the data has {num_models} models; "
             "remove output_dim or make it equal"
         )
+    valid = model_params(pipeline["model_type"])
+    for key in model_config:
+        if key not in valid:
+            raise ConfigError(f"model_config: {unknown_key_message(key, valid)}")
     needs = inspect.signature(cls).parameters.get("hidden_dims")
     if needs is not None and needs.default is inspect.Parameter.empty and "hidden_dims" not in model_config:
         raise ConfigError("model_config: missing 'hidden_dims' (a list of positive integers)")
@@ -130,3 +153,34 @@ def create_model(
         return cls(input_dim=embedding_dim, output_dim=output_dim, **model_config)
     except TypeError as exc:
         raise ConfigError(f"model_config for {pipeline['model_type']!r}: {exc}") from None
+
+
+def _read_json(path: Path) -> Any:
+    """A config.json: UTF-8 JSON, one line for every way it cannot be read."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; give a config.json file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: not readable ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte at offset {exc.start}); save it as UTF-8") from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not readable JSON ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deep to be a config") from None
+    except KeyError as exc:
+        raise ConfigError(f"{path}: duplicate key {exc.args[0]!r} in an object") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise KeyError(key)
+        out[key] = value
+    return out

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+
+# A full or read-only disk is said in one line, like bad input: the run can be resumed once
+# space is freed.
+DISK_ERRORS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+}
+
 
 class UserError(Exception):
     """Bad input from the user (data, space, CLI); the message says what, where, what is valid."""

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from search.deadline import in_thread
 from search.errors import UserError
+
+PROBE_TIMEOUT_S = 10.0
 
 
 def check_storage(storage: str) -> str:
-    """Accept an absolute path or a URI with a scheme; a relative path is a user error."""
+    """Accept an absolute path or a URI with a scheme and a bucket or folder; a relative path
+    is a user error. (Whether a URI can be reached is ``probe_storage``'s: resolving one may
+    take seconds.)"""
     if "://" in storage:
-        try:
-            pafs.FileSystem.from_uri(storage)
-        except Exception as exc:
-            raise UserError(f"--storage {storage!r}: not a usable URI ({exc})") from None
+        scheme, _, rest = storage.partition("://")
+        if not scheme.isidentifier():
+            raise UserError(f"--storage {storage!r}: not a URI (scheme://bucket/path)")
+        if scheme != "file" and not rest.split("/", 1)[0]:
+            raise UserError(
+                f"--storage {storage!r}: names no bucket or folder; give one, e.g. s3://bucket/router-search"
+            )
         return storage.rstrip("/")
     if not os.path.isabs(storage):
         raise UserError(
@@ -25,6 +34,34 @@ def check_storage(storage: str) -> str:
             "(e.g. /mnt/nfs/router-search or s3://bucket/router-search)"
         )
     return str(Path(storage))
+
+
+def probe_storage(storage: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Write and delete a small file under ``storage`` (the run's own folder), within
+    ``timeout`` seconds: storage that cannot be reached or written fails here in one line, not
+    in every trial later.
+
+    Raises:
+        UserError: No answer within ``timeout``, or the write was refused (the reason's first line).
+    """
+
+    def write_and_delete() -> None:
+        fs, path = _fs(storage)  # resolving an object store's region may itself take seconds
+        fs.create_dir(path, recursive=True)
+        probe = f"{path.rstrip('/')}/.rs-probe-{secrets.token_hex(4)}"
+        with fs.open_output_stream(probe) as fh:
+            fh.write(b"router-search storage probe\n")
+        fs.delete_file(probe)
+
+    finished, answer = in_thread(write_and_delete, timeout)
+    if not finished:
+        raise UserError(
+            f"--storage {storage}: no answer within {timeout:.0f} s; check the URI, the network and "
+            "the credentials (every node must reach it)"
+        )
+    if isinstance(answer, Exception):
+        text = str(answer).splitlines()[0] if str(answer) else type(answer).__name__
+        raise UserError(f"--storage {storage}: cannot write there ({text})")
 
 
 def router_uri(storage: str, number: int) -> str:

@@ -1,19 +1,22 @@
 """The router-search command line: run, validate, train, route, data, report.
 
 ``main(argv) -> int``; user errors print one line and return 2 (a traceback only with --debug).
+Nothing heavy is imported before ``main`` runs, so Ctrl-C at any moment (torch takes seconds to
+import) is ``interrupted`` and exit 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from router_models import ConfigError
-from search.errors import UserError
+from search.errors import DISK_ERRORS, UserError
+from search.limits import check_seed
 from search.paths import check_dir_target
 
 
@@ -98,6 +101,8 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
 
 def _source(args: argparse.Namespace, spec: str) -> Any:
     from search.data import load_data
+
+    check_seed(args.seed, "--seed")
 
     return load_data(
         spec,
@@ -185,20 +190,46 @@ COMMANDS = {
 }
 
 
+def user_message(exc: BaseException) -> str | None:
+    """The one line for an error that is the user's or the machine's to fix; None for a bug."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    factory = sys.modules.get("router_models.model_factory")  # imported once a model was built
+    if factory is not None and isinstance(exc, factory.ConfigError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRORS:
+        where = exc.filename or "a file it writes"
+        return f"{where}: {DISK_ERRORS[exc.errno]}; nothing was left half-written: free space and run again"
+    return None
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe (``... | head``): later writes, and the flush at exit, go nowhere."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except (UserError, ConfigError) as exc:
-        if debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141  # as a program killed by SIGPIPE
+    except Exception as exc:
+        message = user_message(exc)
+        if message is None or debug:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
 
 
 def cli() -> None:

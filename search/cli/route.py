@@ -8,7 +8,6 @@ router the run recommends (chosen on val) routes.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from search.data.tables import load_matrix
 from search.errors import UserError
 from search.paths import check_file_target
 from search.results.export import BEST_ROUTER, ROUTING_TABLE, routers_of, write_table
+from search.results.rundir import read_object
 from search.trial.train import predict
 
 FORMATS = (".csv", ".parquet")
@@ -52,15 +52,16 @@ def recommended_router(run_dir: Path) -> tuple[Path, str]:
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise UserError(f"{run_dir}: no config.json; give a router file (.pt) or a finished run dir")
-    try:
-        routers = dict(routers_of(run_dir, json.loads(config_path.read_text())))
-    except (ValueError, KeyError, TypeError):
-        raise UserError(f"{config_path}: not a run's config.json (no search_result)") from None
+    routers = dict(routers_of(run_dir, read_object(config_path, "a run's config.json")))
     if not routers:
         raise UserError(f"{run_dir}: holds no router ({BEST_ROUTER} is missing)")
     table = run_dir / ROUTING_TABLE
-    named = json.loads(table.read_text()).get("recommended") if table.is_file() else None
-    name = named if named in routers else next(iter(routers))
+    named = read_object(table, "a run's routing table").get("recommended") if table.is_file() else None
+    if named is not None and (not isinstance(named, str) or named not in routers):
+        raise UserError(
+            f"{table}: recommends {named!r}, which is not one of the run's routers ({', '.join(routers)})"
+        )
+    name = named if named is not None else next(iter(routers))
     return routers[name], name
 
 

@@ -12,6 +12,7 @@ from router_models import read_pipeline_config, save_router
 from search import metrics as M
 from search.data import RouterData, load_data
 from search.errors import UserError
+from search.limits import MAX_EPOCHS, check_int, check_seed
 from search.results.export import write_json
 from search.trial.config import METRIC_MODES
 from search.trial.policy import tune_routing, val_logits
@@ -106,8 +107,9 @@ def run_train(
         raise UserError(f"--metric {metric!r}: valid: {', '.join(METRIC_MODES)}")
     names = _names(config_paths)
     configs: list[dict[str, Any]] = [{"pipeline_config": read_pipeline_config(p)} for p in config_paths]
-    if epochs is not None and epochs < 1:
-        raise UserError(f"--epochs must be >= 1, got {epochs}")
+    if epochs is not None:
+        check_int(epochs, 1, MAX_EPOCHS, "--epochs")
+    check_seed(seed, "--seed")
     dev = resolve_device(device)
     data = load_data(data_spec)
     packed = f"; {len(configs)} configs as one pack" if len(configs) > 1 else ""

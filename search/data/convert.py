@@ -15,7 +15,6 @@ id column. Without a split column the questions are split 80/10/10, seeded.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import pyarrow as pa
 from search.data.router_data import SPLITS, RouterData, split_by_question
 from search.data.tables import float_column, label_column, load_matrix, read_columns, types_of
 from search.errors import DataError
+from search.parse import ParseError, load_json, read_text
 
 TABLE_SUFFIXES = (".csv", ".parquet")
 RECORD_SUFFIXES = (".json", ".jsonl")
@@ -151,21 +151,18 @@ def load_wide(
 
 
 def _read_records(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text(encoding="utf-8-sig")
-    if path.suffix.lower() == ".jsonl":
-        records = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path} line {number}: not valid JSON ({exc.msg})") from None
-    else:
-        try:
-            records = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    try:
+        text = read_text(path, "records file")
+        if path.suffix.lower() == ".jsonl":
+            records = [
+                load_json(line, str(path), first_line=number)
+                for number, line in enumerate(text.splitlines(), start=1)
+                if line.strip()
+            ]
+        else:
+            records = load_json(text, str(path))
+    except ParseError as exc:
+        raise DataError(str(exc)) from None
     if not isinstance(records, list) or not records:
         raise DataError(f"{path}: expected a non-empty list of records")
     return records

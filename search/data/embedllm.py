@@ -7,6 +7,10 @@ a ``cost`` column in model_order (its cost per query); a pair's own cost wins.
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -166,8 +170,34 @@ def _check_duplicates(path: Path, q: np.ndarray, m: np.ndarray, y: np.ndarray, n
 
 def write_parquet_layout(data: RouterData, dest: Path) -> None:
     """Write ``data`` as an EmbedLLM-layout folder with parquet tables and .npy embeddings
-    (costs, when the data has them, as a ``cost`` column in each split)."""
-    dest.mkdir(parents=True, exist_ok=True)
+    (costs, when the data has them, as a ``cost`` column in each split).
+
+    The folder is written beside ``dest`` under a temp name and renamed into place when whole:
+    a crash or a full disk leaves no half-written ``dest`` (an empty one stays empty), so a rerun
+    works once space is freed.
+
+    Raises:
+        OSError: Naming ``dest`` (ENOSPC on a full disk); the temp folder is removed.
+    """
+    from router_models.checkpoint import current_umask  # not at the top: search.data stays torch-free
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    try:
+        _write_layout(data, tmp)
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it 0700
+        if dest.is_dir():
+            dest.rmdir()  # empty: the command refuses a folder with files in it
+        os.rename(tmp, dest)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        code = getattr(exc, "errno", None) or (errno.ENOSPC if "No space left" in str(exc) else None)
+        if isinstance(exc, OSError) and code is not None:
+            raise OSError(code, os.strerror(code), str(dest)) from None
+        raise
+
+
+def _write_layout(data: RouterData, dest: Path) -> None:
     names = np.asarray(data.model_names, dtype=object)
     for split in SPLITS:
         idx = data.splits[split]

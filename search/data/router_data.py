@@ -36,6 +36,32 @@ class RouterData:
     source: str = ""
     cost: np.ndarray | None = None
 
+    def __post_init__(self) -> None:
+        """Checks every loader needs: one name per LLM, each once; costs that are costs."""
+        names = self.model_names
+        where = f"data {self.source}" if self.source else "data"
+        if len(names) != self.Y.shape[1]:
+            raise DataError(f"{where}: {len(names)} LLM names for {self.Y.shape[1]} score columns")
+        seen: set[str] = set()
+        for name in names:
+            if not isinstance(name, str) or not name:
+                raise DataError(f"{where}: LLM name {name!r} is not a non-empty text")
+            if name in seen:
+                raise DataError(f"{where}: two LLMs are named {name!r}; give each LLM its own name")
+            seen.add(name)
+        if self.cost is not None and len(self.splits.get("train", ())):
+            known = ~np.isnan(self.cost[self.splits["train"]])
+            if not known.any():
+                raise DataError(
+                    f"{where}: every cost is empty; fill the cost columns, or drop them (data without costs)"
+                )
+            missing = np.flatnonzero(~known.any(axis=0))
+            if missing.size:
+                raise DataError(
+                    f"{where}: LLM {names[int(missing[0])]!r} has no known cost on train (its mean cost "
+                    "would read as 0); give its costs, or drop the cost columns"
+                )
+
     @property
     def embedding_dim(self) -> int:
         return int(self.X.shape[1])
@@ -99,3 +125,20 @@ def split_by_question(n: int, seed: int = 0) -> dict[str, np.ndarray]:
         "val": np.sort(perm[n_train : n_train + n_val]),
         "test": np.sort(perm[n_train + n_val :]),
     }
+
+
+def no_signal(data: RouterData) -> str | None:
+    """Why the data cannot train or pick a router (a split with no observed pair, or one label
+    only: nothing to learn on train, no AUC and no ranking on val); None when it can."""
+    for split in ("train", "val"):
+        _, y, m = data.split(split)
+        observed = y[m]
+        if observed.size == 0:
+            return f"data {data.source}: the {split} split has no observed (question, LLM) pair"
+        if (observed == observed[0]).all():
+            return (
+                f"data {data.source}: every observed label in the {split} split is {observed[0]:g} "
+                f"({observed.size:,} pairs), so it carries no signal for a router; check the labels "
+                "or the split"
+            )
+    return None

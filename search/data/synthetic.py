@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from search.limits import SEED_MAX, SYNTHETIC_MAX, SYNTHETIC_MAX_VALUES
+
 
 @dataclass(frozen=True)
 class SyntheticSpec:
@@ -41,10 +43,18 @@ class SyntheticSpec:
 
     def __post_init__(self) -> None:
         for name, low in (("n_questions", 30), ("n_models", 2), ("dim", 2), ("n_topics", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"synthetic {name} must be an integer >= {low}, got {value!r}")
-        if not 0.0 <= self.label_noise < 0.5:
+            value, high = getattr(self, name), SYNTHETIC_MAX[name]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"synthetic {name} must be an integer from {low} to {high:,}, got {value!r}")
+        values = self.n_questions * (self.dim + 3 * self.n_models)
+        if values > SYNTHETIC_MAX_VALUES:
+            raise ValueError(
+                f"synthetic n_questions {self.n_questions:,} x (dim {self.dim} + 3 x n_models "
+                f"{self.n_models}) is {values:,} values; at most {SYNTHETIC_MAX_VALUES:,} (about 4 GB)"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX:
+            raise ValueError(f"synthetic seed must be an integer from 0 to {SEED_MAX}, got {self.seed!r}")
+        if not 0.0 <= self.label_noise < 0.5:  # also refuses NaN
             raise ValueError(f"synthetic label_noise must be in [0, 0.5), got {self.label_noise!r}")
         if not 0.0 <= self.missing <= 0.9:
             raise ValueError(f"synthetic missing must be in [0, 0.9], got {self.missing!r}")

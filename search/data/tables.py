@@ -8,6 +8,7 @@ the rows, never split by hand.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,27 +23,38 @@ from search.errors import DataError
 _PARSE = pacsv.ParseOptions(newlines_in_values=True)
 
 
-def columns_of(path: Path) -> list[str]:
-    """The column names of a CSV (its first block only) or parquet file."""
-    try:
-        if path.suffix == ".parquet":
-            return list(pq.read_schema(path).names)
-        with pacsv.open_csv(path, parse_options=_PARSE) as reader:
-            return list(reader.schema.names)
-    except Exception as exc:
-        raise DataError(f"{path}: not readable ({str(exc).splitlines()[0]})") from None
+def _unreadable(path: Path, exc: BaseException) -> DataError:
+    if isinstance(exc, UnicodeDecodeError) or "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
+        return DataError(f"{path}: not UTF-8 text (a Latin-1 or other encoding?); save it as UTF-8")
+    return DataError(f"{path}: not readable ({str(exc).splitlines()[0]})")
 
 
-def types_of(path: Path) -> dict[str, pa.DataType]:
-    """Column name -> type: a parquet file's schema, or a CSV's as inferred from its first block."""
+def _schema(path: Path) -> pa.Schema:
+    """A parquet file's schema, or a CSV's as inferred from its first block; a column name
+    given twice is an error (which of the two is meant?)."""
     try:
         if path.suffix == ".parquet":
             schema = pq.read_schema(path)
         else:
             with pacsv.open_csv(path, parse_options=_PARSE) as reader:
                 schema = reader.schema
+        names = list(schema.names)  # decoded here: a Latin-1 header fails here
     except Exception as exc:
-        raise DataError(f"{path}: not readable ({str(exc).splitlines()[0]})") from None
+        raise _unreadable(path, exc) from None
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise DataError(f"{path}: column {twice!r} appears twice; give every column its own name")
+    return schema
+
+
+def columns_of(path: Path) -> list[str]:
+    """The column names of a CSV (its first block only) or parquet file."""
+    return list(_schema(path).names)
+
+
+def types_of(path: Path) -> dict[str, pa.DataType]:
+    """Column name -> type: a parquet file's schema, or a CSV's as inferred from its first block."""
+    schema = _schema(path)
     return {name: schema.field(name).type for name in schema.names}
 
 
@@ -57,14 +69,24 @@ def read_table(path: Path, columns: list[str], optional: tuple[str, ...] = ()) -
 
 
 def read_columns(path: Path, wanted: list[str] | None = None) -> pa.Table:
-    """The named columns (all when None) of a CSV or parquet file."""
+    """The named columns (all when None) of a CSV or parquet file; text that is not UTF-8 is
+    an error naming its column (it would come back as bytes, and names as ``b'caf\\xe9'``)."""
+    _schema(path)  # one name twice is an error
     try:
         if path.suffix == ".parquet":
-            return pq.read_table(path, columns=wanted)
-        convert = pacsv.ConvertOptions(include_columns=wanted) if wanted is not None else None
-        return pacsv.read_csv(path, parse_options=_PARSE, convert_options=convert)
+            table = pq.read_table(path, columns=wanted)
+        else:
+            convert = pacsv.ConvertOptions(include_columns=wanted) if wanted is not None else None
+            table = pacsv.read_csv(path, parse_options=_PARSE, convert_options=convert)
     except Exception as exc:
-        raise DataError(f"{path}: not readable ({str(exc).splitlines()[0]})") from None
+        raise _unreadable(path, exc) from None
+    for name, column in zip(table.column_names, table.columns):
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            raise DataError(
+                f"{path}: column {name} is not UTF-8 text (a Latin-1 or other encoding?); save the "
+                "file as UTF-8"
+            )
+    return table
 
 
 def int_column(table: pa.Table, name: str, path: Path) -> np.ndarray:
@@ -118,25 +140,73 @@ def label_column(
     return y.astype(np.float32)
 
 
+# Embeddings are real numbers: floats, or integers / booleans (quantized or binary codes).
+# Complex numbers would lose their imaginary part, dates and strings mean nothing as features.
+_REAL_KINDS = "fiub"
+
+
 def load_matrix(path: Path) -> np.ndarray:
-    """float32 [rows, d] from a ``.npy`` or ``.pth`` file, checked for NaN/inf."""
+    """float32 [rows, d] from a ``.npy`` or ``.pth`` file of real numbers, checked for NaN/inf.
+
+    Raises:
+        DataError: Missing, unreadable, not a 2-d array of real numbers, or NaN/inf in a row.
+    """
     try:
         if path.suffix == ".npy":
             X = np.load(path, allow_pickle=False)
         else:
             import torch
 
-            X = torch.load(path, map_location="cpu", weights_only=True)
-            X = X.float().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+            with warnings.catch_warnings():  # torch warns about pickle protocols on stderr
+                warnings.simplefilter("ignore")
+                X = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(X, torch.Tensor):
+                if X.is_complex():
+                    raise DataError(f"{path}: complex embeddings ({X.dtype}); give real numbers")
+                X = X.float().numpy()
+            elif isinstance(X, (list, tuple)):
+                X = np.asarray(X)  # nested lists of numbers; ragged ones become objects, refused below
+            else:
+                raise DataError(
+                    f"{path}: holds a {type(X).__name__}, not a tensor; save one [num_prompts, dim] tensor"
+                )
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder; give an embeddings file (.npy or .pth)") from None
     except Exception as exc:
-        raise DataError(f"{path}: not a readable embeddings file ({str(exc).splitlines()[0]})") from None
+        # Never torch's own text: it suggests loading with weights_only=False, which runs code.
+        raise DataError(
+            f"{path}: not a readable embeddings file (a .npy array, or a tensor saved with torch.save)"
+        ) from exc
+    if not isinstance(X, np.ndarray):  # np.load of an .npz archive
+        raise DataError(f"{path}: an archive of arrays, not one array; save one [num_prompts, dim] array")
+    if X.dtype.kind not in _REAL_KINDS or X.dtype.fields is not None:
+        raise DataError(
+            f"{path}: embeddings of type {X.dtype} ({_KIND_NAMES.get(X.dtype.kind, 'not numbers')}); "
+            "give real numbers (float, int or bool)"
+        )
     if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
         raise DataError(f"{path}: expected a 2-d [num_prompts, dim] array, got shape {X.shape}")
-    X = np.ascontiguousarray(X, dtype=np.float32)
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused below
+        X = np.ascontiguousarray(X, dtype=np.float32)
     finite = np.isfinite(X).all(axis=1)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
-        raise DataError(f"{path} row {row} (prompt_id {row}): NaN or inf in the embedding")
+        raise DataError(
+            f"{path} row {row} (prompt_id {row}): NaN or inf in the embedding (or a value beyond float32)"
+        )
     return X
+
+
+_KIND_NAMES = {
+    "c": "complex numbers",
+    "M": "dates",
+    "m": "time spans",
+    "U": "strings",
+    "S": "bytes",
+    "V": "structured records",
+    "O": "Python objects",
+}

@@ -17,11 +17,11 @@ import contextlib
 import importlib
 import os
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from search.deadline import in_thread
 from search.errors import UserError
 
 PROBE_TIMEOUT_S = 4.0
@@ -112,25 +112,6 @@ def _quiet_stderr() -> Iterator[None]:
             os.close(saved)
 
 
-def _in_thread(fn: Any, timeout: float) -> tuple[bool, Any]:
-    """``(finished, result or exception)``; a call still blocked after ``timeout`` is left
-    behind (a daemon thread ends with the process)."""
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["result"] = fn()
-        except BaseException as exc:  # handed to the caller
-            box["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        return False, None
-    return True, box.get("error", box.get("result"))
-
-
 def _refused(answer: Any) -> bool:
     return type(answer).__name__ == "AuthenticationError" or "Unauthenticated" in str(answer)
 
@@ -164,11 +145,11 @@ def probe(address: str) -> str | None:
 
     token = enable_token_auth() if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else None
     with _quiet_stderr():
-        finished, answer = _in_thread(ask, PROBE_TIMEOUT_S + 0.5)
+        finished, answer = in_thread(ask, PROBE_TIMEOUT_S + 0.5)
         if finished and _refused(answer) and token is None and "RAY_AUTH_MODE" not in os.environ:
             token = enable_token_auth()
             if token is not None:
-                finished, answer = _in_thread(ask, PROBE_TIMEOUT_S + 0.5)
+                finished, answer = in_thread(ask, PROBE_TIMEOUT_S + 0.5)
     if not finished or (isinstance(answer, Exception) and "Timed out" in str(answer)):
         raise not_ray
     if isinstance(answer, Exception):
@@ -222,7 +203,7 @@ def connect(address: str, level: int, verbose: bool) -> None:
         return ray.init(address=address, logging_level=level, log_to_driver=verbose)
 
     with contextlib.nullcontext() if verbose else _quiet_stderr():
-        finished, answer = _in_thread(init, 6.0)
+        finished, answer = in_thread(init, 6.0)
     if not finished:
         raise UserError(
             f"--address {address}: no Ray {'client server' if client else 'cluster'} answered within 6 s"

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from search.driver.cluster import check_reachable
 from search.errors import UserError
+from search.limits import MAX_PACK, MAX_SAMPLES
 from search.paths import check_dir_target, check_file_target
+from search.results.rundir import SPACE_COPY, holds_run, space_difference
 from search.results.study import STUDY_FILE
 from search.space import Space, load_space
 from search.storage import check_storage
@@ -18,6 +23,13 @@ from search.storage import check_storage
 
 @dataclass
 class RunPlan:
+    """What ``search run`` will do, every flag checked.
+
+    ``storage`` is the run's own folder for trial routers and Tune's files; the plan starts it
+    at the run dir, and the runner sets it from the run's id under ``storage_root`` (given with
+    ``--storage``) once the run dir is locked.
+    """
+
     space: Space
     run_dir: Path
     export: Path
@@ -30,28 +42,58 @@ class RunPlan:
     debug: bool
     pack_size: int | str = "auto"
     budget: float | None = None
+    storage_root: str | None = None
+    auto_named: bool = False  # run_dir is a default name: pick another if it is taken
+    space_path: str = ""
+    start_wait_s: float | None = None  # how long a pack may wait for a node (an autoscaler)
+
+
+def default_run_dir(space: Space) -> Path:
+    """``runs/<space>-<date>-<time>-<6 hex>``: distinct for runs started in the same second."""
+    return Path(f"runs/{space.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}").resolve()
+
+
+def check_run_state(run_dir: Path, resume: bool, space: Space) -> None:
+    """A fresh run needs a dir without a run; a resume needs one with a run that searched this
+    space (read-only: the run dir is not touched).
+
+    Raises:
+        UserError: One line naming the run dir and what to do.
+    """
+    if resume:
+        if not holds_run(run_dir):
+            raise UserError(f"--resume: {run_dir} holds no run ({STUDY_FILE} not found)")
+        recorded = run_dir / SPACE_COPY
+        if recorded.is_file():
+            try:
+                then = load_space(recorded)
+            except UserError as exc:
+                raise UserError(f"--resume: the run's own space cannot be read: {exc}") from None
+            diff = space_difference(then, space)
+            if diff is not None:
+                raise UserError(
+                    f"--resume: {run_dir} searched another space ({diff}); resume with the run's "
+                    f"space ({recorded}), or start a new run with another --out"
+                )
+    elif holds_run(run_dir):
+        raise UserError(f"{run_dir} already holds a run: add --resume to continue it, or pick --out")
 
 
 def plan_run(args: argparse.Namespace) -> RunPlan:
     """Every check that needs no Ray and no data: fails before anything starts or is written."""
     space = load_space(args.space)
     num_samples = args.num_samples if args.num_samples is not None else space.search.num_samples
-    if num_samples < 1:
-        raise UserError(f"--num-samples must be >= 1, got {num_samples}")
+    if not 1 <= num_samples <= MAX_SAMPLES:
+        raise UserError(f"--num-samples must be from 1 to {MAX_SAMPLES:,}, got {num_samples}")
     pack_size = parse_pack_size(args.pack_size) if args.pack_size is not None else space.search.pack_size
     budget = args.budget if args.budget is not None else space.search.budget
-    if budget is not None and not budget > 0:
+    if budget is not None and not (budget > 0 and math.isfinite(budget)):
         raise UserError(f"--budget must be a cost per query > 0, got {budget}")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(args.out or f"runs/{space.name}-{stamp}").resolve()
+    if args.resume and not args.out:
+        raise UserError("--resume needs --out RUN_DIR: the run dir to continue")
+    run_dir = Path(args.out).resolve() if args.out else default_run_dir(space)
     check_dir_target(run_dir, "--out")
-    if args.resume:
-        if not args.out:
-            raise UserError("--resume needs --out RUN_DIR: the run dir to continue")
-        if not (run_dir / STUDY_FILE).exists():
-            raise UserError(f"--resume: {run_dir} holds no run ({STUDY_FILE} not found)")
-    elif (run_dir / STUDY_FILE).exists():
-        raise UserError(f"{run_dir} already holds a run: add --resume to continue it, or pick --out")
+    check_run_state(run_dir, args.resume, space)  # again once the run dir is locked
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     if address == "local":
         address = None
@@ -62,9 +104,9 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
                 "storage or a URI that every node can reach"
             )
         check_reachable(address)
-    storage = check_storage(args.storage) if args.storage else str(run_dir)
-    if args.storage and "://" not in storage:
-        check_dir_target(Path(storage), "--storage")
+    storage_root = check_storage(args.storage) if args.storage else None
+    if storage_root is not None and "://" not in storage_root:
+        check_dir_target(Path(storage_root), "--storage")
     data_spec = args.data or space.data.source()
     export = Path(args.export or space.export).resolve()
     check_file_target(export, "--export")
@@ -75,12 +117,15 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
         data_spec,
         num_samples,
         address,
-        storage,
+        str(run_dir),
         args.resume,
         args.verbose,
         args.debug,
         pack_size,
         budget,
+        storage_root=storage_root,
+        auto_named=not args.out,
+        space_path=str(args.space),
     )
 
 
@@ -94,8 +139,9 @@ def parse_pack_size(value: str) -> int | str:
     """``--pack-size``: a positive integer or auto."""
     if value == "auto":
         return value
-    if not value.isdigit() or int(value) < 1:
-        raise UserError(f"--pack-size {value!r}: must be an integer >= 1 or auto")
+    # ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
+    if not re.fullmatch(r"[0-9]{1,9}", value) or not 1 <= int(value) <= MAX_PACK:
+        raise UserError(f"--pack-size {value!r}: must be an integer from 1 to {MAX_PACK} or auto")
     return int(value)
 
 

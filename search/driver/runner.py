@@ -18,13 +18,18 @@ from optuna.trial import TrialState
 from router_models import ConfigError
 from router_models.checkpoint import atomic_write_bytes
 from search.data import RouterData, load_data
+from search.data.fingerprint import difference, fingerprint
+from search.data.router_data import no_signal
 from search.driver.finish import finish, router_keeper
-from search.driver.plan import RunPlan, plan_run, resolve_pack_size
+from search.driver.plan import RunPlan, check_run_state, default_run_dir, plan_run, resolve_pack_size
+from search.driver.resources import check_resources
 from search.driver.session import start_ray, stop_ray
-from search.errors import UserError
+from search.errors import DISK_ERRORS, UserError
 from search.results.export import trial_rows, write_json, write_parquet
-from search.results.report import RUN_INFO
+from search.results.lock import RunLock, describe_holder
+from search.results.rundir import RUN_INFO, SPACE_COPY, new_run_id, read_run_info, run_storage
 from search.results.study import close_interrupted, counted_trials, open_study
+from search.storage import probe_storage
 from search.trial.config import build_model, check_fits
 from search.trial.packs import check_packable
 
@@ -47,23 +52,112 @@ def print_progress(frozen: Any, live: Any, bridge: Any) -> None:
     )
 
 
+def claim_run_dir(plan: RunPlan) -> RunLock:
+    """Lock the run dir before anything is written in it. A default name already taken (a run
+    started in the same second) is replaced by a new one; a given one held by a live driver is
+    refused, naming the holder."""
+    while True:
+        lock = RunLock(plan.run_dir, new=plan.auto_named)
+        try:
+            lock.acquire()
+        except FileExistsError:
+            plan.run_dir = default_run_dir(plan.space)
+            plan.storage = str(plan.run_dir)
+            continue
+        if lock.took_over:
+            gone = describe_holder(lock.took_over)
+            print(f"note: {plan.run_dir}: took over the lock of a driver that is gone ({gone})")
+        return lock
+
+
 def run_search(args: argparse.Namespace) -> int:
     plan = plan_run(args)
-    if plan.address is not None:
-        # A cluster is joined before anything is read or written: a wrong address or token is
-        # one line, and the run dir is not made.
-        start_ray(plan)
+    with claim_run_dir(plan) as lock:
+        # Checked again under the lock: another driver may have started or finished a run here
+        # between the plan and the lock.
+        check_run_state(plan.run_dir, plan.resume, plan.space)
+        try:
+            return _run_locked(plan, lock)
+        except OSError as exc:
+            if exc.errno in DISK_ERRORS and exc.filename is None:  # name the run dir at least
+                raise OSError(exc.errno, exc.strerror, str(plan.run_dir)) from None
+            raise
+
+
+def _run_locked(plan: RunPlan, lock: RunLock) -> int:
+    info = read_run_info(plan.run_dir) if plan.resume else {}
     data = load_data(plan.data_spec)
     space = plan.space
-    data.check_embedding_dim(space.data.embedding_dim, f"{args.space}: data.embedding_dim")
+    data.check_embedding_dim(space.data.embedding_dim, f"{plan.space_path}: data.embedding_dim")
     if not data.has_costs and (space.search.metric == "val_aiq" or plan.budget is not None):
         what = "search.metric val_aiq" if space.search.metric == "val_aiq" else f"budget {plan.budget}"
         raise UserError(f"{what} needs data with costs; {data.source} has none (see the README, Costs)")
-    # Build a model of each type from the space's low/first values: config errors surface
-    # before Ray, and a model type that cannot be packed is said at once when packs were asked.
+    reason = no_signal(data)
+    if reason is not None:
+        raise UserError(reason)
+    data_fp = fingerprint(data)
+    if plan.resume and isinstance(info.get("data"), dict):
+        diff = difference(info["data"], data_fp)
+        if diff is not None:
+            raise UserError(
+                f"--resume: {plan.run_dir} was trained on other data: {diff} (the run's: "
+                f"{info['data'].get('source')}; given: {data.source}); resume with the run's data, or "
+                "start a new run with another --out"
+            )
+        if info["data"].get("source") != data.source:
+            print(f"note: the data is the run's ({info['data'].get('source')}), read from {data.source}")
+    run_id = info.get("run_id") if plan.resume else new_run_id(plan.run_dir)
+    plan.storage = run_storage(plan.storage_root, plan.run_dir, run_id)
+    if plan.storage_root is not None:
+        probe_storage(plan.storage)
+    if plan.address is not None:
+        # A cluster is joined before anything is written: a wrong address or token is one
+        # line, and the run dir is not made.
+        start_ray(plan)
+    plan.start_wait_s = check_resources(space.resources.cpu, space.resources.gpu, plan.address is not None)
+    packable = _probe_models(plan, data)
+
+    # -- the first writes: the run's record, its space, its study ---------------------------
+    lock.keep_dir()
+    if not plan.resume:
+        atomic_write_bytes(plan.run_dir / SPACE_COPY, Path(plan.space_path).read_bytes())
+        write_json(
+            plan.run_dir / RUN_INFO,
+            {
+                "space": plan.space_path,
+                "run_id": run_id,
+                "data_source": data.source,
+                "data": data_fp,
+                "storage_root": plan.storage_root,
+                "storage": plan.storage,
+                "address": plan.address,
+                "started": time.time(),
+            },
+        )
+    notes: list[str] = []
+    study = open_study(plan.run_dir, plan.space, notes=notes)
+    for note in notes:
+        print(f"note: {note}")
+    closed = close_interrupted(study)
+    done = counted_trials(study)
+    if plan.resume:
+        print(
+            f"resuming {plan.run_dir}: {done} trials done"
+            + (f", {closed} interrupted trial(s) will be re-run" if closed else "")
+        )
+    remaining = plan.num_samples - done
+    if remaining > 0 and run_trials(plan, study, data, remaining, packable):
+        return _interrupted(plan, study, plan.space_path)
+    return finish(plan, study, data)
+
+
+def _probe_models(plan: RunPlan, data: RouterData) -> bool:
+    """Build a model of each type from the space's low/first values: config errors surface
+    before Ray, and a model type that cannot be packed is said at once when packs were asked.
+    Returns whether every type packs."""
     packable = True
-    for model_type in space.types:
-        first = space.trial_config({"model_type": model_type})
+    for model_type in plan.space.types:
+        first = plan.space.trial_config({"model_type": model_type})
         try:
             check_fits(build_model(first, data, meta=True), torch.device("cpu"))
         except ConfigError:
@@ -74,32 +168,7 @@ def run_search(args: argparse.Namespace) -> int:
             if plan.pack_size != "auto" and plan.pack_size != 1:
                 raise UserError(f"pack_size {plan.pack_size}: {exc}") from None
             packable = False
-
-    notes: list[str] = []
-    study = open_study(plan.run_dir, plan.space, notes=notes)
-    for note in notes:
-        print(f"note: {note}")
-    atomic_write_bytes(plan.run_dir / "space.yaml", Path(args.space).read_bytes())
-    write_json(
-        plan.run_dir / RUN_INFO,
-        {
-            "space": str(args.space),
-            "data_source": data.source,
-            "storage": plan.storage,
-            "address": plan.address,
-        },
-    )
-    closed = close_interrupted(study)
-    done = counted_trials(study)
-    if plan.resume:
-        print(
-            f"resuming {plan.run_dir}: {done} trials done"
-            + (f", {closed} interrupted trial(s) will be re-run" if closed else "")
-        )
-    remaining = plan.num_samples - done
-    if remaining > 0 and run_trials(plan, study, data, remaining, packable):
-        return _interrupted(plan, study, args.space)
-    return finish(plan, study, data)
+    return packable
 
 
 def _interrupted(plan: RunPlan, study: optuna.Study, space_arg: str) -> int:
@@ -116,10 +185,18 @@ def _interrupted(plan: RunPlan, study: optuna.Study, space_arg: str) -> int:
 
 
 class _Flag:
-    """A bool shared with Tune's Stopper: Tune saves its stopper with the experiment, so the
-    stopper must not hold the signal handlers (they may hold locks)."""
+    """State shared with Tune's Stopper: Tune saves its stopper with the experiment, so the
+    stopper must not hold the signal handlers (they may hold locks).
 
-    requested = False
+    ``deadline``: a monotonic time by which some pack must have reported (an autoscaling
+    cluster may never add the node a pack needs); past it without a report, the run ends.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.started = False
+        self.deadline: float | None = None
+        self.timed_out = False
 
 
 class Interrupt:
@@ -148,10 +225,13 @@ class Interrupt:
 
         class StopOnInterrupt(tune.Stopper):
             def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+                flag.started = True
                 return False
 
             def stop_all(self) -> bool:
-                return flag.requested
+                if flag.deadline is not None and not flag.started and time.monotonic() > flag.deadline:
+                    flag.timed_out = True
+                return flag.requested or flag.timed_out
 
         return StopOnInterrupt()
 
@@ -230,6 +310,8 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
             flush=True,
         )
         interrupt = Interrupt()
+        if plan.start_wait_s is not None:
+            interrupt.flag.deadline = time.monotonic() + plan.start_wait_s
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
@@ -262,6 +344,12 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
             tuner.fit()
         # Trials asked but never trained (a time budget or Ctrl-C ended the run first).
         close_interrupted(study)
+        if interrupt.flag.timed_out:
+            raise UserError(
+                f"resources.cpu {space.resources.cpu:g}: no node that can hold a pack joined within "
+                f"{plan.start_wait_s:.0f} s; lower resources.cpu, or add such a node and resume with "
+                f"--resume --out {plan.run_dir}"
+            )
         return interrupt.requested
     finally:
         stop_ray(keep_logs=plan.debug)

@@ -14,6 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from router_models.checkpoint import atomic_write_bytes
+from search.errors import UserError
 
 
 def _clean(obj: Any) -> Any:
@@ -61,15 +62,29 @@ ROUTING_TABLE = "routing.json"
 
 
 def routers_of(run_dir: Path, config: dict[str, Any]) -> list[tuple[str, Path]]:
-    """The run's routers for the routing table: the best trial's and the ensemble, when written."""
-    sr = config["search_result"]
-    t = config["pipeline_config"]["model_type"]
+    """The run's routers for the routing table: the best trial's and the ensemble, when written.
+
+    Raises:
+        UserError: ``config`` is not a run's config.json (one line naming what it lacks).
+    """
+    where = run_dir / "config.json"
+    try:
+        sr = config["search_result"]
+        t = config["pipeline_config"]["model_type"]
+        trial = sr["trial"]
+        ens = sr.get("ensemble")
+        ens_file, ens_size = (ens["router"], len(ens["trials"])) if ens else (None, 0)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise UserError(f"{where}: not a run's config.json (no search_result with trial {exc})") from None
+    if ens_file is not None and (not isinstance(ens_file, str) or Path(ens_file).name != ens_file):
+        raise UserError(
+            f"{where}: search_result.ensemble.router {ens_file!r} is not a file name in the run dir"
+        )
     out = []
     if (run_dir / BEST_ROUTER).exists():
-        out.append((f"best trial {sr['trial']} ({t})", run_dir / BEST_ROUTER))
-    ens = sr.get("ensemble")
-    if ens and (run_dir / ens["router"]).exists():
-        out.append((f"ensemble of {len(ens['trials'])} trials", run_dir / ens["router"]))
+        out.append((f"best trial {trial} ({t})", run_dir / BEST_ROUTER))
+    if ens_file is not None and (run_dir / ens_file).exists():
+        out.append((f"ensemble of {ens_size} trials", run_dir / ens_file))
     return out
 
 

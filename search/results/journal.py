@@ -27,6 +27,7 @@ class JournalCheck:
     intact: list[bytes] = field(default_factory=list)
     records: list[tuple[int, dict]] = field(default_factory=list)  # (1-based line, record)
     damaged: list[tuple[int, str]] = field(default_factory=list)  # (1-based line, what)
+    unknown: list[tuple[int, object]] = field(default_factory=list)  # (line, op code) of another Optuna
 
     def describe(self) -> str:
         shown = "; ".join(f"line {n}: {what}" for n, what in self.damaged[:3])
@@ -51,9 +52,51 @@ def check_journal(path: Path) -> JournalCheck:
         if not isinstance(record, dict) or "op_code" not in record:
             check.damaged.append((number, "not a study record"))
             continue
+        op = record["op_code"]
+        if isinstance(op, bool) or not isinstance(op, int) or op not in _known_ops():
+            check.unknown.append((number, op))
+            continue
+        if op in _trial_ops() and (
+            isinstance(record.get("trial_id"), bool) or not isinstance(record.get("trial_id"), int)
+        ):
+            check.damaged.append((number, "a trial record without an integer trial_id"))
+            continue
         check.intact.append(line)
         check.records.append((number, record))
     return check
+
+
+def _known_ops() -> set[int]:
+    from optuna.storages.journal._storage import JournalOperation as Op
+
+    return {int(op) for op in Op}
+
+
+def _trial_ops() -> set[int]:
+    from optuna.storages.journal._storage import JournalOperation as Op
+
+    return {
+        int(Op.SET_TRIAL_PARAM),
+        int(Op.SET_TRIAL_STATE_VALUES),
+        int(Op.SET_TRIAL_INTERMEDIATE_VALUE),
+        int(Op.SET_TRIAL_USER_ATTR),
+        int(Op.SET_TRIAL_SYSTEM_ATTR),
+    }
+
+
+def other_optuna(check: JournalCheck) -> UserError | None:
+    """The one line for a journal with op codes this Optuna does not know (written by another
+    version): its records cannot be read, and dropping them would lose what they say."""
+    if not check.unknown:
+        return None
+    import optuna
+
+    line, op = check.unknown[0]
+    return UserError(
+        f"{check.path} line {line}: op code {op!r} is not one Optuna {optuna.__version__} knows "
+        f"(valid: {min(_known_ops())}-{max(_known_ops())}); the journal was written by another "
+        "Optuna version: run with the version that wrote it"
+    )
 
 
 def broken_history(check: JournalCheck) -> int | None:
@@ -61,13 +104,7 @@ def broken_history(check: JournalCheck) -> int | None:
     created before it); else the line of the record that lost what it refers to."""
     from optuna.storages.journal._storage import JournalOperation as Op
 
-    trial_ops = {
-        Op.SET_TRIAL_PARAM,
-        Op.SET_TRIAL_STATE_VALUES,
-        Op.SET_TRIAL_INTERMEDIATE_VALUE,
-        Op.SET_TRIAL_USER_ATTR,
-        Op.SET_TRIAL_SYSTEM_ATTR,
-    }
+    trial_ops = _trial_ops()
     studies = trials = 0
     for line, record in check.records:
         op = record.get("op_code")
@@ -77,7 +114,7 @@ def broken_history(check: JournalCheck) -> int | None:
             return line
         elif op == Op.CREATE_TRIAL:
             trials += 1
-        elif op in trial_ops and not 0 <= int(record.get("trial_id", -1)) < trials:
+        elif op in trial_ops and not 0 <= record["trial_id"] < trials:
             return line
     return None
 

@@ -16,13 +16,12 @@ from router_models.checkpoint import atomic_write_bytes
 from search.data import load_data
 from search.errors import UserError
 from search.paths import check_dir_target
-from search.results.export import routers_of
+from search.results.export import ENSEMBLE_SUMMARY, routers_of
 from search.results.routing_table import run_routing_table
+from search.results.rundir import SPACE_COPY, read_object, read_run_info
 from search.results.study import STUDY_FILE, open_study
 from search.space import load_space
 from search.storage import exists, router_uri
-
-RUN_INFO = "run.json"
 
 
 def _save(fig: Any, path: Path) -> None:
@@ -35,7 +34,7 @@ def _save(fig: Any, path: Path) -> None:
 def _routers(run_dir: Path, study: optuna.Study, info: dict[str, Any]) -> list[tuple[str, Path]]:
     """The run's routers: from its config.json when it finished, else the best trial's on storage."""
     if (run_dir / "config.json").exists():
-        routers = routers_of(run_dir, json.loads((run_dir / "config.json").read_text()))
+        routers = routers_of(run_dir, read_object(run_dir / "config.json", "a run's config.json"))
         if routers:
             return routers
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -149,13 +148,31 @@ def _cost_plot(table: Any, path: Path) -> None:
     plt.close(fig)
 
 
+def _ensemble_lines(path: Path) -> list[str]:
+    summary = read_object(path, "a run's ensemble summary")
+    try:
+        members = ", ".join(
+            f"trial {int(m['trial'])} ({m['model_type']}, weight {float(m['weight']):.3f})"
+            for m in summary["members"]
+        )
+        text = (
+            f"Greedy selection with replacement on val {summary['metric']}: {int(summary['picks'])} picks "
+            f"of {len(summary['members'])} trials: {members}. Val {summary['metric']} "
+            f"{float(summary['val']['ensemble']):.4f} vs {float(summary['val']['best_single']):.4f} for "
+            "the best single trial."
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{path}: not a run's ensemble summary (bad or missing {exc})") from None
+    return ["", "## Ensemble", "", text]
+
+
 def write_report(run_dir: Path) -> Path:
     """Write ``run_dir/report.md`` and its plots; returns the report's path."""
     if not (run_dir / STUDY_FILE).exists():
         raise UserError(f"{run_dir}: not a run dir ({STUDY_FILE} not found)")
     check_dir_target(run_dir, "report")  # report.md and the plots go there
-    info = json.loads((run_dir / RUN_INFO).read_text()) if (run_dir / RUN_INFO).exists() else {}
-    space = load_space(run_dir / "space.yaml")
+    info = read_run_info(run_dir)
+    space = load_space(run_dir / SPACE_COPY)
     notes: list[str] = []
     study = open_study(run_dir, space, write=False, notes=notes)
     for note in notes:
@@ -229,22 +246,9 @@ def write_report(run_dir: Path) -> Path:
                 "is the area under each curve's non-decreasing convex hull over the single LLMs' cost "
                 "range, divided by that range.",
             ]
-        ensemble = run_dir / "ensemble.json"
+        ensemble = run_dir / ENSEMBLE_SUMMARY
         if ensemble.exists():
-            summary = json.loads(ensemble.read_text())
-            members = ", ".join(
-                f"trial {m['trial']} ({m['model_type']}, weight {m['weight']:.3f})"
-                for m in summary["members"]
-            )
-            lines += [
-                "",
-                "## Ensemble",
-                "",
-                f"Greedy selection with replacement on val {summary['metric']}: {summary['picks']} picks of "
-                f"{len(summary['members'])} trials: {members}. Val {summary['metric']} "
-                f"{summary['val']['ensemble']:.4f} vs {summary['val']['best_single']:.4f} for the best "
-                "single trial.",
-            ]
+            lines += _ensemble_lines(ensemble)
     else:
         lines += ["", "## Routing on the test split", "", "No completed trial's router found."]
     path = run_dir / "report.md"

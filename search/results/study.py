@@ -7,9 +7,11 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from search.errors import UserError
 from search.results.journal import (
     broken_history,
     check_journal,
+    other_optuna,
     repair_in_place,
     repaired_copy,
     restore,
@@ -20,23 +22,30 @@ from search.space import Space, make_pruner, make_sampler
 STUDY_FILE = "study.journal"
 
 
-def _load(journal: Path, space: Space) -> optuna.Study:
+def _load(journal: Path, space: Space, create: bool) -> optuna.Study:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = space.search
     storage = JournalStorage(JournalFileBackend(str(journal)))
-    # A run dir holds one study: reuse its name whatever the space file is called now.
+    sampler = make_sampler(search.sampler, search.seed)
+    pruner = make_pruner(search.pruner, space.max_epochs)
+    # A run dir holds one study: reuse its name whatever the space file is called now. Loading
+    # writes nothing (create_study would append a record even for a study that exists).
     names = optuna.study.get_all_study_names(storage)
-    study = optuna.create_study(
-        study_name=names[0] if names else space.name,
-        storage=storage,
-        sampler=make_sampler(search.sampler, search.seed),
-        pruner=make_pruner(search.pruner, space.max_epochs),
-        direction="maximize" if search.direction == "max" else "minimize",
-        load_if_exists=True,
-    )
+    if names:
+        study = optuna.load_study(study_name=names[0], storage=storage, sampler=sampler, pruner=pruner)
+    elif create:
+        study = optuna.create_study(
+            study_name=space.name,
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            direction="maximize" if search.direction == "max" else "minimize",
+        )
+    else:
+        raise UserError(f"{journal}: holds no study (the run stopped before its first trial was asked)")
     study.get_trials(deepcopy=False)  # replays every record now: a broken history fails here
     return study
 
@@ -53,18 +62,21 @@ def open_study(
     Raises:
         UserError: The intact records do not make a readable study (one line: file and line).
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / STUDY_FILE
     check = check_journal(path) if path.exists() else None
+    if check is not None and (error := other_optuna(check)) is not None:
+        raise error
     if check is None or not check.damaged:
-        return _load(path, space)
+        if write:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        return _load(path, space, create=write)
     broken_at = broken_history(check)
     if broken_at is not None or not check.records:
         raise unreadable(check, broken_at)
     backup = repair_in_place(check) if write else None
     source = path if write else repaired_copy(check)
     try:
-        study = _load(source, space)
+        study = _load(source, space, create=False)
     except Exception:  # Optuna raises many types on an inconsistent history
         if backup is not None:
             restore(check, backup)

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 from pydantic import ValidationError
 
 from search.errors import SpaceError
+from search.parse import MAX_SPACE_BYTES, ParseError, load_yaml, read_text
 from search.space.schema import _AT, PrunerSpec, SamplerSpec, Space, _message
 
 
@@ -33,6 +33,7 @@ def _format_error(exc: ValidationError) -> str:
             "bool",
             "list[any]",
             "constrained-float",
+            "constrained-int",
             "literal['auto']",
         }
     )
@@ -57,21 +58,13 @@ def parse_space(raw: Any, where: str = "space", name: str = "space") -> Space:
 
 
 def load_space(path: str | Path) -> Space:
-    """Read and validate a space YAML file (``yaml.safe_load``)."""
+    """Read and validate a space YAML file: safe types only, UTF-8, at most 1 MiB, no duplicate
+    keys, bounded alias expansion (``search/parse.py``)."""
     path = Path(path)
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise SpaceError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise SpaceError(f"{path}: not readable ({exc.strerror})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpaceError(f"{path}{line}: YAML syntax error: {problem}") from None
+        raw = load_yaml(read_text(path, "space file", MAX_SPACE_BYTES), str(path))
+    except ParseError as exc:
+        raise SpaceError(str(exc)) from None
     return parse_space(raw, str(path), name=path.stem)
 
 

@@ -17,9 +17,11 @@ from optuna.distributions import (
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from router_models import ACTIVATIONS
+from search.limits import MAX_BATCH, MAX_EPOCHS
 
 FLOAT_PARAMS = {"dropout", "lr", "weight_decay", "noise_std"}
 INT_PARAMS = {"num_blocks", "batch_size", "epochs"}
+INT_PARAM_MAX = {"num_blocks": 1000, "batch_size": MAX_BATCH, "epochs": MAX_EPOCHS}
 MIN_SHRUNK_WIDTH = 16
 
 
@@ -163,8 +165,10 @@ def check_param_values(name: str, p: Any) -> None:
             isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 and (v > 0 or name != "lr")
         ):
             raise ValueError(f"{name}: {v!r} must be a number {'> 0' if name == 'lr' else '>= 0'}")
-        elif name in INT_PARAMS and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise ValueError(f"{name}: {v!r} must be an integer >= 1")
+        elif name in INT_PARAMS and (
+            isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= INT_PARAM_MAX[name]
+        ):
+            raise ValueError(f"{name}: {v!r} must be an integer from 1 to {INT_PARAM_MAX[name]:,}")
 
 
 def block_distributions(block: Mapping[str, Any], prefix: str = "") -> dict[str, BaseDistribution]:

@@ -22,8 +22,17 @@ from optuna.distributions import (
 )
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from router_models import get_model_class, list_models
+from router_models import get_model_class, list_models, model_params
+from router_models.model_factory import unknown_key_message
 from search.data.synthetic import SyntheticSpec
+from search.limits import (
+    MAX_CONCURRENT,
+    MAX_ENSEMBLE,
+    MAX_PACK,
+    MAX_SAMPLES,
+    MAX_TIME_BUDGET_S,
+    SEED_MAX,
+)
 from search.space.params import (
     Choice,
     CompactHidden,
@@ -68,20 +77,21 @@ def _parse_block(where: str, v: Any) -> Any:
 
 class SamplerSpec(_Strict):
     type: Literal["tpe", "random"] = "tpe"
-    n_startup_trials: int = Field(8, ge=0)
+    n_startup_trials: int = Field(8, ge=0, le=MAX_SAMPLES)
     multivariate: bool = True
     constant_liar: bool = True
 
 
 class PrunerSpec(_Strict):
     type: Literal["median", "percentile", "successive_halving", "hyperband", "none"] = "median"
-    n_startup_trials: int = Field(4, ge=0)
-    n_warmup_steps: int = Field(2, ge=0)
-    interval_steps: int = Field(1, ge=1)
+    n_startup_trials: int = Field(4, ge=0, le=MAX_SAMPLES)
+    n_warmup_steps: int = Field(2, ge=0, le=MAX_SAMPLES)
+    interval_steps: int = Field(1, ge=1, le=MAX_SAMPLES)
     percentile: float = Field(50.0, ge=0, le=100)
-    min_resource: int | Literal["auto"] = "auto"
-    reduction_factor: int = Field(3, ge=2)
-    min_early_stopping_rate: int = Field(0, ge=0)
+    # epochs of the first rung: 0 would be a rung before any training
+    min_resource: Annotated[int, Field(ge=1, le=MAX_SAMPLES)] | Literal["auto"] = "auto"
+    reduction_factor: int = Field(3, ge=2, le=1000)
+    min_early_stopping_rate: int = Field(0, ge=0, le=100)
 
 
 class EnsembleSpec(_Strict):
@@ -89,30 +99,30 @@ class EnsembleSpec(_Strict):
     0 turns it off), chosen from the best ``candidates`` completed trials (kept while the run
     goes)."""
 
-    size: int = Field(8, ge=0)
-    candidates: int = Field(16, ge=1)
+    size: int = Field(8, ge=0, le=MAX_ENSEMBLE)
+    candidates: int = Field(16, ge=1, le=MAX_ENSEMBLE)
 
 
 class SearchSpec(_Strict):
-    num_samples: int = Field(24, ge=1)
+    num_samples: int = Field(24, ge=1, le=MAX_SAMPLES)
     metric: str = "val_auc"
     mode: Literal["min", "max"] | None = None
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     sampler: SamplerSpec = SamplerSpec()
     pruner: PrunerSpec = PrunerSpec()
-    max_concurrent_trials: int | None = Field(None, ge=1)
-    time_budget_s: float | None = Field(None, gt=0)
+    max_concurrent_trials: int | None = Field(None, ge=1, le=MAX_CONCURRENT)
+    time_budget_s: float | None = Field(None, gt=0, le=MAX_TIME_BUDGET_S)
     # Optuna trials trained as one fused model per Ray Tune trial; "auto" picks per device.
     pack_size: int | Literal["auto"] = "auto"
     ensemble: EnsembleSpec = EnsembleSpec()
     # mean cost per query the exported routers may spend (data with costs): sets their lambda
-    budget: float | None = Field(None, gt=0)
+    budget: float | None = Field(None, gt=0, allow_inf_nan=False)
 
     @field_validator("pack_size")
     @classmethod
     def _pack_size(cls, v: int | str) -> int | str:
-        if isinstance(v, int) and v < 1:
-            raise ValueError(f"must be an integer >= 1 or auto, got {v}")
+        if isinstance(v, int) and not 1 <= v <= MAX_PACK:
+            raise ValueError(f"must be an integer from 1 to {MAX_PACK} or auto, got {v}")
         return v
 
     @field_validator("metric")
@@ -130,7 +140,7 @@ class SearchSpec(_Strict):
 class Resources(_Strict):
     """CPUs and GPU share per trial; leave ``gpu`` out for CPU-only trials."""
 
-    cpu: float = Field(1.0, gt=0)
+    cpu: float = Field(1.0, gt=0, le=100_000, allow_inf_nan=False)
     gpu: Annotated[float, Field(gt=0, le=1)] | None = None
 
 
@@ -220,6 +230,18 @@ class Space(_Strict):
             if "hidden_dims" not in self.params and "hidden_dims" not in self.models.get(t, {}):
                 where = f"models.{t}.hidden_dims" if self.conditional else "params.hidden_dims"
                 raise ValueError(f"{where} is required")
+        for t in self.types:
+            valid = [k for k in model_params(t) if k != "output_dim"] + list(TRAIN_DEFAULTS)
+            shared = f" for {t} (params are shared by every type; put it under models.<type>)"
+            blocks = [
+                ("params", self.params, shared if self.conditional else ""),
+                (f"models.{t}", self.models.get(t, {}), ""),
+            ]
+            for where, block, note in blocks:
+                for name in block:
+                    if name not in valid:
+                        message = unknown_key_message(name, valid).replace("; valid", f"{note}; valid", 1)
+                        raise ValueError(f"{_AT}{where}.{name}: {message}")
         for name, p in self.params.items():
             check_param_values(name, p)
         for t, block in self.models.items():

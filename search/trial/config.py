@@ -11,6 +11,7 @@ import torch
 
 from router_models import BaseModel, ConfigError, create_model, read_pipeline_config
 from search.data import RouterData
+from search.limits import MAX_BATCH, MAX_EPOCHS
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "lr": 1e-3,
@@ -51,10 +52,10 @@ def resolve_train_config(config: Mapping[str, Any], epochs: int | None = None) -
             raise ConfigError(f"train_config.{key} must be a number >= 0, got {v!r}")
     if tc["lr"] == 0:
         raise ConfigError("train_config.lr must be > 0, got 0")
-    for key in ("batch_size", "epochs"):
+    for key, high in (("batch_size", MAX_BATCH), ("epochs", MAX_EPOCHS)):
         v = tc[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"train_config.{key} must be an integer >= 1, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= high:
+            raise ConfigError(f"train_config.{key} must be an integer from 1 to {high:,}, got {v!r}")
     return tc
 
 

@@ -116,7 +116,7 @@ CASES = {
     ),
     "bad synthetic": (
         lambda t: ["run", _space(t, tiny_space()), "--data", "synthetic:n_models=1"],
-        "synthetic n_models must be an integer >= 2, got 1",
+        "synthetic n_models must be an integer from 2 to 100,000, got 1",
     ),
     "embedding dim": (
         lambda t: ["run", _space(t, tiny_space(data={"synthetic": {"dim": 16}, "embedding_dim": 768}))],
@@ -163,7 +163,7 @@ CASES = {
     ),
     "num-samples 0": (
         lambda t: ["run", _space(t, tiny_space()), "--num-samples", "0"],
-        "--num-samples must be >= 1, got 0",
+        "--num-samples must be from 1 to 1,000,000, got 0",
     ),
     "num-samples text": (
         lambda t: ["run", _space(t, tiny_space()), "--num-samples", "x"],
@@ -176,17 +176,17 @@ CASES = {
     ),
     "train epochs 0": (
         lambda t: ["train", _json(t, json.loads(GOOD_CONFIG)), "--epochs", "0"],
-        "--epochs must be >= 1, got 0",
+        "--epochs must be an integer from 1 to 100,000, got 0",
     ),
     "train bad json": (lambda t: ["train", _text(t, "{oops")], "not readable JSON"),
     "report not a run": (lambda t: ["report", str(t)], "not a run dir (study.journal not found)"),
     "pack-size 0": (
         lambda t: ["run", _space(t, tiny_space()), "--pack-size", "0"],
-        "--pack-size '0': must be an integer >= 1 or auto",
+        "--pack-size '0': must be an integer from 1 to 4096 or auto",
     ),
     "pack_size in space": (
         lambda t: ["run", _space(t, tiny_space(search={"pack_size": 0}))],
-        "search.pack_size: must be an integer >= 1 or auto, got 0",
+        "search.pack_size: must be an integer from 1 to 4096 or auto, got 0",
     ),
     "unpackable model with packs": (
         lambda t: [
@@ -464,8 +464,8 @@ def test_packs_of_a_model_that_cannot_pack(tmp_path: Path, monkeypatch, capsys) 
     from search.driver.plan import resolve_pack_size
 
     class Scaled(BaseModel):
-        def __init__(self, input_dim: int, hidden_dims: list[int], output_dim: int, **kw: object) -> None:
-            super().__init__(input_dim, hidden_dims, output_dim, **kw)  # type: ignore[arg-type]
+        def __init__(self, input_dim: int, hidden_dims: list[int], output_dim: int, dropout: float = 0.1) -> None:
+            super().__init__(input_dim, hidden_dims, output_dim, dropout)
             self.hidden_layers = nn.ModuleList([nn.Linear(input_dim, hidden_dims[0])])
             self.scale = nn.Parameter(torch.ones(1))
             self.head = nn.Linear(hidden_dims[0], output_dim)

@@ -68,7 +68,9 @@ def test_trials_spread_over_workers_and_pack_on_logical_gpus(cluster, tmp_path: 
     assert {r["device"] for r in rows} == {"cpu"}  # logical GPUs, no CUDA: trained on CPU
     per_node = [_max_overlap([r for r in rows if r["node"] == n]) for n in worker_ids]
     assert max(per_node) == 2  # gpu 0.5: two trials share one logical GPU, never three
-    assert (storage / "routers").is_dir()  # trial routers on the shared storage
+    # trial routers on the shared storage, in the run's own folder there
+    own = Path(json.loads((run / "run.json").read_text())["storage"])
+    assert own.parent == storage and own.name.startswith("run-") and (own / "routers").is_dir()
     config = json.loads((tmp_path / "config.json").read_text())
     assert (run / "best_router.pt").exists() and config["search_result"]["trials"]["FAIL"] == 0
 

@@ -65,7 +65,7 @@ def test_synthetic_default_is_embedllm_shaped() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("synthetic:n_models=1", "synthetic n_models must be an integer >= 2, got 1"),
+        ("synthetic:n_models=1", "synthetic n_models must be an integer from 2 to 100,000, got 1"),
         ("synthetic:colour=3", "bad setting 'colour=3'; valid: n_questions"),
         ("synthetic:seed=x", "seed='x' is not a number"),
     ],

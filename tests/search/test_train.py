@@ -76,7 +76,7 @@ def test_nan_loss_raises(data) -> None:
     ("train", "message"),
     [
         ({"lr": -1}, r"train_config.lr must be a number >= 0, got -1"),
-        ({"batch_size": 0}, r"train_config.batch_size must be an integer >= 1, got 0"),
+        ({"batch_size": 0}, r"train_config.batch_size must be an integer from 1 to 16,777,216, got 0"),
         ({"momentum": 0.9}, r"unknown key\(s\) \['momentum'\]"),
     ],
 )

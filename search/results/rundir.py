@@ -1,0 +1,110 @@
+"""A run dir's record of itself and what a resume must match.
+
+``run.json`` is written once, when a run starts (a resume never rewrites it): the space given,
+the run's id, the data's fingerprint (``search/data/fingerprint.py``), the storage root and
+the run's own folder under it, the cluster address. ``space.yaml`` is the space as it ran. A
+resume reads both before anything starts and refuses, in one line, a space that searches
+something else or data that is not the same.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from search.errors import UserError
+from search.parse import ParseError, read_json
+from search.results.study import STUDY_FILE
+from search.space import Space
+
+RUN_INFO = "run.json"
+SPACE_COPY = "space.yaml"
+
+# What a resume may change: how the run is carried out, not what it searches (``data`` is
+# checked by its fingerprint instead; ``name`` is the space file's stem).
+RESUMABLE = (
+    "name",
+    "export",
+    "data",
+    "resources",
+    "search.num_samples",
+    "search.time_budget_s",
+    "search.max_concurrent_trials",
+    "search.pack_size",
+    "search.budget",
+)
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run (a record, or a study with records in it)."""
+    journal = run_dir / STUDY_FILE
+    return (run_dir / RUN_INFO).is_file() or (journal.is_file() and journal.stat().st_size > 0)
+
+
+def read_object(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object a run wrote (run.json, config.json, routing.json, ensemble.json).
+
+    Raises:
+        UserError: Unreadable, not JSON, or not an object: one line naming the file and ``what``.
+    """
+    try:
+        obj = read_json(path, what, max_bytes=64 << 20)
+    except ParseError as exc:
+        raise UserError(f"{exc} (expected {what}, a JSON object)") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{path}: expected {what}, a JSON object; got {type(obj).__name__}")
+    return obj
+
+
+def read_run_info(run_dir: Path) -> dict[str, Any]:
+    """The run's record; {} when it has none (a run made before records were kept).
+
+    Raises:
+        UserError: The record is not a JSON object or a field has the wrong type (one line).
+    """
+    path = run_dir / RUN_INFO
+    if not path.exists():
+        return {}
+    info = read_object(path, "a run's record")
+    for key in ("storage", "run_id", "data_source"):
+        if key in info and not isinstance(info[key], str):
+            raise UserError(f"{path}: {key} is {info[key]!r}, not a text")
+    return info
+
+
+def new_run_id(run_dir: Path) -> str:
+    """A run's id: its dir's name and 8 random hex digits, so that no two runs share one."""
+    return f"{run_dir.name}-{secrets.token_hex(4)}"
+
+
+def run_storage(root: str | None, run_dir: Path, run_id: str | None) -> str:
+    """Where the run keeps its trial routers and Tune's files: its own folder ``ROOT/<run id>``
+    under a shared ``--storage`` root (so runs sharing a root never touch each other's files),
+    else the run dir itself. A run recorded before runs had ids keeps the root, as it did."""
+    if root is None:
+        return str(run_dir)
+    if run_id is None:
+        return root
+    return f"{root.rstrip('/')}/{run_id}"
+
+
+def _flat(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out or {prefix.rstrip("."): {}}
+    return {prefix.rstrip("."): obj}
+
+
+def space_difference(recorded: Space, given: Space) -> str | None:
+    """The first key where ``given`` searches something other than ``recorded`` (keys a resume
+    may change left out), as ``key: then -> now``; None when they search the same."""
+    then, now = _flat(recorded.model_dump(mode="json")), _flat(given.model_dump(mode="json"))
+    for key in sorted(set(then) | set(now)):
+        if any(key == r or key.startswith(r + ".") for r in RESUMABLE):
+            continue
+        if then.get(key) != now.get(key):
+            return f"{key}: {then.get(key)!r} in the run, {now.get(key)!r} now"
+    return None
