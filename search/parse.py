@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from search.errors import UserError
@@ -76,9 +77,11 @@ class _Loader(yaml.SafeLoader):
     """yaml.SafeLoader that refuses duplicate keys and bounds merge-key expansion."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        self.flatten_mapping(node)
+        # The mapping's own keys, before merge keys bring in others (which its own override).
         seen: dict[Any, yaml.Node] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=True)
             try:
                 first = seen.get(key)
@@ -95,8 +98,7 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
-        # Merge keys (<<: *a) copy the merged pairs into this mapping; nested merges double
-        # them at every level, so the copy is bounded like alias expansion.
+        # Merge keys (<<: *a) copy the merged pairs into this mapping: bounded like aliases.
         super().flatten_mapping(node)
         if len(node.value) > MAX_VALUES:
             raise yaml.constructor.ConstructorError(
@@ -142,6 +144,17 @@ def check_bounded(obj: Any, where: str) -> None:
         sizes[key], depths[key] = size, depth
 
 
+def _bracket_depth(text: str) -> int:
+    """The deepest nesting of ``[`` and ``{`` in ``text`` (quotes and comments not told apart:
+    an upper bound), in C speed: YAML's own scanner would take seconds on a deep document
+    before its parser ran out of stack."""
+    codes = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    steps = np.zeros(codes.shape, dtype=np.int32)
+    steps[(codes == ord("[")) | (codes == ord("{"))] = 1
+    steps[(codes == ord("]")) | (codes == ord("}"))] = -1
+    return int(np.cumsum(steps).max(initial=0))
+
+
 def load_yaml(text: str, where: str) -> Any:
     """One YAML document (safe types only), bounded as the module doc says.
 
@@ -149,6 +162,8 @@ def load_yaml(text: str, where: str) -> Any:
         ParseError: On a syntax error (with its line), a duplicate key, or a document too deep
             or too large.
     """
+    if _bracket_depth(text) > MAX_DEPTH:
+        raise ParseError(f"{where}: nested more than {MAX_DEPTH} levels deep")
     try:
         obj = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.YAMLError as exc:

@@ -76,9 +76,14 @@ def put_file(local: str | os.PathLike[str], uri: str) -> None:
     """Copy a local file to ``uri``, complete or not at all (temp name, then move)."""
     fs, path = _fs(uri)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    tmp = path + ".tmp"
-    pafs.copy_files(str(local), tmp, destination_filesystem=fs)
-    fs.move(tmp, path)
+    tmp = f"{path}.{secrets.token_hex(4)}.tmp"
+    try:
+        pafs.copy_files(str(local), tmp, destination_filesystem=fs)
+        fs.move(tmp, path)
+    except BaseException:
+        if fs.get_file_info(tmp).type == pafs.FileType.File:
+            fs.delete_file(tmp)  # a full disk leaves no part file behind
+        raise
 
 
 def get_bytes(uri: str) -> bytes:

@@ -8,6 +8,7 @@ import) is ``interrupted`` and exit 130.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -103,6 +104,8 @@ def _source(args: argparse.Namespace, spec: str) -> Any:
     from search.data import load_data
 
     check_seed(args.seed, "--seed")
+    if args.threshold is not None and not math.isfinite(args.threshold):
+        raise UserError(f"--threshold must be a finite number, got {args.threshold}")
 
     return load_data(
         spec,
@@ -233,7 +236,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cli() -> None:
-    sys.exit(main())
+    rc = main()
+    try:
+        sys.stdout.flush()  # here, not at exit: a closed pipe is quiet here
+    except BrokenPipeError:
+        _silence_stdout()
+        rc = 141
+    sys.exit(rc)
 
 
 if __name__ == "__main__":

@@ -26,10 +26,11 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from search.driver.packer import Packer
+from search.errors import DISK_ERRORS
 from search.results.study import counted_trials, mark_interrupted
 from search.space import Space
 from search.trial.config import METRIC_MODES
-from search.trial.trainable import ERROR_KEY, FINAL_KEY, REPORT_KEY
+from search.trial.trainable import ERROR_KEY, FINAL_KEY, REPORT_KEY, SAVE_FAILED
 
 
 @dataclass
@@ -87,10 +88,23 @@ class OptunaBridge:
         self.control = control
         self.on_finish = on_finish
         self.packs: dict[str, dict[int, _Live]] = {}  # Tune trial id -> members by number
+        # A write to the study failed for lack of space: the run ends (see ``stop_run``).
+        self.fatal: OSError | None = None
+        self.on_fatal: Callable[[OSError], None] | None = None
         self.asked = counted_trials(study)
         self.searcher = _Searcher(self)
         self.scheduler = _Scheduler(self)
         self.callback = _Restarts(self)
+
+    def stop_run(self, exc: OSError) -> None:
+        """The study cannot be written (a full or read-only disk): end the run, keep the error
+        for the driver to say once. Any other OSError is a bug and is raised."""
+        if exc.errno not in DISK_ERRORS:
+            raise exc
+        if self.fatal is None:
+            self.fatal = exc
+            if self.on_fatal is not None:
+                self.on_fatal(exc)
 
     def running(self) -> int:
         """Members still training."""
@@ -127,6 +141,8 @@ class OptunaBridge:
             if pack_error:
                 self._close(live, TrialState.FAIL, str(pack_error))
             elif final is not None and number in final.get("failed", {}):
+                if final["failed"][number].startswith(SAVE_FAILED):  # the disk's fault, not the config's
+                    mark_interrupted(self.study, [live.number])
                 self._close(live, TrialState.FAIL, final["failed"][number])
             elif final is not None and number in final.get("complete", {}):
                 live.best_epoch = final["complete"][number]
@@ -229,12 +245,21 @@ class _Searcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
         # Tune's own annotation leaves out Searcher.FINISHED, a str it accepts.
-        return self.bridge.suggest(trial_id)
+        if self.bridge.fatal is not None:
+            return Searcher.FINISHED
+        try:
+            return self.bridge.suggest(trial_id)
+        except OSError as exc:
+            self.bridge.stop_run(exc)
+            return Searcher.FINISHED
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
-        self.bridge.complete(trial_id, result, error)
+        try:
+            self.bridge.complete(trial_id, result, error)
+        except OSError as exc:
+            self.bridge.stop_run(exc)
 
 
 class _Scheduler(FIFOScheduler):
@@ -243,7 +268,11 @@ class _Scheduler(FIFOScheduler):
         self.bridge = bridge
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
-        return self.bridge.on_result(trial.trial_id, result)
+        try:
+            return self.bridge.on_result(trial.trial_id, result)
+        except OSError as exc:
+            self.bridge.stop_run(exc)
+            return TrialScheduler.STOP
 
 
 class _Restarts(Callback):

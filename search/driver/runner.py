@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import os
 import signal
 import sys
@@ -27,7 +28,7 @@ from search.driver.session import start_ray, stop_ray
 from search.errors import DISK_ERRORS, UserError
 from search.results.export import trial_rows, write_json, write_parquet
 from search.results.lock import RunLock, describe_holder
-from search.results.rundir import RUN_INFO, SPACE_COPY, new_run_id, read_run_info, run_storage
+from search.results.rundir import RUN_INFO, SPACE_COPY, holds_run, new_run_id, read_run_info, run_storage
 from search.results.study import close_interrupted, counted_trials, open_study
 from search.storage import probe_storage
 from search.trial.config import build_model, check_fits
@@ -79,9 +80,16 @@ def run_search(args: argparse.Namespace) -> int:
         try:
             return _run_locked(plan, lock)
         except OSError as exc:
-            if exc.errno in DISK_ERRORS and exc.filename is None:  # name the run dir at least
-                raise OSError(exc.errno, exc.strerror, str(plan.run_dir)) from None
-            raise
+            if exc.errno not in DISK_ERRORS:
+                raise
+            where = exc.filename or plan.run_dir  # a write inside Optuna or Tune names no file
+            if holds_run(plan.run_dir):  # what was done is saved: say how to go on
+                raise UserError(
+                    f"{where}: {DISK_ERRORS[exc.errno]}; the run's state is saved up to there: free "
+                    f"space and resume with: python -m search run {plan.space_path} --out "
+                    f"{plan.run_dir} --resume"
+                ) from None
+            raise OSError(exc.errno, exc.strerror, str(where)) from None
 
 
 def _run_locked(plan: RunPlan, lock: RunLock) -> int:
@@ -184,6 +192,18 @@ def _interrupted(plan: RunPlan, study: optuna.Study, space_arg: str) -> int:
     return 130
 
 
+def _disk_error(exc: BaseException) -> OSError | None:
+    """A full or read-only disk anywhere in ``exc``'s chain of causes."""
+    seen: set[int] = set()
+    node: BaseException | None = exc
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        if isinstance(node, OSError) and node.errno in DISK_ERRORS:
+            return node
+        node = node.__cause__ or node.__context__
+    return None
+
+
 class _Flag:
     """State shared with Tune's Stopper: Tune saves its stopper with the experiment, so the
     stopper must not hold the signal handlers (they may hold locks).
@@ -197,6 +217,7 @@ class _Flag:
         self.started = False
         self.deadline: float | None = None
         self.timed_out = False
+        self.fatal = False  # the study could not be written (a full disk)
 
 
 class Interrupt:
@@ -231,7 +252,7 @@ class Interrupt:
             def stop_all(self) -> bool:
                 if flag.deadline is not None and not flag.started and time.monotonic() > flag.deadline:
                     flag.timed_out = True
-                return flag.requested or flag.timed_out
+                return flag.requested or flag.timed_out or flag.fatal
 
         return StopOnInterrupt()
 
@@ -310,6 +331,7 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
             flush=True,
         )
         interrupt = Interrupt()
+        bridge.on_fatal = lambda exc: setattr(interrupt.flag, "fatal", True)
         if plan.start_wait_s is not None:
             interrupt.flag.deadline = time.monotonic() + plan.start_wait_s
         tuner = tune.Tuner(
@@ -338,10 +360,22 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
             # results.parquet and the study.
             os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
             os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+            # Tune's own experiment snapshot is not what a resume reads (the study is); when it
+            # cannot be saved (a full disk) the run says so once, in our words, not Tune's
+            # traceback at every snapshot.
+            logging.getLogger("ray.tune.execution.experiment_state").setLevel(logging.CRITICAL)
         # Ctrl-C is ours: the Stopper below ends the experiment cleanly on the first one.
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         with interrupt:
-            tuner.fit()
+            try:
+                tuner.fit()
+            except Exception as exc:  # Tune wraps what the driver's own writes raised
+                disk = _disk_error(exc)
+                if disk is None:
+                    raise
+                raise disk from None
+        if bridge.fatal is not None:
+            raise bridge.fatal
         # Trials asked but never trained (a time budget or Ctrl-C ended the run first).
         close_interrupted(study)
         if interrupt.flag.timed_out:

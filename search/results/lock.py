@@ -111,6 +111,10 @@ class RunLock:
             else:
                 raise RunDirInUse(f"{self.run_dir}: its lock file keeps changing; another driver is starting")
         except BaseException:
+            if self._fd is not None:  # e.g. a full disk while writing who holds it
+                os.unlink(self.path)
+                os.close(self._fd)
+                self._fd = None
             self._remove_dir_if_made()
             raise
         self._beat = threading.Thread(target=self._heartbeat, name="run-lock-heartbeat", daemon=True)
@@ -151,11 +155,14 @@ class RunLock:
             "command": " ".join(["python -m search", *sys.argv[1:]])[:500],
         }
         data = (json.dumps(record) + "\n").encode()
-        os.ftruncate(self._fd, 0)
-        written = os.pwrite(self._fd, data, 0)
+        try:
+            os.ftruncate(self._fd, 0)
+            written = os.pwrite(self._fd, data, 0)
+            os.fsync(self._fd)
+        except OSError as exc:  # a full disk: name the file
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         if written != len(data):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
-        os.fsync(self._fd)
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):

@@ -211,13 +211,18 @@ def write_report(run_dir: Path) -> Path:
             ),
             "```",
         ]
+    # Everything is read and checked before the first file is written: a damaged file of the
+    # run is one line, and leaves no half-made report.
+    routers = _routers(run_dir, study, info)
+    ensemble = run_dir / ENSEMBLE_SUMMARY
+    ensemble_lines = _ensemble_lines(ensemble) if routers and ensemble.exists() else []
+    table = None
+    if routers and info.get("data_source"):
+        table = run_routing_table(routers, load_data(info["data_source"]))
+
     for title, png in _plots(study, run_dir, metric):
         lines += ["", f"## {title}", "", f"![{title}]({png})"]
-
-    routers = _routers(run_dir, study, info)
-    if routers and info.get("data_source"):
-        data = load_data(info["data_source"])
-        table = run_routing_table(routers, data)
+    if table is not None:
         lines += [
             "",
             "## Routing on the test split",
@@ -246,9 +251,7 @@ def write_report(run_dir: Path) -> Path:
                 "is the area under each curve's non-decreasing convex hull over the single LLMs' cost "
                 "range, divided by that range.",
             ]
-        ensemble = run_dir / ENSEMBLE_SUMMARY
-        if ensemble.exists():
-            lines += _ensemble_lines(ensemble)
+        lines += ensemble_lines
     else:
         lines += ["", "## Routing on the test split", "", "No completed trial's router found."]
     path = run_dir / "report.md"

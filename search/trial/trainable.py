@@ -28,6 +28,7 @@ REPORT_KEY = "pack_report"  # JSON: {"metrics": {number: {...}}, "failed": {numb
 FINAL_KEY = "final"  # the last report (JSON: completed members, failed ones, GPU memory)
 ERROR_KEY = "trial_error"  # the whole pack failed (e.g. its process raised)
 DECISION_TIMEOUT_S = 120.0  # a driver that stays silent this long is gone; train on
+SAVE_FAILED = "could not save its router"  # trained, but storage refused it: re-run on resume
 
 
 def pick_device(gpu_fraction: float | None) -> torch.device:
@@ -111,17 +112,21 @@ def router_trainable(
                 continue
             local = os.path.join(tmp, f"router_{number}.pt")
             model = result.model.cpu()
-            save_router(
-                model,
-                local,
-                model_names=list(router_data.model_names),
-                train_config=result.train_config,
-                routing=tune_routing(val_logits(model, router_data), router_data),
-                trial_number=number,
-                best_epoch=result.best_epoch,
-                best_value=result.best_value,
-            )
-            put_file(local, router_uri(settings["storage"], number))
+            try:
+                save_router(
+                    model,
+                    local,
+                    model_names=list(router_data.model_names),
+                    train_config=result.train_config,
+                    routing=tune_routing(val_logits(model, router_data), router_data),
+                    trial_number=number,
+                    best_epoch=result.best_epoch,
+                    best_value=result.best_value,
+                )
+                put_file(local, router_uri(settings["storage"], number))
+            except OSError as exc:  # a full or unreachable storage: the member fails alone, said
+                failed[str(number)] = f"{SAVE_FAILED}: {_first_line(exc, False)}"
+                continue
             complete[str(number)] = result.best_epoch
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     final = {"complete": complete, "failed": failed, "gpu_mem_mb": peak, "members": len(config["members"])}
