@@ -13,8 +13,20 @@ DISK_ERRORS = {
 }
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped (a key or a file name
+    may hold them), so an error is always one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class UserError(Exception):
-    """Bad input from the user (data, space, CLI); the message says what, where, what is valid."""
+    """Bad input from the user (data, space, CLI); the message says what, where, what is valid,
+    on one line (control characters in it are escaped)."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(one_line(str(message)))
 
 
 class DataError(UserError):

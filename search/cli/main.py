@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from search.errors import DISK_ERRORS, UserError
+from search.errors import DISK_ERRORS, UserError, one_line
 from search.limits import check_seed
 from search.paths import check_dir_target
 
@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = user_message(exc)
         if message is None or debug:
             raise
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {one_line(message)}", file=sys.stderr)
         return 2
 
 

@@ -183,6 +183,10 @@ def load_records(
     for i, r in enumerate(records):
         if not isinstance(r, dict) or not isinstance(r.get("scores"), dict):
             raise DataError(f"{path}: record {i} has no 'scores' object ({{llm: score}})")
+        if r.get("costs") is not None and not isinstance(r["costs"], dict):
+            raise DataError(
+                f"{path}: record {i}: 'costs' must be an object ({{llm: cost}}), got {r['costs']!r}"
+            )
         names += [k for k in r["scores"] if k not in names]
     col = {m: j for j, m in enumerate(names)}
     n = len(records)

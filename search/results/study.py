@@ -69,7 +69,16 @@ def open_study(
     if check is None or not check.damaged:
         if write:
             run_dir.mkdir(parents=True, exist_ok=True)
-        return _load(path, space, create=write)
+        try:
+            return _load(path, space, create=write)
+        except UserError:
+            raise
+        except Exception as exc:  # records that are JSON but not a history Optuna can replay
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserError(
+                f"{path}: the study cannot be read ({type(exc).__name__}: {text}); restore the file "
+                "from a backup, or start a new run with another --out"
+            ) from None
     broken_at = broken_history(check)
     if broken_at is not None or not check.records:
         raise unreadable(check, broken_at)
