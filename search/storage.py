@@ -37,7 +37,7 @@ def check_storage(storage: str) -> str:
 
 
 def probe_storage(storage: str, timeout: float = PROBE_TIMEOUT_S) -> None:
-    """Write and delete a small file under ``storage`` (the run's own folder), within
+    """Write and delete a small file in ``storage`` (the storage root), within
     ``timeout`` seconds: storage that cannot be reached or written fails here in one line, not
     in every trial later.
 

@@ -117,7 +117,7 @@ def _run_locked(plan: RunPlan, lock: RunLock) -> int:
     run_id = info.get("run_id") if plan.resume else new_run_id(plan.run_dir)
     plan.storage = run_storage(plan.storage_root, plan.run_dir, run_id)
     if plan.storage_root is not None:
-        probe_storage(plan.storage)
+        probe_storage(plan.storage_root)  # the root: the run's folder is made by its first write
     if plan.address is not None:
         # A cluster is joined before anything is written: a wrong address or token is one
         # line, and the run dir is not made.

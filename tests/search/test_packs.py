@@ -84,7 +84,8 @@ def test_packed_adamw_is_torch_adamw_per_member() -> None:
         torch.optim.AdamW([p], lr=lr, weight_decay=wd, fused=True) for p, lr, wd in zip(fused_alone, lrs, wds)
     ]
     loop_opts = [
-        torch.optim.AdamW([p], lr=lr, weight_decay=wd, foreach=False) for p, lr, wd in zip(loop_alone, lrs, wds)
+        torch.optim.AdamW([p], lr=lr, weight_decay=wd, foreach=False)
+        for p, lr, wd in zip(loop_alone, lrs, wds)
     ]
     for _ in range(10):
         g = torch.randn(3, 5, 4)

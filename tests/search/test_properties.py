@@ -9,8 +9,8 @@ noise. To search harder: ``RS_PROPERTY_EXAMPLES=2000 RS_PROPERTY_RANDOM=1 pytest
 from __future__ import annotations
 
 import copy
-import json
 import io
+import json
 import math
 import os
 import time
