@@ -102,8 +102,16 @@ def _run_dir(tmp: Path, *, config: str | None = None, routing: str | None = None
     return str(run)
 
 
-def _study_dir(tmp: Path, *, run_json: str | None = None, extra_record: str | None = None) -> str:
-    """A run dir with a space and a study of one completed trial, for ``report``."""
+def _study_dir(
+    tmp: Path,
+    *,
+    run_json: str | None = None,
+    extra_record: str | None = None,
+    config: str | None = None,
+    ensemble: str | None = None,
+) -> str:
+    """A run dir with a space and a study of one completed trial, for ``report``; optionally a
+    (garbage) config.json, or a good one with a router and a (garbage) ensemble.json."""
     from search.results.study import open_study
     from search.space import parse_space
 
@@ -120,6 +128,17 @@ def _study_dir(tmp: Path, *, run_json: str | None = None, extra_record: str | No
     if extra_record is not None:
         with open(run / "study.journal", "a") as fh:
             fh.write(extra_record + "\n")
+    if config is not None:
+        (run / "config.json").write_text(config)
+    if ensemble is not None:
+        good = {
+            "pipeline_config": {"model_type": "mlp"},
+            "search_result": {"trial": 0, "ensemble": {"router": "ensemble_router.pt", "trials": [0, 1]}},
+        }
+        (run / "config.json").write_text(json.dumps(good))
+        _router(run)
+        (run / "router.pt").rename(run / "best_router.pt")
+        (run / "ensemble.json").write_text(ensemble)
     return str(run)
 
 
@@ -394,6 +413,25 @@ CASES = {
     "report: run.json of the wrong shape": (
         lambda t: ["report", _study_dir(t, run_json='["storage"]')],
         "run.json: expected a run's record, a JSON object; got list",
+    ),
+    "report: garbage config.json": (
+        lambda t: ["report", _study_dir(t, config='{"pipeline_config": ')],
+        "config.json line 1: not valid JSON",
+    ),
+    "report: config.json naming a router outside the run": (
+        lambda t: [
+            "report",
+            _study_dir(
+                t,
+                config='{"pipeline_config": {"model_type": "mlp"}, "search_result": {"trial": 0, '
+                '"ensemble": {"router": "../../etc/passwd", "trials": [0]}}}',
+            ),
+        ],
+        "search_result.ensemble.router '../../etc/passwd' is not a file name in the run dir",
+    ),
+    "report: garbage ensemble.json": (
+        lambda t: ["report", _study_dir(t, ensemble='{"members": [{"trial": "x"}]}')],
+        "ensemble.json: not a run's ensemble summary (bad or missing",
     ),
     "report: journal of another optuna": (
         lambda t: ["report", _study_dir(t, extra_record='{"op_code": 99, "worker_id": "x"}')],
