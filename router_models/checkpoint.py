@@ -82,6 +82,8 @@ def save_router(
     model_names: Sequence[str] | None = None,
     train_config: dict[str, Any] | None = None,
     routing: Mapping[str, Any] | None = None,
+    encoder: Mapping[str, Any] | None = None,
+    costs: Sequence[float] | None = None,
     **metadata: Any,
 ) -> None:
     """Save a trained router to one file, atomically.
@@ -93,6 +95,11 @@ def save_router(
         train_config: Training settings to store beside the model config.
         routing: How the router routes: ``offsets`` (one per LLM, added to the predicted
             correctness; see :func:`router_models.route`) and how they were chosen.
+        encoder: How its inputs are made: a JSON-like record of the encoder and template that
+            embedded its training data (the search records it), or None when the embeddings
+            came from an encoder nobody recorded.
+        costs: Each LLM's mean cost per query on its training data, when known (so it can
+            route at another willingness to pay).
         **metadata: JSON-like extras (metrics, data source, ...), returned by ``load_router``.
     """
     if model_names is not None and len(model_names) != model.output_dim:
@@ -102,6 +109,8 @@ def save_router(
         raise ValueError(
             f"routing offsets have {len(offsets)} values but the model scores {model.output_dim}"
         )
+    if costs is not None and len(costs) != model.output_dim:
+        raise ValueError(f"costs has {len(costs)} values but the model scores {model.output_dim}")
     payload = {
         "format_version": FORMAT_VERSION,
         "config": router_config(model, train_config),
@@ -110,6 +119,8 @@ def save_router(
         "model_names": list(model_names) if model_names is not None else None,
         "metadata": metadata,
         "routing": dict(routing or {}),
+        "encoder": dict(encoder) if encoder is not None else None,
+        "costs": [float(c) for c in costs] if costs is not None else None,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     buf = io.BytesIO()
@@ -174,6 +185,15 @@ def _read_payload(path: str | os.PathLike[str] | IO[bytes], map_location: Any) -
         )
     if not isinstance(payload.get("metadata") or {}, dict):
         raise ConfigError(f"{path}: metadata is not a mapping")
+    if payload.get("encoder") is not None and not isinstance(payload["encoder"], dict):
+        raise ConfigError(f"{path}: encoder is {type(payload['encoder']).__name__}, not a mapping")
+    costs = payload.get("costs")
+    if costs is not None and (
+        not isinstance(costs, list)
+        or len(costs) != payload["num_models"]
+        or not all(_finite_number(c) and c >= 0 for c in costs)
+    ):
+        raise ConfigError(f"{path}: costs must be {payload['num_models']} numbers >= 0, got {_short(costs)}")
     return payload
 
 
@@ -226,8 +246,9 @@ def load_router(
 
     Returns:
         ``(model, info)`` where info holds ``config``, ``embedding_dim``, ``num_models``,
-        ``model_names``, ``metadata``, ``routing`` and ``offsets`` (the routing offsets, one per
-        LLM: zeros when none were saved, which is the plain argmax).
+        ``model_names``, ``metadata``, ``routing``, ``offsets`` (the routing offsets, one per
+        LLM: zeros when none were saved, which is the plain argmax), ``encoder`` (how its inputs
+        are made; None: by an encoder nobody recorded) and ``costs`` (mean cost per LLM, or None).
 
     Raises:
         ConfigError: If the file is missing, not a router checkpoint, truncated, or its fields
@@ -237,7 +258,10 @@ def load_router(
     payload = _read_payload(path, map_location)
     model = _build(payload, path)
     model.eval()
-    info = {k: payload.get(k) for k in ("config", "embedding_dim", "num_models", "model_names")}
+    info = {
+        k: payload.get(k)
+        for k in ("config", "embedding_dim", "num_models", "model_names", "encoder", "costs")
+    }
     info["metadata"] = payload.get("metadata") or {}
     routing = payload.get("routing") or {}
     info["routing"] = routing

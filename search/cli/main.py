@@ -8,7 +8,6 @@ import) is ``interrupted`` and exit 130.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from search.errors import DISK_ERRORS, UserError, one_line
-from search.limits import check_seed
 from search.paths import check_dir_target
 
 
@@ -27,13 +25,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from search.cli.data_args import add_data_options  # imports numpy and pyarrow: inside main
+
     parser = _Parser(prog="python -m search", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="search a space (the main job)")
     run.add_argument("space", help="search-space YAML, e.g. spaces/residual.yaml")
-    run.add_argument("--data", help="data folder, or synthetic[:key=value,...]")
+    add_data_options(run)
     run.add_argument("--out", help="run dir (default runs/<space>-<timestamp>)")
     run.add_argument("--export", help="best config.json path (default ./config.json)")
     run.add_argument("--num-samples", type=int, help="trials in total (resume counts old ones)")
@@ -51,17 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train one config.json, or several as one pack")
     train.add_argument("config", nargs="+", help="config.json files (pipeline_config form)")
-    train.add_argument("--data", help="data folder, or synthetic[:key=value,...]")
+    add_data_options(train)
     train.add_argument("--out", help="output dir (default runs/train-<timestamp>)")
     train.add_argument("--epochs", type=int, help="override train_config.epochs")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="seeds the model's init (and the trials' order)")
     train.add_argument("--metric", default="val_loss", help="picks the best epoch")
     train.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     rt = sub.add_parser("route", help="send new queries to LLMs with a saved router")
     rt.add_argument("router", help="a saved router (best_router.pt, ensemble_router.pt, ...) or a run dir")
-    rt.add_argument("embeddings", help="the queries' embeddings (.npy or .pth), one row per query")
+    rt.add_argument("embeddings", nargs="?", help="the queries' embeddings (.npy or .pth), one row per query")
+    rt.add_argument("--text", action="append", help="a prompt to route (repeatable)")
+    rt.add_argument(
+        "--prompts", help="prompts: .jsonl/.json records, .csv/.parquet with a text column, .txt lines"
+    )
+    rt.add_argument("--encoder", help="a local copy of the router's encoder (checked against its identity)")
     rt.add_argument("--out", default="routes.csv", help="routes file, .csv or .parquet (default routes.csv)")
     rt.add_argument("--plain", action="store_true", help="plain argmax: ignore the router's saved offsets")
     rt.add_argument("--scores", action="store_true", help="also every LLM's predicted correctness")
@@ -69,16 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="describe or convert router data")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
-    describe = data_sub.add_parser("describe", help="sizes, positive rate, costs, baselines")
-    describe.add_argument("path", help="data folder, built-in name, wide table, records, or synthetic[:...]")
+    describe = data_sub.add_parser("describe", help="sizes, positive rate, costs, baselines, texts")
+    add_data_options(describe, source="positional", seed_alias=True)
     describe.add_argument("--all", action="store_true", help="list every model")
-    _source_options(describe)
+    describe.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     convert = data_sub.add_parser("convert", help="write any source in the parquet layout")
-    convert.add_argument(
-        "src", help="data folder, built-in name, .csv/.parquet wide table, .json/.jsonl records"
-    )
+    add_data_options(convert, source="positional", seed_alias=True)
     convert.add_argument("dst", help="a new (or empty) folder")
-    _source_options(convert)
+    convert.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    embed = data_sub.add_parser("embed", help="embed a source's texts with an encoder into OUT.npy")
+    add_data_options(embed, source="positional", seed_alias=True)
+    embed.add_argument("out", help="the embeddings file to write (.npy), one row per question")
+    embed.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     report = sub.add_parser("report", help="write report.md and plots for a run dir")
     report.add_argument("run_dir")
@@ -86,35 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _source_options(parser: argparse.ArgumentParser) -> None:
-    """How to read a wide table or JSON records (ignored for folders and built-in sets)."""
-    parser.add_argument("--embeddings", help="embeddings file (.npy or .pth), one row per question")
-    parser.add_argument(
-        "--align", default="row", choices=["row", "id"], help="embeddings rows by order or by id"
-    )
-    parser.add_argument("--threshold", type=float, help="a score >= this counts as correct")
-    parser.add_argument("--id-column", help="the id column (default: id, prompt_id, question_id, sample_id)")
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seeds the 80/10/10 split when the source has none"
-    )
-    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
-
-
-def _source(args: argparse.Namespace, spec: str) -> Any:
+def _source(args: argparse.Namespace) -> Any:
+    from search.cli.data_args import with_data
     from search.data import load_data
 
-    check_seed(args.seed, "--seed")
-    if args.threshold is not None and not math.isfinite(args.threshold):
-        raise UserError(f"--threshold must be a finite number, got {args.threshold}")
-
-    return load_data(
-        spec,
-        embeddings=args.embeddings,
-        align=args.align,
-        threshold=args.threshold,
-        id_column=args.id_column,
-        seed=args.seed,
-    )
+    given = with_data(args)
+    return load_data(given["spec"], given["options"])
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -123,14 +107,18 @@ def _cmd_data(args: argparse.Namespace) -> int:
     if args.data_command == "describe":
         from search.data.summary import describe
 
-        data = _source(args, args.path)
+        data = _source(args)
         print(describe(data, top=data.num_models if args.all else 10))
         return 0
+    if args.data_command == "embed":
+        from search.cli.embed import run_embed
+
+        return run_embed(args)
     dst = Path(args.dst)
     check_dir_target(dst, "convert DST")
     if dst.exists() and any(dst.iterdir()):
         raise UserError(f"{dst}: destination exists and is not empty; choose a new folder")
-    data = _source(args, args.src)
+    data = _source(args)
     write_parquet_layout(data, dst)
     costs = ", with costs" if data.has_costs else ""
     print(
@@ -142,13 +130,16 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from search.cli.train import run_train
+    from search.data.options import data_options
+    from search.data.parts import data_source
 
     out = Path(args.out or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
     check_dir_target(out, "--out")
     return run_train(
         args.config,
-        args.data,
+        data_source(args.data),
         out,
+        options=data_options(args),
         epochs=args.epochs,
         device=args.device,
         seed=args.seed,

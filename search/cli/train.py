@@ -11,6 +11,7 @@ import torch
 from router_models import read_pipeline_config, save_router
 from search import metrics as M
 from search.data import RouterData, load_data
+from search.data.options import DataOptions
 from search.errors import UserError
 from search.limits import MAX_EPOCHS, check_int, check_seed
 from search.results.export import write_json
@@ -82,7 +83,7 @@ def _write(result: TrainResult, data: RouterData, out: Path, metric: str) -> dic
     save_router(
         model,
         out / "router.pt",
-        model_names=data.model_names,
+        **data.saved_with(),
         train_config=result.train_config,
         routing=routing,
         metrics=metrics,
@@ -93,9 +94,10 @@ def _write(result: TrainResult, data: RouterData, out: Path, metric: str) -> dic
 
 def run_train(
     config_paths: list[str],
-    data_spec: str | None,
+    data_spec: Any,
     out: Path,
     *,
+    options: DataOptions | None = None,
     epochs: int | None,
     device: str,
     seed: int,
@@ -111,7 +113,7 @@ def run_train(
         check_int(epochs, 1, MAX_EPOCHS, "--epochs")
     check_seed(seed, "--seed")
     dev = resolve_device(device)
-    data = load_data(data_spec)
+    data = load_data(data_spec, options)
     packed = f"; {len(configs)} configs as one pack" if len(configs) > 1 else ""
     print(f"data: {data.source} ({data.num_models} models, {data.embedding_dim}-d); device: {dev}{packed}")
 

@@ -8,21 +8,28 @@ the parquet layout).
   ``{"id" or "question": ..., "scores": {llm: score}, "costs": {llm: cost}?, "split": ...?}``.
 
 Scores are 0/1 correctness, or any number with ``threshold`` (score >= threshold is correct);
-an empty or missing score is an unobserved pair. Text is not embedded here: an embeddings file
-(``.npy`` or ``.pth``) gives one row per question, aligned by row/record order or by the integer
-id column. Without a split column the questions are split 80/10/10, seeded.
+an empty or missing score is an unobserved pair. A question's text (a ``question``, ``query``,
+``prompt`` or ``text`` field or string column, or what a template makes of its fields) is kept
+for the encoder; the embeddings come from ``embedding.py`` (a file, aligned by row/record order
+or by the integer id column, or the texts embedded). Without a split column the questions are
+split 80/10/10, seeded.
+
+Reading is parsing only (``Parsed``): ``sources.load_data`` embeds and assembles.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from search.data.encode.template import Template, default_template
+from search.data.options import DataOptions
 from search.data.router_data import SPLITS, RouterData, split_by_question
-from search.data.tables import float_column, label_column, load_matrix, read_columns, types_of
+from search.data.tables import float_column, label_column, read_columns, types_of
 from search.errors import DataError
 from search.parse import ParseError, load_json, read_text
 
@@ -31,36 +38,12 @@ RECORD_SUFFIXES = (".json", ".jsonl")
 ID_COLUMNS = ("id", "prompt_id", "question_id", "sample_id")
 NOT_MODELS = {"split", "category", "category_id", "eval_name", "label"}
 COST_SUFFIX = "|total_cost"
-ALIGN = ("row", "id")
 HINT = "; give --threshold T to count score >= T as correct"
 
 
 def _numeric(table_types: dict[str, pa.DataType], name: str) -> bool:
     t = table_types[name]
     return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_null(t)
-
-
-def _embeddings(
-    embeddings: str | Path | None, source: Path, n: int, ids: np.ndarray | None, align: str
-) -> np.ndarray:
-    if align not in ALIGN:
-        raise DataError(f"--align {align!r}: valid: {', '.join(ALIGN)}")
-    if embeddings is None:
-        raise DataError(
-            f"{source}: holds no embeddings; give --embeddings FILE (.npy or .pth), one row per "
-            "question in order (or per id, with --align id)"
-        )
-    path = Path(embeddings)
-    X = load_matrix(path)
-    if align == "row":
-        if X.shape[0] != n:
-            raise DataError(f"{path}: {X.shape[0]} rows but {source} has {n} questions (aligned by row)")
-        return X
-    assert ids is not None
-    bad = np.flatnonzero((ids < 0) | (ids >= X.shape[0]))
-    if bad.size:
-        raise DataError(f"{source}: id {ids[bad[0]]} is outside {path.name} (rows 0..{X.shape[0] - 1})")
-    return np.ascontiguousarray(X[ids])
 
 
 def _splits(values: list[Any] | None, n: int, seed: int, source: Path) -> dict[str, np.ndarray]:
@@ -79,34 +62,87 @@ def _splits(values: list[Any] | None, n: int, seed: int, source: Path) -> dict[s
     return splits
 
 
-def _assemble(
-    source: Path,
-    X: np.ndarray,
-    Y: np.ndarray,
-    cost: np.ndarray | None,
-    names: list[str],
-    splits: dict[str, np.ndarray],
-) -> RouterData:
+@dataclass
+class Parsed:
+    """A table or records file, read but not embedded.
+
+    Attributes:
+        Y: float [n, M] scores, NaN where unobserved.
+        ids: each question's integer id (``--align id``), else None.
+        texts: each question's text (rendered with ``template``), or None.
+    """
+
+    source: Path
+    Y: np.ndarray
+    names: list[str]
+    cost: np.ndarray | None = None
+    split_values: list[Any] | None = None
+    ids: np.ndarray | None = None
+    texts: list[str] | None = None
+    template: str | None = None
+    texts_error: str | None = None  # why there are no texts, said when they are needed
+
+    @property
+    def n(self) -> int:
+        return int(self.Y.shape[0])
+
+    def splits(self, seed: int) -> dict[str, np.ndarray]:
+        return _splits(self.split_values, self.n, seed, self.source)
+
+
+def assemble(parsed: Parsed, X: np.ndarray, splits: dict[str, np.ndarray], **extra: Any) -> RouterData:
+    """RouterData of a parsed source and its embeddings; ``extra``: encoder, tasks, task_names."""
+    Y = parsed.Y
     mask = ~np.isnan(Y)
     if not mask.any(axis=1).all():
         row = int(np.flatnonzero(~mask.any(axis=1))[0])
-        raise DataError(f"{source}: question {row} has no score for any LLM")
+        raise DataError(f"{parsed.source}: question {row} has no score for any LLM")
     return RouterData(
-        X, np.where(mask, Y, 0.0).astype(np.float32), mask, names, splits, source=str(source), cost=cost
+        X,
+        np.where(mask, Y, 0.0).astype(np.float32),
+        mask,
+        parsed.names,
+        splits,
+        source=str(parsed.source),
+        cost=parsed.cost,
+        texts=parsed.texts,
+        **extra,
     )
 
 
-def load_wide(
-    path: Path,
-    embeddings: str | Path | None = None,
-    align: str = "row",
-    threshold: float | None = None,
-    id_column: str | None = None,
-    seed: int = 0,
-) -> RouterData:
-    """A wide table (see the module doc) as RouterData."""
+def _render(
+    template: Template | None, rows: list[dict[str, Any]], where: Any, given: bool
+) -> tuple[list[str] | None, str | None]:
+    """``(texts, why there are none)``. A given template must render every row; the default
+    one (a text field) may be missing somewhere, which matters only if the texts are needed."""
+    if template is None:
+        return None, "it has no question, query, prompt or text field (or give --template)"
+    try:
+        return [template.render(row, where(i)) for i, row in enumerate(rows)], None
+    except DataError as exc:
+        if given:
+            raise
+        return None, str(exc)
+
+
+def _template(options: DataOptions, fields: list[str], source: Path) -> Template | None:
+    """The template a source's texts are rendered with: the one given, or its text field."""
+    if options.template is None:
+        return default_template(fields)
+    template = Template(options.template)
+    missing = [f for f in template.fields if f not in fields]
+    if missing:
+        raise DataError(f"{source}: no {missing[0]!r} field, which the template {template.spec!r} uses")
+    return template
+
+
+def parse_wide(path: Path, options: DataOptions) -> Parsed:
+    """A wide table (see the module doc)."""
+    id_column, threshold = options.id_column, options.threshold
     types = types_of(path)
     columns = list(types)
+    text_columns = [c for c in columns if pa.types.is_string(types[c]) or pa.types.is_large_string(types[c])]
+    template = _template(options, columns if options.template else text_columns, path)
     if id_column is not None and id_column not in columns:
         raise DataError(f"{path}: no id column {id_column!r}; has {columns}")
     id_col = id_column or next((c for c in ID_COLUMNS if c in columns), None)
@@ -128,7 +164,9 @@ def load_wide(
         ]
     if not names:
         raise DataError(f"{path}: no score columns (numbers, one per LLM); has {columns}")
+    fields = template.fields if template is not None else []
     wanted = [c for c in [id_col, "split" if "split" in columns else None, *names, *costs.values()] if c]
+    wanted += [c for c in fields if c not in wanted]
     table = read_columns(path, wanted)
     n = table.num_rows
     if n == 0:
@@ -141,13 +179,14 @@ def load_wide(
         if bad.size:
             raise DataError(f"{path} line {bad[0][0] + 2}: {costs[names[bad[0][1]]]} is negative")
     ids = None
-    if align == "id":
+    if options.align == "id":
         if id_col is None:
             raise DataError(f"{path}: --align id needs an id column ({', '.join(ID_COLUMNS)} or --id-column)")
         ids = float_column(table, id_col, path, allow_empty=False).astype(np.int64)
-    X = _embeddings(embeddings, path, n, ids, align)
+    rows = table.select(fields).to_pylist() if template is not None else []
+    texts, why = _render(template, rows, lambda i: f"{path} line {i + 2}", options.template is not None)
     split_values = table.column("split").to_pylist() if "split" in table.column_names else None
-    return _assemble(path, X, Y, cost, names, _splits(split_values, n, seed, path))
+    return Parsed(path, Y, names, cost, split_values, ids, texts, template.spec if template else None, why)
 
 
 def _read_records(path: Path) -> list[dict[str, Any]]:
@@ -168,17 +207,11 @@ def _read_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def load_records(
-    path: Path,
-    embeddings: str | Path | None = None,
-    align: str = "row",
-    threshold: float | None = None,
-    id_column: str | None = None,
-    seed: int = 0,
-) -> RouterData:
-    """JSON or JSONL records (see the module doc) as RouterData."""
+def parse_records(path: Path, options: DataOptions) -> Parsed:
+    """JSON or JSONL records (see the module doc)."""
+    threshold = options.threshold
     records = _read_records(path)
-    id_key = id_column or "id"
+    id_key = options.id_column or "id"
     names: list[str] = []
     for i, r in enumerate(records):
         if not isinstance(r, dict) or not isinstance(r.get("scores"), dict):
@@ -214,7 +247,7 @@ def load_records(
             i, j = bad[0]
             raise DataError(f"{path}: record {i}: score {Y[i, j]:g} of {names[j]!r} is not 0 or 1{HINT}")
     ids = None
-    if align == "id":
+    if options.align == "id":
         raw = [r.get(id_key) for r in records]
         bad_ids = [i for i, v in enumerate(raw) if isinstance(v, bool) or not isinstance(v, int)]
         if bad_ids:
@@ -222,6 +255,8 @@ def load_records(
                 f"{path}: record {bad_ids[0]}: {id_key!r} must be an integer row of the embeddings"
             )
         ids = np.asarray(raw, dtype=np.int64)
-    X = _embeddings(embeddings, path, n, ids, align)
+    keys = list(dict.fromkeys(k for r in records for k in r))
+    template = _template(options, keys, path)
+    texts, why = _render(template, records, lambda i: f"{path}: record {i}", options.template is not None)
     split_values = [r.get("split") for r in records] if any("split" in r for r in records) else None
-    return _assemble(path, X, Y.astype(np.float32), cost, names, _splits(split_values, n, seed, path))
+    return Parsed(path, Y, names, cost, split_values, ids, texts, template.spec if template else None, why)

@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from search.data.embedding import embeddings_for
+from search.data.options import DataOptions
 from search.data.router_data import SPLITS, RouterData
 from search.data.tables import float_column, int_column, label_column, load_matrix, read_table
 from search.errors import DataError
@@ -70,36 +72,69 @@ def _check_costs(values: np.ndarray, path: Path, name: str) -> None:
         raise DataError(f"{path} line {bad[0] + 2}: {name} {values[bad[0]]:g} is negative")
 
 
-def load_folder(folder: Path) -> RouterData:
-    """Load an EmbedLLM-layout folder (``.csv`` or ``.parquet`` tables)."""
+def load_folder(folder: Path, options: DataOptions | None = None) -> RouterData:
+    """Load an EmbedLLM-layout folder (``.csv`` or ``.parquet`` tables). Without an embeddings
+    file, a ``prompt`` column (EmbedLLM's own train.csv has one) gives each question's text, to
+    be embedded with ``options.encoder``."""
+    options = options or DataOptions()
     if not folder.is_dir():
         raise DataError(f"{folder}: data folder not found (or give 'synthetic', or a built-in name)")
-    X, emb_path = load_embeddings(folder)
+    has_file = any((folder / n).exists() for n in EMBEDDING_FILES)
+    own, emb_path = load_embeddings(folder) if has_file else (None, folder / EMBEDDING_FILES[0])
     order, model_cost, order_path = _model_order(folder)
 
     tables: dict[
         str, tuple[Path, np.ndarray, np.ndarray, np.ndarray, list[Any] | None, np.ndarray | None]
     ] = {}
+    prompts: dict[int, str] = {}
+    # Prompt texts are read only when they will be embedded: in EmbedLLM's own layout they are
+    # repeated on every row (most of a 1.5 GB train.csv).
+    want_texts = own is None or options.encoder is not None
+    optional = ("model_name", "cost", "prompt") if want_texts else ("model_name", "cost")
     for split in SPLITS:
         path = _table_path(folder, split)
         assert path is not None
-        t = read_table(path, ["prompt_id", "model_id", "label"], ("model_name", "cost"))
+        t = read_table(path, ["prompt_id", "model_id", "label"], optional)
         if t.num_rows == 0:
             raise DataError(f"{path}: no rows (the {split} split is empty)")
         q = int_column(t, "prompt_id", path)
         m = int_column(t, "model_id", path)
-        y = label_column(t, "label", path)
+        y = label_column(t, "label", path, options.threshold)
         names = t.column("model_name").to_pylist() if "model_name" in t.column_names else None
         cost = float_column(t, "cost", path) if "cost" in t.column_names else None
         if cost is not None:
             _check_costs(cost, path, "cost")
-        bad = np.flatnonzero((q < 0) | (q >= X.shape[0]))
+        if "prompt" in t.column_names:
+            first = np.unique(q, return_index=True)[1]
+            texts = t.column("prompt").take(first).to_pylist()
+            prompts.update((int(q[i]), str(p)) for i, p in zip(first, texts) if p is not None)
+        rows = own.shape[0] if own is not None else None
+        bad = np.flatnonzero((q < 0) | (q >= (rows if rows is not None else np.iinfo(np.int64).max)))
         if bad.size:
             raise DataError(
                 f"{path} line {bad[0] + 2}: prompt_id {q[bad[0]]} is outside {emb_path.name} "
-                f"(rows 0..{X.shape[0] - 1})"
+                f"(rows 0..{(rows or 0) - 1})"
             )
         tables[split] = (path, q, m, y, names, cost)
+    if own is None and not prompts:
+        raise DataError(
+            f"{folder / EMBEDDING_FILES[0]}: file not found (nor .npy, nor a prompt column in the tables "
+            "to embed with --encoder)"
+        )
+    n_prompts = own.shape[0] if own is not None else 1 + max(int(v[1].max()) for v in tables.values())
+    texts_all: list[str] | None = None
+    if prompts:
+        # Rows of the embeddings no table names get an empty text (they are never trained on).
+        texts_all = [prompts.get(i, "") for i in range(n_prompts)]
+    X, encoder = embeddings_for(
+        str(folder),
+        n_prompts,
+        options,
+        texts=texts_all,
+        template="{prompt}",
+        own=own,
+        texts_error=None if prompts else "its tables have no prompt column",
+    )
 
     num_models = len(order) if order is not None else 1 + max(int(v[2].max()) for v in tables.values())
     model_names = order or [""] * num_models
@@ -136,7 +171,9 @@ def load_folder(folder: Path) -> RouterData:
             C[q[known], m[known]] = cost[known]
         splits[split] = questions
     model_names = [n or f"model_{i}" for i, n in enumerate(model_names)]
-    return RouterData(X, Y, mask, model_names, splits, source=str(folder), cost=C)
+    return RouterData(
+        X, Y, mask, model_names, splits, source=str(folder), cost=C, texts=texts_all, encoder=encoder
+    )
 
 
 def _check_names(

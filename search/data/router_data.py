@@ -26,6 +26,11 @@ class RouterData:
         source: where the data came from, for reports.
         cost: float32 [num_prompts, M], what calling that model on that question costs (NaN where
             unknown), or None when the data has no costs.
+        texts: each question's text as it was (or would be) embedded, when the source has texts.
+        encoder: the identity of the encoder that made X (``EncoderIdentity.to_dict()``), or None
+            when X was precomputed by an encoder nobody recorded.
+        tasks: int [num_prompts], each question's task (an index into ``task_names``), or None.
+        task_names: the tasks' names (a split file's stem, a category), or None.
     """
 
     X: np.ndarray
@@ -35,6 +40,10 @@ class RouterData:
     splits: dict[str, np.ndarray]
     source: str = ""
     cost: np.ndarray | None = None
+    texts: list[str] | None = None
+    encoder: dict[str, Any] | None = None
+    tasks: np.ndarray | None = None
+    task_names: list[str] | None = None
 
     def __post_init__(self) -> None:
         """Checks every loader needs: one name per LLM, each once; costs that are costs."""
@@ -100,6 +109,15 @@ class RouterData:
         total = np.where(known, rows, 0.0).sum(0)
         return np.where(known.any(0), total / np.maximum(known.sum(0), 1), 0.0).astype(np.float32)
 
+    def saved_with(self) -> dict[str, Any]:
+        """What every router trained on this data records about it (``save_router``'s
+        ``model_names``, ``encoder`` and ``costs``)."""
+        return {
+            "model_names": list(self.model_names),
+            "encoder": self.encoder,
+            "costs": self.mean_cost().tolist() if self.cost is not None else None,
+        }
+
     def check_embedding_dim(self, expected: int | None, where: str) -> None:
         """Raise DataError if a config expects another embedding width than the data has."""
         if expected is not None and int(expected) != self.embedding_dim:
@@ -109,11 +127,14 @@ class RouterData:
             )
 
     def arrays(self) -> dict[str, Any]:
-        """Plain numpy arrays and lists, for the object store (read back zero-copy).
+        """Plain numpy arrays and lists, for the object store (read back zero-copy); the texts
+        stay behind (a trial reads embeddings).
 
         Shallow: ``dataclasses.asdict`` would deep-copy every array first.
         """
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["texts"] = None
+        return out
 
 
 def split_by_question(n: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -9,33 +9,72 @@ settings: ``synthetic:n_questions=2000,n_models=20,dim=64,seed=1``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from search.data.builtin import BUILTIN, load_builtin
-from search.data.convert import RECORD_SUFFIXES, TABLE_SUFFIXES, load_records, load_wide
+from search.data.convert import RECORD_SUFFIXES, TABLE_SUFFIXES, Parsed, assemble, parse_records, parse_wide
+from search.data.embedding import embeddings_for
 from search.data.embedllm import load_folder
+from search.data.options import DataOptions
+from search.data.parts import load_parts, parts_of
 from search.data.router_data import RouterData
 from search.data.synthetic import SyntheticSpec, make_synthetic
 from search.errors import DataError
 
 
-def load_data(spec: str | Path | None, **convert: Any) -> RouterData:
-    """Load router data from a source spec (see module doc); None means default synthetic.
+def load_data(
+    spec: str | Path | Mapping[str, Sequence[str]] | None, options: DataOptions | None = None, **given: Any
+) -> RouterData:
+    """Load router data from a source spec (see module doc); None means default synthetic; a
+    mapping (or its string form, ``train=a.json;test=b.json``) gives files per split
+    (``parts.py``).
 
-    ``convert`` options (embeddings, align, threshold, id_column, seed) apply to a wide table or
-    JSON records.
+    ``options`` (or the same as keywords: embeddings, align, threshold, id_column, seed,
+    encoder, template) say how to read a table or records and where the embeddings come from
+    (``embedding.py``).
     """
+    options = (options or DataOptions()).merged(**given)
+    if isinstance(spec, Mapping):
+        return load_parts(spec, options)
+    if spec is not None and (parts := parts_of(str(spec))) is not None:
+        return load_parts(parts, options)
     if spec is None or str(spec) == "synthetic" or str(spec).startswith("synthetic:"):
         return load_synthetic(parse_synthetic_spec(str(spec or "synthetic")))
     if str(spec) in BUILTIN:
-        return load_builtin(str(spec))
+        return load_builtin(str(spec), options)
     path = Path(spec)
     if path.suffix.lower() in TABLE_SUFFIXES and path.is_file():
-        return load_wide(path, **convert)
+        return load_wide(path, options)
     if path.suffix.lower() in RECORD_SUFFIXES and path.is_file():
-        return load_records(path, **convert)
-    return load_folder(path)
+        return load_records(path, options)
+    return load_folder(path, options)
+
+
+def load_wide(path: Path, options: DataOptions | None = None, **given: Any) -> RouterData:
+    """A wide table (``convert.py``) as RouterData."""
+    options = (options or DataOptions()).merged(**given)
+    return _embedded(parse_wide(path, options), options)
+
+
+def load_records(path: Path, options: DataOptions | None = None, **given: Any) -> RouterData:
+    """JSON or JSONL records (``convert.py``) as RouterData."""
+    options = (options or DataOptions()).merged(**given)
+    return _embedded(parse_records(path, options), options)
+
+
+def _embedded(parsed: Parsed, options: DataOptions) -> RouterData:
+    X, encoder = embeddings_for(
+        str(parsed.source),
+        parsed.n,
+        options,
+        texts=parsed.texts,
+        template=parsed.template,
+        texts_error=parsed.texts_error,
+        ids=parsed.ids,
+    )
+    return assemble(parsed, X, parsed.splits(options.seed), encoder=encoder)
 
 
 def parse_synthetic_spec(spec: str) -> SyntheticSpec:

@@ -51,7 +51,7 @@ def _ensemble(plan: RunPlan, study: optuna.Study, data: RouterData, keeper: Rout
     save_router(
         ens.model,
         plan.run_dir / ENSEMBLE_ROUTER,
-        model_names=data.model_names,
+        **data.saved_with(),
         routing=ens.routing,
         trials=ens.trials,
         data_source=data.source,

@@ -8,9 +8,12 @@ import os
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from search.data.options import DataOptions, data_options
+from search.data.parts import data_source
 from search.driver.cluster import check_reachable
 from search.errors import UserError
 from search.limits import MAX_PACK, MAX_SAMPLES
@@ -33,7 +36,7 @@ class RunPlan:
     space: Space
     run_dir: Path
     export: Path
-    data_spec: str
+    data_spec: Any  # a source string, or {split: [files]} parts
     num_samples: int
     address: str | None
     storage: str
@@ -46,6 +49,7 @@ class RunPlan:
     auto_named: bool = False  # run_dir is a default name: pick another if it is taken
     space_path: str = ""
     start_wait_s: float | None = None  # how long a pack may wait for a node (an autoscaler)
+    data_options: DataOptions = field(default_factory=DataOptions)
 
 
 def default_run_dir(space: Space) -> Path:
@@ -107,7 +111,8 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
     storage_root = check_storage(args.storage) if args.storage else None
     if storage_root is not None and "://" not in storage_root:
         check_dir_target(Path(storage_root), "--storage")
-    data_spec = args.data or space.data.source()
+    data_spec = data_source(args.data) or space.data.source()
+    options = data_options(args, space.data.options())
     export = Path(args.export or space.export).resolve()
     check_file_target(export, "--export")
     return RunPlan(
@@ -126,6 +131,7 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
         storage_root=storage_root,
         auto_named=not args.out,
         space_path=str(args.space),
+        data_options=options,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import logging
 import os
@@ -94,7 +95,7 @@ def run_search(args: argparse.Namespace) -> int:
 
 def _run_locked(plan: RunPlan, lock: RunLock) -> int:
     info = read_run_info(plan.run_dir) if plan.resume else {}
-    data = load_data(plan.data_spec)
+    data = load_data(plan.data_spec, plan.data_options)
     space = plan.space
     data.check_embedding_dim(space.data.embedding_dim, f"{plan.space_path}: data.embedding_dim")
     if not data.has_costs and (space.search.metric == "val_aiq" or plan.budget is not None):
@@ -135,6 +136,7 @@ def _run_locked(plan: RunPlan, lock: RunLock) -> int:
                 "space": plan.space_path,
                 "run_id": run_id,
                 "data_source": data.source,
+                "data_options": dataclasses.asdict(plan.data_options),
                 "data": data_fp,
                 "storage_root": plan.storage_root,
                 "storage": plan.storage,

@@ -18,7 +18,7 @@ from search.errors import UserError
 from search.paths import check_dir_target
 from search.results.export import ENSEMBLE_SUMMARY, routers_of
 from search.results.routing_table import run_routing_table
-from search.results.rundir import SPACE_COPY, read_object, read_run_info
+from search.results.rundir import SPACE_COPY, read_object, read_run_info, recorded_options
 from search.results.study import STUDY_FILE, open_study
 from search.space import load_space
 from search.storage import exists, router_uri
@@ -218,7 +218,7 @@ def write_report(run_dir: Path) -> Path:
     ensemble_lines = _ensemble_lines(ensemble) if routers and ensemble.exists() else []
     table = None
     if routers and info.get("data_source"):
-        table = run_routing_table(routers, load_data(info["data_source"]))
+        table = run_routing_table(routers, load_data(info["data_source"], recorded_options(info)))
 
     for title, png in _plots(study, run_dir, metric):
         lines += ["", f"## {title}", "", f"![{title}]({png})"]

@@ -13,6 +13,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from search.data.options import FIELDS, DataOptions
 from search.errors import UserError
 from search.parse import ParseError, read_json
 from search.results.study import STUDY_FILE
@@ -71,6 +72,21 @@ def read_run_info(run_dir: Path) -> dict[str, Any]:
         if key in info and not isinstance(info[key], str):
             raise UserError(f"{path}: {key} is {info[key]!r}, not a text")
     return info
+
+
+def recorded_options(info: dict[str, Any]) -> DataOptions:
+    """How the run read its data (run.json's ``data_options``), to read it again the same way.
+
+    Raises:
+        UserError: The recorded options are not options (one line).
+    """
+    raw = info.get("data_options") or {}
+    if not isinstance(raw, dict) or any(k not in FIELDS for k in raw):
+        raise UserError(f"{RUN_INFO}: data_options is not a set of data options ({', '.join(FIELDS)})")
+    try:
+        return DataOptions(**raw)
+    except TypeError as exc:
+        raise UserError(f"{RUN_INFO}: data_options: {exc}") from None
 
 
 def new_run_id(run_dir: Path) -> str:

@@ -8,7 +8,6 @@ params per type under ``models``: a trial samples the type first, then only its 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -24,7 +23,6 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from router_models import get_model_class, list_models, model_params
 from router_models.model_factory import unknown_key_message
-from search.data.synthetic import SyntheticSpec
 from search.limits import (
     MAX_CONCURRENT,
     MAX_ENSEMBLE,
@@ -33,6 +31,7 @@ from search.limits import (
     MAX_TIME_BUDGET_S,
     SEED_MAX,
 )
+from search.space.data_spec import DataSpec
 from search.space.params import (
     Choice,
     CompactHidden,
@@ -142,40 +141,6 @@ class Resources(_Strict):
 
     cpu: float = Field(1.0, gt=0, le=100_000, allow_inf_nan=False)
     gpu: Annotated[float, Field(gt=0, le=1)] | None = None
-
-
-class DataSpec(_Strict):
-    """Where the data comes from; ``embedding_dim``, when given, must match the data."""
-
-    path: str | None = None
-    synthetic: dict[str, Any] | None = None  # SyntheticSpec's options
-    embedding_dim: int | None = Field(None, ge=1)
-
-    @field_validator("synthetic")
-    @classmethod
-    def _synthetic(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        if v is None:
-            return v
-        valid = [f.name for f in dataclasses.fields(SyntheticSpec)]
-        unknown = sorted(set(v) - set(valid))
-        if unknown:
-            raise ValueError(f"unknown option(s) {unknown}; valid: {', '.join(valid)}")
-        try:
-            SyntheticSpec(**v)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(str(exc)) from None
-        return v
-
-    @model_validator(mode="after")
-    def _one(self) -> DataSpec:
-        if self.path and self.synthetic is not None:
-            raise ValueError("give either path or synthetic, not both")
-        return self
-
-    def source(self) -> str:
-        if self.path:
-            return self.path
-        return SyntheticSpec(**(self.synthetic or {})).source()
 
 
 class Space(_Strict):

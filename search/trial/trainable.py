@@ -116,7 +116,7 @@ def router_trainable(
                 save_router(
                     model,
                     local,
-                    model_names=list(router_data.model_names),
+                    **router_data.saved_with(),
                     train_config=result.train_config,
                     routing=tune_routing(val_logits(model, router_data), router_data),
                     trial_number=number,

@@ -1,0 +1,39 @@
+"""The data options every command that reads data takes, added to its parser in one place, and
+read back as (source spec, DataOptions)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from search.data.options import ALIGN, data_options
+from search.data.parts import data_source
+
+
+def add_data_options(parser: argparse.ArgumentParser, source: str = "flag", seed_alias: bool = False) -> None:
+    """``--data`` (repeatable; ``split=FILE`` parts) or a positional SRC..., and how to read it.
+
+    Args:
+        source: ``flag`` adds ``--data``; ``positional`` a ``src`` argument of one or more.
+        seed_alias: ``--seed`` also sets the split seed (the data commands' older name).
+    """
+    help_src = "data: a folder, built-in name, table, records, synthetic[:...], or split=FILE parts"
+    if source == "flag":
+        parser.add_argument("--data", action="append", help=help_src + " (repeatable for parts)")
+    else:
+        parser.add_argument("src", nargs="+", help=help_src)
+    parser.add_argument("--embeddings", help="embeddings file (.npy or .pth), one row per question")
+    parser.add_argument("--align", choices=ALIGN, help="embeddings rows by order (row) or by id (id)")
+    parser.add_argument("--id-column", help="the id column (default: id, prompt_id, question_id, sample_id)")
+    parser.add_argument("--threshold", type=float, help="a score >= this counts as correct")
+    names = ["--split-seed", "--seed"] if seed_alias else ["--split-seed"]
+    parser.add_argument(*names, dest="split_seed", type=int, help="seeds the split when the source has none")
+    parser.add_argument("--encoder", help="sentence-transformers model (hub name or folder) for texts")
+    parser.add_argument(
+        "--template", help="how a record becomes text, e.g. '{question}\\n{options:lettered}'"
+    )
+
+
+def with_data(args: argparse.Namespace) -> dict[str, Any]:
+    """The source and options of a data command (``src`` positional)."""
+    return {"spec": data_source(args.src), "options": data_options(args)}

