@@ -150,7 +150,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_route(args: argparse.Namespace) -> int:
     from search.cli.route import run_route
 
-    return run_route(args.router, args.embeddings, args.out, plain=args.plain, scores=args.scores)
+    return run_route(
+        args.router,
+        args.embeddings,
+        args.out,
+        plain=args.plain,
+        scores=args.scores,
+        texts=args.text,
+        prompts=args.prompts,
+        encoder=args.encoder,
+    )
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from router_models.checkpoint import atomic_write_bytes
 from search.errors import UserError
+from search.results.rundir import read_object
 
 
 def _clean(obj: Any) -> Any:
@@ -86,6 +87,25 @@ def routers_of(run_dir: Path, config: dict[str, Any]) -> list[tuple[str, Path]]:
     if ens_file is not None and (run_dir / ens_file).exists():
         out.append((f"ensemble of {ens_size} trials", run_dir / ens_file))
     return out
+
+
+def recommended_router(run_dir: Path) -> tuple[Path, str]:
+    """The router file a run recommends (chosen on val) and its name; the best trial's when the
+    run recommended none."""
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise UserError(f"{run_dir}: no config.json; give a router file (.pt) or a finished run dir")
+    routers = dict(routers_of(run_dir, read_object(config_path, "a run's config.json")))
+    if not routers:
+        raise UserError(f"{run_dir}: holds no router ({BEST_ROUTER} is missing)")
+    table = run_dir / ROUTING_TABLE
+    named = read_object(table, "a run's routing table").get("recommended") if table.is_file() else None
+    if named is not None and (not isinstance(named, str) or named not in routers):
+        raise UserError(
+            f"{table}: recommends {named!r}, which is not one of the run's routers ({', '.join(routers)})"
+        )
+    name = named if named is not None else next(iter(routers))
+    return routers[name], name
 
 
 RESULT_METRICS = ("train_loss", "val_loss", "val_correctness_acc", "val_auc", "val_route_acc", "val_aiq")

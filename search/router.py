@@ -1,0 +1,192 @@
+"""A saved router in use: texts or embeddings in, LLM names out.
+
+``Router.load(ROUTER.pt or RUN_DIR)`` wraps a router file (given a run dir: the router the run
+recommends, chosen on val). ``route(texts)`` embeds them with the router's recorded encoder and
+returns each text's LLM, with the offsets saved with the router (the switching margin tuned on
+val, or ``-lambda x cost`` for a budget): exactly the decision the routing table measures.
+``scores(texts)`` gives every LLM's predicted correctness; ``route_embeddings`` and
+``scores_embeddings`` do the same for embeddings made as the training data's were.
+
+Text needs the router's encoder on this machine: by its recorded name, or a local copy given as
+``encoder`` (a folder), accepted only when its identity (files, pooling, normalization, length,
+width) is the recorded one; a router trained on embeddings of an encoder nobody recorded
+cannot route text. ``search route`` and ``search serve`` use this class.
+
+    router = Router.load("runs/residual-.../")
+    router.route(["What is the derivative of x**2?"])    # ['Meta-Llama-3.1-70B-Instruct']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from router_models import load_router, route
+from search.data.encode import Encoder, EncoderIdentity, load_encoder
+from search.errors import UserError
+from search.results.export import recommended_router
+from search.trial.train import predict
+
+
+@dataclass
+class Decision:
+    """The routing of a batch: each query's LLM (index and name) and every LLM's predicted
+    correctness ([n, M])."""
+
+    index: np.ndarray
+    names: list[str]
+    scores: np.ndarray
+
+    @property
+    def chosen_scores(self) -> np.ndarray:
+        return self.scores[np.arange(len(self.index)), self.index]
+
+
+class Router:
+    """A saved router (see the module doc); build with :meth:`load`."""
+
+    def __init__(
+        self, model: torch.nn.Module, info: dict[str, Any], path: Path, encoder: str | None = None
+    ) -> None:
+        self.model = model
+        self.info = info
+        self.path = path
+        self.chosen = ""  # set by load for a run dir: which of its routers
+        self._encoder_spec = encoder
+        self._encoder: Encoder | None = None
+        recorded = info.get("encoder")
+        self.identity = EncoderIdentity.from_dict(recorded, str(path)) if recorded else None
+
+    @classmethod
+    def load(cls, path: str | Path, encoder: str | None = None) -> Router:
+        """A router file, or a run dir's recommended router; ``encoder``: a local copy of its
+        encoder (checked against its identity when first used).
+
+        Raises:
+            UserError / ConfigError: Not a router file or run dir (one line).
+        """
+        path = Path(path)
+        chosen = ""
+        if path.is_dir():
+            path, chosen = recommended_router(path)
+        model, info = load_router(path)
+        router = cls(model, info, path, encoder)
+        router.chosen = chosen
+        return router
+
+    # -- what it is ---------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        n = int(self.info["num_models"])
+        return list(self.info.get("model_names") or [str(j) for j in range(n)])
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.info["embedding_dim"])
+
+    @property
+    def offsets(self) -> list[float]:
+        return list(self.info["offsets"])
+
+    @property
+    def rule(self) -> str:
+        return str(self.info["routing"].get("rule", "plain argmax (no offsets saved)"))
+
+    def offsets_for(self, plain: bool = False, lam: float | None = None) -> list[float]:
+        """The offsets a decision uses: the saved ones; zeros (``plain``); or ``-lam x cost``.
+
+        Raises:
+            UserError: ``lam`` for a router that knows no costs, or a bad ``lam``.
+        """
+        if plain:
+            return [0.0] * len(self.names)
+        if lam is None:
+            return self.offsets
+        costs = self.info.get("costs")
+        if costs is None:
+            raise UserError(
+                f"{self.path}: knows no LLM costs (its data had none), so it has no lambda to set"
+            )
+        if not (isinstance(lam, (int, float)) and np.isfinite(lam) and lam >= 0):
+            raise UserError(f"lambda must be a number >= 0, got {lam!r}")
+        return [-float(lam) * float(c) for c in costs]
+
+    # -- embeddings in --------------------------------------------------------------------------
+    def check_embeddings(self, X: np.ndarray, where: str) -> np.ndarray:
+        if X.ndim != 2 or X.shape[1] != self.embedding_dim:
+            raise UserError(
+                f"{where}: {X.shape[-1] if X.ndim else 0}-d embeddings, but {self.path} reads "
+                f"{self.embedding_dim}-d ones (embed the queries with the model its training data used)"
+            )
+        return np.ascontiguousarray(X, dtype=np.float32)
+
+    def decide_embeddings(
+        self, X: np.ndarray, plain: bool = False, lam: float | None = None, where: str = "embeddings"
+    ) -> Decision:
+        X = self.check_embeddings(X, where)
+        with torch.no_grad():
+            logits = predict(self.model, torch.from_numpy(X))
+        index = route(logits, self.offsets_for(plain, lam)).numpy()
+        names = self.names
+        return Decision(index, [names[i] for i in index.tolist()], torch.sigmoid(logits.float()).numpy())
+
+    def route_embeddings(self, X: np.ndarray, plain: bool = False, lam: float | None = None) -> list[str]:
+        return self.decide_embeddings(X, plain, lam).names
+
+    def scores_embeddings(self, X: np.ndarray) -> np.ndarray:
+        return self.decide_embeddings(X).scores
+
+    # -- texts in -------------------------------------------------------------------------------
+    @property
+    def encoder(self) -> Encoder:
+        """The router's encoder, loaded on first use and checked against the recorded identity.
+
+        Raises:
+            UserError: The router records no encoder; the encoder is not on this machine; or
+                the one given (or found) is another.
+        """
+        if self._encoder is not None:
+            return self._encoder
+        if self.identity is None:
+            raise UserError(
+                f"{self.path}: trained on precomputed embeddings of an encoder nobody recorded, so it "
+                "cannot embed text; route embeddings made as its training data's were"
+            )
+        spec = self._encoder_spec or self.identity.name
+        try:
+            encoder = load_encoder(spec, self.identity.template)
+        except UserError as exc:
+            if self._encoder_spec:
+                raise
+            raise UserError(f"{exc}; or give --encoder PATH, a local copy of it") from None
+        diff = self.identity.mismatch(encoder.identity)
+        if diff is not None:
+            raise UserError(
+                f"encoder {spec}: not the encoder {self.path} was trained with ({diff}); it was trained "
+                f"with {self.identity.describe()}; given {encoder.identity.describe()}"
+            )
+        self._encoder = encoder
+        return encoder
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            texts = [texts]
+        if not texts:
+            raise UserError("no texts to route")
+        return self.encoder.encode(list(texts), progress=False)
+
+    def decide(self, texts: Sequence[str], plain: bool = False, lam: float | None = None) -> Decision:
+        return self.decide_embeddings(self.embed(texts), plain, lam)
+
+    def route(self, texts: Sequence[str], plain: bool = False, lam: float | None = None) -> list[str]:
+        """Each text's LLM name."""
+        return self.decide(texts, plain, lam).names
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Every LLM's predicted correctness for each text ([n, M], in ``names`` order)."""
+        return self.decide(texts).scores
