@@ -1,8 +1,9 @@
 """Where a source's embeddings come from, decided in one place:
 
-1. ``--embeddings FILE``: its rows (by order, or by the id column with ``--align id``). With
-   ``--encoder`` too, the file's width is checked against the encoder's and the encoder is
-   recorded as their maker.
+1. ``--embeddings FILE``: its rows (by order, or by the id column with ``--align id``). A file
+   ``search data embed`` wrote says which encoder made it (``FILE.encoder.json``). With
+   ``--encoder`` too, that record must be the encoder's identity (or, for a file without one,
+   the width must be the encoder's), and the encoder is recorded as their maker.
 2. The source's own embeddings (an EmbedLLM folder's question_embeddings, a built-in set's):
    used as they are, with their recorded encoder (if any). With ``--encoder`` of another
    identity and texts at hand, the texts are embedded with it instead.
@@ -22,6 +23,7 @@ from search.data.encode import EncoderIdentity, embed, load_encoder
 from search.data.options import DataOptions
 from search.data.tables import load_matrix
 from search.errors import DataError
+from search.parse import ParseError, read_json
 
 
 def _from_file(path: Path, source: str, n: int, ids: np.ndarray | None, align: str) -> np.ndarray:
@@ -58,10 +60,16 @@ def embeddings_for(
     """
     spec = template or options.template or ""
     if options.embeddings is not None:
-        X = _from_file(Path(options.embeddings), source, n, ids, options.align)
+        path = Path(options.embeddings)
+        X = _from_file(path, source, n, ids, options.align)
+        made_by = _made_by(path)
         if options.encoder is None:
-            return X, None
-        identity = load_encoder(options.encoder, spec).identity
+            return X, made_by.to_dict() if made_by else None
+        identity = load_encoder(options.encoder, made_by.template if made_by else spec).identity
+        if made_by is not None and (diff := made_by.mismatch(identity)) is not None:
+            raise DataError(
+                f"{path}: made by {made_by.describe()}, not by --encoder {options.encoder} ({diff})"
+            )
         _check_width(X, identity, options.embeddings)
         return X, identity.to_dict()
     if own is not None:
@@ -90,6 +98,22 @@ def embeddings_for(
     encoder = load_encoder(options.encoder, spec)
     X, _ = embed(texts, encoder)
     return X, encoder.identity.to_dict()
+
+
+def encoder_file(embeddings: Path) -> Path:
+    """The record of the encoder that made an embeddings file (``search data embed`` writes it)."""
+    return embeddings.with_name(embeddings.name + ".encoder.json")
+
+
+def _made_by(embeddings: Path) -> EncoderIdentity | None:
+    path = encoder_file(embeddings)
+    if not path.is_file():
+        return None
+    try:
+        raw = read_json(path, "encoder record")
+    except ParseError as exc:
+        raise DataError(str(exc)) from None
+    return EncoderIdentity.from_dict(raw, str(path))
 
 
 def _check_width(X: np.ndarray, identity: EncoderIdentity, where: str) -> None:

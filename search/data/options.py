@@ -14,6 +14,9 @@ from search.errors import DataError
 from search.limits import SEED_MAX
 
 ALIGN = ("row", "id")
+# The key of a trial's config (pipeline_config) and study param that names the encoder it
+# chose, when a space lets the search choose (data: {encoder: {choices: [...]}}).
+ENCODER_PARAM = "encoder"
 
 
 @dataclass(frozen=True)

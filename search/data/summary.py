@@ -12,6 +12,8 @@ def describe(data: RouterData, top: int = 10) -> str:
         f"source: {data.source}",
         f"questions: {sum(len(v) for v in data.splits.values())}   models: {data.num_models}   "
         f"embedding dim: {data.embedding_dim}",
+        f"texts: {_texts(data)}",
+        f"embeddings: {_embeddings(data)}",
         "",
         f"{'split':<6} {'questions':>9} {'pairs':>9} {'pos rate':>8} {'single best':>11} {'oracle':>7}",
     ]
@@ -51,4 +53,35 @@ def describe(data: RouterData, top: int = 10) -> str:
         ]
     else:
         lines += ["", "costs: none in this data"]
+    if data.tasks is not None and data.task_names:
+        _, y, m = data.split("test")
+        outcomes = {
+            "single_best": M.routed_outcomes(M.single_best_scores(y_tr, m_tr, len(y)), y, m),
+            "oracle": M.oracle_outcomes(y, m),
+        }
+        rows = M.per_task(outcomes, data.tasks[data.splits["test"]], data.task_names)
+        lines += ["", f"tasks: {len(data.task_names)}; routing accuracy per task on test:"]
+        lines += [
+            "  " + line
+            for line in M.format_tasks(rows, [("single_best", "single best"), ("oracle", "oracle")])
+        ]
     return "\n".join(lines)
+
+
+def _texts(data: RouterData) -> str:
+    if data.texts is None:
+        return "none (embeddings only)"
+    template = (data.encoder or {}).get("template")
+    shown = f", as embedded with the template {template!r}" if template else ""
+    return f"{len(data.texts):,}{shown}"
+
+
+def _embeddings(data: RouterData) -> str:
+    if data.encoder is None:
+        return f"{data.embedding_dim}-d, precomputed by an encoder nobody recorded"
+    e = data.encoder
+    norm = ", normalized" if e.get("normalize") else ""
+    return (
+        f"{data.embedding_dim}-d by {e.get('name')} ({e.get('pooling')} pooling{norm}, max "
+        f"{e.get('max_seq_length')} tokens, files sha256 {str(e.get('sha256'))[:12]})"
+    )

@@ -40,14 +40,18 @@ def router_keeper(plan: RunPlan, study: optuna.Study) -> RouterKeeper:
     return RouterKeeper(plan.storage, keep, study.direction == optuna.study.StudyDirection.MAXIMIZE, done)
 
 
-def _ensemble(plan: RunPlan, study: optuna.Study, data: RouterData, keeper: RouterKeeper) -> Ensemble | None:
+def _ensemble(
+    plan: RunPlan, study: optuna.Study, data: RouterData, keeper: RouterKeeper, encoder: str
+) -> Ensemble | None:
     spec = plan.space.search.ensemble
     if spec.size < 1:
         return None
-    ens = build_ensemble(plan.storage, keeper.numbers, data, plan.space.search.metric, spec.size)
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    # Members average over one input: the trials that chose the best trial's encoder.
+    candidates = [n for n in keeper.numbers if plan.space.encoder_of(by_number[n].params) == encoder]
+    ens = build_ensemble(plan.storage, candidates, data, plan.space.search.metric, spec.size)
     if ens is None:
         return None
-    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     save_router(
         ens.model,
         plan.run_dir / ENSEMBLE_ROUTER,
@@ -94,10 +98,12 @@ def _apply_budget(routers: list[tuple[str, Any]], data: RouterData, budget: floa
     return first
 
 
-def finish(plan: RunPlan, study: optuna.Study, data: RouterData) -> int:
+def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> int:
     """Write results.parquet always; config.json, best_router.pt and the ensemble when a trial
-    completed."""
+    completed. With an encoder choice, the best trial's encoder's data is the one the routers
+    read, and the ensemble's members share that encoder."""
     space = plan.space
+    data = next(iter(datas.values()))
     rows = trial_rows(study, space)
     write_parquet(plan.run_dir / "results.parquet", rows)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
@@ -107,6 +113,8 @@ def finish(plan: RunPlan, study: optuna.Study, data: RouterData) -> int:
         first = errors[0] if errors else "no trial completed"
         print(f"error: no trial completed; first error: {first}")
         return 1
+    encoder = space.encoder_of(study.best_trial.params)
+    data = datas[encoder]
     config = best_config(study, space, data.source, data.embedding_dim)
     best = config["search_result"]["trial"]
     uri = router_uri(plan.storage, best)
@@ -114,7 +122,7 @@ def finish(plan: RunPlan, study: optuna.Study, data: RouterData) -> int:
         atomic_write_bytes(plan.run_dir / BEST_ROUTER, get_bytes(uri))
     else:
         print(f"warning: trial {best}'s router not found at {uri}; {BEST_ROUTER} not written")
-    ens = _ensemble(plan, study, data, router_keeper(plan, study))
+    ens = _ensemble(plan, study, data, router_keeper(plan, study), encoder)
     # The best router and the ensemble's members stay, so a later --resume can export and
     # assemble again; every other trial router goes.
     keep_routers(plan.storage, {best, *(ens.trials if ens else ())})
@@ -138,7 +146,10 @@ def finish(plan: RunPlan, study: optuna.Study, data: RouterData) -> int:
         ) from None
     if routers:
         table = run_routing_table(routers, data)
-        write_json(plan.run_dir / ROUTING_TABLE, {"rows": table.rows, "recommended": table.recommended})
+        write_json(
+            plan.run_dir / ROUTING_TABLE,
+            {"rows": table.rows, "recommended": table.recommended, "tasks": table.tasks},
+        )
         print("\n" + table.text)
     sr = config["search_result"]
     print(

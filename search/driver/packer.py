@@ -11,6 +11,7 @@ Widths may differ inside a pack: the trainer pads them on a GPU and groups them 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import optuna
@@ -49,7 +50,7 @@ class Packer:
         study: The run's study.
         space: Turns params into configs.
         pack_size: Most trials per pack, >= 1.
-        embedding_dim: The data's embedding width.
+        embedding_dim: The data's embedding width, or each encoder's (a search choosing encoders).
         num_models: The data's number of LLMs.
     """
 
@@ -58,7 +59,7 @@ class Packer:
         study: optuna.Study,
         space: Space,
         pack_size: int,
-        embedding_dim: int,
+        embedding_dim: int | Mapping[str, int],
         num_models: int,
     ) -> None:
         if pack_size < 1:
@@ -66,17 +67,21 @@ class Packer:
         self.study = study
         self.space = space
         self.pack_size = pack_size
-        self.dims = (embedding_dim, num_models)
+        # the embedding width of each encoder a trial may choose ("" when there is no choice)
+        self.widths = dict(embedding_dim) if isinstance(embedding_dim, Mapping) else {"": embedding_dim}
+        self.num_models = num_models
         self.pending: list[optuna.trial.Trial] = []  # asked, waiting to lead a later pack
 
     def key(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """The pack key of a trial's params; None for a config that does not build (it trains
         alone and fails with its own error)."""
         config = self.space.trial_config(params)
+        encoder = self.space.encoder_of(params)  # one pack, one encoder: its members share inputs
         try:
-            return pack_key(config, resolve_train_config(config), *self.dims)
+            key = pack_key(config, resolve_train_config(config), self.widths[encoder], self.num_models)
         except (ConfigError, NotPackable, ValueError):
             return None
+        return (encoder, *key)
 
     def structural(self, params: dict[str, Any]) -> list[str]:
         """The params that, changed alone, change the pack key of ``params``."""

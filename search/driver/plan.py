@@ -111,6 +111,11 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
     storage_root = check_storage(args.storage) if args.storage else None
     if storage_root is not None and "://" not in storage_root:
         check_dir_target(Path(storage_root), "--storage")
+    if len(space.data.encoders) > 1 and args.encoder:
+        raise UserError(
+            f"--encoder {args.encoder}: {args.space} lets the search choose among encoders "
+            f"({', '.join(space.data.encoders)}); give the encoders in one place"
+        )
     data_spec = data_source(args.data) or space.data.source()
     options = data_options(args, space.data.options())
     export = Path(args.export or space.export).resolve()

@@ -7,8 +7,6 @@ import dataclasses
 import functools
 import logging
 import os
-import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,13 +17,13 @@ from optuna.trial import TrialState
 
 from router_models import ConfigError
 from router_models.checkpoint import atomic_write_bytes
-from search.data import RouterData, load_data
-from search.data.fingerprint import difference, fingerprint
-from search.data.router_data import no_signal
+from search.data import RouterData
 from search.driver.finish import finish, router_keeper
 from search.driver.plan import RunPlan, check_run_state, default_run_dir, plan_run, resolve_pack_size
 from search.driver.resources import check_resources
+from search.driver.rundata import RunData, check_resumed_data, first, load_run_data
 from search.driver.session import start_ray, stop_ray
+from search.driver.stopping import Interrupt, disk_error
 from search.errors import DISK_ERRORS, UserError
 from search.results.export import trial_rows, write_json, write_parquet
 from search.results.lock import RunLock, describe_holder
@@ -95,26 +93,10 @@ def run_search(args: argparse.Namespace) -> int:
 
 def _run_locked(plan: RunPlan, lock: RunLock) -> int:
     info = read_run_info(plan.run_dir) if plan.resume else {}
-    data = load_data(plan.data_spec, plan.data_options)
     space = plan.space
-    data.check_embedding_dim(space.data.embedding_dim, f"{plan.space_path}: data.embedding_dim")
-    if not data.has_costs and (space.search.metric == "val_aiq" or plan.budget is not None):
-        what = "search.metric val_aiq" if space.search.metric == "val_aiq" else f"budget {plan.budget}"
-        raise UserError(f"{what} needs data with costs; {data.source} has none (see the README, Costs)")
-    reason = no_signal(data)
-    if reason is not None:
-        raise UserError(reason)
-    data_fp = fingerprint(data)
-    if plan.resume and isinstance(info.get("data"), dict):
-        diff = difference(info["data"], data_fp)
-        if diff is not None:
-            raise UserError(
-                f"--resume: {plan.run_dir} was trained on other data: {diff} (the run's: "
-                f"{info['data'].get('source')}; given: {data.source}); resume with the run's data, or "
-                "start a new run with another --out"
-            )
-        if info["data"].get("source") != data.source:
-            print(f"note: the data is the run's ({info['data'].get('source')}), read from {data.source}")
+    datas = load_run_data(plan)
+    data = first(datas)
+    data_fp = check_resumed_data(plan, info, datas)
     run_id = info.get("run_id") if plan.resume else new_run_id(plan.run_dir)
     plan.storage = run_storage(plan.storage_root, plan.run_dir, run_id)
     if plan.storage_root is not None:
@@ -156,9 +138,9 @@ def _run_locked(plan: RunPlan, lock: RunLock) -> int:
             + (f", {closed} interrupted trial(s) will be re-run" if closed else "")
         )
     remaining = plan.num_samples - done
-    if remaining > 0 and run_trials(plan, study, data, remaining, packable):
+    if remaining > 0 and run_trials(plan, study, datas, remaining, packable):
         return _interrupted(plan, study, plan.space_path)
-    return finish(plan, study, data)
+    return finish(plan, study, datas)
 
 
 def _probe_models(plan: RunPlan, data: RouterData) -> bool:
@@ -167,13 +149,13 @@ def _probe_models(plan: RunPlan, data: RouterData) -> bool:
     Returns whether every type packs."""
     packable = True
     for model_type in plan.space.types:
-        first = plan.space.trial_config({"model_type": model_type})
+        config = plan.space.trial_config({"model_type": model_type})
         try:
-            check_fits(build_model(first, data, meta=True), torch.device("cpu"))
+            check_fits(build_model(config, data, meta=True), torch.device("cpu"))
         except ConfigError:
             continue  # too big to probe here; its trials say so, or pack on a bigger device
         try:
-            check_packable(functools.partial(build_model, first, data))
+            check_packable(functools.partial(build_model, config, data))
         except ConfigError as exc:
             if plan.pack_size != "auto" and plan.pack_size != 1:
                 raise UserError(f"pack_size {plan.pack_size}: {exc}") from None
@@ -194,83 +176,7 @@ def _interrupted(plan: RunPlan, study: optuna.Study, space_arg: str) -> int:
     return 130
 
 
-def _disk_error(exc: BaseException) -> OSError | None:
-    """A full or read-only disk anywhere in ``exc``'s chain of causes."""
-    seen: set[int] = set()
-    node: BaseException | None = exc
-    while node is not None and id(node) not in seen:
-        seen.add(id(node))
-        if isinstance(node, OSError) and node.errno in DISK_ERRORS:
-            return node
-        node = node.__cause__ or node.__context__
-    return None
-
-
-class _Flag:
-    """State shared with Tune's Stopper: Tune saves its stopper with the experiment, so the
-    stopper must not hold the signal handlers (they may hold locks).
-
-    ``deadline``: a monotonic time by which some pack must have reported (an autoscaling
-    cluster may never add the node a pack needs); past it without a report, the run ends.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.started = False
-        self.deadline: float | None = None
-        self.timed_out = False
-        self.fatal = False  # the study could not be written (a full disk)
-
-
-class Interrupt:
-    """Ctrl-C: the first asks Tune to stop every trial and end; a second exits at once."""
-
-    def __init__(self) -> None:
-        self.flag = _Flag()
-        self._previous: Any = None
-
-    @property
-    def requested(self) -> bool:
-        return self.flag.requested
-
-    def __enter__(self) -> Interrupt:
-        self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        signal.signal(signal.SIGINT, self._previous)
-
-    def stopper(self) -> Any:
-        """A Tune Stopper that ends the whole experiment once Ctrl-C was pressed."""
-        from ray import tune
-
-        flag = self.flag
-
-        class StopOnInterrupt(tune.Stopper):
-            def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-                flag.started = True
-                return False
-
-            def stop_all(self) -> bool:
-                if flag.deadline is not None and not flag.started and time.monotonic() > flag.deadline:
-                    flag.timed_out = True
-                return flag.requested or flag.timed_out or flag.fatal
-
-        return StopOnInterrupt()
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.flag.requested:
-            print("\nforced exit", file=sys.stderr, flush=True)
-            os._exit(130)
-        self.flag.requested = True
-        print(
-            "\nstopping: ending running trials and saving state (Ctrl-C again to force exit)",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
-def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: int, packable: bool) -> bool:
+def run_trials(plan: RunPlan, study: optuna.Study, datas: RunData, remaining: int, packable: bool) -> bool:
     """Run the trials through Ray Tune; True when stopped by Ctrl-C."""
     if plan.address is None:
         # Local mode: every Ray process binds to 127.0.0.1 only. Read when ray is first
@@ -299,7 +205,8 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
             1, int(ray.cluster_resources().get("CPU", 1) // space.resources.cpu)
         )
         pack_size = resolve_pack_size(plan.pack_size, gpu is not None, packable, remaining, slots)
-        packer = Packer(study, space, pack_size, data.embedding_dim, data.num_models)
+        widths = {encoder: d.embedding_dim for encoder, d in datas.items()}
+        packer = Packer(study, space, pack_size, widths, first(datas).num_models)
         prunes = space.search.pruner.type != "none"
         control = start_control() if prunes and pack_size > 1 else None
         keeper = router_keeper(plan, study)
@@ -320,7 +227,9 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
             "debug": plan.debug,
         }
         trainable = tune.with_resources(
-            tune.with_parameters(router_trainable, data=data_payload(data), settings=settings),
+            tune.with_parameters(
+                router_trainable, data={e: data_payload(d) for e, d in datas.items()}, settings=settings
+            ),
             resources,
         )
         tune_storage = plan.storage if plan.address else str(plan.run_dir / "tune")
@@ -329,7 +238,7 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
             f"searching {space.name}: {remaining} trial(s) to run, {plan.num_samples} in total, "
             f"metric {space.search.metric} ({space.search.direction}), pruner "
             f"{space.search.pruner.type}, packs of up to {pack_size}, resources {resources} per pack, "
-            f"data {data.source}",
+            f"data {first(datas).source}",
             flush=True,
         )
         interrupt = Interrupt()
@@ -372,7 +281,7 @@ def run_trials(plan: RunPlan, study: optuna.Study, data: RouterData, remaining: 
             try:
                 tuner.fit()
             except Exception as exc:  # Tune wraps what the driver's own writes raised
-                disk = _disk_error(exc)
+                disk = disk_error(exc)
                 if disk is None:
                     raise
                 raise disk from None

@@ -27,14 +27,17 @@ from search.metrics.routing import (
     MARGIN_GRID,
     baselines,
     model_accuracy,
+    oracle_outcomes,
     oracle_route_acc,
     route_acc,
     routed_correct,
+    routed_outcomes,
     single_best,
     single_best_route_acc,
     single_best_scores,
     tune_margin,
 )
+from search.metrics.tasks import format_tasks, per_task
 
 __all__ = [
     "MARGIN_GRID",
@@ -54,10 +57,14 @@ __all__ = [
     "masked_bce",
     "masked_bce_members",
     "model_accuracy",
+    "oracle_outcomes",
     "oracle_route_acc",
     "paired_bootstrap",
+    "per_task",
+    "format_tasks",
     "route_acc",
     "routed_correct",
+    "routed_outcomes",
     "single_best",
     "single_best_route_acc",
     "single_best_scores",

@@ -13,17 +13,24 @@ from search.metrics.pairs import ArrayLike, _t
 MARGIN_GRID = tuple(round(0.005 * i, 3) for i in range(61))  # 0 to 0.3, both inclusive
 
 
-def routed_correct(
+def routed_outcomes(
     scores: ArrayLike, y: ArrayLike, mask: ArrayLike, offsets: Sequence[float] | torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Per question (with an observed LLM): 1.0 if its chosen LLM answered correctly, else 0.0.
-
-    ``scores`` are logits; the choice is ``route(scores, offsets, mask)``.
-    """
+    """Per question, aligned with the questions: 1.0 if its chosen LLM answered correctly, 0.0
+    if not, NaN for a question no LLM was observed on. ``scores`` are logits; the choice is
+    ``route(scores, offsets, mask)``."""
     scores, y, mask = _t(scores), _t(y), _t(mask).bool()
     choice = route(scores, offsets, mask)
     correct = y.float().gather(-1, choice.unsqueeze(-1)).squeeze(-1)
-    return correct[mask.any(dim=-1)]
+    return torch.where(mask.any(dim=-1), correct, torch.full_like(correct, float("nan")))
+
+
+def routed_correct(
+    scores: ArrayLike, y: ArrayLike, mask: ArrayLike, offsets: Sequence[float] | torch.Tensor | None = None
+) -> torch.Tensor:
+    """Per question (with an observed LLM): 1.0 if its chosen LLM answered correctly, else 0.0."""
+    outcomes = routed_outcomes(scores, y, mask, offsets)
+    return outcomes[~torch.isnan(outcomes)]
 
 
 def route_acc(
@@ -56,6 +63,14 @@ def single_best_route_acc(y_train: ArrayLike, mask_train: ArrayLike, y: ArrayLik
     """Routing accuracy of always picking the best model on train (next best where unobserved)."""
     y = _t(y)
     return route_acc(single_best_scores(y_train, mask_train, y.shape[0]), y, mask)
+
+
+def oracle_outcomes(y: ArrayLike, mask: ArrayLike) -> torch.Tensor:
+    """Per question: 1.0 if some observed LLM answered it correctly, 0.0 if none, NaN if no LLM
+    was observed on it."""
+    y, mask = _t(y).bool(), _t(mask).bool()
+    any_right = (y & mask).any(dim=1).float()
+    return torch.where(mask.any(dim=1), any_right, torch.full_like(any_right, float("nan")))
 
 
 def oracle_route_acc(y: ArrayLike, mask: ArrayLike) -> float:

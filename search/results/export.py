@@ -129,6 +129,8 @@ def trial_rows(study: Any, space: Any) -> list[dict[str, Any]]:
             "epochs_run": t.user_attrs.get("epochs_run", len(t.intermediate_values)),
             "model_type": pipeline.get("model_type"),
         }
+        if len(space.data.encoders) > 1:
+            row["encoder"] = space.encoder_of(t.params) if t.params else None
         for k, v in values.items():
             row[f"param_{k}"] = json.dumps(v) if isinstance(v, list) else v
         for m in RESULT_METRICS:

@@ -218,7 +218,10 @@ def write_report(run_dir: Path) -> Path:
     ensemble_lines = _ensemble_lines(ensemble) if routers and ensemble.exists() else []
     table = None
     if routers and info.get("data_source"):
-        table = run_routing_table(routers, load_data(info["data_source"], recorded_options(info)))
+        options = recorded_options(info)
+        if len(space.data.encoders) > 1:  # the routers read the best trial's encoder's embeddings
+            options = options.merged(encoder=space.encoder_of(study.best_trial.params))
+        table = run_routing_table(routers, load_data(info["data_source"], options))
 
     for title, png in _plots(study, run_dir, metric):
         lines += ["", f"## {title}", "", f"![{title}]({png})"]

@@ -37,6 +37,8 @@ class Table:
     # with costs: each router's accuracy-cost curve on test, and each single LLM's point
     curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
     singles: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # with tasks: routing accuracy per task on test, for the recommended router and references
+    tasks: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_routed(name: str, path: Path, data: RouterData) -> Routed:
@@ -110,6 +112,14 @@ def routing_table(routers: list[Routed], data: RouterData) -> Table:
         table.recommended = best["router"]
     if data.has_costs:
         _cost_rows(table, [*routers, knn], data)
+    if data.tasks is not None and data.task_names:
+        rec = next((r for r in routers if r.name == table.recommended), None)
+        outcomes_by = {
+            **({"recommended": M.routed_outcomes(rec.test, y, m, rec.offsets)} if rec else {}),
+            "single_best": M.routed_outcomes(single.test, y, m),
+            "oracle": M.oracle_outcomes(y, m),
+        }
+        table.tasks = M.per_task(outcomes_by, data.tasks[data.splits["test"]], data.task_names)
     table.text = format_table(table, len(data.splits["test"]))
     return table
 
@@ -191,6 +201,14 @@ def format_table(table: Table, n_test: int) -> str:
                 f"  {r['router']}: AIQ {c['aiq']:.4f}; accuracy at <= 50% of its cost "
                 f"{c['acc_at_half_cost']:.4f}; 95% of its accuracy for {share}"
             )
+    if table.tasks:
+        lines.append("")
+        lines.append("routing accuracy per task (test):")
+        columns = [("recommended", "recommended"), ("single_best", "single best"), ("oracle", "oracle")]
+        lines += [
+            "  " + line
+            for line in M.format_tasks(table.tasks, [c for c in columns if c[0] in table.tasks[0]])
+        ]
     if table.recommended:
         rec = next(r for r in table.rows if r["router"] == table.recommended)
         others = ", ".join(f"{r['val_route_acc']:.4f} for {r['router']}" for r in compared if r is not rec)

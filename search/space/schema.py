@@ -23,6 +23,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from router_models import get_model_class, list_models, model_params
 from router_models.model_factory import unknown_key_message
+from search.data.options import ENCODER_PARAM
 from search.limits import (
     MAX_CONCURRENT,
     MAX_ENSEMBLE,
@@ -239,6 +240,8 @@ class Space(_Strict):
         the shared params, then the type's own as ``<type>.<param>``."""
         t = model_type or self.types[0]
         out: dict[str, BaseDistribution] = {}
+        if len(self.data.encoders) > 1:  # data: {encoder: {choices: [...]}}
+            out[ENCODER_PARAM] = CategoricalDistribution(self.data.encoders)
         if self.conditional and len(self.types) > 1:
             out["model_type"] = CategoricalDistribution(self.types)
         out.update(block_distributions(self.params))
@@ -273,13 +276,20 @@ class Space(_Strict):
         values.update(block_values(self.models.get(t, {}), sampled, self._prefix(t)))
         model_config = {k: v for k, v in values.items() if k not in TRAIN_PARAMS}
         train_config = {k: values.get(k, TRAIN_DEFAULTS[k]) for k in TRAIN_DEFAULTS}
-        return {
-            "pipeline_config": {
-                "model_type": t,
-                "model_config": model_config,
-                "train_config": train_config,
-            }
+        pipeline: dict[str, Any] = {
+            "model_type": t,
+            "model_config": model_config,
+            "train_config": train_config,
         }
+        if len(self.data.encoders) > 1:
+            pipeline[ENCODER_PARAM] = str(sampled.get(ENCODER_PARAM, self.data.encoders[0]))
+        return {"pipeline_config": pipeline}
+
+    def encoder_of(self, sampled: Mapping[str, Any]) -> str:
+        """The encoder a trial's params chose: a choice, or "" when the space has none to choose."""
+        if len(self.data.encoders) < 2:
+            return ""
+        return str(sampled.get(ENCODER_PARAM, self.data.encoders[0]))
 
     @property
     def max_epochs(self) -> int:

@@ -20,6 +20,7 @@ from ray import tune
 
 from router_models import save_router
 from search.data import RouterData
+from search.data.options import ENCODER_PARAM
 from search.storage import put_file, router_uri
 from search.trial.policy import tune_routing, val_logits
 from search.trial.train import EpochReport, MemberConfigError, TrainResult, train_pack
@@ -60,8 +61,10 @@ def router_trainable(
     node_id = ray.get_runtime_context().get_node_id()
     tune_id = tune.get_context().get_trial_id()
     control = settings.get("control")
-    router_data = RouterData(**data)  # numpy views of the object store, zero-copy
     members = list(config["members"])
+    # One encoder per pack (the packer keys packs by it): its embeddings, "" when none is chosen.
+    encoder = members[0]["config"]["pipeline_config"].get(ENCODER_PARAM, "")
+    router_data = RouterData(**data[encoder])  # numpy views of the object store, zero-copy
     if control is not None:  # a pack restarted after its node died skips closed members
         closed = set(ray.get(control.closed_members.remote(tune_id)))
         members = [m for m in members if m["number"] not in closed]

@@ -25,8 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from router_models import ConfigError, create_model, load_router, save_router
-from search.data.sources import load_records, load_wide
-from search.data.sources import load_synthetic
+from search.data.sources import load_records, load_synthetic, load_wide
 from search.data.synthetic import SyntheticSpec
 from search.errors import UserError
 from search.results.journal import check_journal

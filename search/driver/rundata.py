@@ -1,0 +1,63 @@
+"""The data a run trains on, loaded once in the driver and checked before anything is written:
+one RouterData, or one per encoder when the space lets the search choose the encoder
+(``data: {encoder: {choices: [...]}}``; each encoder's embeddings are made once, and cached).
+Keyed by the encoder a trial chooses (``Space.encoder_of``), "" when there is no choice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from search.data import RouterData, load_data
+from search.data.fingerprint import difference, fingerprint
+from search.data.router_data import no_signal
+from search.driver.plan import RunPlan
+from search.errors import UserError
+
+RunData = dict[str, RouterData]
+
+
+def load_run_data(plan: RunPlan) -> RunData:
+    """Load and check the run's data (every check that needs the data, no write)."""
+    space = plan.space
+    encoders = space.data.encoders
+    if len(encoders) > 1:
+        datas = {e: load_data(plan.data_spec, plan.data_options.merged(encoder=e)) for e in encoders}
+    else:
+        datas = {"": load_data(plan.data_spec, plan.data_options)}
+    for data in datas.values():
+        data.check_embedding_dim(space.data.embedding_dim, f"{plan.space_path}: data.embedding_dim")
+    data = first(datas)
+    if not data.has_costs and (space.search.metric == "val_aiq" or plan.budget is not None):
+        what = "search.metric val_aiq" if space.search.metric == "val_aiq" else f"budget {plan.budget}"
+        raise UserError(f"{what} needs data with costs; {data.source} has none (see the README, Costs)")
+    reason = no_signal(data)
+    if reason is not None:
+        raise UserError(reason)
+    return datas
+
+
+def first(datas: RunData) -> RouterData:
+    """The data every encoder shares but its embeddings (labels, splits, costs): the first's."""
+    return next(iter(datas.values()))
+
+
+def check_resumed_data(plan: RunPlan, info: dict[str, Any], datas: RunData) -> dict[str, Any]:
+    """The data's fingerprint, checked against the one the run recorded (on a resume).
+
+    Raises:
+        UserError: Other data than the run's (one line saying what differs).
+    """
+    data = first(datas)
+    data_fp = fingerprint(data)
+    recorded = info.get("data")
+    if plan.resume and isinstance(recorded, dict):
+        diff = difference(recorded, data_fp)
+        if diff is not None:
+            raise UserError(
+                f"--resume: {plan.run_dir} was trained on other data: {diff} (the run's: "
+                f"{recorded.get('source')}; given: {data.source}); resume with the run's data, or "
+                "start a new run with another --out"
+            )
+        if recorded.get("source") != data.source:
+            print(f"note: the data is the run's ({recorded.get('source')}), read from {data.source}")
+    return data_fp

@@ -1,0 +1,90 @@
+"""Ending a run from the driver: Ctrl-C (the first stops every trial and saves the state, a
+second exits at once), a deadline for the first pack to start (an autoscaling cluster that never
+adds the node a pack needs), a study that cannot be written (a full disk). Tune's Stopper ends
+the experiment; Tune saves it with the experiment, so it holds only a plain flag object."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from search.errors import DISK_ERRORS
+
+
+def disk_error(exc: BaseException) -> OSError | None:
+    """A full or read-only disk anywhere in ``exc``'s chain of causes."""
+    seen: set[int] = set()
+    node: BaseException | None = exc
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        if isinstance(node, OSError) and node.errno in DISK_ERRORS:
+            return node
+        node = node.__cause__ or node.__context__
+    return None
+
+
+class _Flag:
+    """State shared with Tune's Stopper: Tune saves its stopper with the experiment, so the
+    stopper must not hold the signal handlers (they may hold locks).
+
+    ``deadline``: a monotonic time by which some pack must have reported (an autoscaling
+    cluster may never add the node a pack needs); past it without a report, the run ends.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.started = False
+        self.deadline: float | None = None
+        self.timed_out = False
+        self.fatal = False  # the study could not be written (a full disk)
+
+
+class Interrupt:
+    """Ctrl-C: the first asks Tune to stop every trial and end; a second exits at once."""
+
+    def __init__(self) -> None:
+        self.flag = _Flag()
+        self._previous: Any = None
+
+    @property
+    def requested(self) -> bool:
+        return self.flag.requested
+
+    def __enter__(self) -> Interrupt:
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def stopper(self) -> Any:
+        """A Tune Stopper that ends the whole experiment once Ctrl-C was pressed."""
+        from ray import tune
+
+        flag = self.flag
+
+        class StopOnInterrupt(tune.Stopper):
+            def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+                flag.started = True
+                return False
+
+            def stop_all(self) -> bool:
+                if flag.deadline is not None and not flag.started and time.monotonic() > flag.deadline:
+                    flag.timed_out = True
+                return flag.requested or flag.timed_out or flag.fatal
+
+        return StopOnInterrupt()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.flag.requested:
+            print("\nforced exit", file=sys.stderr, flush=True)
+            os._exit(130)
+        self.flag.requested = True
+        print(
+            "\nstopping: ending running trials and saving state (Ctrl-C again to force exit)",
+            file=sys.stderr,
+            flush=True,
+        )
