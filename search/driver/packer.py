@@ -25,6 +25,7 @@ from optuna.trial import TrialState
 
 from router_models import ConfigError
 from router_models.packing import NotPackable
+from search.data.options import ENCODER_PARAM
 from search.space import Space
 from search.trial.config import resolve_train_config
 from search.trial.packs import pack_key
@@ -100,15 +101,23 @@ class Packer:
         return trial
 
     def _cover_types(self) -> None:
-        """In a space over several model types, a pack's followers share its leader's type, so a
-        search has only as many type draws as packs: the first leader of a type no trial has yet
-        is asked with that type (the sampler chooses everything else, and every type later)."""
-        if not self.space.conditional or self._waiting():
+        """In a space over several model types (or encoders), a pack's followers share its
+        leader's type (and encoder), so a search has only as many draws of them as packs: the
+        first leader of a type, or an encoder, no trial has yet is asked with it (the sampler
+        chooses everything else, and every type and encoder later)."""
+        if self._waiting():
             return
-        seen = {t.params.get("model_type") for t in self.study.get_trials(deepcopy=False)}
-        missing = [t for t in self.space.types if t not in seen]
-        if missing:
-            self.study.enqueue_trial({"model_type": missing[0]}, skip_if_exists=False)
+        trials = self.study.get_trials(deepcopy=False)
+        fixed: dict[str, Any] = {}
+        for name, choices in (("model_type", self.space.types), (ENCODER_PARAM, self.space.data.encoders)):
+            if len(choices) < 2:
+                continue
+            seen = {t.params.get(name) for t in trials}
+            missing = [c for c in choices if c not in seen]
+            if missing:
+                fixed[name] = missing[0]
+        if fixed:
+            self.study.enqueue_trial(fixed, skip_if_exists=False)
 
     def _waiting(self) -> bool:
         return bool(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
