@@ -160,7 +160,10 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
     )
     extra = f", {ENSEMBLE_ROUTER}, {ENSEMBLE_SUMMARY}" if ens else ""
     print(f"wrote {plan.export}, {plan.run_dir}/config.json, {BEST_ROUTER}{extra}, results.parquet")
-    print(f"route new queries with: python -m search route {plan.run_dir} QUERY_EMBEDDINGS.npy")
+    if data.encoder is not None:
+        print(f'route new queries with: python -m search route {plan.run_dir} --text "a prompt"')
+    else:
+        print(f"route new queries with: python -m search route {plan.run_dir} QUERY_EMBEDDINGS.npy")
     return 0
 
 

@@ -131,13 +131,13 @@ def test_ctrl_c_outside_trials_exits_130_and_keeps_what_was_on_disk(
     tmp_path: Path, monkeypatch, capsys, phase: str
 ) -> None:
     import search.driver.finish as finish
-    import search.driver.runner as runner
+    import search.driver.rundata as rundata
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(
-        runner if phase == "loading data" else finish,
+        rundata if phase == "loading data" else finish,
         "load_data" if phase == "loading data" else "_ensemble",
         interrupt,
     )

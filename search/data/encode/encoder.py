@@ -235,15 +235,19 @@ def best_device() -> str:
 class Encoder:
     """A loaded encoder and its identity (use :func:`load_encoder`)."""
 
-    def __init__(self, model: Any, identity: EncoderIdentity, device: str) -> None:
+    def __init__(self, model: Any, identity: EncoderIdentity, device: str, batch_size: int = 64) -> None:
         self.model = model
         self.identity = identity
         self.device = device
+        self.batch_size = batch_size  # texts per forward pass (sentence-transformers' default is 32)
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool | None = None) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], batch_size: int | None = None, progress: bool | None = None
+    ) -> np.ndarray:
         """float32 [len(texts), dim]: sentence-transformers' own encode (it batches by length),
         with a progress bar when stderr is a terminal and one line when it is not."""
         shown = sys.stderr.isatty() if progress is None else progress
+        batch_size = batch_size or self.batch_size
         start = time.perf_counter()
         X = self.model.encode(
             list(texts),
