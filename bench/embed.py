@@ -66,8 +66,12 @@ def main() -> None:
 
     best_theirs, best_ours = float("inf"), float("inf")
     for i in range(args.repeat):
-        best_theirs = min(best_theirs, theirs())
-        best_ours = min(best_ours, ours())
+        if i % 2 == 0:  # alternate which goes first
+            best_theirs = min(best_theirs, theirs())
+            best_ours = min(best_ours, ours())
+        else:
+            best_ours = min(best_ours, ours())
+            best_theirs = min(best_theirs, theirs())
         print(
             f"  round {i + 1}: theirs {best_theirs:.1f} s, ours {best_ours:.1f} s (best so far)", flush=True
         )

@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import sys
 import time
@@ -294,6 +295,9 @@ def load_encoder(spec: str, template: str, device: str | None = None) -> Encoder
 
         transformers.logging.set_verbosity_error()
         transformers.logging.disable_progress_bar()
+        # e.g. "creating a new one with mean pooling" for a plain transformers folder: the
+        # identity records the pooling; a warning would break the one-line output.
+        logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
         try:
             model = SentenceTransformer(str(path), device=device, local_files_only=True)
         except Exception as exc:
