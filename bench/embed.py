@@ -3,8 +3,8 @@ texts (mmlu-pro's questions, as its embeddings were made), the same encoder and 
 
 Prints questions per second for each, their ratio (ours / theirs; we add the cache key and the
 cache write, nothing else, so the target is >= 0.95), the wall time to embed the texts, and
-the time of a second run (a cache hit). The two are run alternately, ``--repeat`` times each,
-and the best of each is kept, so that a slow first pass (caches, thread pools) favours neither.
+the time of a second run (a cache hit). The two are run ``--repeat`` times each, which goes
+first alternating, and the best of each is kept, so that a slow first pass favours neither.
 
     python bench/embed.py                 # all 12,032 questions, on the best device here
     python bench/embed.py --n 2000 --device cpu
