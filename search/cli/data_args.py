@@ -1,13 +1,11 @@
-"""The data options every command that reads data takes, added to its parser in one place, and
-read back as (source spec, DataOptions)."""
+"""The data options every command that reads data takes, added to its parser in one place (read
+back by ``search.data.options.data_options`` and ``search.data.parts.data_source``)."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from search.data.options import ALIGN, data_options
-from search.data.parts import data_source
+from search.data.options import ALIGN
 
 
 def add_data_options(parser: argparse.ArgumentParser, source: str = "flag", seed_alias: bool = False) -> None:
@@ -32,8 +30,3 @@ def add_data_options(parser: argparse.ArgumentParser, source: str = "flag", seed
     parser.add_argument(
         "--template", help="how a record becomes text, e.g. '{question}\\n{options:lettered}'"
     )
-
-
-def with_data(args: argparse.Namespace) -> dict[str, Any]:
-    """The source and options of a data command (``src`` positional)."""
-    return {"spec": data_source(args.src), "options": data_options(args)}

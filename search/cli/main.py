@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="search a space (the main job)")
     run.add_argument("space", help="search-space YAML, e.g. spaces/residual.yaml")
     add_data_options(run)
-    run.add_argument("--out", help="run dir (default runs/<space>-<timestamp>)")
+    run.add_argument("--out", help="run dir (default runs/<space>-<date>-<time>-<6 hex>)")
     run.add_argument("--export", help="best config.json path (default ./config.json)")
     run.add_argument("--num-samples", type=int, help="trials in total (resume counts old ones)")
     run.add_argument("--pack-size", help="trials trained as one fused model: an integer or auto")
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="output dir (default runs/train-<timestamp>)")
     train.add_argument("--epochs", type=int, help="override train_config.epochs")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    train.add_argument("--seed", type=int, default=0, help="seeds the model's init (and the trials' order)")
+    train.add_argument("--seed", type=int, default=0, help="seeds the models' init and dropout")
     train.add_argument("--metric", default="val_loss", help="picks the best epoch")
     train.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--scores", action="store_true", help="also every LLM's predicted correctness")
     rt.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
-    data = sub.add_parser("data", help="describe or convert router data")
+    data = sub.add_parser("data", help="describe, convert or embed router data")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     describe = data_sub.add_parser("describe", help="sizes, positive rate, costs, baselines, texts")
     add_data_options(describe, source="positional", seed_alias=True)
@@ -94,11 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _source(args: argparse.Namespace) -> Any:
-    from search.cli.data_args import with_data
     from search.data import load_data
+    from search.data.options import data_options
+    from search.data.parts import data_source
 
-    given = with_data(args)
-    return load_data(given["spec"], given["options"])
+    return load_data(data_source(args.src), data_options(args))
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
