@@ -1,9 +1,14 @@
 """Quality on real data: a search on the MMLU-Pro folder, then its routers (the best trial and
 the ensemble, each with its val-tuned switching margin) against the single best model, the kNN
 router (k tuned on val) and the oracle on the test split, with paired bootstrap intervals; the
-recommended router (chosen on val) against the targets.
+recommended router (chosen on val) against the targets; with tasks, routing per task; the
+trials completed per model type.
 
     python bench/quality.py [--space spaces/routers.yaml] [--trials N] [--metric val_auc]
+                            [--data SRC] [DATA OPTIONS] [--no-reproducible]
+
+Any source works (``--data`` as for ``search run``, with the same data options); the targets
+are the built-in MMLU-Pro's.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import MMLU, ROOT, load_yaml, run_search, write_yaml
+from common import ROOT, load_yaml, run_search, write_yaml
 
+from search.cli.data_args import add_data_options
 from search.data import load_data
+from search.data.options import data_options
+from search.data.parts import data_source
 from search.results.export import routers_of
 from search.results.routing_table import run_routing_table
 
@@ -29,20 +37,23 @@ def main() -> None:
     p.add_argument("--space", default=str(ROOT / "spaces" / "routers.yaml"))
     p.add_argument("--trials", type=int)
     p.add_argument("--metric")
-    p.add_argument("--data", default=str(MMLU))
+    p.add_argument("--no-reproducible", action="store_true", help="ask and tell as results come in")
+    add_data_options(p)
     args = p.parse_args()
-    if not Path(args.data).is_dir() and args.data != "mmlu-pro":
-        raise SystemExit(f"{args.data}: MMLU-Pro folder not found")
+    args.data = args.data or ["mmlu-pro"]
+    spec, options = data_source(args.data), data_options(args)
     raw = load_yaml(Path(args.space))
+    raw["search"]["reproducible"] = not args.no_reproducible
     if args.trials:
         raw["search"]["num_samples"] = args.trials
     if args.metric:
         raw["search"]["metric"] = args.metric
-    data = load_data(args.data)
+    data = load_data(spec, options)
+    given = _flags(args)
     with tempfile.TemporaryDirectory() as tmp:
         path = write_yaml(Path(tmp) / "quality.yaml", raw)
         start = time.perf_counter()
-        rc, wall, rows = run_search(path, Path(tmp) / "run", "--data", args.data)
+        rc, wall, rows = run_search(path, Path(tmp) / "run", *given)
         assert rc == 0
         states = [r["state"] for r in rows]
         types = sorted({r["model_type"] for r in rows})
@@ -50,6 +61,9 @@ def main() -> None:
             f"search: {len(rows)} trials of {', '.join(types)} ({states.count('PRUNED')} pruned) "
             f"in {wall:.0f}s, metric {raw['search']['metric']}"
         )
+        for t in types:
+            of = [r["state"] for r in rows if r["model_type"] == t]
+            print(f"  {t}: {len(of)} trials, {of.count('COMPLETE')} complete, {of.count('PRUNED')} pruned")
         config = json.loads((Path(tmp) / "run" / "config.json").read_text())
         table = run_routing_table(routers_of(Path(tmp) / "run", config), data)
         print(f"({time.perf_counter() - start:.0f}s in all)")
@@ -63,6 +77,26 @@ def main() -> None:
         f"{rec['correctness_acc']:.4f} (target >= {TARGET_CORRECTNESS}: "
         f"{'met' if rec['correctness_acc'] >= TARGET_CORRECTNESS else 'missed'})"
     )
+
+
+def _flags(args: argparse.Namespace) -> list[str]:
+    """The data flags again, for the search's command line."""
+    out = [x for d in args.data for x in ("--data", d)]
+    for flag in (
+        "embeddings",
+        "align",
+        "id_column",
+        "threshold",
+        "split_seed",
+        "encoder",
+        "template",
+        "task_column",
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            out += [f"--{flag.replace('_', '-')}", str(value)]
+    out += [x for r in args.metric_rule or [] for x in ("--metric-rule", r)]
+    return out + (["--dedupe"] if args.dedupe else [])
 
 
 if __name__ == "__main__":

@@ -23,7 +23,20 @@ def add_data_options(parser: argparse.ArgumentParser, source: str = "flag", seed
     parser.add_argument("--embeddings", help="embeddings file (.npy or .pth), one row per question")
     parser.add_argument("--align", choices=ALIGN, help="embeddings rows by order (row) or by id (id)")
     parser.add_argument("--id-column", help="the id column (default: id, prompt_id, question_id, sample_id)")
-    parser.add_argument("--threshold", type=float, help="a score >= this counts as correct")
+    parser.add_argument(
+        "--threshold", type=float, help="a score >= this counts as correct (else grades in [0, 1] are kept)"
+    )
+    parser.add_argument(
+        "--task-column", help="the column or field naming each question's task (default: task, category)"
+    )
+    parser.add_argument(
+        "--metric-rule",
+        action="append",
+        help="how a task's scores count: mean, positive or a threshold; TASK=RULE per task (repeatable)",
+    )
+    parser.add_argument(
+        "--dedupe", action="store_true", help="drop val/test questions that also occur in an earlier split"
+    )
     names = ["--split-seed", "--seed"] if seed_alias else ["--split-seed"]
     parser.add_argument(*names, dest="split_seed", type=int, help="seeds the split when the source has none")
     parser.add_argument("--encoder", help="sentence-transformers model (hub name or folder) for texts")

@@ -55,8 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="output dir (default runs/train-<timestamp>)")
     train.add_argument("--epochs", type=int, help="override train_config.epochs")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    train.add_argument("--seed", type=int, default=0, help="seeds the models' init and dropout")
-    train.add_argument("--metric", default="val_loss", help="picks the best epoch")
+    train.add_argument(
+        "--seed", type=int, help="seeds the models' init and dropout (default: the trial's, else 0)"
+    )
+    train.add_argument("--metric", help="picks the best epoch (default: the search's, else val_loss)")
     train.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     rt = sub.add_parser("route", help="send new queries to LLMs with a saved router")
@@ -128,6 +130,11 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _given_data_options(args: argparse.Namespace) -> bool:
+    keys = ("embeddings", "align", "id_column", "threshold", "split_seed", "encoder", "template")
+    return any(getattr(args, k, None) is not None for k in keys) or bool(args.metric_rule or args.dedupe)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from search.cli.train import run_train
     from search.data.options import data_options
@@ -140,6 +147,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         data_source(args.data),
         out,
         options=data_options(args),
+        options_given=_given_data_options(args),
         epochs=args.epochs,
         device=args.device,
         seed=args.seed,

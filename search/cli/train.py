@@ -11,13 +11,25 @@ import torch
 from router_models import read_pipeline_config, save_router
 from search import metrics as M
 from search.data import RouterData, load_data
-from search.data.options import DataOptions
+from search.data.options import ENCODER_PARAM, DataOptions
+from search.data.options import FIELDS as DATA_FIELDS
 from search.errors import UserError
 from search.limits import MAX_EPOCHS, check_int, check_seed
+from search.parse import read_json
 from search.results.export import write_json
 from search.trial.config import METRIC_MODES
 from search.trial.policy import tune_routing, val_logits
 from search.trial.train import EpochReport, TrainResult, predict, split_metrics, train_pack
+
+
+def _search_result(path: str) -> dict[str, Any]:
+    """The ``search_result`` block of a config a search exported, or {} (read errors are the
+    config reader's to say)."""
+    try:
+        block = read_json(Path(path)).get("search_result")
+    except Exception:  # noqa: BLE001 - read_pipeline_config reports a bad file in one line
+        return {}
+    return block if isinstance(block, dict) else {}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -98,17 +110,38 @@ def run_train(
     out: Path,
     *,
     options: DataOptions | None = None,
+    options_given: bool = False,
     epochs: int | None,
     device: str,
-    seed: int,
-    metric: str,
+    seed: int | None,
+    metric: str | None,
 ) -> int:
     """Train the configs (several: as one pack) and write router.pt and metrics.json for each:
-    in ``out`` for one config, in ``out/<file stem>/`` for several."""
+    in ``out`` for one config, in ``out/<file stem>/`` for several.
+
+    A config a search exported (with ``search_result``) trains again as its trial did: on the
+    search's data and data options (unless ``data_spec`` is given), picking its best epoch by
+    the search's metric, with the trial's seed (unless ``metric`` or ``seed`` are given).
+    """
+    recorded = _search_result(config_paths[0])
+    metric = metric or recorded.get("metric") or "val_loss"
+    seed = seed if seed is not None else int(recorded.get("seed") or 0)
+    if data_spec is None and recorded.get("data_source"):
+        data_spec = recorded["data_source"]
+        if not options_given and isinstance(recorded.get("data_options"), dict):
+            options = DataOptions(**{k: v for k, v in recorded["data_options"].items() if k in DATA_FIELDS})
+        print(f"data: the search's ({data_spec}), as {config_paths[0]} records")
+    elif data_spec is not None and recorded.get("data_source") and str(data_spec) != recorded["data_source"]:
+        print(f"note: training on {data_spec}, not on the search's data ({recorded['data_source']})")
+    elif data_spec is None:
+        print("note: no --data and no search in the config: synthetic data")
     if metric not in METRIC_MODES:
         raise UserError(f"--metric {metric!r}: valid: {', '.join(METRIC_MODES)}")
     names = _names(config_paths)
     configs: list[dict[str, Any]] = [{"pipeline_config": read_pipeline_config(p)} for p in config_paths]
+    chosen = configs[0]["pipeline_config"].get(ENCODER_PARAM)
+    if chosen and (options is None or options.encoder is None):  # the encoder its search chose
+        options = (options or DataOptions()).merged(encoder=chosen)
     if epochs is not None:
         check_int(epochs, 1, MAX_EPOCHS, "--epochs")
     check_seed(seed, "--seed")

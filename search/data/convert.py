@@ -7,11 +7,13 @@ the parquet layout).
 - Records (``.json`` list or ``.jsonl`` lines), as LLMRouter and RouterDC write them:
   ``{"id" or "question": ..., "scores": {llm: score}, "costs": {llm: cost}?, "split": ...?}``.
 
-Scores are 0/1 correctness, or any number with ``threshold`` (score >= threshold is correct);
-an empty or missing score is an unobserved pair. A question's text (a ``question``, ``query``,
-``prompt`` or ``text`` field or string column, or what a template makes of its fields) is kept
-for the encoder; the embeddings come from ``embedding.py`` (a file, aligned by row/record order
-or by the integer id column, or the texts embedded). Without a split column the questions are
+Scores are 0/1 correctness or grades in [0, 1], or any number with ``threshold`` (score >=
+threshold is correct; ``scores.py``); an empty or missing score is an unobserved pair. A
+question's task is its ``task`` (or ``category``) field or string column, when it has one. A
+question's text (a ``question``, ``query``, ``prompt`` or ``text`` field or string column, or
+what a template makes of its fields) is kept for the encoder; the embeddings come from
+``embedding.py`` (a file, aligned by row/record order or by the integer id column, or the texts
+embedded). Without a split column the questions are
 split 80/10/10, seeded.
 
 Reading is parsing only (``Parsed``): ``sources.load_data`` embeds and assembles.
@@ -29,6 +31,7 @@ import pyarrow as pa
 from search.data.encode.template import Template, default_template
 from search.data.options import DataOptions
 from search.data.router_data import SPLITS, RouterData, split_by_question
+from search.data.scores import check_scores, thresholded
 from search.data.tables import float_column, label_column, read_columns, types_of
 from search.errors import DataError
 from search.parse import ParseError, load_json, read_text
@@ -36,9 +39,9 @@ from search.parse import ParseError, load_json, read_text
 TABLE_SUFFIXES = (".csv", ".parquet")
 RECORD_SUFFIXES = (".json", ".jsonl")
 ID_COLUMNS = ("id", "prompt_id", "question_id", "sample_id")
-NOT_MODELS = {"split", "category", "category_id", "eval_name", "label"}
+NOT_MODELS = {"split", "category", "category_id", "eval_name", "label", "task"}
+TASK_FIELDS = ("task", "category")  # where a question's task is, unless --task-column says
 COST_SUFFIX = "|total_cost"
-HINT = "; give --threshold T to count score >= T as correct"
 
 
 def _numeric(table_types: dict[str, pa.DataType], name: str) -> bool:
@@ -81,6 +84,7 @@ class Parsed:
     texts: list[str] | None = None
     template: str | None = None
     texts_error: str | None = None  # why there are no texts, said when they are needed
+    task_values: list[str] | None = None  # each question's task, from a task column or field
 
     @property
     def n(self) -> int:
@@ -94,6 +98,10 @@ def assemble(parsed: Parsed, X: np.ndarray, splits: dict[str, np.ndarray], **ext
     """RouterData of a parsed source and its embeddings; ``extra``: encoder, tasks, task_names."""
     Y = parsed.Y
     mask = ~np.isnan(Y)
+    if parsed.task_values is not None and "tasks" not in extra:
+        extra["task_names"] = sorted(set(parsed.task_values))
+        index = {t: i for i, t in enumerate(extra["task_names"])}
+        extra["tasks"] = np.asarray([index[t] for t in parsed.task_values], dtype=np.int32)
     if not mask.any(axis=1).all():
         row = int(np.flatnonzero(~mask.any(axis=1))[0])
         raise DataError(f"{parsed.source}: question {row} has no score for any LLM")
@@ -136,6 +144,25 @@ def _template(options: DataOptions, fields: list[str], source: Path) -> Template
     return template
 
 
+def _task_field(options: DataOptions, text_fields: list[str], fields: list[str], source: Path) -> str | None:
+    """The column or field that names each question's task: ``--task-column``, else the first
+    text one of TASK_FIELDS, else none."""
+    if options.task_column is not None:
+        if options.task_column not in fields:
+            raise DataError(f"{source}: no task column {options.task_column!r}; has {fields}")
+        return options.task_column
+    return next((f for f in TASK_FIELDS if f in text_fields), None)
+
+
+def _task_values(values: list[Any], source: Path, unit: str, first: int) -> list[str]:
+    bad = [
+        i for i, v in enumerate(values) if v is None or isinstance(v, (dict, list)) or str(v).strip() == ""
+    ]
+    if bad:
+        raise DataError(f"{source} {unit} {bad[0] + first}: no task (an empty task column or field)")
+    return [str(v).strip() for v in values]
+
+
 def parse_wide(path: Path, options: DataOptions) -> Parsed:
     """A wide table (see the module doc)."""
     id_column, threshold = options.id_column, options.threshold
@@ -165,13 +192,17 @@ def parse_wide(path: Path, options: DataOptions) -> Parsed:
     if not names:
         raise DataError(f"{path}: no score columns (numbers, one per LLM); has {columns}")
     fields = template.fields if template is not None else []
-    wanted = [c for c in [id_col, "split" if "split" in columns else None, *names, *costs.values()] if c]
+    labels = text_columns + [c for c in columns if pa.types.is_dictionary(types[c])]
+    task_col = _task_field(options, labels, columns, path)
+    wanted = [
+        c for c in [id_col, "split" if "split" in columns else None, task_col, *names, *costs.values()] if c
+    ]
     wanted += [c for c in fields if c not in wanted]
     table = read_columns(path, wanted)
     n = table.num_rows
     if n == 0:
         raise DataError(f"{path}: no rows")
-    Y = np.stack([label_column(table, m, path, threshold, HINT, allow_empty=True) for m in names], axis=1)
+    Y = np.stack([label_column(table, m, path, threshold, allow_empty=True) for m in names], axis=1)
     cost = None
     if costs:
         cost = np.stack([float_column(table, costs[m], path) for m in names], axis=1).astype(np.float32)
@@ -186,7 +217,10 @@ def parse_wide(path: Path, options: DataOptions) -> Parsed:
     rows = table.select(fields).to_pylist() if template is not None else []
     texts, why = _render(template, rows, lambda i: f"{path} line {i + 2}", options.template is not None)
     split_values = table.column("split").to_pylist() if "split" in table.column_names else None
-    return Parsed(path, Y, names, cost, split_values, ids, texts, template.spec if template else None, why)
+    task_values = _task_values(table.column(task_col).to_pylist(), path, "line", 2) if task_col else None
+    return Parsed(
+        path, Y, names, cost, split_values, ids, texts, template.spec if template else None, why, task_values
+    )
 
 
 def _read_records(path: Path) -> list[dict[str, Any]]:
@@ -239,13 +273,10 @@ def parse_records(path: Path, options: DataOptions) -> Parsed:
                 raise DataError(f"{path}: record {i}: cost of {m!r} is {c!r}, not a number >= 0")
             assert cost is not None
             cost[i, col[m]] = c
-    if threshold is not None:
-        Y = np.where(np.isnan(Y), np.nan, (Y >= threshold).astype(np.float64))
-    else:
-        bad = np.argwhere(~np.isnan(Y) & (Y != 0) & (Y != 1))
-        if bad.size:
-            i, j = bad[0]
-            raise DataError(f"{path}: record {i}: score {Y[i, j]:g} of {names[j]!r} is not 0 or 1{HINT}")
+    Y = thresholded(Y, threshold)
+    check_scores(
+        Y, lambda flat: f"{path}: record {flat // len(names)}: score of {names[flat % len(names)]!r}"
+    )
     ids = None
     if options.align == "id":
         raw = [r.get(id_key) for r in records]
@@ -259,4 +290,9 @@ def parse_records(path: Path, options: DataOptions) -> Parsed:
     template = _template(options, keys, path)
     texts, why = _render(template, records, lambda i: f"{path}: record {i}", options.template is not None)
     split_values = [r.get("split") for r in records] if any("split" in r for r in records) else None
-    return Parsed(path, Y, names, cost, split_values, ids, texts, template.spec if template else None, why)
+    string_keys = [k for k in keys if any(isinstance(r.get(k), str) for r in records)]
+    task_key = _task_field(options, string_keys, keys, path)
+    task_values = _task_values([r.get(task_key) for r in records], path, "record", 0) if task_key else None
+    return Parsed(
+        path, Y, names, cost, split_values, ids, texts, template.spec if template else None, why, task_values
+    )

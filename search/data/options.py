@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from search.data.scores import parse_rules, rule_text
 from search.errors import DataError
 from search.limits import SEED_MAX
 
@@ -30,6 +31,9 @@ class DataOptions:
     encoder: The encoder that embeds the source's texts (a hub name or a folder), or made
         ``embeddings`` (its width is checked).
     template: How a record becomes text (``search/data/encode/template.py``).
+    task_column: The column or field naming each question's task (default: task, category).
+    metric_rule: How each task's scores count (``search/data/scores.py``), canonical text.
+    dedupe: Drop val and test questions that also occur in an earlier split (``leakage.py``).
     """
 
     embeddings: str | None = None
@@ -39,6 +43,9 @@ class DataOptions:
     seed: int = 0
     encoder: str | None = None
     template: str | None = None
+    task_column: str | None = None
+    metric_rule: str | None = None
+    dedupe: bool = False
 
     def __post_init__(self) -> None:
         if self.align not in ALIGN:
@@ -47,6 +54,8 @@ class DataOptions:
             isinstance(self.threshold, (int, float)) and math.isfinite(self.threshold)
         ):
             raise DataError(f"--threshold must be a finite number, got {self.threshold}")
+        if self.metric_rule is not None:  # canonical, so equal rules record and compare equal
+            object.__setattr__(self, "metric_rule", rule_text(parse_rules(self.metric_rule)))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX:
             raise DataError(f"--seed must be an integer from 0 to {SEED_MAX:,}, got {self.seed!r}")
 
@@ -69,4 +78,7 @@ def data_options(args: Any, base: DataOptions | None = None) -> DataOptions:
         seed=args.split_seed,
         encoder=args.encoder,
         template=args.template,
+        task_column=args.task_column,
+        metric_rule=",".join(args.metric_rule) if args.metric_rule else None,
+        dedupe=True if args.dedupe else None,
     )

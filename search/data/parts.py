@@ -122,10 +122,11 @@ def load_parts(parts: Mapping[str, Sequence[str]], options: DataOptions) -> Rout
         if cost is not None and parsed.cost is not None:
             cost[rows, cols] = parsed.cost
         texts += parsed.texts
-        task = task_of(path)
-        if task not in task_names:
-            task_names.append(task)
-        tasks[rows] = task_names.index(task)
+        # A part's own task column or field names its questions' tasks; else the file's stem.
+        for i, task in enumerate(parsed.task_values or [task_of(path)] * parsed.n):
+            if task not in task_names:
+                task_names.append(task)
+            tasks[start + i] = task_names.index(task)
         owner += [split] * parsed.n
         start += parsed.n
     splits = {s: np.flatnonzero(np.asarray(owner) == s) for s in SPLITS}

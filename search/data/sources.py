@@ -17,9 +17,11 @@ from search.data.builtin import BUILTIN, load_builtin
 from search.data.convert import RECORD_SUFFIXES, TABLE_SUFFIXES, Parsed, assemble, parse_records, parse_wide
 from search.data.embedding import embeddings_for
 from search.data.embedllm import load_folder
+from search.data.leakage import deduped
 from search.data.options import DataOptions
 from search.data.parts import load_parts, parts_of
 from search.data.router_data import RouterData
+from search.data.scores import apply_rules, parse_rules
 from search.data.synthetic import SyntheticSpec, make_synthetic
 from search.errors import DataError
 
@@ -36,6 +38,23 @@ def load_data(
     (``embedding.py``).
     """
     options = (options or DataOptions()).merged(**given)
+    return prepared(_load(spec, options), options)
+
+
+def prepared(data: RouterData, options: DataOptions) -> RouterData:
+    """``data`` as the options say it counts: each task's metric rule applied to its scores
+    (``scores.py``), and with ``dedupe`` the val and test questions that repeat an earlier
+    split's dropped (``leakage.py``)."""
+    if options.metric_rule is not None:
+        data.Y = apply_rules(
+            data.Y, data.mask, parse_rules(options.metric_rule), data.tasks, data.task_names, data.source
+        )
+    if options.dedupe:
+        data = deduped(data)
+    return data
+
+
+def _load(spec: str | Path | Mapping[str, Sequence[str]] | None, options: DataOptions) -> RouterData:
     if isinstance(spec, Mapping):
         return load_parts(spec, options)
     if spec is not None and (parts := parts_of(str(spec))) is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from search import metrics as M
 from search.data import SPLITS, RouterData
+from search.data.leakage import find_leakage
+from search.data.scores import is_graded
 
 
 def describe(data: RouterData, top: int = 10) -> str:
@@ -14,8 +16,9 @@ def describe(data: RouterData, top: int = 10) -> str:
         f"embedding dim: {data.embedding_dim}",
         f"texts: {_texts(data)}",
         f"embeddings: {_embeddings(data)}",
+        f"scores: {_scores(data)}",
         "",
-        f"{'split':<6} {'questions':>9} {'pairs':>9} {'pos rate':>8} {'single best':>11} {'oracle':>7}",
+        f"{'split':<6} {'questions':>9} {'pairs':>9} {'mean score':>10} {'single best':>11} {'oracle':>7}",
     ]
     _, y_tr, m_tr = data.split("train")
     for split in SPLITS:
@@ -24,7 +27,7 @@ def describe(data: RouterData, top: int = 10) -> str:
         pos = float(y[m].mean()) if pairs else float("nan")
         base = M.baselines(y_tr, m_tr, y, m)
         lines.append(
-            f"{split:<6} {len(data.splits[split]):>9} {pairs:>9} {pos:>8.3f} "
+            f"{split:<6} {len(data.splits[split]):>9} {pairs:>9} {pos:>10.3f} "
             f"{base['single_best_route_acc']:>11.4f} {base['oracle_route_acc']:>7.4f}"
         )
     acc = M.model_accuracy(y_tr, m_tr).tolist()
@@ -55,17 +58,28 @@ def describe(data: RouterData, top: int = 10) -> str:
         lines += ["", "costs: none in this data"]
     if data.tasks is not None and data.task_names:
         _, y, m = data.split("test")
+        t_tr, t_te = data.tasks[data.splits["train"]], data.tasks[data.splits["test"]]
+        n_t = len(data.task_names)
         outcomes = {
             "single_best": M.routed_outcomes(M.single_best_scores(y_tr, m_tr, len(y)), y, m),
+            "task_best": M.routed_outcomes(M.task_best_scores(y_tr, m_tr, t_tr, t_te, n_t), y, m),
             "oracle": M.oracle_outcomes(y, m),
         }
-        rows = M.per_task(outcomes, data.tasks[data.splits["test"]], data.task_names)
-        lines += ["", f"tasks: {len(data.task_names)}; routing accuracy per task on test:"]
-        lines += [
-            "  " + line
-            for line in M.format_tasks(rows, [("single_best", "single best"), ("oracle", "oracle")])
-        ]
+        rows = M.per_task(outcomes, t_te, data.task_names)
+        per_task = M.task_best(y_tr, m_tr, t_tr, n_t)
+        for row in rows:
+            row["best LLM"] = data.model_names[per_task[data.task_names.index(str(row["task"]))]]
+        lines += ["", f"tasks: {n_t}; routing per task on test (mean score of the chosen LLM):"]
+        columns = [("single_best", "single best"), ("task_best", "best per task"), ("oracle", "oracle")]
+        lines += ["  " + line for line in M.format_tasks(rows, columns, label="best LLM")]
+    lines += ["", *find_leakage(data).lines()]
     return "\n".join(lines)
+
+
+def _scores(data: RouterData) -> str:
+    if is_graded(data.Y, data.mask):
+        return "graded (in [0, 1]; trained as soft targets, routing is the chosen LLM's mean score)"
+    return "0/1 correctness"
 
 
 def _texts(data: RouterData) -> str:

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from search.data.scores import check_scores, thresholded
 from search.errors import DataError
 
 # Quoted values may span lines (prompt texts do): parse them as one value.
@@ -125,18 +126,14 @@ def label_column(
     name: str,
     path: Path,
     threshold: float | None = None,
-    hint: str = "",
     allow_empty: bool = False,
 ) -> np.ndarray:
-    """Correctness labels in {0, 1} (float32); with ``threshold``, score >= threshold is 1. With
-    ``allow_empty``, empty cells stay NaN (unobserved); else they are an error."""
-    y = float_column(table, name, path, allow_empty=True)
-    if threshold is not None:
-        y = np.where(np.isnan(y), np.nan, (y >= threshold).astype(np.float64))
-    bad = np.flatnonzero(~((y == 0) | (y == 1) | (np.isnan(y) & allow_empty)))
-    if bad.size:
-        shown = "empty" if np.isnan(y[bad[0]]) else f"{y[bad[0]]:g}"
-        raise DataError(f"{path} line {bad[0] + 2}: {name} {shown} is not 0 or 1{hint}")
+    """Scores in [0, 1] (float32; see ``scores.py``); with ``threshold``, score >= threshold is 1.
+    With ``allow_empty``, empty cells stay NaN (unobserved); else they are an error."""
+    y = thresholded(float_column(table, name, path, allow_empty=True), threshold)
+    if not allow_empty and np.isnan(y).any():
+        raise DataError(f"{path} line {int(np.flatnonzero(np.isnan(y))[0]) + 2}: {name} is empty")
+    check_scores(y, lambda i: f"{path} line {i + 2}: {name}")
     return y.astype(np.float32)
 
 

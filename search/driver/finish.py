@@ -3,6 +3,7 @@ routing table; and which trial routers stay on storage."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import optuna
@@ -11,6 +12,7 @@ from optuna.trial import TrialState
 from router_models import load_router, save_router
 from router_models.checkpoint import atomic_write_bytes, set_routing
 from search.data import RouterData
+from search.data.leakage import find_leakage
 from search.driver.plan import RunPlan
 from search.errors import UserError
 from search.results.ensemble import Ensemble, RouterKeeper, build_ensemble
@@ -115,7 +117,7 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
         return 1
     encoder = space.encoder_of(study.best_trial.params)
     data = datas[encoder]
-    config = best_config(study, space, data.source, data.embedding_dim)
+    config = best_config(study, space, data.source, data.embedding_dim, dataclasses.asdict(plan.data_options))
     best = config["search_result"]["trial"]
     uri = router_uri(plan.storage, best)
     if exists(uri):
@@ -148,7 +150,13 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
         table = run_routing_table(routers, data)
         write_json(
             plan.run_dir / ROUTING_TABLE,
-            {"rows": table.rows, "recommended": table.recommended, "tasks": table.tasks},
+            {
+                "rows": table.rows,
+                "recommended": table.recommended,
+                "tasks": table.tasks,
+                "graded": table.graded,
+                "leakage": find_leakage(data).to_dict(),
+            },
         )
         print("\n" + table.text)
     sr = config["search_result"]

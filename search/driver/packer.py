@@ -72,6 +72,7 @@ class Packer:
         self.widths = dict(embedding_dim) if isinstance(embedding_dim, Mapping) else {"": embedding_dim}
         self.num_models = num_models
         self.pending: list[optuna.trial.Trial] = []  # asked, waiting to lead a later pack
+        self.asking = study  # what next_pack asks through: the study or a view of it
 
     def key(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """The pack key of a trial's params; None for a config that does not build (it trains
@@ -96,7 +97,7 @@ class Packer:
         return out
 
     def _ask(self) -> optuna.trial.Trial:
-        trial = self.study.ask()
+        trial = self.asking.ask()
         self.space.suggest(trial)
         return trial
 
@@ -107,6 +108,7 @@ class Packer:
         chooses everything else, and every type and encoder later)."""
         if self._waiting():
             return
+        # every trial asked so far, not a view's: which types were tried depends on asks only
         trials = self.study.get_trials(deepcopy=False)
         fixed: dict[str, Any] = {}
         for name, choices in (("model_type", self.space.types), (ENCODER_PARAM, self.space.data.encoders)):
@@ -117,18 +119,23 @@ class Packer:
             if missing:
                 fixed[name] = missing[0]
         if fixed:
-            self.study.enqueue_trial(fixed, skip_if_exists=False)
+            self.asking.enqueue_trial(fixed, skip_if_exists=False)
 
     def _waiting(self) -> bool:
-        return bool(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        return bool(self.asking.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
-    def next_pack(self, budget: int) -> tuple[list[optuna.trial.Trial], int]:
+    def next_pack(
+        self, budget: int, study: optuna.Study | None = None
+    ) -> tuple[list[optuna.trial.Trial], int]:
         """Up to ``pack_size`` compatible trials, and how many of them were newly asked.
 
         Args:
             budget: How many new trials may be asked (the rest of num_samples); a trial left
                 waiting from an earlier pack is used first and does not count.
+            study: A view of the study to ask through (``results/views.py``), or None for the
+                study itself.
         """
+        self.asking = study or self.study
         asked = 0
         if self.pending:
             leader = self.pending.pop(0)
@@ -144,7 +151,7 @@ class Packer:
             if not self._waiting():
                 if fixed is None:
                     fixed = {n: leader.params[n] for n in self.structural(leader.params)}
-                self.study.enqueue_trial(fixed, skip_if_exists=False)
+                self.asking.enqueue_trial(fixed, skip_if_exists=False)
             trial, asked = self._ask(), asked + 1
             if self.key(trial.params) != key:
                 self.pending.append(trial)

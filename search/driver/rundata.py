@@ -9,6 +9,7 @@ from typing import Any
 
 from search.data import RouterData, load_data
 from search.data.fingerprint import difference, fingerprint
+from search.data.leakage import find_leakage
 from search.data.router_data import no_signal
 from search.driver.plan import RunPlan
 from search.errors import UserError
@@ -33,6 +34,9 @@ def load_run_data(plan: RunPlan) -> RunData:
     reason = no_signal(data)
     if reason is not None:
         raise UserError(reason)
+    leak = find_leakage(data).line()
+    if leak is not None:
+        print(leak)
     return datas
 
 

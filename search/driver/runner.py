@@ -43,9 +43,11 @@ def print_progress(frozen: Any, live: Any, bridge: Any) -> None:
     shown = f"{value:.4f}" if value is not None else "-"
     best = f"{study.best_value:.4f}" if TrialState.COMPLETE in states else "-"
     extra = f"  ({frozen.user_attrs.get('error')})" if frozen.state == TrialState.FAIL else ""
+    packs = sum(any(not m.closed for m in pack.values()) for pack in bridge.packs.values())
     print(
         f"trial {frozen.number:>3}  {frozen.state.name:<8}  epochs {live.epochs:>2}  "
-        f"{bridge.metric} {shown}  best {best}  | running {bridge.running()}  "
+        f"{bridge.metric} {shown}  best {best}  | training {bridge.running()} trials in {packs} "
+        f"pack{'s' if packs != 1 else ''}  "
         f"pruned {states.count(TrialState.PRUNED)}  done {counted_trials(study)}/{bridge.num_samples}"
         f"{extra}",
         flush=True,
@@ -208,7 +210,9 @@ def run_trials(plan: RunPlan, study: optuna.Study, datas: RunData, remaining: in
         widths = {encoder: d.embedding_dim for encoder, d in datas.items()}
         packer = Packer(study, space, pack_size, widths, first(datas).num_models)
         prunes = space.search.pruner.type != "none"
-        control = start_control() if prunes and pack_size > 1 else None
+        # a pack waits for the word on its members; in a reproducible search even a pack of one,
+        # whose word may wait for an earlier trial's report (driver/ordering.py)
+        control = start_control() if prunes and (pack_size > 1 or space.search.reproducible) else None
         keeper = router_keeper(plan, study)
 
         def on_finish(frozen: Any, live: Any, bridge: Any) -> None:
@@ -216,7 +220,16 @@ def run_trials(plan: RunPlan, study: optuna.Study, datas: RunData, remaining: in
             if frozen.state == TrialState.COMPLETE:
                 keeper.add(frozen.number, float(frozen.value))
 
-        bridge = OptunaBridge(study, space, plan.num_samples, packer, control=control, on_finish=on_finish)
+        bridge = OptunaBridge(
+            study,
+            space,
+            plan.num_samples,
+            packer,
+            control=control,
+            on_finish=on_finish,
+            ordered=space.search.reproducible,
+            slots=slots,
+        )
         settings = {
             "control": control,
             "cpus": space.resources.cpu,

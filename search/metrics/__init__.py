@@ -35,6 +35,8 @@ from search.metrics.routing import (
     single_best,
     single_best_route_acc,
     single_best_scores,
+    task_best,
+    task_best_scores,
     tune_margin,
 )
 from search.metrics.tasks import format_tasks, per_task
@@ -58,6 +60,8 @@ __all__ = [
     "masked_bce_members",
     "model_accuracy",
     "oracle_outcomes",
+    "task_best",
+    "task_best_scores",
     "oracle_route_acc",
     "paired_bootstrap",
     "per_task",

@@ -1,7 +1,14 @@
 """Per-pair metrics over a masked questions x models matrix (torch, on any device).
 
-``logits`` are [Q, M] (or [K, Q, M] for K pack members); ``y`` is correctness in {0, 1} [Q, M];
-``mask`` marks the observed pairs. Unobserved pairs never count.
+``logits`` are [Q, M] (or [K, Q, M] for K pack members); ``y`` is each pair's score in [0, 1]
+[Q, M] (0/1 correctness, or a grade); ``mask`` marks the observed pairs. Unobserved pairs never
+count.
+
+Graded scores count as a share of a right answer: a pair of score s is s of a positive and
+1 - s of a negative. So correctness accuracy is the mean agreement ``s`` where the prediction
+says right (p > 0.5) and ``1 - s`` where it says wrong, and AUC is the chance that a positive
+outranks a negative with every pair weighted so (pairs of one pair with itself left out). Both
+are the usual accuracy and ROC AUC on 0/1 scores.
 """
 
 from __future__ import annotations
@@ -36,16 +43,27 @@ def masked_bce_members(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor
 
 
 def correctness_acc(logits: ArrayLike, y: ArrayLike, mask: ArrayLike) -> float:
-    """Share of observed pairs whose thresholded prediction (logit > 0, p > 0.5) equals y."""
+    """Mean agreement over observed pairs of the thresholded prediction (logit > 0, p > 0.5)
+    with the score (see the module doc; the share of right predictions on 0/1 scores)."""
     logits, y, mask = _t(logits), _t(y), _t(mask).bool()
-    hit = ((logits > 0).to(y.dtype) == y)[mask]
-    return float(hit.float().mean()) if hit.numel() else float("nan")
+    if not mask.any():
+        return float("nan")
+    return float(_agreement(logits.unsqueeze(0).float(), y.float(), mask)[0])
+
+
+def _agreement(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each member's mean agreement over observed pairs: logits ``[K, Q, M]`` -> ``[K]``."""
+    right = (logits > 0).float()
+    agree = right * y + (1.0 - right) * (1.0 - y)
+    m = mask.float()
+    return (agree * m).sum((1, 2)) / m.sum().clamp_min(1.0)
 
 
 def auc(scores: ArrayLike, y: ArrayLike, mask: ArrayLike) -> float:
-    """ROC AUC over observed pairs (Mann-Whitney, ties share their average rank)."""
+    """ROC AUC over observed pairs (Mann-Whitney, ties share their average rank; graded scores
+    weighted as the module doc says)."""
     scores, y, mask = _t(scores), _t(y), _t(mask).bool()
-    return float(_auc_rows(scores[mask].unsqueeze(0), y[mask].bool())[0])
+    return float(_auc_rows(scores[mask].unsqueeze(0), y[mask].float())[0])
 
 
 def evaluate(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
@@ -53,13 +71,15 @@ def evaluate(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> dict[
     return evaluate_members(logits.unsqueeze(0), y, mask)[0]
 
 
-def _auc_rows(scores: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-    """ROC AUC of each row of ``scores [K, P]`` against shared labels ``positive [P]`` (ties
-    share their average rank), all rows at once."""
+def _auc_rows(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """ROC AUC of each row of ``scores [K, P]`` against shared scores ``y [P]`` in [0, 1]: each
+    pair is ``y`` of a positive and ``1 - y`` of a negative; ties count half; a pair is never
+    compared with itself. All rows at once; NaN without both positive and negative weight."""
     s = scores.double()
-    n_pos = positive.sum().double()
-    n_neg = positive.numel() - n_pos
-    if n_pos == 0 or n_neg == 0:
+    pos = y.double()
+    neg = 1.0 - pos
+    total = pos.sum() * neg.sum() - (pos * neg).sum()
+    if not total > 0:
         return torch.full((s.shape[0],), float("nan"), dtype=torch.float64, device=s.device)
     sorted_s, order = torch.sort(s, dim=1)
     p = s.shape[1]
@@ -68,11 +88,13 @@ def _auc_rows(scores: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
     starts[:, 1:] = sorted_s[:, 1:] != sorted_s[:, :-1]
     ends = torch.ones_like(starts)
     ends[:, :-1] = starts[:, 1:]
-    first = torch.cummax(torch.where(starts, ar, 0), dim=1).values
+    first = torch.cummax(torch.where(starts, ar, 0), dim=1).values  # each pair's tie group
     last = torch.cummin(torch.where(ends, ar, p - 1).flip(1), dim=1).values.flip(1)
-    ranks = (first + last).double() / 2.0 + 1.0  # 1-based average rank of each tie group
-    pos_rank_sum = (ranks * positive[order].double()).sum(1)
-    return (pos_rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    pos_s, neg_s = pos[order], neg[order]
+    cum = torch.cumsum(neg_s, dim=1)
+    below = cum.gather(1, first) - neg_s.gather(1, first)  # negative weight strictly below
+    tied = cum.gather(1, last) - below - neg_s  # negative weight tied with it, itself left out
+    return (pos_s * (below + 0.5 * tied)).sum(1) / total
 
 
 def evaluate_members(
@@ -90,15 +112,14 @@ def evaluate_members(
     logits = logits.float()
     m = mask.bool()
     yf = y.float()
-    n = m.sum().clamp_min(1).float()
     loss = masked_bce_members(logits, yf, m)
-    correct = (((logits > 0).float() == yf) & m).sum((1, 2)) / n
+    correct = _agreement(logits, yf, m)
     choice = route(logits, mask=m)
     routed = yf.expand_as(logits).gather(2, choice.unsqueeze(2)).squeeze(2)[:, m.any(dim=1)]
     routed_acc = routed.mean(1) if routed.shape[1] else torch.full_like(loss, float("nan"))
     if not m.any():
         correct = torch.full_like(loss, float("nan"))
-    auc = _auc_rows(logits[:, m], yf[m].bool())
+    auc = _auc_rows(logits[:, m], yf[m])
     rows = torch.stack([loss.double(), correct.double(), auc, routed_acc.double()], dim=1).tolist()
     out = [dict(zip(("loss", "correctness_acc", "auc", "route_acc"), r)) for r in rows]
     if cost is not None and mean_cost is not None:

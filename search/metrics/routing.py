@@ -1,10 +1,12 @@
-"""Routing metrics: how often the chosen LLM is right, for a router and the reference routers,
-and the routing offsets tuned on val (see ``router_models.route``)."""
+"""Routing metrics: the mean score of the chosen LLM (routing accuracy on 0/1 scores), for a
+router and the reference routers, and the routing offsets tuned on val (see
+``router_models.route``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from router_models.routing import margin_offsets, route
@@ -16,8 +18,8 @@ MARGIN_GRID = tuple(round(0.005 * i, 3) for i in range(61))  # 0 to 0.3, both in
 def routed_outcomes(
     scores: ArrayLike, y: ArrayLike, mask: ArrayLike, offsets: Sequence[float] | torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Per question, aligned with the questions: 1.0 if its chosen LLM answered correctly, 0.0
-    if not, NaN for a question no LLM was observed on. ``scores`` are logits; the choice is
+    """Per question, aligned with the questions: its chosen LLM's score (1.0 or 0.0 on 0/1
+    data), NaN for a question no LLM was observed on. ``scores`` are logits; the choice is
     ``route(scores, offsets, mask)``."""
     scores, y, mask = _t(scores), _t(y), _t(mask).bool()
     choice = route(scores, offsets, mask)
@@ -43,7 +45,8 @@ def route_acc(
 
 
 def model_accuracy(y: ArrayLike, mask: ArrayLike) -> torch.Tensor:
-    """Per-model accuracy over observed pairs [M] (NaN for a never-observed model)."""
+    """Per-model mean score over observed pairs [M] (accuracy on 0/1 scores; NaN for a
+    never-observed model)."""
     y, mask = _t(y).float(), _t(mask).float()
     return (y * mask).sum(0) / mask.sum(0)
 
@@ -66,18 +69,48 @@ def single_best_route_acc(y_train: ArrayLike, mask_train: ArrayLike, y: ArrayLik
 
 
 def oracle_outcomes(y: ArrayLike, mask: ArrayLike) -> torch.Tensor:
-    """Per question: 1.0 if some observed LLM answered it correctly, 0.0 if none, NaN if no LLM
-    was observed on it."""
-    y, mask = _t(y).bool(), _t(mask).bool()
-    any_right = (y & mask).any(dim=1).float()
-    return torch.where(mask.any(dim=1), any_right, torch.full_like(any_right, float("nan")))
+    """Per question: the best score of any observed LLM (1.0 if some LLM answered it correctly
+    on 0/1 data), NaN if no LLM was observed on it."""
+    y, mask = _t(y).float(), _t(mask).bool()
+    best = torch.where(mask, y, torch.full_like(y, -1.0)).max(dim=1).values
+    return torch.where(mask.any(dim=1), best, torch.full_like(best, float("nan")))
 
 
 def oracle_route_acc(y: ArrayLike, mask: ArrayLike) -> float:
-    """Share of questions that some observed model answered correctly."""
-    y, mask = _t(y).bool(), _t(mask).bool()
-    has_any = mask.any(dim=1)
-    return float((y & mask).any(dim=1)[has_any].float().mean())
+    """Mean over questions of the best observed score (the share some LLM answered correctly)."""
+    best = oracle_outcomes(y, mask)
+    best = best[~torch.isnan(best)]
+    return float(best.mean()) if best.numel() else float("nan")
+
+
+def task_best(y_train: ArrayLike, mask_train: ArrayLike, tasks_train: np.ndarray, n_tasks: int) -> list[int]:
+    """Per task, the LLM with the best mean score on its train questions (the single best
+    overall for a task with no train question)."""
+    overall = single_best(y_train, mask_train)
+    y_train, mask_train = _t(y_train), _t(mask_train)
+    best = []
+    for t in range(n_tasks):
+        rows = torch.from_numpy(np.asarray(tasks_train) == t)
+        best.append(single_best(y_train[rows], mask_train[rows]) if bool(rows.any()) else overall)
+    return best
+
+
+def task_best_scores(
+    y_train: ArrayLike, mask_train: ArrayLike, tasks_train: np.ndarray, tasks: np.ndarray, n_tasks: int
+) -> torch.Tensor:
+    """Logits that route each question to its task's best LLM on train (``task_best``), the
+    next best where that one is unobserved: the baseline of picking one LLM per task."""
+    y_train, mask_train = _t(y_train), _t(mask_train)
+    out = torch.empty(len(tasks), y_train.shape[1])
+    overall = single_best_scores(y_train, mask_train, 1)[0]
+    for t in range(n_tasks):
+        rows_train = torch.from_numpy(np.asarray(tasks_train) == t)
+        rows = torch.from_numpy(np.asarray(tasks) == t)
+        if bool(rows_train.any()):
+            out[rows] = single_best_scores(y_train[rows_train], mask_train[rows_train], 1)[0]
+        else:
+            out[rows] = overall
+    return out
 
 
 def tune_margin(

@@ -1,4 +1,5 @@
-"""Routing accuracy per task: users of multi-task routing sets read results task by task."""
+"""Routing per task (the mean score of the chosen LLM): users of multi-task routing sets read
+results task by task."""
 
 from __future__ import annotations
 
@@ -28,14 +29,18 @@ def per_task(
     return rows
 
 
-def format_tasks(rows: list[dict[str, object]], columns: Sequence[tuple[str, str]]) -> list[str]:
-    """``rows`` as text lines; ``columns``: (key in a row, header)."""
+def format_tasks(
+    rows: list[dict[str, object]], columns: Sequence[tuple[str, str]], label: str | None = None
+) -> list[str]:
+    """``rows`` as text lines; ``columns``: (key in a row, header); ``label``: a text key of the
+    rows shown last (say, each task's best LLM)."""
     if not rows:
         return []
     width = max(len("task"), *(len(str(r["task"])) for r in rows))
     head = f"{'task':<{width}}  {'questions':>9}  " + "  ".join(f"{h:>{max(len(h), 6)}}" for _, h in columns)
-    lines = [head]
+    lines = [head + (f"  {label}" if label else "")]
     for r in rows:
         cells = "  ".join(f"{float(r[k]):>{max(len(h), 6)}.4f}" for k, h in columns)  # type: ignore[arg-type]
-        lines.append(f"{str(r['task']):<{width}}  {int(r['questions']):>9}  {cells}")  # type: ignore[call-overload]
+        tail = f"  {r[label]}" if label else ""
+        lines.append(f"{str(r['task']):<{width}}  {int(r['questions']):>9}  {cells}{tail}")  # type: ignore[call-overload]
     return lines

@@ -150,8 +150,12 @@ def trial_rows(study: Any, space: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def best_config(study: Any, space: Any, data_source: str, embedding_dim: int) -> dict[str, Any]:
-    """config.json of the study's best COMPLETE trial, with a search_result block."""
+def best_config(
+    study: Any, space: Any, data_source: str, embedding_dim: int, data_options: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """config.json of the study's best COMPLETE trial, with a search_result block: what
+    ``search train`` needs to train that trial again (its data, data options, metric and
+    seed)."""
     best = study.best_trial
     config = space.trial_config(best.params)
     config["pipeline_config"]["embedding_dim"] = embedding_dim
@@ -167,6 +171,8 @@ def best_config(study: Any, space: Any, data_source: str, embedding_dim: int) ->
         "best_epoch": best.user_attrs.get("best_epoch"),
         "metrics": best.user_attrs.get("best_metrics", {}),
         "data_source": data_source,
+        "data_options": data_options,
+        "seed": space.search.seed + best.number,  # the trial's own seed (driver: seed + number)
         "space": space.name,
         "trials": {s: states.count(s) for s in ("COMPLETE", "PRUNED", "FAIL")},
     }

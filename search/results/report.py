@@ -92,12 +92,24 @@ def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]
             continue
         steps = sorted(t.intermediate_values)
         values = [t.intermediate_values[s] for s in steps]
+        # pruned trials are many and stop early: drawn faint and below, so the completed ones
+        # (the candidates) stay readable on top, each labeled with its trial number
         if t.state == TrialState.PRUNED:
-            ax.plot(steps, values, color="tab:red", alpha=0.6, lw=1)
-            ax.scatter(steps[-1:], values[-1:], color="tab:red", marker="x", s=22)
-        else:
-            ax.plot(steps, values, color="tab:blue", alpha=0.5, lw=1)
-    ax.plot([], [], color="tab:blue", label="complete")
+            ax.plot(steps, values, color="tab:red", alpha=0.35, lw=0.8, zorder=1)
+            ax.scatter(steps[-1:], values[-1:], color="tab:red", marker="x", s=16, alpha=0.5, zorder=1)
+        elif t.state == TrialState.COMPLETE:
+            ax.plot(steps, values, color="tab:blue", alpha=0.9, lw=1.4, zorder=3)
+            ax.annotate(
+                f"{t.number}",
+                (steps[-1], values[-1]),
+                fontsize=6,
+                color="tab:blue",
+                zorder=4,
+                xytext=(2, 0),
+                textcoords="offset points",
+                va="center",
+            )
+    ax.plot([], [], color="tab:blue", label="complete (trial number at its end)")
     ax.plot([], [], color="tab:red", label="pruned (x: stopped here)")
     ax.set(xlabel="epoch", ylabel=f"best {metric} so far", title="Intermediate values per trial")
     ax.legend()
@@ -115,7 +127,11 @@ def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]
         fig, ax = plt.subplots(figsize=(7, 0.4 * len(importances) + 1.2))
         names = list(importances)[::-1]
         ax.barh(names, [importances[n] for n in names])
-        ax.set(xlabel="importance (fANOVA)", title="Parameter importances")
+        completed = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        ax.set(
+            xlabel="importance (fANOVA)",
+            title=f"Parameter importances over the {completed} completed trials (pruned ones left out)",
+        )
         fig.tight_layout()
         _save(fig, out / "param_importances.png")
         plt.close(fig)
@@ -136,6 +152,8 @@ def _cost_plot(table: Any, path: Path) -> None:
     xs = [c for c, _ in table.singles.values()]
     ys = [a for _, a in table.singles.values()]
     ax.scatter(xs, ys, color="gray", s=14, label="single LLMs", zorder=3)
+    for name, (c, a) in table.singles.items():
+        ax.annotate(name, (c, a), fontsize=6, color="dimgray", xytext=(3, 2), textcoords="offset points")
     ax.set(
         xscale="log",
         xlabel="mean cost per query (log)",
@@ -234,9 +252,11 @@ def write_report(run_dir: Path) -> Path:
             table.text,
             "```",
             "",
-            "Routing accuracy: share of test questions whose chosen LLM answered correctly; each "
+            "Routing accuracy: the mean score of the chosen LLM over the test questions (on 0/1 "
+            "scores, the share whose chosen LLM answered correctly); each "
             "router routes with its offsets (the switching margin tuned on val). Correctness "
-            "accuracy: per observed (question, LLM) pair, prediction thresholded at 0.5. The "
+            "accuracy: per observed (question, LLM) pair, prediction thresholded at 0.5 (a grade s "
+            "counts s right). The "
             "intervals resample the test questions (2,000 paired bootstrap draws): a router is "
             "better or worse than a reference only when its whole interval is above or below 0. "
             "The recommended router is the one that routes best on val.",

@@ -13,6 +13,7 @@ import torch
 from router_models import load_router
 from search import metrics as M
 from search.data import RouterData
+from search.data.scores import is_graded
 from search.results.baselines import knn_scores, tune_knn
 from search.trial.train import predict
 
@@ -39,6 +40,7 @@ class Table:
     singles: dict[str, tuple[float, float]] = field(default_factory=dict)
     # with tasks: routing accuracy per task on test, for the recommended router and references
     tasks: list[dict[str, Any]] = field(default_factory=list)
+    graded: bool = False  # scores in (0, 1) occur: the figures are mean scores
 
 
 def load_routed(name: str, path: Path, data: RouterData) -> Routed:
@@ -57,13 +59,28 @@ def _logit(p: torch.Tensor) -> torch.Tensor:
     return torch.logit(p.clamp(1e-4, 1 - 1e-4))
 
 
+TASK_BEST = "best LLM per task (on train)"
+ORACLE = "oracle (best LLM per question)"
+
+
 def references(data: RouterData) -> list[Routed]:
-    """The reference routers: single best LLM on train, kNN (k tuned on val), the oracle."""
+    """The reference routers: the best LLM per task on train (with tasks), the single best LLM
+    on train, and kNN (k tuned on val); the oracle is a row of its own."""
     _, y_tr, m_tr = data.split("train")
     n_val, n_test = (len(data.splits[s]) for s in ("val", "test"))
     best = M.single_best(y_tr, m_tr)
     k = tune_knn(data)
+    per_task = []
+    tasks = data.tasks
+    if tasks is not None and data.task_names:
+        t_tr, n_t = tasks[data.splits["train"]], len(data.task_names)
+
+        def by_task(split: str) -> torch.Tensor:
+            return M.task_best_scores(y_tr, m_tr, t_tr, tasks[data.splits[split]], n_t)
+
+        per_task = [Routed(TASK_BEST, by_task("test"), by_task("val"), correctness=False)]
     return [
+        *per_task,
         Routed(
             f"single best LLM ({data.model_names[best]})",
             M.single_best_scores(y_tr, m_tr, n_test),
@@ -82,10 +99,11 @@ def routing_table(routers: list[Routed], data: RouterData) -> Table:
     """Rows for ``routers`` and the references, with intervals against kNN and the single best."""
     _, y, m = data.split("test")
     _, yv, mv = data.split("val")
-    single, knn = references(data)
-    table = Table()
-    outcomes = {r.name: M.routed_correct(r.test, y, m, r.offsets) for r in (*routers, single, knn)}
-    for i, r in enumerate((*routers, single, knn)):
+    refs = references(data)
+    single, knn = refs[-2:]
+    table = Table(graded=is_graded(data.Y, data.mask))
+    outcomes = {r.name: M.routed_correct(r.test, y, m, r.offsets) for r in (*routers, *refs)}
+    for i, r in enumerate((*routers, *refs)):
         row: dict[str, Any] = {
             "router": r.name,
             "note": r.note,
@@ -100,7 +118,7 @@ def routing_table(routers: list[Routed], data: RouterData) -> Table:
         table.rows.append(row)
     table.rows.append(
         {
-            "router": "oracle (any LLM correct)",
+            "router": ORACLE,
             "note": "",
             "route_acc": M.oracle_route_acc(y, m),
             "correctness_acc": None,
@@ -117,6 +135,7 @@ def routing_table(routers: list[Routed], data: RouterData) -> Table:
         outcomes_by = {
             **({"recommended": M.routed_outcomes(rec.test, y, m, rec.offsets)} if rec else {}),
             "single_best": M.routed_outcomes(single.test, y, m),
+            "task_best": M.routed_outcomes(refs[0].test, y, m),
             "oracle": M.oracle_outcomes(y, m),
         }
         table.tasks = M.per_task(outcomes_by, data.tasks[data.splits["test"]], data.task_names)
@@ -146,7 +165,7 @@ def _cost_rows(table: Table, routers: list[Routed], data: RouterData) -> None:
         float(cost[answerable, best].mean()),
         M.route_acc(M.single_best_scores(y_tr, m_tr, len(y)), y, m),
     )
-    oracle = Routed("oracle (any LLM correct)", torch.where(mt, yt * 20 - 10, torch.full_like(yt, -20.0)), yt)
+    oracle = Routed(ORACLE, torch.where(mt, yt * 20 - 10, torch.full_like(yt, -20.0)), yt)
     for r in (*routers, oracle):
         accs, costs = M.cost_curve(r.test, yt, mt, cost, mean, lambdas)
         table.curves[r.name] = (costs.tolist(), accs.tolist())
@@ -159,6 +178,14 @@ def _cost_rows(table: Table, routers: list[Routed], data: RouterData) -> None:
         }
 
 
+TASK_COLUMNS = [
+    ("recommended", "recommended"),
+    ("single_best", "single best"),
+    ("task_best", "best per task"),
+    ("oracle", "oracle"),
+]
+
+
 def _interval(c: dict[str, float]) -> str:
     return f"{100 * c['difference']:+.2f} [{100 * c['low']:+.2f}, {100 * c['high']:+.2f}]"
 
@@ -166,6 +193,8 @@ def _interval(c: dict[str, float]) -> str:
 def format_table(table: Table, n_test: int) -> str:
     width = max(len(r["router"]) for r in table.rows)
     lines = [f"{'router (test split, ' + str(n_test) + ' questions)':<{width}}  routing acc  correctness acc"]
+    if table.graded:
+        lines.append("(graded scores: routing is the mean score of the chosen LLM; README, Graded scores)")
     for r in table.rows:
         corr = f"{r['correctness_acc']:.4f}" if r["correctness_acc"] is not None else "-"
         note = f"  ({r['note']})" if r["note"] else ""
@@ -203,8 +232,8 @@ def format_table(table: Table, n_test: int) -> str:
             )
     if table.tasks:
         lines.append("")
-        lines.append("routing accuracy per task (test):")
-        columns = [("recommended", "recommended"), ("single_best", "single best"), ("oracle", "oracle")]
+        lines.append("routing per task (test; mean score of the chosen LLM):")
+        columns = TASK_COLUMNS
         lines += [
             "  " + line
             for line in M.format_tasks(table.tasks, [c for c in columns if c[0] in table.tasks[0]])

@@ -17,6 +17,7 @@ from search.results.journal import (
     restore,
     unreadable,
 )
+from search.results.views import GroupedPruner
 from search.space import Space, make_pruner, make_sampler
 
 STUDY_FILE = "study.journal"
@@ -30,7 +31,8 @@ def _load(journal: Path, space: Space, create: bool) -> optuna.Study:
     search = space.search
     storage = JournalStorage(JournalFileBackend(str(journal)))
     sampler = make_sampler(search.sampler, search.seed)
-    pruner = make_pruner(search.pruner, space.max_epochs)
+    group = "model_type" if space.conditional and search.pruner.per_model_type else None
+    pruner = GroupedPruner(make_pruner(search.pruner, space.max_epochs), group, search.reproducible)
     # A run dir holds one study: reuse its name whatever the space file is called now. Loading
     # writes nothing (create_study would append a record even for a study that exists).
     names = optuna.study.get_all_study_names(storage)

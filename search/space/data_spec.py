@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from search.data.options import DataOptions
 from search.data.parts import check_parts
+from search.data.scores import parse_rules, rule_text
 from search.data.synthetic import SyntheticSpec
 from search.errors import UserError
 from search.limits import SEED_MAX
@@ -38,6 +39,17 @@ class DataSpec(_Strict):
     seed: int | None = Field(None, ge=0, le=SEED_MAX)
     encoder: str | Choice | None = None
     template: str | None = None
+    task_column: str | None = None
+    metric_rule: str | float | dict[str, str | float] | None = None
+    dedupe: bool | None = None
+
+    @field_validator("metric_rule")
+    @classmethod
+    def _metric_rule(cls, v: Any) -> str | None:
+        try:
+            return rule_text(parse_rules(v))
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("synthetic")
     @classmethod
@@ -118,4 +130,7 @@ class DataSpec(_Strict):
             seed=self.seed,
             encoder=self.encoder if isinstance(self.encoder, str) else None,
             template=self.template,
+            task_column=self.task_column,
+            metric_rule=self.metric_rule,
+            dedupe=self.dedupe,
         )

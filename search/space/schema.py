@@ -92,6 +92,9 @@ class PrunerSpec(_Strict):
     min_resource: Annotated[int, Field(ge=1, le=MAX_SAMPLES)] | Literal["auto"] = "auto"
     reduction_factor: int = Field(3, ge=2, le=1000)
     min_early_stopping_rate: int = Field(0, ge=0, le=100)
+    # in a space over several model types, judge a trial against its own type only, so a family
+    # that learns slowly in its first epochs is not pruned away by a fast one
+    per_model_type: bool = True
 
 
 class EnsembleSpec(_Strict):
@@ -117,6 +120,8 @@ class SearchSpec(_Strict):
     ensemble: EnsembleSpec = EnsembleSpec()
     # mean cost per query the exported routers may spend (data with costs): sets their lambda
     budget: float | None = Field(None, gt=0, allow_inf_nan=False)
+    # the same command and seed give the same search at any concurrency (driver/ordering.py)
+    reproducible: bool = True
 
     @field_validator("pack_size")
     @classmethod

@@ -124,7 +124,7 @@ CASES = {
     ),
     "label 2": (
         lambda t: ["run", _space(t, tiny_space()), "--data", _data(t, _set_label)],
-        "train.csv line 4: label 2 is not 0 or 1",
+        "train.csv line 4: label 2 is not a score in [0, 1]",
     ),
     "nan embeddings": (
         lambda t: ["run", _space(t, tiny_space()), "--data", _data(t, _nan)],
@@ -294,8 +294,8 @@ CASES = {
         "3 rows but",
     ),
     "wide table scores without threshold": (
-        lambda t: ["data", "describe", _wide(t, score=0.7), "--embeddings", _npy(t, 6)],
-        "a.csv line 2: a 0.7 is not 0 or 1; give --threshold T",
+        lambda t: ["data", "describe", _wide(t, score=1.7), "--embeddings", _npy(t, 6)],
+        "a.csv line 2: a 1.7 is not a score in [0, 1]",
     ),
     "align by id without an id column": (
         lambda t: ["data", "describe", _wide(t), "--embeddings", _npy(t, 6), "--align", "id"],

@@ -190,7 +190,7 @@ def test_convert_cli_makes_a_split_when_the_source_has_none(tmp_path: Path, caps
     # what a user gets wrong: one line each, exit 2
     assert main(["data", "convert", str(tmp_path / "r.json"), str(tmp_path / "o2")]) == 2
     assert "holds no embeddings; give --embeddings FILE" in capsys.readouterr().err
-    records[3]["scores"]["a"] = 0.7
+    records[3]["scores"]["a"] = 1.7
     (tmp_path / "s.json").write_text(json.dumps(records))
     assert (
         main(
@@ -205,4 +205,4 @@ def test_convert_cli_makes_a_split_when_the_source_has_none(tmp_path: Path, caps
         )
         == 2
     )
-    assert "record 3: score 0.7 of 'a' is not 0 or 1; give --threshold T" in capsys.readouterr().err
+    assert "record 3: score of 'a' 1.7 is not a score in [0, 1]" in capsys.readouterr().err

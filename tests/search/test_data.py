@@ -110,7 +110,7 @@ def test_label_not_binary(embedllm_dir: Path) -> None:
     line = (embedllm_dir / "test.csv").read_text().splitlines()[4].split(",")
     line[3] = "2"
     _edit(embedllm_dir, "test.csv", 5, ",".join(line))
-    with pytest.raises(DataError, match=r"test.csv line 5: label 2 is not 0 or 1"):
+    with pytest.raises(DataError, match=r"test.csv line 5: label 2 is not a score in \[0, 1\]"):
         load_data(embedllm_dir)
 
 

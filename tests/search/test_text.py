@@ -233,7 +233,7 @@ def test_split_files_keep_their_task_and_join_their_llms(encoders, tmp_path, cap
     ]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "tasks: 2; routing accuracy per task on test:" in out
+    assert "tasks: 2; routing per task on test (mean score of the chosen LLM):" in out
     assert "math" in out and "poems" in out and "single best" in out
     assert main(["data", "describe", "train=a.json", "mmlu-pro"]) == 2
     assert "give one source, or parts as split=FILE" in capsys.readouterr().err

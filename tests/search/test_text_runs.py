@@ -125,12 +125,12 @@ def test_split_files_train_and_the_table_reads_per_task(
     capsys.readouterr()
     assert main(["run", str(space), "--out", str(run), "--export", str(tmp_path / "c.json")]) == 0
     out = capsys.readouterr().out
-    assert "routing accuracy per task (test):" in out
+    assert "routing per task (test; mean score of the chosen LLM):" in out
     tasks = json.loads((run / "routing.json").read_text())["tasks"]
     assert [t["task"] for t in tasks] == ["math", "poems"] and all(t["questions"] == 30 for t in tasks)
     assert all(0 <= t["recommended"] <= t["oracle"] <= 1 for t in tasks)
     assert main(["report", str(run)]) == 0
-    assert "routing accuracy per task (test):" in (run / "report.md").read_text()
+    assert "routing per task (test; mean score of the chosen LLM):" in (run / "report.md").read_text()
 
 
 @pytest.mark.slow

@@ -1,0 +1,136 @@
+"""Families that survive pruning (each model type judged against its own) and searches that
+do not depend on timing: the same command and seed give the same results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pyarrow.parquet as pq
+import pytest
+from optuna.trial import TrialState
+
+from search.__main__ import main
+from search.driver.ordering import AskGate, StepOrder
+from search.results.views import GroupedPruner
+from tests.search.spaces import tiny_space, write_space
+
+
+def _study(pruner: optuna.pruners.BasePruner) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # a fixed name: Hyperband puts a trial in a bracket by a hash of the name and its number
+    return optuna.create_study(study_name="families", direction="maximize", pruner=pruner)
+
+
+def _trial(study: optuna.Study, kind: str, values: list[float]) -> TrialState:
+    """A trial of ``kind`` reporting ``values`` epoch by epoch until pruned; its final state."""
+    study.enqueue_trial({"model_type": kind})
+    t = study.ask({"model_type": optuna.distributions.CategoricalDistribution(["fast", "slow"])})
+    assert t.params["model_type"] == kind
+    for step, v in enumerate(values, start=1):
+        t.report(v, step)
+        if t.should_prune():
+            study.tell(t, state=TrialState.PRUNED)
+            return TrialState.PRUNED
+    study.tell(t, values[-1])
+    return TrialState.COMPLETE
+
+
+FAST = 12  # enough for every Hyperband bracket to hold fast trials
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2),
+        lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+        lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=4, reduction_factor=2),
+    ],
+    ids=["successive_halving", "median", "hyperband"],
+)
+def test_a_slow_family_survives_when_judged_against_its_own(inner) -> None:
+    fast = [0.6, 0.7, 0.75, 0.76]
+    slow = [0.3, 0.5, 0.7, 0.8]  # learns slowly, ends best
+
+    def states(pruner: optuna.pruners.BasePruner) -> list[TrialState]:
+        study = _study(pruner)
+        out = [_trial(study, "fast", [v + 0.001 * i for v in fast]) for i in range(FAST)]
+        return out + [_trial(study, "slow", [v + 0.001 * i for v in slow]) for i in range(3)]
+
+    across = states(inner())
+    own = states(GroupedPruner(inner(), "model_type", earlier_only=False))
+    # against the fast ones, slow ones are pruned (Hyperband's last bracket never prunes)
+    assert across[FAST:].count(TrialState.COMPLETE) < own[FAST:].count(TrialState.COMPLETE)
+    assert TrialState.COMPLETE in own[FAST:] and TrialState.COMPLETE in own[:FAST]
+    # in order, and against earlier trials only: the same decisions here (trials come in order)
+    assert states(GroupedPruner(inner(), "model_type", earlier_only=True)) == own
+
+
+def test_grouped_pruner_checks_its_arguments() -> None:
+    with pytest.raises(TypeError, match="inner must be an Optuna pruner, got 3"):
+        GroupedPruner(3, None, False)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="group must be a param name or None, got ''"):
+        GroupedPruner(optuna.pruners.NopPruner(), "", False)
+
+
+def test_step_order_releases_by_trial_number_and_the_gate_lags() -> None:
+    order = StepOrder(ordered=True)
+    order.start([0, 1])
+    order.start([2])
+    order.add(2, 1, "t2e1")  # the newest trial is fastest: it waits
+    order.add(1, 1, "t1e1")
+    assert order.ready() == []  # trial 0 has not reported epoch 1
+    order.add(0, 1, "t0e1")
+    assert [r[2] for r in order.ready()] == ["t0e1", "t1e1", "t2e1"]
+    order.add(2, 2, "t2e2")
+    order.close(0)
+    order.close(1)  # ended trials hold nobody back
+    assert [r[2] for r in order.ready()] == ["t2e2"]
+    order.add(2, 2, "again")  # a retried pack's repeat of a released epoch is dropped
+    assert order.ready() == [] and order.decided([2], 2)
+    assert [r[2] for r in StepOrder(ordered=False).ready()] == []
+
+    gate = AskGate(lag=2, first_number=0)
+    gate.add([0, 1])
+    gate.add([2, 3])
+    assert gate.may_ask(lambda n: n in (2, 3)) is False  # pack 0 must end before pack 2
+    assert gate.may_ask(lambda n: n in (0, 1)) is True
+    with pytest.raises(ValueError, match="lag must be >= 1 or None, got 0"):
+        AskGate(lag=0, first_number=0)
+
+
+def _run(tmp: Path, name: str, space: dict) -> list[dict]:
+    path = write_space(tmp / f"{name}.yaml", space)
+    out = tmp / name
+    assert main(["run", str(path), "--out", str(out), "--export", str(tmp / f"{name}.json")]) == 0
+    return pq.read_table(out / "results.parquet").to_pylist()
+
+
+@pytest.mark.slow
+def test_two_runs_with_one_seed_at_concurrency_two_match_and_every_type_completes(tmp_path: Path) -> None:
+    space = tiny_space(
+        model_type={"choices": ["mlp", "mf"]},
+        params={"lr": {"low": 1.0e-3, "high": 3.0e-2, "log": True}, "batch_size": 64, "epochs": 4},
+        models={
+            "mlp": {"hidden_dims": {"choices": [[16], [32]]}, "dropout": {"low": 0.0, "high": 0.3}},
+            "mf": {"hidden_dims": {"choices": [[8], [16]]}, "dropout": 0.0},
+        },
+        search={
+            "num_samples": 10,
+            "sampler": {"type": "tpe", "n_startup_trials": 3},
+            "pruner": {"type": "successive_halving", "min_resource": 1, "reduction_factor": 2},
+            "max_concurrent_trials": 2,
+            "pack_size": 2,
+            "ensemble": {"size": 0},
+        },
+    )
+    space["params"].pop("hidden_dims", None)
+    space["params"].pop("dropout", None)
+    first = _run(tmp_path, "a", space)
+    second = _run(tmp_path, "b", space)
+    columns = ("trial", "state", "value", "model_type", "pack", "epochs_run")
+    assert [tuple(r[c] for c in columns) for r in first] == [tuple(r[c] for c in columns) for r in second]
+    params = [c for c in first[0] if c.startswith("params_") or c.startswith("mlp.") or c.startswith("mf.")]
+    assert [[r[c] for c in params] for r in first] == [[r[c] for c in params] for r in second]
+    for kind in ("mlp", "mf"):
+        assert any(r["model_type"] == kind and r["state"] == "COMPLETE" for r in first), kind
