@@ -25,11 +25,11 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
-from search.driver.ordering import AskGate, StepOrder
+from search.driver.ordering import AskGate
 from search.driver.packer import Packer
 from search.errors import DISK_ERRORS
 from search.results.study import counted_trials, mark_interrupted
-from search.results.views import view
+from search.results.views import GroupedPruner, view
 from search.space import Space
 from search.trial.config import METRIC_MODES
 from search.trial.trainable import ERROR_KEY, FINAL_KEY, REPORT_KEY, SAVE_FAILED
@@ -69,8 +69,8 @@ class OptunaBridge:
         control: The actor that tells packs which members to drop, or None when nothing is
             ever pruned.
         on_finish: Called with (frozen trial, live record, bridge) when a member ends.
-        ordered: Report steps in trial-number order and ask behind a lag of ``slots`` packs,
-            so the search does not depend on timing (``ordering.py``).
+        ordered: Give each pack a fixed view of the study (asked behind a lag of ``slots``
+            packs), so the search does not depend on timing (``ordering.py``).
         slots: Packs that train at once.
     """
 
@@ -99,10 +99,10 @@ class OptunaBridge:
         self.fatal: OSError | None = None
         self.on_fatal: Callable[[OSError], None] | None = None
         self.asked = counted_trials(study)
-        self.order = StepOrder(ordered)
         self.gate = AskGate(slots if ordered else None, len(study.get_trials(deepcopy=False)))
+        if ordered and isinstance(study.pruner, GroupedPruner):
+            study.pruner.scope = self.gate.scope
         self.members: dict[int, _Live] = {}  # every member of this session by trial number
-        self.epochs: dict[str, tuple[int, int]] = {}  # pack -> (epoch reported, epoch decided)
         self.searcher = _Searcher(self)
         self.scheduler = _Scheduler(self)
         self.callback = _Restarts(self)
@@ -128,7 +128,7 @@ class OptunaBridge:
 
     def suggest(self, tune_id: str) -> dict[str, Any] | str | None:
         if not self.gate.may_ask(self._ended):
-            return None  # Tune asks again; an earlier pack the next one must see is training
+            return None  # Tune asks again; a pack the next one must see is still training
         keep = self.gate.keep({t.number for t in self.packer.pending})
         asking = view(self.study, keep, pruner=self.study.pruner) if keep is not None else None
         trials, asked = self.packer.next_pack(self.num_samples - self.asked, study=asking)
@@ -143,10 +143,7 @@ class OptunaBridge:
             t.set_user_attr("pack", leader)
         self.packs[tune_id] = {t.number: _Live(t, tune_id, leader) for t in trials}
         self.members.update(self.packs[tune_id])
-        numbers = [t.number for t in trials]
-        self.gate.add(numbers)
-        self.order.start(numbers)
-        self.epochs[tune_id] = (0, 0)
+        self.gate.add([t.number for t in trials])
         members = [{"number": t.number, "config": self.space.trial_config(t.params)} for t in trials]
         return {"members": members, "pack": leader}
 
@@ -154,8 +151,6 @@ class OptunaBridge:
         members = self.packs.pop(tune_id, None)
         if members is None:
             return
-        self._release(force=set(members))  # its last reports, if a decision timed out
-        self.epochs.pop(tune_id, None)
         final = json.loads(result[FINAL_KEY]) if result and isinstance(result.get(FINAL_KEY), str) else None
         pack_error = (result or {}).get(ERROR_KEY) or ("trial process failed" if error else None)
         for live in members.values():
@@ -188,7 +183,6 @@ class OptunaBridge:
     def _close(self, live: _Live, state: TrialState, message: str | None = None) -> None:
         t = live.trial
         live.closed = True
-        self.order.close(live.number)
         attrs = {
             "last_metrics": live.last,
             "best_metrics": live.best,
@@ -229,21 +223,12 @@ class OptunaBridge:
             live = members.get(int(number))
             if live is not None and not live.closed:
                 self._close(live, TrialState.FAIL, message)
-        where = {"node_id": result.get("node_id"), "device": result.get("device")}
-        for number, metrics in report.get("metrics", {}).items():
-            self.order.add(int(number), epoch, (metrics, where))
-        self.epochs[tune_id] = (max(epoch, self.epochs.get(tune_id, (0, 0))[0]), self.epochs[tune_id][1])
-        self._release()
-        return TrialScheduler.STOP if all(m.closed for m in members.values()) else TrialScheduler.CONTINUE
-
-    def _release(self, force: set[int] | None = None) -> None:
-        """Apply the reports whose turn has come (``ordering.py``), then tell each pack whose
-        epoch is now decided which of its members leave."""
-        for number, epoch, (metrics, where) in self.order.ready(force):
-            live = self.members[number]
-            if live.closed:
+        # in trial-number order: a member is judged against its pack's lower-numbered members
+        for number, metrics in sorted(report.get("metrics", {}).items(), key=lambda kv: int(kv[0])):
+            live = members.get(int(number))
+            if live is None or live.closed:
                 continue
-            self._record(live, metrics, epoch, where)
+            self._record(live, metrics, epoch, result)
             value = live.best.get(self.metric)
             if value is None:
                 continue  # no finite value: the trainable fails it
@@ -252,13 +237,12 @@ class OptunaBridge:
             live.trial.report(value, step=epoch)
             if live.trial.should_prune():
                 self._close(live, TrialState.PRUNED)
-        for tune_id, members in self.packs.items():
-            reported, decided = self.epochs.get(tune_id, (0, 0))
-            if reported > decided and self.order.decided(list(members), reported):
-                self.epochs[tune_id] = (reported, reported)
-                if self.control is not None:
-                    closed = [n for n, m in members.items() if m.closed]
-                    self.control.decide.remote(tune_id, reported, closed)
+        if all(m.closed for m in members.values()):
+            return TrialScheduler.STOP
+        if self.control is not None:
+            closed = [n for n, m in members.items() if m.closed]
+            self.control.decide.remote(tune_id, epoch, closed)
+        return TrialScheduler.CONTINUE
 
     @staticmethod
     def _record(live: _Live, metrics: dict[str, Any], epoch: int, result: dict[str, Any]) -> None:

@@ -1,94 +1,35 @@
-"""A fixed order for what the study hears, so that the same command and seed give the same
-search whatever finishes first.
+"""A fixed view of the study for each pack, so that the same command and seed give the same
+search whatever finishes first. Used by the bridge when ``search.reproducible`` is on (the
+default).
 
-Two rules, used by the bridge when ``search.reproducible`` is on (the default):
+With ``lag`` packs training at once, pack ``k`` sees exactly the trials of packs ``0..k-lag``
+(and those of a resumed run's earlier sessions), all ended when it starts:
 
-- **Steps in trial-number order** (``StepOrder``): a trial's epoch-``e`` report reaches the
-  study (and the pruner) only once every lower-numbered trial still training has reported
-  epoch ``e``. Lower-numbered trials started no later, so the wait is short: a pack waits at
-  most for a slower, older pack to reach the same epoch. The pruner compares with earlier trials
-  only (``results/views.py``), so each decision sees the same history on every run.
-- **Asks behind a fixed lag** (``AskGate``): with ``lag`` packs training at once, pack ``k`` is
-  sampled seeing exactly the trials of packs ``0..k-lag``, and asked once those have ended. At
-  ``lag`` 1 (one pack at a time) that is every earlier pack, as in a serial loop.
+- its sampler draws from that history, asked once those packs have ended (at ``lag`` 1, one
+  pack at a time, that is every earlier pack, as in a serial loop);
+- its pruner judges each member against that history and the lower-numbered members of its
+  own pack (which report each epoch together), never against a pack that happens to be
+  training beside it. No pack ever waits for another's epoch.
 
-The sampler's random numbers are drawn in ask order, which both rules fix. What the rules do
-not fix: packs differ between concurrency settings (``pack_size: auto`` evens packs over the
-slots), so each ``max_concurrent_trials`` has its own reproducible search; a pack retried after
-its node died may be released out of order after a two-minute wait.
+The sampler's random numbers are drawn in ask order, which the rule fixes too. What it does not
+fix: packs differ between concurrency settings (``pack_size: auto`` evens packs over the
+slots), so each ``max_concurrent_trials`` has its own reproducible search; a resumed run, or a
+pack retried after its node died, may differ. The cost: a slot may idle while the pack ``lag``
+back is still training (``bench/reproducible.py`` measures it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
 
-class StepOrder:
-    """Holds epoch reports until their turn.
-
-    Args:
-        ordered: False releases every report at once (arrival order).
-    """
-
-    def __init__(self, ordered: bool) -> None:
-        self.ordered = ordered
-        self.live: set[int] = set()
-        self.done: dict[int, int] = {}  # trial number -> last epoch released
-        self.pending: dict[int, dict[int, Any]] = {}  # trial number -> epoch -> report
-
-    def start(self, numbers: list[int]) -> None:
-        """Trials of a new pack: they now hold back higher-numbered trials' reports."""
-        for n in numbers:
-            self.live.add(n)
-            self.done.setdefault(n, 0)
-
-    def add(self, number: int, epoch: int, report: Any) -> None:
-        """A trial's report of ``epoch`` (a repeat of a released epoch, after a retried pack,
-        is dropped)."""
-        if number in self.live and epoch > self.done.get(number, 0):
-            self.pending.setdefault(number, {})[epoch] = report
-
-    def close(self, number: int) -> None:
-        """A trial ended: it holds nobody back; what it had pending is dropped."""
-        self.live.discard(number)
-        self.pending.pop(number, None)
-
-    def _turn(self, number: int, epoch: int) -> bool:
-        return not self.ordered or all(self.done[n] >= epoch for n in self.live if n < number)
-
-    def ready(self, force: set[int] | None = None) -> list[tuple[int, int, Any]]:
-        """Reports whose turn has come, in the order to apply them: ``(number, epoch, report)``.
-        ``force``: trials whose reports go now whatever their turn (their pack has ended)."""
-        out: list[tuple[int, int, Any]] = []
-        progress = True
-        while progress:
-            progress = False
-            for number in sorted(self.pending):
-                waiting = self.pending[number]
-                epoch = min(waiting)
-                if epoch == self.done[number] + 1 and (self._turn(number, epoch) or number in (force or ())):
-                    out.append((number, epoch, waiting.pop(epoch)))
-                    self.done[number] = epoch
-                    if not waiting:
-                        del self.pending[number]
-                    progress = True
-                    break  # a lower number may now be released first
-        return out
-
-    def decided(self, numbers: list[int], epoch: int) -> bool:
-        """Whether every one of ``numbers`` still training has had ``epoch`` released."""
-        return all(self.done.get(n, 0) >= epoch for n in numbers if n in self.live)
-
-
 class AskGate:
-    """When the next pack may be asked, and which trials its sampler sees.
+    """When the next pack may be asked, and which trials each pack sees.
 
     Args:
-        lag: Packs that train at once (the sampler of pack ``k`` sees packs ``0..k-lag``), or
-            None to ask at once with the whole study in view.
+        lag: Packs that train at once, or None to ask at once with the whole study in view.
         first_number: The first trial number of this session; earlier trials (a resumed run's)
             are always seen.
     """
@@ -99,26 +40,23 @@ class AskGate:
         self.lag = lag
         self.first_number = first_number
         self.packs: list[list[int]] = []
+        self.seen: dict[int, set[int]] = {}  # a pack's leader -> the trials it sees
+        self.members: dict[int, set[int]] = {}  # a pack's leader -> its members
 
-    def add(self, numbers: list[int]) -> None:
-        self.packs.append(list(numbers))
-
-    def _seen_packs(self) -> list[list[int]]:
+    def _next_seen(self) -> set[int]:
         assert self.lag is not None
-        return self.packs[: max(0, len(self.packs) - self.lag + 1)]
+        return {n for pack in self.packs[: max(0, len(self.packs) - self.lag + 1)] for n in pack}
 
-    def may_ask(self, closed: Callable[[int], bool]) -> bool:
-        """Whether every pack the next one must see has ended."""
-        if self.lag is None:
-            return True
-        return all(closed(n) for pack in self._seen_packs() for n in pack)
+    def may_ask(self, ended: Callable[[int], bool]) -> bool:
+        """Whether every trial the next pack must see has ended."""
+        return self.lag is None or all(ended(n) for n in self._next_seen())
 
     def keep(self, extra: set[int]) -> Callable[[FrozenTrial], FrozenTrial | None] | None:
-        """The view's filter for the next ask (None: the whole study); ``extra``: this session's
-        trials asked but in no pack yet (a packer's waiting leader)."""
+        """The sampler's filter for the next ask (None: the whole study); ``extra``: this
+        session's trials asked but in no pack yet (a packer's waiting leader)."""
         if self.lag is None:
             return None
-        seen = {n for pack in self._seen_packs() for n in pack} | extra
+        seen = self._next_seen() | extra
         in_packs = {n for pack in self.packs for n in pack}
 
         def keep(t: FrozenTrial) -> FrozenTrial | None:
@@ -127,3 +65,25 @@ class AskGate:
             return None if t.number in in_packs else t  # a trial being asked now
 
         return keep
+
+    def add(self, numbers: list[int]) -> None:
+        """A pack was asked: it sees what its sampler saw."""
+        if self.lag is not None:
+            self.seen[numbers[0]] = self._next_seen()
+            self.members[numbers[0]] = set(numbers)
+        self.packs.append(list(numbers))
+
+    def scope(self, trial: FrozenTrial) -> Callable[[int], bool] | None:
+        """The trials ``trial``'s pruner may compare it with (by number), or None for all:
+        what its pack sees, and its pack's lower-numbered members."""
+        if self.lag is None:
+            return None
+        leader = trial.user_attrs.get("pack", trial.number)
+        seen = self.seen.get(leader, set())
+        own = {n for n in self.members.get(leader, set()) if n < trial.number}
+        first = self.first_number
+
+        def visible(number: int) -> bool:
+            return number < first or number in seen or number in own
+
+        return visible

@@ -210,9 +210,7 @@ def run_trials(plan: RunPlan, study: optuna.Study, datas: RunData, remaining: in
         widths = {encoder: d.embedding_dim for encoder, d in datas.items()}
         packer = Packer(study, space, pack_size, widths, first(datas).num_models)
         prunes = space.search.pruner.type != "none"
-        # a pack waits for the word on its members; in a reproducible search even a pack of one,
-        # whose word may wait for an earlier trial's report (driver/ordering.py)
-        control = start_control() if prunes and (pack_size > 1 or space.search.reproducible) else None
+        control = start_control() if prunes and pack_size > 1 else None
         keeper = router_keeper(plan, study)
 
         def on_finish(frozen: Any, live: Any, bridge: Any) -> None:

@@ -32,7 +32,7 @@ def _load(journal: Path, space: Space, create: bool) -> optuna.Study:
     storage = JournalStorage(JournalFileBackend(str(journal)))
     sampler = make_sampler(search.sampler, search.seed)
     group = "model_type" if space.conditional and search.pruner.per_model_type else None
-    pruner = GroupedPruner(make_pruner(search.pruner, space.max_epochs), group, search.reproducible)
+    pruner = GroupedPruner(make_pruner(search.pruner, space.max_epochs), group)
     # A run dir holds one study: reuse its name whatever the space file is called now. Loading
     # writes nothing (create_study would append a record even for a study that exists).
     names = optuna.study.get_all_study_names(storage)

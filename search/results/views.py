@@ -11,12 +11,11 @@ included.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Container
 from typing import Any
 
 import optuna
-from optuna.pruners import BasePruner, PercentilePruner
+from optuna.pruners import BasePruner
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -64,52 +63,41 @@ def view(study: optuna.Study, keep: Keep, pruner: BasePruner | None = None) -> o
 
 
 class GroupedPruner(BasePruner):
-    """Judges a trial against the trials like it: of its own model type (``group``), and with
-    ``earlier_only`` only those of a lower number. Wraps any Optuna pruner.
+    """Judges a trial against the trials like it: of its own model type (``group``), and, where
+    ``scope`` is set, only those it may see. Wraps any Optuna pruner.
 
-    Who calls what: the bridge calls ``prune(study, trial)`` after reporting the trial's value
-    at a step; this pruner builds the view and asks ``inner`` about it.
-
-    With ``earlier_only`` the bridge reports steps in trial-number order (each trial's step
-    once every lower-numbered live trial has reported it), so the view is the same whatever
-    finished first. Median and percentile pruners compare with completed trials; there, an
-    earlier trial that reached the step and was not pruned at or before it counts as one
-    (whether it has completed yet is a matter of timing).
+    Who calls what: the study's trials call ``prune(study, trial)`` (``Trial.should_prune``)
+    after the bridge reports a value; this pruner builds the view and asks ``inner`` about it.
+    A reproducible search's bridge sets ``scope`` (``driver/ordering.py``): given the trial, a
+    test of the trial numbers it may be compared with, so each decision sees the same history on
+    every run.
 
     Args:
         inner: The pruner that decides.
         group: The param whose value sets a trial's group (``model_type``), or None.
-        earlier_only: Compare only with lower-numbered trials.
     """
 
-    def __init__(self, inner: BasePruner, group: str | None, earlier_only: bool) -> None:
+    def __init__(self, inner: BasePruner, group: str | None) -> None:
         if not isinstance(inner, BasePruner):
             raise TypeError(f"inner must be an Optuna pruner, got {inner!r}")
         if group is not None and (not isinstance(group, str) or not group):
             raise ValueError(f"group must be a param name or None, got {group!r}")
         self.inner = inner
         self.group = group
-        self.earlier_only = bool(earlier_only)
+        self.scope: Callable[[FrozenTrial], Callable[[int], bool] | None] | None = None
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        if self.group is None and not self.earlier_only:
+        visible = self.scope(trial) if self.scope is not None else None
+        if self.group is None and visible is None:
             return self.inner.prune(study, trial)
-        step = trial.last_step
-        as_completed = self.earlier_only and isinstance(self.inner, PercentilePruner) and step is not None
 
         def keep(t: FrozenTrial) -> FrozenTrial | None:
             if t.number == trial.number:
                 return t
             if self.group is not None and t.params.get(self.group) != trial.params.get(self.group):
                 return None
-            if self.earlier_only and t.number > trial.number:
+            if visible is not None and not visible(t.number):
                 return None
-            if as_completed and t.state != TrialState.COMPLETE and step in t.intermediate_values:
-                pruned_by_then = t.state == TrialState.PRUNED and (t.last_step or 0) <= step
-                if not pruned_by_then:
-                    shown = copy.copy(t)
-                    shown.state = TrialState.COMPLETE
-                    return shown
             return t
 
         return self.inner.prune(view(study, keep), trial)

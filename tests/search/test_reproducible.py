@@ -3,6 +3,7 @@ do not depend on timing: the same command and seed give the same results."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import optuna
@@ -11,7 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from search.__main__ import main
-from search.driver.ordering import AskGate, StepOrder
+from search.driver.ordering import AskGate
 from search.results.views import GroupedPruner
 from tests.search.spaces import tiny_space, write_space
 
@@ -58,43 +59,52 @@ def test_a_slow_family_survives_when_judged_against_its_own(inner) -> None:
         return out + [_trial(study, "slow", [v + 0.001 * i for v in slow]) for i in range(3)]
 
     across = states(inner())
-    own = states(GroupedPruner(inner(), "model_type", earlier_only=False))
+    own = states(GroupedPruner(inner(), "model_type"))
     # against the fast ones, slow ones are pruned (Hyperband's last bracket never prunes)
     assert across[FAST:].count(TrialState.COMPLETE) < own[FAST:].count(TrialState.COMPLETE)
     assert TrialState.COMPLETE in own[FAST:] and TrialState.COMPLETE in own[:FAST]
-    # in order, and against earlier trials only: the same decisions here (trials come in order)
-    assert states(GroupedPruner(inner(), "model_type", earlier_only=True)) == own
+    # with a scope that shows every earlier trial: the same decisions (trials come in order)
+    scoped = GroupedPruner(inner(), "model_type")
+    scoped.scope = lambda trial: lambda number: number < trial.number
+    assert states(scoped) == own
 
 
 def test_grouped_pruner_checks_its_arguments() -> None:
     with pytest.raises(TypeError, match="inner must be an Optuna pruner, got 3"):
-        GroupedPruner(3, None, False)  # type: ignore[arg-type]
+        GroupedPruner(3, None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="group must be a param name or None, got ''"):
-        GroupedPruner(optuna.pruners.NopPruner(), "", False)
+        GroupedPruner(optuna.pruners.NopPruner(), "")
 
 
-def test_step_order_releases_by_trial_number_and_the_gate_lags() -> None:
-    order = StepOrder(ordered=True)
-    order.start([0, 1])
-    order.start([2])
-    order.add(2, 1, "t2e1")  # the newest trial is fastest: it waits
-    order.add(1, 1, "t1e1")
-    assert order.ready() == []  # trial 0 has not reported epoch 1
-    order.add(0, 1, "t0e1")
-    assert [r[2] for r in order.ready()] == ["t0e1", "t1e1", "t2e1"]
-    order.add(2, 2, "t2e2")
-    order.close(0)
-    order.close(1)  # ended trials hold nobody back
-    assert [r[2] for r in order.ready()] == ["t2e2"]
-    order.add(2, 2, "again")  # a retried pack's repeat of a released epoch is dropped
-    assert order.ready() == [] and order.decided([2], 2)
-    assert [r[2] for r in StepOrder(ordered=False).ready()] == []
+def test_each_pack_sees_the_packs_a_lag_back_and_its_own_lower_members() -> None:
+    gate = AskGate(lag=2, first_number=3)  # trials 0-2 are an earlier session's
+    assert gate.may_ask(lambda n: False)  # the first packs see nothing of this session
+    gate.add([3, 4])
+    gate.add([5, 6])
+    assert not gate.may_ask(lambda n: n in (5, 6))  # pack 0 must end before pack 2 is asked
+    assert gate.may_ask(lambda n: n in (3, 4))
+    gate.add([7, 8, 9])
+    keep = gate.keep(extra={10})
+    assert keep is not None
 
-    gate = AskGate(lag=2, first_number=0)
-    gate.add([0, 1])
-    gate.add([2, 3])
-    assert gate.may_ask(lambda n: n in (2, 3)) is False  # pack 0 must end before pack 2
-    assert gate.may_ask(lambda n: n in (0, 1)) is True
+    def shown(number: int, state: TrialState = TrialState.COMPLETE) -> bool:
+        t = optuna.trial.create_trial(state=state, value=0.5 if state == TrialState.COMPLETE else None)
+        t.number = number
+        return keep(t) is not None
+
+    # the next pack's sampler: an earlier session, packs 0 and 1, the waiting leader, new asks
+    assert [n for n in range(13) if shown(n)] == [0, 1, 2, 3, 4, 5, 6, 10, 11, 12]
+
+    def member(number: int, leader: int) -> optuna.trial.FrozenTrial:
+        t = optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.5, user_attrs={"pack": leader})
+        t.number = number
+        return t
+
+    visible = gate.scope(member(8, 7))
+    assert visible is not None
+    # pack 2 is judged against pack 0 (a lag back), its own lower member, the earlier session
+    assert [n for n in range(10) if visible(n)] == [0, 1, 2, 3, 4, 7]
+    assert AskGate(lag=None, first_number=0).scope(member(8, 7)) is None
     with pytest.raises(ValueError, match="lag must be >= 1 or None, got 0"):
         AskGate(lag=0, first_number=0)
 
@@ -134,3 +144,35 @@ def test_two_runs_with_one_seed_at_concurrency_two_match_and_every_type_complete
     assert [[r[c] for c in params] for r in first] == [[r[c] for c in params] for r in second]
     for kind in ("mlp", "mf"):
         assert any(r["model_type"] == kind and r["state"] == "COMPLETE" for r in first), kind
+
+
+@pytest.mark.slow
+def test_train_reproduces_its_trial_on_the_searchs_data(tmp_path: Path, capsys) -> None:
+    space = tiny_space(search={"num_samples": 2, "ensemble": {"size": 0}})
+    _run(tmp_path, "s", space)
+    export = tmp_path / "s.json"
+    result = json.loads(export.read_text())["search_result"]
+    capsys.readouterr()
+    assert main(["train", str(export), "--out", str(tmp_path / "again")]) == 0
+    out = capsys.readouterr().out
+    assert f"data: the search's ({result['data_source']})" in out
+    metrics = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    # the trial's seed, the search's metric and data: its best epoch and value again, exactly
+    assert metrics["selection_metric"] == result["metric"] == "val_auc"
+    assert metrics["best_epoch"] == result["best_epoch"]
+    assert metrics["val"]["auc"] == pytest.approx(result["value"], abs=1e-6)
+    # other data is said
+    assert (
+        main(
+            [
+                "train",
+                str(export),
+                "--data",
+                "synthetic:n_questions=300,n_models=6,dim=16,seed=5",
+                "--out",
+                str(tmp_path / "other"),
+            ]
+        )
+        == 0
+    )
+    assert "not on the search's data" in capsys.readouterr().out
