@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from search.data.embedding import embeddings_for
 from search.data.options import DataOptions
 from search.data.router_data import SPLITS, RouterData
+from search.data.scores import is_graded
 from search.data.tables import float_column, int_column, label_column, load_matrix, read_table
 from search.errors import DataError
 
@@ -87,10 +88,11 @@ def load_folder(folder: Path, options: DataOptions | None = None) -> RouterData:
         str, tuple[Path, np.ndarray, np.ndarray, np.ndarray, list[Any] | None, np.ndarray | None]
     ] = {}
     prompts: dict[int, str] = {}
+    task_by_q: dict[int, str] = {}
     # Prompt texts are read only when they will be embedded: in EmbedLLM's own layout they are
     # repeated on every row (most of a 1.5 GB train.csv).
     want_texts = own is None or options.encoder is not None
-    optional = ("model_name", "cost", "prompt") if want_texts else ("model_name", "cost")
+    optional = ("model_name", "cost", "task", "prompt") if want_texts else ("model_name", "cost", "task")
     for split in SPLITS:
         path = _table_path(folder, split)
         assert path is not None
@@ -115,6 +117,10 @@ def load_folder(folder: Path, options: DataOptions | None = None) -> RouterData:
                 f"{path} line {bad[0] + 2}: prompt_id {q[bad[0]]} is outside {emb_path.name} "
                 f"(rows 0..{(rows or 0) - 1})"
             )
+        if "task" in t.column_names:  # a task per pair row: its question's task
+            first = np.unique(q, return_index=True)[1]
+            values = t.column("task").take(first).to_pylist()
+            task_by_q.update((int(q[i]), str(v)) for i, v in zip(first, values) if v not in (None, ""))
         tables[split] = (path, q, m, y, names, cost)
     if own is None and not prompts:
         raise DataError(
@@ -171,8 +177,25 @@ def load_folder(folder: Path, options: DataOptions | None = None) -> RouterData:
             C[q[known], m[known]] = cost[known]
         splits[split] = questions
     model_names = [n or f"model_{i}" for i, n in enumerate(model_names)]
+    task_names = sorted(set(task_by_q.values())) or None
+    tasks = None
+    if task_names:
+        index = {name: i for i, name in enumerate(task_names)}
+        tasks = np.zeros(X.shape[0], dtype=np.int32)
+        for question, name in task_by_q.items():
+            tasks[question] = index[name]
     return RouterData(
-        X, Y, mask, model_names, splits, source=str(folder), cost=C, texts=texts_all, encoder=encoder
+        X,
+        Y,
+        mask,
+        model_names,
+        splits,
+        source=str(folder),
+        cost=C,
+        texts=texts_all,
+        encoder=encoder,
+        tasks=tasks,
+        task_names=task_names,
     )
 
 
@@ -234,8 +257,14 @@ def write_parquet_layout(data: RouterData, dest: Path) -> None:
         raise
 
 
+def _labels(y: np.ndarray, graded: bool) -> pa.Array:
+    """0/1 labels as int8 (small files); grades as float32, kept."""
+    return pa.array(y.astype(np.float32), pa.float32()) if graded else pa.array(y.astype(np.int8), pa.int8())
+
+
 def _write_layout(data: RouterData, dest: Path) -> None:
     names = np.asarray(data.model_names, dtype=object)
+    graded = is_graded(data.Y, data.mask)
     for split in SPLITS:
         idx = data.splits[split]
         qq, mm = np.nonzero(data.mask[idx])
@@ -243,9 +272,11 @@ def _write_layout(data: RouterData, dest: Path) -> None:
         columns: dict[str, Any] = {
             "prompt_id": pa.array(q, pa.int64()),
             "model_id": pa.array(mm, pa.int64()),
-            "label": pa.array(data.Y[q, mm].astype(np.int8), pa.int8()),
+            "label": _labels(data.Y[q, mm], graded),
             "model_name": pa.array(names[mm].tolist(), pa.string()),
         }
+        if data.tasks is not None and data.task_names:  # each pair's question's task, read back
+            columns["task"] = pa.array([data.task_names[t] for t in data.tasks[q].tolist()], pa.string())
         if data.cost is not None:
             c = data.cost[q, mm]
             columns["cost"] = pa.array(c.astype(np.float64), pa.float64(), mask=np.isnan(c))

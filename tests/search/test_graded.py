@@ -228,3 +228,18 @@ def test_scores_out_of_range_and_dedupe_emptying_a_split_are_one_line(tmp_path: 
         ["data", "describe", str(tmp_path / "s.json"), "--embeddings", str(tmp_path / "e.npy"), "--dedupe"]
     )
     assert rc == 2 and "--dedupe would leave no val questions" in capsys.readouterr().err
+
+
+def test_convert_keeps_grades_and_tasks(tmp_path: Path) -> None:
+    path = _records(tmp_path, "r", "mc", 120, 4, graded=True)
+    emb = tmp_path / "e.npy"
+    np.save(emb, np.random.default_rng(4).normal(size=(120, 4)).astype(np.float32))
+    assert main(["data", "convert", str(path), str(tmp_path / "layout"), "--embeddings", str(emb)]) == 0
+    before = load_data(path, embeddings=str(emb))
+    after = load_data(tmp_path / "layout")
+    np.testing.assert_allclose(after.Y[after.mask], before.Y[before.mask])  # the grades, not 0/1
+    assert after.task_names == before.task_names
+    assert before.tasks is not None and after.tasks is not None
+    for split in ("train", "val", "test"):
+        idx = before.splits[split]
+        np.testing.assert_array_equal(after.tasks[idx], before.tasks[idx])
