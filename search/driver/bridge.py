@@ -42,7 +42,7 @@ class _Live:
     trial: optuna.trial.Trial
     tune_id: str
     pack: int
-    started: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.time)  # asked; then when its pack began training
     last: dict[str, float] = field(default_factory=dict)
     best: dict[str, float] = field(default_factory=dict)
     epochs: int = 0
@@ -248,6 +248,8 @@ class OptunaBridge:
     def _record(live: _Live, metrics: dict[str, Any], epoch: int, result: dict[str, Any]) -> None:
         live.node = str(result.get("node_id") or live.node)
         live.device = str(result.get("device") or live.device)
+        if live.epochs == 0 and isinstance(result.get("started"), (int, float)):
+            live.started = float(result["started"])  # not the ask: Tune may hold a pack pending
         live.epochs = epoch
         for k in METRIC_MODES:
             v = metrics.get(k)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 import traceback
 from typing import Any
 
@@ -60,6 +61,7 @@ def router_trainable(
     device = pick_device(settings.get("gpu"))
     node_id = ray.get_runtime_context().get_node_id()
     tune_id = tune.get_context().get_trial_id()
+    started = time.time()  # when training began on its node (a pack may wait for resources first)
     control = settings.get("control")
     members = list(config["members"])
     # One encoder per pack (the packer keys packs by it): its embeddings, "" when none is chosen.
@@ -77,7 +79,13 @@ def router_trainable(
             "failed": {numbers[k]: msg for k, msg in rep.failed.items()},
         }
         tune.report(
-            {REPORT_KEY: json.dumps(payload), "epoch": rep.epoch, "node_id": node_id, "device": str(device)}
+            {
+                REPORT_KEY: json.dumps(payload),
+                "epoch": rep.epoch,
+                "node_id": node_id,
+                "device": str(device),
+                "started": started,
+            }
         )
         if control is None or not rep.metrics:
             return []
