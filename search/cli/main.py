@@ -130,11 +130,6 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _given_data_options(args: argparse.Namespace) -> bool:
-    keys = ("embeddings", "align", "id_column", "threshold", "split_seed", "encoder", "template")
-    return any(getattr(args, k, None) is not None for k in keys) or bool(args.metric_rule or args.dedupe)
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from search.cli.train import run_train
     from search.data.options import data_options
@@ -147,7 +142,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         data_source(args.data),
         out,
         options=data_options(args),
-        options_given=_given_data_options(args),
         epochs=args.epochs,
         device=args.device,
         seed=args.seed,

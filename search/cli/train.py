@@ -110,7 +110,6 @@ def run_train(
     out: Path,
     *,
     options: DataOptions | None = None,
-    options_given: bool = False,
     epochs: int | None,
     device: str,
     seed: int | None,
@@ -128,7 +127,8 @@ def run_train(
     seed = seed if seed is not None else int(recorded.get("seed") or 0)
     if data_spec is None and recorded.get("data_source"):
         data_spec = recorded["data_source"]
-        if not options_given and isinstance(recorded.get("data_options"), dict):
+        given = options is not None and options != DataOptions()  # any data flag on the command line
+        if not given and isinstance(recorded.get("data_options"), dict):
             options = DataOptions(**{k: v for k, v in recorded["data_options"].items() if k in DATA_FIELDS})
         print(f"data: the search's ({data_spec}), as {config_paths[0]} records")
     elif data_spec is not None and recorded.get("data_source") and str(data_spec) != recorded["data_source"]:
