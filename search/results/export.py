@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from router_models.checkpoint import atomic_write_bytes
 from search.errors import UserError
 from search.results.rundir import read_object
+from search.trial.config import trial_seed
 
 
 def _clean(obj: Any) -> Any:
@@ -172,7 +173,7 @@ def best_config(
         "metrics": best.user_attrs.get("best_metrics", {}),
         "data_source": data_source,
         "data_options": data_options,
-        "seed": space.search.seed + best.number,  # the trial's own seed (driver: seed + number)
+        "seed": trial_seed(space.search.seed, best.number),
         "space": space.name,
         "trials": {s: states.count(s) for s in ("COMPLETE", "PRUNED", "FAIL")},
     }

@@ -32,6 +32,12 @@ METRIC_MODES: dict[str, str] = {
 }
 
 
+def trial_seed(search_seed: int, number: int) -> int:
+    """The seed a trial trains with: the search's seed plus its number (``search train`` of an
+    exported config uses it again)."""
+    return int(search_seed) + int(number)
+
+
 def resolve_train_config(config: Mapping[str, Any], epochs: int | None = None) -> dict[str, Any]:
     """``train_config`` with defaults filled in and every value checked."""
     pipeline = read_pipeline_config(config)

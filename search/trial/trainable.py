@@ -23,6 +23,7 @@ from router_models import save_router
 from search.data import RouterData
 from search.data.options import ENCODER_PARAM
 from search.storage import put_file, router_uri
+from search.trial.config import trial_seed
 from search.trial.policy import tune_routing, val_logits
 from search.trial.train import EpochReport, MemberConfigError, TrainResult, train_pack
 
@@ -101,7 +102,7 @@ def router_trainable(
                     router_data,
                     device=device,
                     report=report,
-                    seeds=[int(settings["seed"]) + m["number"] for m in members],
+                    seeds=[trial_seed(settings["seed"], m["number"]) for m in members],
                     metric=settings["metric"],
                     names=[f"trial {m['number']}" for m in members],
                 )
