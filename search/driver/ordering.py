@@ -39,13 +39,15 @@ class AskGate:
             raise ValueError(f"lag must be >= 1 or None, got {lag}")
         self.lag = lag
         self.first_number = first_number
-        self.packs: list[list[int]] = []
-        self.seen: dict[int, set[int]] = {}  # a pack's leader -> the trials it sees
-        self.members: dict[int, set[int]] = {}  # a pack's leader -> its members
+        self.packs: dict[int, list[int]] = {}  # leader -> members, in the order asked
+
+    def _seen(self, index: int) -> set[int]:
+        """The trials pack ``index`` sees: those of packs ``0..index-lag``."""
+        assert self.lag is not None
+        return {n for pack in list(self.packs.values())[: max(0, index - self.lag + 1)] for n in pack}
 
     def _next_seen(self) -> set[int]:
-        assert self.lag is not None
-        return {n for pack in self.packs[: max(0, len(self.packs) - self.lag + 1)] for n in pack}
+        return self._seen(len(self.packs))
 
     def may_ask(self, ended: Callable[[int], bool]) -> bool:
         """Whether every trial the next pack must see has ended."""
@@ -57,7 +59,7 @@ class AskGate:
         if self.lag is None:
             return None
         seen = self._next_seen() | extra
-        in_packs = {n for pack in self.packs for n in pack}
+        in_packs = {n for pack in self.packs.values() for n in pack}
 
         def keep(t: FrozenTrial) -> FrozenTrial | None:
             if t.state == TrialState.WAITING or t.number < self.first_number or t.number in seen:
@@ -67,11 +69,8 @@ class AskGate:
         return keep
 
     def add(self, numbers: list[int]) -> None:
-        """A pack was asked: it sees what its sampler saw."""
-        if self.lag is not None:
-            self.seen[numbers[0]] = self._next_seen()
-            self.members[numbers[0]] = set(numbers)
-        self.packs.append(list(numbers))
+        """A pack was asked (its leader first): it sees what its sampler saw."""
+        self.packs[numbers[0]] = list(numbers)
 
     def scope(self, trial: FrozenTrial) -> Callable[[int], bool] | None:
         """The trials ``trial``'s pruner may compare it with (by number), or None for all:
@@ -79,8 +78,9 @@ class AskGate:
         if self.lag is None:
             return None
         leader = trial.user_attrs.get("pack", trial.number)
-        seen = self.seen.get(leader, set())
-        own = {n for n in self.members.get(leader, set()) if n < trial.number}
+        known = leader in self.packs
+        seen = self._seen(list(self.packs).index(leader)) if known else set()
+        own = {n for n in self.packs[leader] if n < trial.number} if known else set()
         first = self.first_number
 
         def visible(number: int) -> bool:

@@ -72,7 +72,7 @@ class Packer:
         self.widths = dict(embedding_dim) if isinstance(embedding_dim, Mapping) else {"": embedding_dim}
         self.num_models = num_models
         self.pending: list[optuna.trial.Trial] = []  # asked, waiting to lead a later pack
-        self.asking = study  # what next_pack asks through: the study or a view of it
+        self.asking = study  # what next_pack asks through (the sampler's view); all else: study
 
     def key(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """The pack key of a trial's params; None for a config that does not build (it trains
@@ -119,10 +119,10 @@ class Packer:
             if missing:
                 fixed[name] = missing[0]
         if fixed:
-            self.asking.enqueue_trial(fixed, skip_if_exists=False)
+            self.study.enqueue_trial(fixed, skip_if_exists=False)
 
     def _waiting(self) -> bool:
-        return bool(self.asking.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        return bool(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
     def next_pack(
         self, budget: int, study: optuna.Study | None = None
@@ -151,7 +151,7 @@ class Packer:
             if not self._waiting():
                 if fixed is None:
                     fixed = {n: leader.params[n] for n in self.structural(leader.params)}
-                self.asking.enqueue_trial(fixed, skip_if_exists=False)
+                self.study.enqueue_trial(fixed, skip_if_exists=False)
             trial, asked = self._ask(), asked + 1
             if self.key(trial.params) != key:
                 self.pending.append(trial)
