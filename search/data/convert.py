@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from search.data.encode.template import Template, default_template
 from search.data.options import DataOptions
-from search.data.router_data import SPLITS, RouterData, split_by_question
+from search.data.router_data import SPLITS, RouterData, index_tasks, split_by_question
 from search.data.scores import check_scores, thresholded
 from search.data.tables import float_column, label_column, read_columns, types_of
 from search.errors import DataError
@@ -99,9 +99,7 @@ def assemble(parsed: Parsed, X: np.ndarray, splits: dict[str, np.ndarray], **ext
     Y = parsed.Y
     mask = ~np.isnan(Y)
     if parsed.task_values is not None and "tasks" not in extra:
-        extra["task_names"] = sorted(set(parsed.task_values))
-        index = {t: i for i, t in enumerate(extra["task_names"])}
-        extra["tasks"] = np.asarray([index[t] for t in parsed.task_values], dtype=np.int32)
+        extra["tasks"], extra["task_names"] = index_tasks(parsed.task_values)
     if not mask.any(axis=1).all():
         row = int(np.flatnonzero(~mask.any(axis=1))[0])
         raise DataError(f"{parsed.source}: question {row} has no score for any LLM")

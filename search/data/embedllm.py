@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from search.data.embedding import embeddings_for
 from search.data.options import DataOptions
-from search.data.router_data import SPLITS, RouterData
+from search.data.router_data import SPLITS, RouterData, index_tasks
 from search.data.scores import is_graded
 from search.data.tables import float_column, int_column, label_column, load_matrix, read_table
 from search.errors import DataError
@@ -177,13 +177,10 @@ def load_folder(folder: Path, options: DataOptions | None = None) -> RouterData:
             C[q[known], m[known]] = cost[known]
         splits[split] = questions
     model_names = [n or f"model_{i}" for i, n in enumerate(model_names)]
-    task_names = sorted(set(task_by_q.values())) or None
-    tasks = None
-    if task_names:
-        index = {name: i for i, name in enumerate(task_names)}
-        tasks = np.zeros(X.shape[0], dtype=np.int32)
-        for question, name in task_by_q.items():
-            tasks[question] = index[name]
+    tasks, task_names = None, None
+    if task_by_q:
+        tasks = np.zeros(X.shape[0], dtype=np.int32)  # rows no split names: never read
+        tasks[list(task_by_q)], task_names = index_tasks(list(task_by_q.values()))
     return RouterData(
         X,
         Y,

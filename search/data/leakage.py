@@ -75,21 +75,29 @@ def _norm_text(t: str) -> str:
     return re.sub(r"\s+", " ", t).strip()
 
 
-def _exact(data: RouterData, later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
-    """Which of ``later`` repeat a question of ``earlier`` exactly (bool per later question)."""
+def _keys(data: RouterData, rows: np.ndarray) -> list[Any]:
+    """What makes two of ``rows`` the same question: the text, else the embedding's bytes."""
     if data.texts is not None:
-        seen = {_norm_text(data.texts[i]) for i in earlier.tolist()}
-        return np.asarray([_norm_text(data.texts[i]) in seen for i in later.tolist()], dtype=bool)
-    rows = np.ascontiguousarray(data.X)
-    seen_rows = {rows[i].tobytes() for i in earlier.tolist()}
-    return np.asarray([rows[i].tobytes() in seen_rows for i in later.tolist()], dtype=bool)
+        return [_norm_text(data.texts[i]) for i in rows.tolist()]
+    X = np.ascontiguousarray(data.X)
+    return [X[i].tobytes() for i in rows.tolist()]
 
 
-def _near(data: RouterData, later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
-    """Which of ``later`` have an ``earlier`` question at cosine >= NEAR_COSINE."""
-    X = data.X.astype(np.float32)
+def _exact(keys: dict[str, list[Any]], later: str, earlier: str) -> np.ndarray:
+    """Which questions of split ``later`` repeat one of split ``earlier`` exactly."""
+    seen = set(keys[earlier])
+    return np.asarray([k in seen for k in keys[later]], dtype=bool)
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    X = X.astype(np.float32)
     norms = np.linalg.norm(X, axis=1, keepdims=True)
-    U = X / np.where(norms > 0, norms, 1.0)
+    return X / np.where(norms > 0, norms, 1.0)
+
+
+def _near(U: np.ndarray, later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """Which of ``later`` have an ``earlier`` question at cosine >= NEAR_COSINE (``U``: the unit
+    embeddings)."""
     E = U[earlier]
     out = np.zeros(later.size, dtype=bool)
     for start in range(0, later.size, _CHUNK):
@@ -101,6 +109,8 @@ def _near(data: RouterData, later: np.ndarray, earlier: np.ndarray) -> np.ndarra
 def find_leakage(data: RouterData) -> Leakage:
     """Questions of val and test that repeat one of an earlier split (see the module doc)."""
     report = Leakage("text" if data.texts is not None else "embedding")
+    keys = {s: _keys(data, data.splits[s]) for s in SPLITS}  # each text normalized once
+    U = _unit(data.X)
     for k, split in enumerate(SPLITS[1:], start=1):
         later = data.splits[split]
         hit = np.zeros(later.size, dtype=bool)
@@ -108,8 +118,8 @@ def find_leakage(data: RouterData) -> Leakage:
             earlier = data.splits[earlier_split]
             if not later.size or not earlier.size:
                 continue
-            exact = _exact(data, later, earlier)
-            near = _near(data, later, earlier) & ~exact
+            exact = _exact(keys, split, earlier_split)
+            near = _near(U, later, earlier) & ~exact
             tasks: dict[str, dict[str, int]] = {}
             if data.tasks is not None and data.task_names:
                 for t, name in enumerate(data.task_names):

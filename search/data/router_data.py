@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +136,13 @@ class RouterData:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["texts"] = None
         return out
+
+
+def index_tasks(values: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Each value's index into the sorted task names (int32), and the names."""
+    names = sorted(set(values))
+    index = {name: i for i, name in enumerate(names)}
+    return np.asarray([index[v] for v in values], dtype=np.int32), names
 
 
 def split_by_question(n: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -68,7 +68,8 @@ def parse_rules(spec: str | Mapping[str, Any] | float | None) -> dict[str, Rule]
     """A metric rule spec as ``{task: rule}``; the key ``""`` holds the default rule.
 
     Raises:
-        DataError: An unknown rule, an empty task name, or a task named twice.
+        DataError: An unknown rule, or a task (or the default) named twice. A rule with no
+            task (``positive``, ``=positive``) is the default.
     """
     if spec is None:
         return {}
@@ -128,12 +129,12 @@ def apply_rules(
         )
     out = y.astype(np.float32, copy=True)
     default = rules.get("", "mean")
-    for t in range(len(task_names or [])) if tasks is not None else []:
-        rule = rules.get((task_names or [])[t], default)
-        rows = np.asarray(tasks) == t
-        out[rows] = _applied(out[rows], rule)
-    if tasks is None and default != "mean":
+    if tasks is None or not task_names:
         out = _applied(out, default)
+    else:
+        for t, name in enumerate(task_names):
+            rows = np.asarray(tasks) == t
+            out[rows] = _applied(out[rows], rules.get(name, default))
     return np.where(mask, out, 0.0).astype(np.float32)
 
 
