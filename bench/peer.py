@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from router_models import load_router
 from search import metrics as M
 from search.data import RouterData, load_data
-from search.trial.train import predict
+from search.inference import predict
 
 EPOCHS, RUNGS = 30, (3, 9, 27)
 METRIC = "val_correctness_acc"

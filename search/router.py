@@ -29,8 +29,8 @@ import torch
 from router_models import load_router, route
 from search.data.encode import Encoder, EncoderIdentity, load_encoder
 from search.errors import UserError
+from search.inference import predict
 from search.results.export import recommended_router
-from search.trial.train import predict
 
 
 @dataclass

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from router_models.checkpoint import atomic_write_bytes
 from search.data import load_data
 from search.data.embedding import encoder_file
 from search.data.options import data_options
 from search.data.parts import data_source
 from search.errors import UserError
+from search.io import atomic_write_bytes, write_json
 from search.paths import check_file_target
-from search.results.export import write_json
 
 
 def run_embed(args: argparse.Namespace) -> int:

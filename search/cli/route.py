@@ -20,8 +20,8 @@ import pyarrow as pa
 from search.data.prompts import read_prompts
 from search.data.tables import load_matrix
 from search.errors import UserError
+from search.io import write_table
 from search.paths import check_file_target
-from search.results.export import write_table
 from search.router import Decision, Router
 
 FORMATS = (".csv", ".parquet")

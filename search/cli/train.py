@@ -14,12 +14,13 @@ from search.data import RouterData, load_data
 from search.data.options import ENCODER_PARAM, DataOptions
 from search.data.options import FIELDS as DATA_FIELDS
 from search.errors import UserError
+from search.inference import predict, split_metrics, val_logits
+from search.io import write_json
 from search.limits import MAX_EPOCHS, check_int, check_seed
+from search.metrics.direction import METRIC_MODES
+from search.offsets import margin_routing
 from search.parse import read_json
-from search.results.export import write_json
-from search.trial.config import METRIC_MODES
-from search.trial.policy import tune_routing, val_logits
-from search.trial.train import EpochReport, TrainResult, predict, split_metrics, train_pack
+from search.trial.train import EpochReport, TrainResult, train_pack
 
 
 def _search_result(path: str) -> dict[str, Any]:
@@ -85,7 +86,7 @@ def _write(result: TrainResult, data: RouterData, out: Path, metric: str) -> dic
     }
     out.mkdir(parents=True, exist_ok=True)
     model = result.model.cpu()
-    routing = tune_routing(val_logits(model, data), data)
+    routing = margin_routing(val_logits(model, data), data)
     metrics["test"]["route_acc_with_margin"] = M.route_acc(
         predict(model, torch.from_numpy(data.split("test")[0].copy())),
         *data.split("test")[1:],

@@ -236,7 +236,7 @@ def write_parquet_layout(data: RouterData, dest: Path) -> None:
     Raises:
         OSError: Naming ``dest`` (ENOSPC on a full disk); the temp folder is removed.
     """
-    from router_models.checkpoint import current_umask  # not at the top: search.data stays torch-free
+    from search.io import current_umask  # not at the top: search.data stays torch-free
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))

@@ -28,10 +28,10 @@ from ray.tune.search import Searcher
 from search.driver.ordering import AskGate
 from search.driver.packer import Packer
 from search.errors import DISK_ERRORS
+from search.metrics.direction import METRIC_MODES, Direction
 from search.results.study import counted_trials, mark_interrupted
 from search.results.views import GroupedPruner, view
 from search.space import Space
-from search.trial.config import METRIC_MODES
 from search.trial.trainable import ERROR_KEY, FINAL_KEY, REPORT_KEY, SAVE_FAILED
 
 
@@ -256,8 +256,7 @@ class OptunaBridge:
             if not isinstance(v, (int, float)) or not math.isfinite(v):
                 continue
             live.last[k] = float(v)
-            better = max if METRIC_MODES[k] == "max" else min
-            live.best[k] = better(live.best.get(k, v), float(v))
+            live.best[k] = Direction.of(k).best([live.best.get(k, float(v)), float(v)])
 
 
 class _Searcher(Searcher):

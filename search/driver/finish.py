@@ -10,11 +10,15 @@ import optuna
 from optuna.trial import TrialState
 
 from router_models import load_router, save_router
-from router_models.checkpoint import atomic_write_bytes, set_routing
+from router_models.checkpoint import set_routing
 from search.data import RouterData
 from search.data.leakage import find_leakage
 from search.driver.plan import RunPlan
 from search.errors import UserError
+from search.inference import val_logits
+from search.io import atomic_write_bytes, write_json, write_parquet
+from search.metrics.direction import Direction
+from search.offsets import budget_routing
 from search.results.ensemble import Ensemble, RouterKeeper, build_ensemble
 from search.results.export import (
     BEST_ROUTER,
@@ -24,12 +28,9 @@ from search.results.export import (
     best_config,
     routers_of,
     trial_rows,
-    write_json,
-    write_parquet,
 )
 from search.results.routing_table import run_routing_table
 from search.storage import exists, get_bytes, keep_routers, router_uri
-from search.trial.policy import budget_routing, val_logits
 
 
 def router_keeper(plan: RunPlan, study: optuna.Study) -> RouterKeeper:
@@ -39,7 +40,7 @@ def router_keeper(plan: RunPlan, study: optuna.Study) -> RouterKeeper:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     done = [(t.number, float(t.value)) for t in complete if t.value is not None]
     keep = spec.candidates if spec.size > 0 else 1
-    return RouterKeeper(plan.storage, keep, study.direction == optuna.study.StudyDirection.MAXIMIZE, done)
+    return RouterKeeper(plan.storage, keep, Direction.of_study(study), done)
 
 
 def _ensemble(
@@ -177,7 +178,7 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
 
 def print_table(rows: list[dict[str, Any]], metric: str, direction: str, top: int = 8) -> None:
     done = [r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
-    done.sort(key=lambda r: r["value"], reverse=direction == "max")
+    done.sort(key=lambda r: Direction(direction).key(r["value"]))
     if not done:
         return
     keys = ["model_type", *(k for k in done[0] if k.startswith("param_"))]

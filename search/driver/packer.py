@@ -27,7 +27,7 @@ from router_models import ConfigError
 from router_models.packing import NotPackable
 from search.data.options import ENCODER_PARAM
 from search.space import Space
-from search.trial.config import resolve_train_config
+from search.train_config import resolve_train_config
 from search.trial.packs import pack_key
 
 

@@ -16,7 +16,6 @@ import torch
 from optuna.trial import TrialState
 
 from router_models import ConfigError
-from router_models.checkpoint import atomic_write_bytes
 from search.data import RouterData
 from search.driver.finish import finish, router_keeper
 from search.driver.plan import RunPlan, check_run_state, default_run_dir, plan_run, resolve_pack_size
@@ -25,7 +24,8 @@ from search.driver.rundata import RunData, check_resumed_data, first, load_run_d
 from search.driver.session import start_ray, stop_ray
 from search.driver.stopping import Interrupt, disk_error
 from search.errors import DISK_ERRORS, UserError
-from search.results.export import trial_rows, write_json, write_parquet
+from search.io import atomic_write_bytes, write_json, write_parquet
+from search.results.export import trial_rows
 from search.results.lock import RunLock, describe_holder
 from search.results.rundir import RUN_INFO, SPACE_COPY, holds_run, new_run_id, read_run_info, run_storage
 from search.results.study import close_interrupted, counted_trials, open_study

@@ -14,9 +14,10 @@ import torch
 from router_models import EnsembleModel, create_model, load_router
 from search import metrics as M
 from search.data import RouterData
+from search.inference import val_logits
+from search.metrics.direction import Direction
+from search.offsets import margin_routing
 from search.storage import delete, exists, get_bytes, router_uri
-from search.trial.config import METRIC_MODES
-from search.trial.policy import tune_routing, val_logits
 
 EPS = 1e-6
 
@@ -34,12 +35,12 @@ def scorer(
     """``metric`` of (averaged) probabilities on val, signed so that higher is better; val_aiq
     needs the split's ``cost`` and the ``mean_cost`` per LLM."""
     key = "loss" if metric == "train_loss" else metric.removeprefix("val_")
-    sign = 1.0 if METRIC_MODES.get(metric, "min") == "max" else -1.0
+    direction = Direction.of(metric)
 
     def score(probs: torch.Tensor) -> float:
         logits = torch.logit(probs.clamp(EPS, 1 - EPS))
         value = M.evaluate_members(logits.unsqueeze(0), y, mask, cost, mean_cost)[0][key]
-        return sign * value if math.isfinite(value) else -math.inf
+        return -direction.key(value) if math.isfinite(value) else -math.inf
 
     return score
 
@@ -135,7 +136,7 @@ def build_ensemble(
         trials=members,
         weights=list(model.weights),
         picks=len(picks),
-        routing=tune_routing(logits, data),
+        routing=margin_routing(logits, data),
         val_score=score(torch.sigmoid(logits)),
         best_single_val_score=max(score(p) for p in probs),
     )
@@ -148,18 +149,18 @@ class RouterKeeper:
     Args:
         storage: Where trial routers are saved.
         keep: How many to keep, >= 1.
-        maximize: Whether a higher trial value is better.
+        direction: Which trial values are better.
         kept: Trials (number, value) whose routers are already kept (a resumed run).
     """
 
     def __init__(
-        self, storage: str, keep: int, maximize: bool, kept: Sequence[tuple[int, float]] = ()
+        self, storage: str, keep: int, direction: Direction, kept: Sequence[tuple[int, float]] = ()
     ) -> None:
         if keep < 1:
             raise ValueError(f"keep must be >= 1, got {keep}")
         self.storage = storage
         self.keep = keep
-        self.sign = 1.0 if maximize else -1.0
+        self.direction = direction
         self.kept: dict[int, float] = {}
         for number, value in kept:
             self.add(number, value)
@@ -168,11 +169,11 @@ class RouterKeeper:
         """A trial completed with ``value``: keep its router if it is among the best."""
         self.kept[number] = value
         while len(self.kept) > self.keep:
-            worst = min(self.kept, key=lambda n: (self.sign * self.kept[n], -n))
+            worst = max(self.kept, key=lambda n: (self.direction.key(self.kept[n]), n))
             del self.kept[worst]
             delete(router_uri(self.storage, worst))
 
     @property
     def numbers(self) -> list[int]:
         """Kept trials, best first."""
-        return sorted(self.kept, key=lambda n: (-self.sign * self.kept[n], n))
+        return sorted(self.kept, key=lambda n: (self.direction.key(self.kept[n]), n))

@@ -17,8 +17,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from router_models.checkpoint import atomic_write_bytes
 from search.errors import UserError
+from search.io import atomic_write_bytes
 
 
 @dataclass

@@ -12,9 +12,10 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from router_models.checkpoint import atomic_write_bytes
 from search.data import load_data
 from search.errors import UserError
+from search.io import atomic_write_bytes
+from search.metrics.direction import Direction
 from search.paths import check_dir_target
 from search.results.export import ENSEMBLE_SUMMARY, routers_of
 from search.results.routing_table import run_routing_table
@@ -52,7 +53,7 @@ def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]
     import matplotlib.pyplot as plt
 
     trials = study.get_trials(deepcopy=False)
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    maximize = Direction.of_study(study).maximize
     made: list[tuple[str, str]] = []
 
     # -- optimization history --------------------------------------------------------------

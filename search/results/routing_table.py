@@ -14,8 +14,8 @@ from router_models import load_router
 from search import metrics as M
 from search.data import RouterData
 from search.data.scores import is_graded
+from search.inference import predict
 from search.results.baselines import knn_scores, tune_knn
-from search.trial.train import predict
 
 
 @dataclass

@@ -8,6 +8,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.errors import UserError
+from search.metrics.direction import Direction
 from search.results.journal import (
     broken_history,
     check_journal,
@@ -44,7 +45,7 @@ def _load(journal: Path, space: Space, create: bool) -> optuna.Study:
             storage=storage,
             sampler=sampler,
             pruner=pruner,
-            direction="maximize" if search.direction == "max" else "minimize",
+            direction=Direction(search.direction).optuna,
         )
     else:
         raise UserError(f"{journal}: holds no study (the run stopped before its first trial was asked)")

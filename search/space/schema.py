@@ -32,6 +32,7 @@ from search.limits import (
     MAX_TIME_BUDGET_S,
     SEED_MAX,
 )
+from search.metrics.direction import METRIC_MODES
 from search.space.data_spec import DataSpec
 from search.space.params import (
     Choice,
@@ -44,7 +45,7 @@ from search.space.params import (
     max_value,
     parse_param,
 )
-from search.trial.config import METRIC_MODES, TRAIN_DEFAULTS
+from search.train_config import TRAIN_DEFAULTS
 
 TRAIN_PARAMS = set(TRAIN_DEFAULTS)  # lr, weight_decay, batch_size, epochs
 _AT = "@"  # marks a message that carries its own key path below the current one

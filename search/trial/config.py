@@ -1,9 +1,8 @@
-"""A trial's settings: train_config with its defaults, the model a config builds, and whether
-training it fits the device."""
+"""A trial's model: the model a config builds for the data, whether training it fits the device,
+and the seed it trains with."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,58 +10,12 @@ import torch
 
 from router_models import BaseModel, ConfigError, create_model, read_pipeline_config
 from search.data import RouterData
-from search.limits import MAX_BATCH, MAX_EPOCHS
-
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "lr": 1e-3,
-    "weight_decay": 1e-2,
-    "batch_size": 256,
-    "epochs": 20,
-}
-"""Training settings used where ``pipeline_config.train_config`` leaves a key out."""
-
-# Metrics reported per epoch, and which way is better for each.
-METRIC_MODES: dict[str, str] = {
-    "val_loss": "min",
-    "val_correctness_acc": "max",
-    "val_auc": "max",
-    "val_route_acc": "max",
-    "val_aiq": "max",  # only for data with costs
-    "train_loss": "min",
-}
 
 
 def trial_seed(search_seed: int, number: int) -> int:
     """The seed a trial trains with: the search's seed plus its number (``search train`` of an
     exported config uses it again)."""
     return int(search_seed) + int(number)
-
-
-def resolve_train_config(config: Mapping[str, Any], epochs: int | None = None) -> dict[str, Any]:
-    """``train_config`` with defaults filled in and every value checked."""
-    pipeline = read_pipeline_config(config)
-    given = pipeline.get("train_config") or {}
-    if not isinstance(given, Mapping):
-        raise ConfigError("pipeline_config.train_config must be an object")
-    unknown = sorted(set(given) - set(TRAIN_DEFAULTS))
-    if unknown:
-        raise ConfigError(
-            f"pipeline_config.train_config: unknown key(s) {unknown}; valid: {list(TRAIN_DEFAULTS)}"
-        )
-    tc = {**TRAIN_DEFAULTS, **given}
-    if epochs is not None:
-        tc["epochs"] = epochs
-    for key in ("lr", "weight_decay"):
-        v = tc[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise ConfigError(f"train_config.{key} must be a number >= 0, got {v!r}")
-    if tc["lr"] == 0:
-        raise ConfigError("train_config.lr must be > 0, got 0")
-    for key, high in (("batch_size", MAX_BATCH), ("epochs", MAX_EPOCHS)):
-        v = tc[key]
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= high:
-            raise ConfigError(f"train_config.{key} must be an integer from 1 to {high:,}, got {v!r}")
-    return tc
 
 
 def build_model(config: Mapping[str, Any], data: RouterData, meta: bool = False) -> BaseModel:

@@ -19,7 +19,10 @@ from router_models import BaseModel, ConfigError
 from router_models.packing import activation_key
 from search import metrics as M
 from search.data import RouterData
-from search.trial.config import METRIC_MODES, build_model, check_fits, resolve_train_config
+from search.inference import predict
+from search.metrics.direction import METRIC_MODES, Direction
+from search.train_config import resolve_train_config
+from search.trial.config import build_model, check_fits
 from search.trial.packs import Pack, incompatibility
 
 Report = Callable[[dict[str, float], int], bool | None]
@@ -93,20 +96,6 @@ def column_stats(X: torch.Tensor, rows: torch.Tensor, chunk: int = 4096) -> tupl
     mean = total / n
     var = (squares / n - mean * mean).clamp_min(0.0) * n / max(n - 1, 1)
     return mean.float(), var.sqrt().float()
-
-
-@torch.no_grad()
-def predict(
-    model: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, chunk: int = 8192
-) -> torch.Tensor:
-    """Logits for X in chunks, in eval mode, float32 (``[Q, M]``, or ``[K, Q, M]`` for a pack)."""
-    module = model.module if isinstance(model, Pack) else model
-    assert isinstance(module, torch.nn.Module)
-    was_training = module.training
-    module.eval()
-    out = torch.cat([model(X[i : i + chunk]).float() for i in range(0, X.shape[0], chunk)], dim=-2)
-    module.train(was_training)
-    return out
 
 
 def train_router(
@@ -245,9 +234,9 @@ def train_pack(
     gen = torch.Generator(device="cpu").manual_seed(seeds[0])
     use_bf16 = device.type == "cuda"
     n, bs, n_epochs = train_idx.numel(), tcs[0]["batch_size"], tcs[0]["epochs"]
-    sign = 1.0 if METRIC_MODES[metric] == "min" else -1.0
+    direction = Direction.of(metric)
 
-    best = [(math.inf, 0)] * k_all  # each member's best value (sign-adjusted) and epoch
+    best = [(math.inf, 0)] * k_all  # each member's best value (as a key: lower is better) and epoch
     states: dict[int, dict[str, torch.Tensor]] = {}  # best weights of members that left
     history: list[list[dict[str, float]]] = [[] for _ in range(k_all)]
     status = ["complete"] * k_all
@@ -288,8 +277,8 @@ def train_pack(
             history[k].append({"epoch": epoch, **metrics})
             rep.metrics[k] = metrics
             # -- keep the member's best state ------------------------------------------------
-            if sign * metrics[metric] < best[k][0]:
-                best[k] = (sign * metrics[metric], epoch)
+            if direction.key(metrics[metric]) < best[k][0]:
+                best[k] = (direction.key(metrics[metric]), epoch)
                 improved.append(pos)
         pack.remember(improved)
 
@@ -317,25 +306,22 @@ def train_pack(
         if status[k] == "failed":
             results.append(
                 TrainResult(
-                    None, best_epoch, sign * value, len(history[k]), "failed", errors[k], history[k], tcs[k]
+                    None,
+                    best_epoch,
+                    direction.key(value),
+                    len(history[k]),
+                    "failed",
+                    errors[k],
+                    history[k],
+                    tcs[k],
                 )
             )
             continue
         model.load_state_dict(states[k])
         model.eval()
         results.append(
-            TrainResult(model, best_epoch, sign * value, len(history[k]), status[k], None, history[k], tcs[k])
+            TrainResult(
+                model, best_epoch, direction.key(value), len(history[k]), status[k], None, history[k], tcs[k]
+            )
         )
     return results
-
-
-def split_metrics(model: BaseModel, data: RouterData, split: str) -> dict[str, float]:
-    """Full metrics of a trained model on one split, with that split's baselines."""
-    device = next(model.parameters()).device
-    X, y, mask = data.split(split)
-    _, y_train, m_train = data.split("train")
-    on_device = [torch.from_numpy(a).to(device) for a in (X, y, mask)]
-    return {
-        **M.evaluate(predict(model, on_device[0]), on_device[1], on_device[2]),
-        **M.baselines(y_train, m_train, y, mask),
-    }

@@ -22,9 +22,10 @@ from ray import tune
 from router_models import save_router
 from search.data import RouterData
 from search.data.options import ENCODER_PARAM
+from search.inference import val_logits
+from search.offsets import margin_routing
 from search.storage import put_file, router_uri
 from search.trial.config import trial_seed
-from search.trial.policy import tune_routing, val_logits
 from search.trial.train import EpochReport, MemberConfigError, TrainResult, train_pack
 
 REPORT_KEY = "pack_report"  # JSON: {"metrics": {number: {...}}, "failed": {number: message}}
@@ -130,7 +131,7 @@ def router_trainable(
                     local,
                     **router_data.saved_with(),
                     train_config=result.train_config,
-                    routing=tune_routing(val_logits(model, router_data), router_data),
+                    routing=margin_routing(val_logits(model, router_data), router_data),
                     trial_number=number,
                     best_epoch=result.best_epoch,
                     best_value=result.best_value,

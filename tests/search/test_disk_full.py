@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from router_models.checkpoint import atomic_write_bytes
 from search.__main__ import main
 from search.data import load_folder
+from search.io import atomic_write_bytes
 from tests.search.spaces import tiny_space, write_space
 
 SYNTH = "synthetic:n_questions=300,n_models=6,dim=16,seed=1"

@@ -17,8 +17,9 @@ from search.data.leakage import NEAR_COSINE, deduped, find_leakage
 from search.data.router_data import no_signal, split_by_question
 from search.data.scores import apply_rules, parse_rules, rule_text
 from search.errors import DataError
+from search.inference import predict
 from search.results.routing_table import TASK_BEST, routing_table
-from search.trial.train import predict, train_router
+from search.trial.train import train_router
 
 
 def graded_set(n: int = 600, seed: int = 0) -> RouterData:

@@ -12,7 +12,7 @@ from router_models import ConfigError, get_model_class, list_models
 from search.data import load_data
 from search.driver.packer import Packer
 from search.space import parse_space
-from search.trial.config import resolve_train_config
+from search.train_config import resolve_train_config
 from search.trial.optim import PackedAdamW
 from search.trial.packs import incompatibility
 from search.trial.train import EpochReport, MemberConfigError, train_pack, train_router

@@ -31,7 +31,8 @@ from search.errors import UserError
 from search.results.journal import check_journal
 from search.results.study import open_study
 from search.space import load_space, parse_space
-from search.trial.config import build_model, resolve_train_config
+from search.train_config import resolve_train_config
+from search.trial.config import build_model
 from tests.search.spaces import tiny_space
 
 SETTINGS = settings(

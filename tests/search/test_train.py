@@ -10,8 +10,9 @@ import torch
 from router_models import ConfigError, load_router
 from search.__main__ import main
 from search.data import load_data
-from search.trial.config import TRAIN_DEFAULTS, resolve_train_config
-from search.trial.train import split_metrics, train_router
+from search.inference import split_metrics
+from search.train_config import TRAIN_DEFAULTS, resolve_train_config
+from search.trial.train import train_router
 from tests.conftest import TINY_SYNTH
 
 

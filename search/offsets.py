@@ -1,5 +1,6 @@
-"""A trained router's routing decision, tuned on val: the switching margin on the single best
-LLM (see ``router_models.route``); saved with the router and used wherever it routes."""
+"""The routing offsets a router is saved with, tuned on val: a switching margin on the single
+best LLM (``margin_routing``), or a willingness to pay that meets a cost budget
+(``budget_routing``). ``router_models.route`` applies them wherever the router routes."""
 
 from __future__ import annotations
 
@@ -9,15 +10,9 @@ import torch
 
 from search import metrics as M
 from search.data import RouterData
-from search.trial.train import predict
 
 
-def val_logits(model: torch.nn.Module, data: RouterData) -> torch.Tensor:
-    device = next(iter(model.parameters())).device
-    return predict(model, torch.from_numpy(data.split("val")[0].copy()).to(device)).cpu()
-
-
-def tune_routing(logits_val: torch.Tensor, data: RouterData) -> dict[str, Any]:
+def margin_routing(logits_val: torch.Tensor, data: RouterData) -> dict[str, Any]:
     """The routing block saved with a router: offsets, and how they were chosen on val.
 
     Route to the single best LLM on train unless another LLM's predicted correctness beats it by
