@@ -43,7 +43,7 @@ INIT_METHODS: tuple[str, ...] = (
 )
 
 
-def _check_positive_int(name: str, value: Any) -> None:
+def check_positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
@@ -86,14 +86,14 @@ class BaseModel(nn.Module, abc.ABC):
         **kwargs: Any,
     ) -> None:
         super().__init__()
-        _check_positive_int("input_dim", input_dim)
-        _check_positive_int("output_dim", output_dim)
+        check_positive_int("input_dim", input_dim)
+        check_positive_int("output_dim", output_dim)
         if isinstance(hidden_dims, (str, bytes)) or not isinstance(hidden_dims, Sequence):
             raise ValueError(f"hidden_dims must be a list of positive integers, got {hidden_dims!r}")
         if len(hidden_dims) == 0:
             raise ValueError("hidden_dims must be a non-empty list of positive integers, got []")
         for i, width in enumerate(hidden_dims):
-            _check_positive_int(f"hidden_dims[{i}]", width)
+            check_positive_int(f"hidden_dims[{i}]", width)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
         if not 0.0 <= float(dropout) < 1.0:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from router_models.base_model import _check_positive_int
+from router_models.base_model import check_positive_int
 
 
 def check_noise_std(name: str, value: Any) -> float:
@@ -32,7 +32,7 @@ class GaussianNoise(nn.Module):
     def __init__(self, std: float, dim: int) -> None:
         super().__init__()
         std = check_noise_std("noise std", std)
-        _check_positive_int("noise dim", dim)
+        check_positive_int("noise dim", dim)
         self.std = std
         self.dim = dim
 

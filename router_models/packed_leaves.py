@@ -22,7 +22,7 @@ class NotPackable(ValueError):
 
 
 L = TypeVar("L", bound=type["PackedLeaf"])
-_LEAVES: dict[type[nn.Module], type[PackedLeaf]] = {}
+LEAVES: dict[type[nn.Module], type[PackedLeaf]] = {}
 
 
 def register_packed_leaf(*module_types: type[nn.Module]) -> Callable[[L], L]:
@@ -30,7 +30,7 @@ def register_packed_leaf(*module_types: type[nn.Module]) -> Callable[[L], L]:
 
     def decorator(cls: L) -> L:
         for t in module_types:
-            _LEAVES[t] = cls
+            LEAVES[t] = cls
         return cls
 
     return decorator
@@ -260,7 +260,7 @@ def _runs(groups: list[int]) -> list[tuple[int, int, int]]:
 def activation_key(model: nn.Module) -> tuple[str, ...]:
     """The model's activations in order: members sorted by it keep each activation's members
     side by side in a pack, where slices replace gathers."""
-    return tuple(repr(m) for m in model.modules() if _LEAVES.get(type(m)) is PackedActivation)
+    return tuple(repr(m) for m in model.modules() if LEAVES.get(type(m)) is PackedActivation)
 
 
 @register_packed_leaf(*{type(make()) for make in ACTIVATIONS.values()})

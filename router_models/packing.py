@@ -30,7 +30,7 @@ from torch import nn
 
 from router_models.base_model import BaseModel
 from router_models.packed_leaves import (  # noqa: F401  (the leaves register themselves)
-    _LEAVES,
+    LEAVES,
     NotPackable,
     PackedActivation,
     PackedLeaf,
@@ -66,7 +66,7 @@ def pack_signature(model: BaseModel) -> tuple[Any, ...]:
                     "modules (see router_models/template.py)"
                 )
             continue
-        leaf = _LEAVES.get(type(module))
+        leaf = LEAVES.get(type(module))
         if leaf is not None:
             parts.append((path, leaf.signature(module)))
             exact_padding &= leaf.zero_preserving(module)
@@ -121,7 +121,7 @@ class PackedRouter(nn.Module):
         body = copy.deepcopy(members[0])
         self.leaves: dict[str, PackedLeaf] = {}
         for path, module in members[0].named_modules():
-            leaf_cls = _LEAVES.get(type(module))
+            leaf_cls = LEAVES.get(type(module))
             if leaf_cls is None or not path:
                 continue
             packed = leaf_cls([m.get_submodule(path) for m in members])

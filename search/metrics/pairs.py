@@ -22,7 +22,7 @@ from router_models.routing import route
 ArrayLike = torch.Tensor | np.ndarray
 
 
-def _t(a: ArrayLike) -> torch.Tensor:
+def as_tensor(a: ArrayLike) -> torch.Tensor:
     return torch.from_numpy(a) if isinstance(a, np.ndarray) else a
 
 
@@ -45,7 +45,7 @@ def masked_bce_members(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor
 def correctness_acc(logits: ArrayLike, y: ArrayLike, mask: ArrayLike) -> float:
     """Mean agreement over observed pairs of the thresholded prediction (logit > 0, p > 0.5)
     with the score (see the module doc; the share of right predictions on 0/1 scores)."""
-    logits, y, mask = _t(logits), _t(y), _t(mask).bool()
+    logits, y, mask = as_tensor(logits), as_tensor(y), as_tensor(mask).bool()
     if not mask.any():
         return float("nan")
     return float(_agreement(logits.unsqueeze(0).float(), y.float(), mask)[0])
@@ -62,7 +62,7 @@ def _agreement(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> tor
 def auc(scores: ArrayLike, y: ArrayLike, mask: ArrayLike) -> float:
     """ROC AUC over observed pairs (Mann-Whitney, ties share their average rank; graded scores
     weighted as the module doc says)."""
-    scores, y, mask = _t(scores), _t(y), _t(mask).bool()
+    scores, y, mask = as_tensor(scores), as_tensor(y), as_tensor(mask).bool()
     return float(_auc_rows(scores[mask].unsqueeze(0), y[mask].float())[0])
 
 

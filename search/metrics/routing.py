@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from router_models.routing import margin_offsets, route
-from search.metrics.pairs import ArrayLike, _t
+from search.metrics.pairs import ArrayLike, as_tensor
 
 MARGIN_GRID = tuple(round(0.005 * i, 3) for i in range(61))  # 0 to 0.3, both inclusive
 
@@ -21,7 +21,7 @@ def routed_outcomes(
     """Per question, aligned with the questions: its chosen LLM's score (1.0 or 0.0 on 0/1
     data), NaN for a question no LLM was observed on. ``scores`` are logits; the choice is
     ``route(scores, offsets, mask)``."""
-    scores, y, mask = _t(scores), _t(y), _t(mask).bool()
+    scores, y, mask = as_tensor(scores), as_tensor(y), as_tensor(mask).bool()
     choice = route(scores, offsets, mask)
     correct = y.float().gather(-1, choice.unsqueeze(-1)).squeeze(-1)
     return torch.where(mask.any(dim=-1), correct, torch.full_like(correct, float("nan")))
@@ -47,7 +47,7 @@ def route_acc(
 def model_accuracy(y: ArrayLike, mask: ArrayLike) -> torch.Tensor:
     """Per-model mean score over observed pairs [M] (accuracy on 0/1 scores; NaN for a
     never-observed model)."""
-    y, mask = _t(y).float(), _t(mask).float()
+    y, mask = as_tensor(y).float(), as_tensor(mask).float()
     return (y * mask).sum(0) / mask.sum(0)
 
 
@@ -64,14 +64,14 @@ def single_best_scores(y_train: ArrayLike, mask_train: ArrayLike, n_questions: i
 
 def single_best_route_acc(y_train: ArrayLike, mask_train: ArrayLike, y: ArrayLike, mask: ArrayLike) -> float:
     """Routing accuracy of always picking the best model on train (next best where unobserved)."""
-    y = _t(y)
+    y = as_tensor(y)
     return route_acc(single_best_scores(y_train, mask_train, y.shape[0]), y, mask)
 
 
 def oracle_outcomes(y: ArrayLike, mask: ArrayLike) -> torch.Tensor:
     """Per question: the best score of any observed LLM (1.0 if some LLM answered it correctly
     on 0/1 data), NaN if no LLM was observed on it."""
-    y, mask = _t(y).float(), _t(mask).bool()
+    y, mask = as_tensor(y).float(), as_tensor(mask).bool()
     best = torch.where(mask, y, torch.full_like(y, -1.0)).max(dim=1).values
     return torch.where(mask.any(dim=1), best, torch.full_like(best, float("nan")))
 
@@ -87,7 +87,7 @@ def task_best(y_train: ArrayLike, mask_train: ArrayLike, tasks_train: np.ndarray
     """Per task, the LLM with the best mean score on its train questions (the single best
     overall for a task with no train question)."""
     overall = single_best(y_train, mask_train)
-    y_train, mask_train = _t(y_train), _t(mask_train)
+    y_train, mask_train = as_tensor(y_train), as_tensor(mask_train)
     best = []
     for t in range(n_tasks):
         rows = torch.from_numpy(np.asarray(tasks_train) == t)
@@ -100,7 +100,7 @@ def task_best_scores(
 ) -> torch.Tensor:
     """Logits that route each question to its task's best LLM on train (``task_best``), the
     next best where that one is unobserved: the baseline of picking one LLM per task."""
-    y_train, mask_train = _t(y_train), _t(mask_train)
+    y_train, mask_train = as_tensor(y_train), as_tensor(mask_train)
     out = torch.empty(len(tasks), y_train.shape[1])
     overall = single_best_scores(y_train, mask_train, 1)[0]
     for t in range(n_tasks):
@@ -130,7 +130,7 @@ def tune_margin(
         ``(offsets, margin, route_acc)``: offsets for ``router_models.route``, the margin, and
         the routing accuracy it gives on these questions.
     """
-    scores = _t(scores)
+    scores = as_tensor(scores)
     num_models = scores.shape[-1]
     best = (float("-inf"), 0.0)
     for margin in grid:

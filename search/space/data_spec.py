@@ -15,12 +15,12 @@ from search.data.scores import parse_rules, rule_text
 from search.data.synthetic import SyntheticSpec
 from search.errors import UserError
 from search.limits import SEED_MAX
-from search.space.params import Choice, _Strict
+from search.space.params import Choice, Strict
 
 Files = str | list[str] | None
 
 
-class DataSpec(_Strict):
+class DataSpec(Strict):
     """Where the data comes from: ``path`` (a folder, built-in name, table or records),
     ``synthetic`` options, or files per split (``train``, ``val``, ``test``); how to read it; and
     ``encoder`` (one, or ``{choices: [...]}`` for the search to choose). ``embedding_dim``,

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from search.errors import SpaceError
 from search.parse import MAX_SPACE_BYTES, ParseError, load_yaml, read_text
-from search.space.schema import _AT, PrunerSpec, SamplerSpec, Space, _message
+from search.space.schema import AT, PrunerSpec, SamplerSpec, Space, error_text
 
 
 def _format_error(exc: ValidationError) -> str:
@@ -37,8 +37,8 @@ def _format_error(exc: ValidationError) -> str:
             "literal['auto']",
         }
     )
-    msg = _message(err)
-    if msg.startswith(_AT):
+    msg = error_text(err)
+    if msg.startswith(AT):
         return f"{loc}.{msg[1:]}" if loc else msg[1:]
     return f"{loc}: {msg}" if loc else msg
 

@@ -25,11 +25,11 @@ INT_PARAM_MAX = {"num_blocks": 1000, "batch_size": MAX_BATCH, "epochs": MAX_EPOC
 MIN_SHRUNK_WIDTH = 16
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FloatRange(_Strict):
+class FloatRange(Strict):
     low: float
     high: float
     log: bool = False
@@ -43,7 +43,7 @@ class FloatRange(_Strict):
         return self
 
 
-class IntRange(_Strict):
+class IntRange(Strict):
     """Integers from low to high, both inclusive, every ``step``."""
 
     low: int
@@ -62,11 +62,11 @@ class IntRange(_Strict):
         return self
 
 
-class Choice(_Strict):
+class Choice(Strict):
     choices: list[Any] = Field(min_length=1)
 
 
-class CompactHidden(_Strict):
+class CompactHidden(Strict):
     """``layers`` x ``width``, optionally halving each layer."""
 
     layers: int | IntRange | Choice

@@ -38,7 +38,7 @@ from search.space.params import (
     Choice,
     CompactHidden,
     Param,
-    _Strict,
+    Strict,
     block_distributions,
     block_values,
     check_param_values,
@@ -48,7 +48,7 @@ from search.space.params import (
 from search.train_config import TRAIN_DEFAULTS
 
 TRAIN_PARAMS = set(TRAIN_DEFAULTS)  # lr, weight_decay, batch_size, epochs
-_AT = "@"  # marks a message that carries its own key path below the current one
+AT = "@"  # marks a message that carries its own key path below the current one
 
 
 def searchable_models() -> list[str]:
@@ -56,7 +56,7 @@ def searchable_models() -> list[str]:
     return [m for m in list_models() if get_model_class(m).searchable]
 
 
-def _message(err: Any) -> str:
+def error_text(err: Any) -> str:
     if err["type"] == "extra_forbidden":
         return "unknown key"
     return str(err["msg"]).removeprefix("Value error, ")
@@ -72,18 +72,18 @@ def _parse_block(where: str, v: Any) -> Any:
         except ValidationError as exc:
             err = exc.errors()[0]
             path = ".".join([where, str(name), *(str(x) for x in err["loc"])]).lstrip(".")
-            raise ValueError(f"{_AT}{path}: {_message(err)}") from None
+            raise ValueError(f"{AT}{path}: {error_text(err)}") from None
     return out
 
 
-class SamplerSpec(_Strict):
+class SamplerSpec(Strict):
     type: Literal["tpe", "random"] = "tpe"
     n_startup_trials: int = Field(8, ge=0, le=MAX_SAMPLES)
     multivariate: bool = True
     constant_liar: bool = True
 
 
-class PrunerSpec(_Strict):
+class PrunerSpec(Strict):
     type: Literal["median", "percentile", "successive_halving", "hyperband", "none"] = "median"
     n_startup_trials: int = Field(4, ge=0, le=MAX_SAMPLES)
     n_warmup_steps: int = Field(2, ge=0, le=MAX_SAMPLES)
@@ -98,7 +98,7 @@ class PrunerSpec(_Strict):
     per_model_type: bool = True
 
 
-class EnsembleSpec(_Strict):
+class EnsembleSpec(Strict):
     """Greedy ensemble selection after the run: ``size`` members at most (with repetition;
     0 turns it off), chosen from the best ``candidates`` completed trials (kept while the run
     goes)."""
@@ -107,7 +107,7 @@ class EnsembleSpec(_Strict):
     candidates: int = Field(16, ge=1, le=MAX_ENSEMBLE)
 
 
-class SearchSpec(_Strict):
+class SearchSpec(Strict):
     num_samples: int = Field(24, ge=1, le=MAX_SAMPLES)
     metric: str = "val_auc"
     mode: Literal["min", "max"] | None = None
@@ -143,14 +143,14 @@ class SearchSpec(_Strict):
         return self.mode or METRIC_MODES[self.metric]
 
 
-class Resources(_Strict):
+class Resources(Strict):
     """CPUs and GPU share per trial; leave ``gpu`` out for CPU-only trials."""
 
     cpu: float = Field(1.0, gt=0, le=100_000, allow_inf_nan=False)
     gpu: Annotated[float, Field(gt=0, le=1)] | None = None
 
 
-class Space(_Strict):
+class Space(Strict):
     model_type: str | Choice
     params: dict[str, Param | CompactHidden] = Field(default_factory=dict)
     models: dict[str, dict[str, Param | CompactHidden]] = Field(default_factory=dict)
@@ -196,7 +196,7 @@ class Space(_Strict):
         for t in self.models:
             if t not in self.types:
                 raise ValueError(
-                    f"{_AT}models.{t}: not a model type of this space; model_type: {', '.join(self.types)}"
+                    f"{AT}models.{t}: not a model type of this space; model_type: {', '.join(self.types)}"
                 )
         for t in self.types:
             if "hidden_dims" not in self.params and "hidden_dims" not in self.models.get(t, {}):
@@ -213,17 +213,17 @@ class Space(_Strict):
                 for name in block:
                     if name not in valid:
                         message = unknown_key_message(name, valid).replace("; valid", f"{note}; valid", 1)
-                        raise ValueError(f"{_AT}{where}.{name}: {message}")
+                        raise ValueError(f"{AT}{where}.{name}: {message}")
         for name, p in self.params.items():
             check_param_values(name, p)
         for t, block in self.models.items():
             for name, p in block.items():
                 if name in self.params:
-                    raise ValueError(f"{_AT}models.{t}.{name}: also set in params; set it in one place")
+                    raise ValueError(f"{AT}models.{t}.{name}: also set in params; set it in one place")
                 try:
                     check_param_values(name, p)
                 except ValueError as exc:
-                    raise ValueError(f"{_AT}models.{t}.{exc}") from None
+                    raise ValueError(f"{AT}models.{t}.{exc}") from None
         return self
 
     # -- the types and their params -----------------------------------------------------------

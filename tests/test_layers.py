@@ -1,0 +1,116 @@
+"""The layers of the house, listed once, top to bottom: a module may import its own layer and
+any layer below it, never one above. Private names (``_x``) are not imported across modules.
+
+Run alone: ``pytest tests/test_layers.py``; it reads the source, imports nothing of it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Top to bottom. A module belongs to the first entry that is it or a package above it.
+LAYERS: list[tuple[str, ...]] = [
+    ("search.__main__", "search.cli"),  # the command line: parse, call, print, exit code
+    ("search", "search.api"),  # the Python API (``search.run``, ``search.train``)
+    ("search.driver",),  # Ray, the Tuner, the study as Tune's searcher and scheduler
+    ("search.router",),  # texts or embeddings in, LLM names out, with a saved router
+    ("search.results",),  # what a run leaves: its dir, study, exports, tables, report
+    ("search.trial",),  # one Tune trial: the trainable, packs, the training loop
+    ("search.space",),  # YAML -> typed Space -> distributions -> trial configs
+    ("search.offsets", "search.inference"),  # a trained router's logits and its offsets
+    ("search.data",),  # RouterData and its sources
+    ("search.metrics",),  # pure functions over scores, labels and masks
+    (  # the ground floor: shared by every layer above
+        "search.messages",
+        "search.train_config",
+        "search.storage",
+        "search.io",
+        "search.parse",
+        "search.paths",
+        "search.limits",
+        "search.deadline",
+        "search.errors",
+    ),
+    ("router_models",),  # models, packing, checkpoints, route(): knows nothing of search
+]
+
+
+def layer_of(module: str) -> int | None:
+    best: tuple[int, int] | None = None  # (length of the matched prefix, layer)
+    for i, names in enumerate(LAYERS):
+        for name in names:
+            if module == name or module.startswith(name + "."):
+                if best is None or len(name) > best[0]:
+                    best = (len(name), i)
+    return None if best is None else best[1]
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for pkg in ("search", "router_models"):
+        for path in (ROOT / pkg).rglob("*.py"):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join(parts)] = path
+    return out
+
+
+def imports(path: Path, known: set[str]) -> list[tuple[int, str, list[str]]]:
+    """(line, imported module, names taken from it) for each import of our own modules."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name, []) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:
+                sub = f"{node.module}.{a.name}"
+                # ``from search import metrics`` imports the module search.metrics
+                found.append((node.lineno, sub, []) if sub in known else (node.lineno, node.module, [a.name]))
+    return [f for f in found if f[1].split(".")[0] in ("search", "router_models")]
+
+
+def test_every_module_has_a_layer():
+    missing = [m for m in modules() if layer_of(m) is None]
+    assert not missing, f"modules in no layer (add them to LAYERS): {missing}"
+
+
+def test_no_import_runs_up_a_layer():
+    mods = modules()
+    upward = []
+    for mod, path in mods.items():
+        here = layer_of(mod)
+        for line, target, _ in imports(path, set(mods)):
+            there = layer_of(target)
+            assert there is not None, f"{path}:{line}: {target} is in no layer"
+            if there < here:
+                upward.append(f"{path.relative_to(ROOT)}:{line}: {mod} imports {target}")
+    assert not upward, "imports that run up a layer:\n" + "\n".join(upward)
+
+
+def test_no_private_name_is_imported_across_modules():
+    mods = modules()
+    private = []
+    for path in mods.values():
+        for line, target, names in imports(path, set(mods)):
+            private += [
+                f"{path.relative_to(ROOT)}:{line}: {n} from {target}"
+                for n in names
+                if n.startswith("_") and not n.startswith("__")
+            ]
+            if any(part.startswith("_") and not part.startswith("__") for part in target.split(".")):
+                private.append(f"{path.relative_to(ROOT)}:{line}: private module {target}")
+    assert not private, "private names imported across modules:\n" + "\n".join(private)
+
+
+def test_the_layer_check_catches_an_upward_import(tmp_path):
+    # The check itself: a data module that imported the driver would be reported.
+    fake = tmp_path / "fake.py"
+    fake.write_text("from search.driver.runner import run_search\nimport router_models\n")
+    found = imports(fake, set(modules()))
+    assert [t for _, t, _ in found] == ["search.driver.runner", "router_models"]
+    assert layer_of("search.driver.runner") < layer_of("search.data.router_data")
+    assert layer_of("router_models.io") > layer_of("search.io")
