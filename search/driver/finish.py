@@ -21,15 +21,12 @@ from search.metrics.direction import Direction
 from search.offsets import budget_routing
 from search.results.ensemble import Ensemble, RouterKeeper, build_ensemble
 from search.results.export import (
-    BEST_ROUTER,
-    ENSEMBLE_ROUTER,
-    ENSEMBLE_SUMMARY,
-    ROUTING_TABLE,
     best_config,
     routers_of,
     trial_rows,
 )
 from search.results.routing_table import run_routing_table
+from search.results.rundir import RunDir
 from search.storage import exists, get_bytes, keep_routers, router_uri
 
 
@@ -57,14 +54,14 @@ def _ensemble(
         return None
     save_router(
         ens.model,
-        plan.run_dir / ENSEMBLE_ROUTER,
+        RunDir(plan.run_dir).ensemble_router,
         **data.saved_with(),
         routing=ens.routing,
         trials=ens.trials,
         data_source=data.source,
     )
     summary = {
-        "router": ENSEMBLE_ROUTER,
+        "router": RunDir.ENSEMBLE_ROUTER,
         "members": [
             {
                 "trial": n,
@@ -80,7 +77,7 @@ def _ensemble(
         "val": {"ensemble": abs(ens.val_score), "best_single": abs(ens.best_single_val_score)},
         "routing": {k: v for k, v in ens.routing.items() if k != "offsets"},
     }
-    write_json(plan.run_dir / ENSEMBLE_SUMMARY, summary)
+    write_json(RunDir(plan.run_dir).ensemble_summary, summary)
     return ens
 
 
@@ -108,7 +105,7 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
     space = plan.space
     data = next(iter(datas.values()))
     rows = trial_rows(study, space)
-    write_parquet(plan.run_dir / "results.parquet", rows)
+    write_parquet(RunDir(plan.run_dir).results, rows)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     print_table(rows, space.search.metric, space.search.direction)
     if not complete:
@@ -122,35 +119,35 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
     best = config["search_result"]["trial"]
     uri = router_uri(plan.storage, best)
     if exists(uri):
-        atomic_write_bytes(plan.run_dir / BEST_ROUTER, get_bytes(uri))
+        atomic_write_bytes(RunDir(plan.run_dir).best_router, get_bytes(uri))
     else:
-        print(f"warning: trial {best}'s router not found at {uri}; {BEST_ROUTER} not written")
+        print(f"warning: trial {best}'s router not found at {uri}; {RunDir.BEST_ROUTER} not written")
     ens = _ensemble(plan, study, data, router_keeper(plan, study), encoder)
     # The best router and the ensemble's members stay, so a later --resume can export and
     # assemble again; every other trial router goes.
     keep_routers(plan.storage, {best, *(ens.trials if ens else ())})
     if ens is not None:
         config["search_result"]["ensemble"] = {
-            "router": ENSEMBLE_ROUTER,
-            "summary": ENSEMBLE_SUMMARY,
+            "router": RunDir.ENSEMBLE_ROUTER,
+            "summary": RunDir.ENSEMBLE_SUMMARY,
             "trials": ens.trials,
             "weights": ens.weights,
         }
     routers = routers_of(plan.run_dir, config)
     if plan.budget is not None:
         config["search_result"]["routing"] = _apply_budget(routers, data, plan.budget)
-    write_json(plan.run_dir / "config.json", config)
+    write_json(RunDir(plan.run_dir).config, config)
     try:
         write_json(plan.export, config)
     except OSError as exc:
         raise UserError(
             f"--export {plan.export}: could not write it ({exc.strerror}); the results are in "
-            f"{plan.run_dir} (config.json, {BEST_ROUTER})"
+            f"{plan.run_dir} (config.json, {RunDir.BEST_ROUTER})"
         ) from None
     if routers:
         table = run_routing_table(routers, data)
         write_json(
-            plan.run_dir / ROUTING_TABLE,
+            RunDir(plan.run_dir).routing_table,
             {
                 "rows": table.rows,
                 "recommended": table.recommended,
@@ -167,8 +164,8 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
         f"{sr['trials']['FAIL']} failed"
         + (f"; ensemble of {len(ens.trials)} trials ({ens.picks} picks)" if ens else "")
     )
-    extra = f", {ENSEMBLE_ROUTER}, {ENSEMBLE_SUMMARY}" if ens else ""
-    print(f"wrote {plan.export}, {plan.run_dir}/config.json, {BEST_ROUTER}{extra}, results.parquet")
+    extra = f", {RunDir.ENSEMBLE_ROUTER}, {RunDir.ENSEMBLE_SUMMARY}" if ens else ""
+    print(f"wrote {plan.export}, {plan.run_dir}/config.json, {RunDir.BEST_ROUTER}{extra}, results.parquet")
     if data.encoder is not None:
         print(f'route new queries with: python -m search route {plan.run_dir} --text "a prompt"')
     else:

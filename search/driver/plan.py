@@ -18,8 +18,7 @@ from search.driver.cluster import check_reachable
 from search.errors import UserError
 from search.limits import MAX_PACK, MAX_SAMPLES
 from search.paths import check_dir_target, check_file_target
-from search.results.rundir import SPACE_COPY, holds_run, space_difference
-from search.results.study import STUDY_FILE
+from search.results.rundir import RunDir, holds_run, space_difference
 from search.space import Space, load_space
 from search.storage import check_storage
 
@@ -66,8 +65,8 @@ def check_run_state(run_dir: Path, resume: bool, space: Space) -> None:
     """
     if resume:
         if not holds_run(run_dir):
-            raise UserError(f"--resume: {run_dir} holds no run ({STUDY_FILE} not found)")
-        recorded = run_dir / SPACE_COPY
+            raise UserError(f"--resume: {run_dir} holds no run ({RunDir.STUDY} not found)")
+        recorded = RunDir(run_dir).space
         if recorded.is_file():
             try:
                 then = load_space(recorded)

@@ -27,7 +27,7 @@ from search.errors import DISK_ERRORS, UserError
 from search.io import atomic_write_bytes, write_json, write_parquet
 from search.results.export import trial_rows
 from search.results.lock import RunLock, describe_holder
-from search.results.rundir import RUN_INFO, SPACE_COPY, holds_run, new_run_id, read_run_info, run_storage
+from search.results.rundir import RunDir, holds_run, new_run_id, read_run_info, run_storage
 from search.results.study import close_interrupted, counted_trials, open_study
 from search.storage import probe_storage
 from search.trial.config import build_model, check_fits
@@ -113,9 +113,9 @@ def _run_locked(plan: RunPlan, lock: RunLock) -> int:
     # -- the first writes: the run's record, its space, its study ---------------------------
     lock.keep_dir()
     if not plan.resume:
-        atomic_write_bytes(plan.run_dir / SPACE_COPY, Path(plan.space_path).read_bytes())
+        atomic_write_bytes(RunDir(plan.run_dir).space, Path(plan.space_path).read_bytes())
         write_json(
-            plan.run_dir / RUN_INFO,
+            RunDir(plan.run_dir).run_info,
             {
                 "space": plan.space_path,
                 "run_id": run_id,
@@ -168,7 +168,7 @@ def _probe_models(plan: RunPlan, data: RouterData) -> bool:
 def _interrupted(plan: RunPlan, study: optuna.Study, space_arg: str) -> int:
     """After Ctrl-C: save what is known, say how to resume; no export."""
     close_interrupted(study)
-    write_parquet(plan.run_dir / "results.parquet", trial_rows(study, plan.space))
+    write_parquet(RunDir(plan.run_dir).results, trial_rows(study, plan.space))
     print(
         f"interrupted: {counted_trials(study)} of {plan.num_samples} trials done, state saved "
         f"in {plan.run_dir}; resume with:\n  python -m search run {space_arg} "
@@ -243,7 +243,7 @@ def run_trials(plan: RunPlan, study: optuna.Study, datas: RunData, remaining: in
             ),
             resources,
         )
-        tune_storage = plan.storage if plan.address else str(plan.run_dir / "tune")
+        tune_storage = plan.storage if plan.address else str(RunDir(plan.run_dir).tune)
         concurrency = space.search.max_concurrent_trials
         print(
             f"searching {space.name}: {remaining} trial(s) to run, {plan.num_samples} in total, "

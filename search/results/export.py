@@ -7,15 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import UserError
-from search.results.rundir import read_object
+from search.results.rundir import RunDir, read_object
 from search.trial.config import trial_seed
 
 # -- search outputs -------------------------------------------------------------------------
-
-BEST_ROUTER = "best_router.pt"
-ENSEMBLE_ROUTER = "ensemble_router.pt"
-ENSEMBLE_SUMMARY = "ensemble.json"
-ROUTING_TABLE = "routing.json"
 
 
 def routers_of(run_dir: Path, config: dict[str, Any]) -> list[tuple[str, Path]]:
@@ -24,7 +19,7 @@ def routers_of(run_dir: Path, config: dict[str, Any]) -> list[tuple[str, Path]]:
     Raises:
         UserError: ``config`` is not a run's config.json (one line naming what it lacks).
     """
-    where = run_dir / "config.json"
+    where = RunDir(run_dir).config
     try:
         sr = config["search_result"]
         t = config["pipeline_config"]["model_type"]
@@ -38,8 +33,8 @@ def routers_of(run_dir: Path, config: dict[str, Any]) -> list[tuple[str, Path]]:
             f"{where}: search_result.ensemble.router {ens_file!r} is not a file name in the run dir"
         )
     out = []
-    if (run_dir / BEST_ROUTER).exists():
-        out.append((f"best trial {trial} ({t})", run_dir / BEST_ROUTER))
+    if (RunDir(run_dir).best_router).exists():
+        out.append((f"best trial {trial} ({t})", RunDir(run_dir).best_router))
     if ens_file is not None and (run_dir / ens_file).exists():
         out.append((f"ensemble of {ens_size} trials", run_dir / ens_file))
     return out
@@ -48,13 +43,13 @@ def routers_of(run_dir: Path, config: dict[str, Any]) -> list[tuple[str, Path]]:
 def recommended_router(run_dir: Path) -> tuple[Path, str]:
     """The router file a run recommends (chosen on val) and its name; the best trial's when the
     run recommended none."""
-    config_path = run_dir / "config.json"
+    config_path = RunDir(run_dir).config
     if not config_path.is_file():
         raise UserError(f"{run_dir}: no config.json; give a router file (.pt) or a finished run dir")
     routers = dict(routers_of(run_dir, read_object(config_path, "a run's config.json")))
     if not routers:
-        raise UserError(f"{run_dir}: holds no router ({BEST_ROUTER} is missing)")
-    table = run_dir / ROUTING_TABLE
+        raise UserError(f"{run_dir}: holds no router ({RunDir.BEST_ROUTER} is missing)")
+    table = RunDir(run_dir).routing_table
     named = read_object(table, "a run's routing table").get("recommended") if table.is_file() else None
     if named is not None and (not isinstance(named, str) or named not in routers):
         raise UserError(

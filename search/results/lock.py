@@ -28,8 +28,8 @@ from pathlib import Path
 from types import TracebackType
 
 from search.errors import UserError
+from search.results.rundir import RunDir
 
-LOCK_FILE = ".lock"
 HEARTBEAT_S = 15.0
 STALE_AFTER_S = 120.0
 
@@ -73,7 +73,7 @@ class RunLock:
     def __init__(self, run_dir: Path, new: bool = False) -> None:
         self.run_dir = Path(run_dir)
         self.new = new
-        self.path = self.run_dir / LOCK_FILE
+        self.path = RunDir(self.run_dir).lock
         self.took_over: dict[str, object] | None = None  # the dead driver's record, if any
         self._fd: int | None = None
         self._made: list[Path] = []  # the run dir and the parents this lock made, deepest first
@@ -215,7 +215,7 @@ class RunLock:
 
 def holder_of(run_dir: Path) -> dict[str, object] | None:
     """Who holds ``run_dir``'s lock now, or None (read-only: for messages and tests)."""
-    path = Path(run_dir) / LOCK_FILE
+    path = RunDir(run_dir).lock
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

@@ -17,10 +17,10 @@ from search.errors import UserError
 from search.io import atomic_write_bytes
 from search.metrics.direction import Direction
 from search.paths import check_dir_target
-from search.results.export import ENSEMBLE_SUMMARY, routers_of
+from search.results.export import routers_of
 from search.results.routing_table import run_routing_table
-from search.results.rundir import SPACE_COPY, read_object, read_run_info, recorded_options
-from search.results.study import STUDY_FILE, open_study
+from search.results.rundir import RunDir, read_object, read_run_info, recorded_options
+from search.results.study import open_study
 from search.space import load_space
 from search.storage import exists, router_uri
 
@@ -34,8 +34,8 @@ def _save(fig: Any, path: Path) -> None:
 
 def _routers(run_dir: Path, study: optuna.Study, info: dict[str, Any]) -> list[tuple[str, Path]]:
     """The run's routers: from its config.json when it finished, else the best trial's on storage."""
-    if (run_dir / "config.json").exists():
-        routers = routers_of(run_dir, read_object(run_dir / "config.json", "a run's config.json"))
+    if (RunDir(run_dir).config).exists():
+        routers = routers_of(run_dir, read_object(RunDir(run_dir).config, "a run's config.json"))
         if routers:
             return routers
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -82,9 +82,9 @@ def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]
     ax.set(xlabel="trial", ylabel=metric, title="Optimization history")
     ax.legend(loc="lower right" if maximize else "upper right")
     fig.tight_layout()
-    _save(fig, out / "optimization_history.png")
+    _save(fig, RunDir(out).plot("optimization_history"))
     plt.close(fig)
-    made.append(("Optimization history", "optimization_history.png"))
+    made.append(("Optimization history", RunDir.plot_name("optimization_history")))
 
     # -- intermediate values ---------------------------------------------------------------
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -115,9 +115,9 @@ def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]
     ax.set(xlabel="epoch", ylabel=f"best {metric} so far", title="Intermediate values per trial")
     ax.legend()
     fig.tight_layout()
-    _save(fig, out / "intermediate_values.png")
+    _save(fig, RunDir(out).plot("intermediate_values"))
     plt.close(fig)
-    made.append(("Intermediate values", "intermediate_values.png"))
+    made.append(("Intermediate values", RunDir.plot_name("intermediate_values")))
 
     # -- parameter importances -------------------------------------------------------------
     try:
@@ -134,9 +134,9 @@ def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]
             title=f"Parameter importances over the {completed} completed trials (pruned ones left out)",
         )
         fig.tight_layout()
-        _save(fig, out / "param_importances.png")
+        _save(fig, RunDir(out).plot("param_importances"))
         plt.close(fig)
-        made.append(("Parameter importances", "param_importances.png"))
+        made.append(("Parameter importances", RunDir.plot_name("param_importances")))
     return made
 
 
@@ -187,11 +187,11 @@ def _ensemble_lines(path: Path) -> list[str]:
 
 def write_report(run_dir: Path) -> Path:
     """Write ``run_dir/report.md`` and its plots; returns the report's path."""
-    if not (run_dir / STUDY_FILE).exists():
-        raise UserError(f"{run_dir}: not a run dir ({STUDY_FILE} not found)")
+    if not (RunDir(run_dir).study).exists():
+        raise UserError(f"{run_dir}: not a run dir ({RunDir.STUDY} not found)")
     check_dir_target(run_dir, "report")  # report.md and the plots go there
     info = read_run_info(run_dir)
-    space = load_space(run_dir / SPACE_COPY)
+    space = load_space(RunDir(run_dir).space)
     notes: list[str] = []
     study = open_study(run_dir, space, write=False, notes=notes)
     for note in notes:
@@ -233,7 +233,7 @@ def write_report(run_dir: Path) -> Path:
     # Everything is read and checked before the first file is written: a damaged file of the
     # run is one line, and leaves no half-made report.
     routers = _routers(run_dir, study, info)
-    ensemble = run_dir / ENSEMBLE_SUMMARY
+    ensemble = RunDir(run_dir).ensemble_summary
     ensemble_lines = _ensemble_lines(ensemble) if routers and ensemble.exists() else []
     table = None
     if routers and info.get("data_source"):
@@ -263,12 +263,12 @@ def write_report(run_dir: Path) -> Path:
             "The recommended router is the one that routes best on val.",
         ]
         if table.curves:
-            _cost_plot(table, run_dir / "cost_curve.png")
+            _cost_plot(table, RunDir(run_dir).plot("cost_curve"))
             lines += [
                 "",
                 "## Accuracy against cost",
                 "",
-                "![Accuracy against cost](cost_curve.png)",
+                f"![Accuracy against cost]({RunDir.plot_name('cost_curve')})",
                 "",
                 "Each curve sweeps the willingness to pay lambda (routing to the LLM with the highest "
                 "predicted correctness minus lambda x its mean cost); points are the single LLMs. AIQ "
@@ -278,6 +278,6 @@ def write_report(run_dir: Path) -> Path:
         lines += ensemble_lines
     else:
         lines += ["", "## Routing on the test split", "", "No completed trial's router found."]
-    path = run_dir / "report.md"
+    path = RunDir(run_dir).report
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
     return path

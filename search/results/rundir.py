@@ -1,26 +1,134 @@
-"""A run dir's record of itself and what a resume must match.
+"""A run dir: every file a run leaves, named once (:class:`RunDir`), its record of itself, and
+what a resume must match.
 
 ``run.json`` is written once, when a run starts (a resume never rewrites it): the space given,
 the run's id, the data's fingerprint (``search/data/fingerprint.py``), the storage root and
 the run's own folder under it, the cluster address. ``space.yaml`` is the space as it ran. A
 resume reads both before anything starts and refuses, in one line, a space that searches
 something else or data that is not the same.
+
+>>> rd = RunDir("runs/demo")
+>>> rd.config.name, rd.best_router.name, rd.study.name, rd.plot("optimization_history").name
+('config.json', 'best_router.pt', 'study.journal', 'optimization_history.png')
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from search.data.options import FIELDS, DataOptions
 from search.errors import UserError
 from search.parse import ParseError, read_json
-from search.results.study import STUDY_FILE
 from search.space import Space
+from search.storage import router_uri
 
-RUN_INFO = "run.json"
-SPACE_COPY = "space.yaml"
+
+@dataclass(frozen=True, init=False)
+class RunDir:
+    """The files of one run, by what they are. The driver, the results, the report, ``route``
+    and ``--resume`` name a run's files only through here.
+
+    Trial routers live under the run's storage (the run dir itself, or ``ROOT/<run id>`` with
+    ``--storage``): :meth:`trial_router`.
+    """
+
+    path: Path
+
+    RUN_INFO = "run.json"  # the run's record (written once)
+    SPACE = "space.yaml"  # the space as it ran
+    STUDY = "study.journal"  # the Optuna study: every trial, value and state
+    LOCK = ".lock"  # held by the driver that runs it (``lock.py``)
+    RESULTS = "results.parquet"  # one row per trial
+    CONFIG = "config.json"  # the best trial's config, and what the run exported
+    BEST_ROUTER = "best_router.pt"
+    ENSEMBLE_ROUTER = "ensemble_router.pt"
+    ENSEMBLE_SUMMARY = "ensemble.json"
+    ROUTING_TABLE = "routing.json"  # routing accuracy of the routers and baselines, on test
+    REPORT = "report.md"
+    TUNE = "tune"  # Ray Tune's own experiment files (local runs)
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        object.__setattr__(self, "path", Path(path))
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def run_info(self) -> Path:
+        return self.path / self.RUN_INFO
+
+    @property
+    def space(self) -> Path:
+        return self.path / self.SPACE
+
+    @property
+    def study(self) -> Path:
+        return self.path / self.STUDY
+
+    @property
+    def lock(self) -> Path:
+        return self.path / self.LOCK
+
+    @property
+    def results(self) -> Path:
+        return self.path / self.RESULTS
+
+    @property
+    def config(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def best_router(self) -> Path:
+        return self.path / self.BEST_ROUTER
+
+    @property
+    def ensemble_router(self) -> Path:
+        return self.path / self.ENSEMBLE_ROUTER
+
+    @property
+    def ensemble_summary(self) -> Path:
+        return self.path / self.ENSEMBLE_SUMMARY
+
+    @property
+    def routing_table(self) -> Path:
+        return self.path / self.ROUTING_TABLE
+
+    @property
+    def report(self) -> Path:
+        return self.path / self.REPORT
+
+    @property
+    def tune(self) -> Path:
+        return self.path / self.TUNE
+
+    @staticmethod
+    def plot_name(name: str) -> str:
+        """The file name of the report's plot ``name``."""
+        return f"{name}.png"
+
+    def plot(self, name: str) -> Path:
+        """A plot of the report (``NAME.png``)."""
+        return self.path / self.plot_name(name)
+
+    def trial_router(self, number: int, storage: str | None = None) -> str:
+        """Where trial ``number``'s router is kept: under ``storage`` (the run's own storage
+        folder), else under the run dir."""
+        return router_uri(storage or str(self.path), number)
+
+    def holds_run(self) -> bool:
+        """Whether this dir holds a run (a record, or a study with records in it)."""
+        return self.run_info.is_file() or (self.study.is_file() and self.study.stat().st_size > 0)
+
 
 # What a resume may change: how the run is carried out, not what it searches (``data`` is
 # checked by its fingerprint instead; ``name`` is the space file's stem).
@@ -39,8 +147,7 @@ RESUMABLE = (
 
 def holds_run(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds a run (a record, or a study with records in it)."""
-    journal = run_dir / STUDY_FILE
-    return (run_dir / RUN_INFO).is_file() or (journal.is_file() and journal.stat().st_size > 0)
+    return RunDir(run_dir).holds_run()
 
 
 def read_object(path: Path, what: str) -> dict[str, Any]:
@@ -64,7 +171,7 @@ def read_run_info(run_dir: Path) -> dict[str, Any]:
     Raises:
         UserError: The record is not a JSON object or a field has the wrong type (one line).
     """
-    path = run_dir / RUN_INFO
+    path = RunDir(run_dir).run_info
     if not path.exists():
         return {}
     info = read_object(path, "a run's record")
@@ -82,11 +189,11 @@ def recorded_options(info: dict[str, Any]) -> DataOptions:
     """
     raw = info.get("data_options") or {}
     if not isinstance(raw, dict) or any(k not in FIELDS for k in raw):
-        raise UserError(f"{RUN_INFO}: data_options is not a set of data options ({', '.join(FIELDS)})")
+        raise UserError(f"{RunDir.RUN_INFO}: data_options is not a set of data options ({', '.join(FIELDS)})")
     try:
         return DataOptions(**raw)
     except TypeError as exc:
-        raise UserError(f"{RUN_INFO}: data_options: {exc}") from None
+        raise UserError(f"{RunDir.RUN_INFO}: data_options: {exc}") from None
 
 
 def new_run_id(run_dir: Path) -> str:

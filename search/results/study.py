@@ -18,10 +18,9 @@ from search.results.journal import (
     restore,
     unreadable,
 )
+from search.results.rundir import RunDir
 from search.results.views import GroupedPruner
 from search.space import Space, make_pruner, make_sampler
-
-STUDY_FILE = "study.journal"
 
 
 def _load(journal: Path, space: Space, create: bool) -> optuna.Study:
@@ -65,7 +64,7 @@ def open_study(
     Raises:
         UserError: The intact records do not make a readable study (one line: file and line).
     """
-    path = run_dir / STUDY_FILE
+    path = RunDir(run_dir).study
     check = check_journal(path) if path.exists() else None
     if check is not None and (error := other_optuna(check)) is not None:
         raise error

@@ -18,8 +18,8 @@ from search.data.sources import load_synthetic
 from search.data.synthetic import SyntheticSpec
 from search.driver.plan import default_run_dir
 from search.errors import UserError
-from search.results.lock import LOCK_FILE, STALE_AFTER_S, RunDirInUse, RunLock, holder_of
-from search.results.rundir import new_run_id, read_run_info, run_storage, space_difference
+from search.results.lock import STALE_AFTER_S, RunDirInUse, RunLock, holder_of
+from search.results.rundir import RunDir, new_run_id, read_run_info, run_storage, space_difference
 from search.space import parse_space
 from tests.search.procs import ROOT
 from tests.search.spaces import tiny_space
@@ -28,7 +28,7 @@ from tests.search.spaces import tiny_space
 def test_a_second_lock_is_refused_naming_the_holder(tmp_path: Path) -> None:
     run = tmp_path / "runs" / "r"
     with RunLock(run) as first:
-        assert first.held and (run / LOCK_FILE).is_file()
+        assert first.held and (run / RunDir.LOCK).is_file()
         holder = holder_of(run)
         assert holder is not None and holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
         with pytest.raises(RunDirInUse) as caught:
@@ -83,11 +83,11 @@ def test_a_fresh_lock_of_another_host_refuses_a_stale_one_is_taken(tmp_path: Pat
     # A file system that does not carry locks between machines: only the heartbeat tells.
     run = tmp_path / "run"
     run.mkdir()
-    (run / LOCK_FILE).write_text(json.dumps({"host": "other-node", "pid": 4242, "since": time.time()}))
+    (run / RunDir.LOCK).write_text(json.dumps({"host": "other-node", "pid": 4242, "since": time.time()}))
     with pytest.raises(RunDirInUse, match="host other-node, pid 4242"):
         RunLock(run).acquire()
     old = time.time() - STALE_AFTER_S - 5
-    os.utime(run / LOCK_FILE, (old, old))
+    os.utime(run / RunDir.LOCK, (old, old))
     with RunLock(run) as lock:
         assert lock.took_over is not None and lock.took_over["host"] == "other-node"
 
