@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import optuna
-import pyarrow.parquet as pq
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 MMLU = ROOT.parent / "shared" / "data" / "mmlu_pro" / "embedllm"
 
-from search.__main__ import main  # noqa: E402
-from search.results.study import open_study  # noqa: E402
-from search.space import Space, parse_space  # noqa: E402
+import search  # noqa: E402
+from search.space import Space  # noqa: E402
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -43,21 +39,13 @@ def suggest_all(trial: optuna.Trial, space: Space) -> dict[str, Any]:
 
 
 def run_search(
-    space_path: Path, run_dir: Path, *extra: str, enqueue: list[dict] | None = None, quiet: bool = True
+    space_path: Path, run_dir: Path, enqueue: list[dict] | None = None, quiet: bool = True, **options: Any
 ) -> tuple[int, float, list[dict]]:
-    """Run ``python -m search run`` in-process; returns (rc, wall seconds, results rows)."""
-    args = [str(space_path), "--out", str(run_dir), "--export", str(run_dir / "export.json"), *extra]
-    if enqueue:
-        study = open_study(run_dir, parse_space(load_yaml(space_path)))
-        for params in enqueue:
-            study.enqueue_trial(params)
-        args.append("--resume")
-    buf = io.StringIO()
+    """Run a search through ``search.run``; returns (0, or 1 when no trial completed; wall
+    seconds; the results rows). ``options`` are ``search.run``'s (data, num_samples, ...)."""
     start = time.perf_counter()
-    with contextlib.redirect_stdout(buf) if quiet else contextlib.nullcontext():
-        rc = main(["run", *args])
+    result = search.run(
+        space_path, out=run_dir, export=run_dir / "export.json", enqueue=enqueue or (), quiet=quiet, **options
+    )
     wall = time.perf_counter() - start
-    if rc != 0:
-        print(buf.getvalue()[-4000:])
-    rows = pq.read_table(run_dir / "results.parquet").to_pylist()
-    return rc, wall, rows
+    return (0 if result.best is not None else 1), wall, result.trials.to_dict("records")

@@ -188,7 +188,7 @@ def main() -> None:
         )
         for k in (int(s) for s in args.pack_sizes.split(",")):
             path = write_yaml(Path(tmp) / f"ours{k}.yaml", our_space(args.trials, k))
-            rc, wall, rows = run_search(path, Path(tmp) / f"ours{k}", "--data", args.data)
+            rc, wall, rows = run_search(path, Path(tmp) / f"ours{k}", data=args.data)
             assert rc == 0
             best = max(r["value"] for r in rows if r["state"] == "COMPLETE")
             router, _ = load_router(Path(tmp) / f"ours{k}" / "best_router.pt")

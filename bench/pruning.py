@@ -28,7 +28,7 @@ def main() -> None:
     raw = load_yaml(Path(args.space))
     if args.trials:
         raw["search"]["num_samples"] = args.trials
-    extra = ["--data", args.data] if args.data else []
+    extra = {"data": args.data} if args.data else {}
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, pruner in (
@@ -37,7 +37,7 @@ def main() -> None:
         ):
             variant = {**raw, "search": {**raw["search"], "pruner": pruner}}
             path = write_yaml(Path(tmp) / f"{name}.yaml", variant)
-            rc, wall, rows = run_search(path, Path(tmp) / name, *extra)
+            rc, wall, rows = run_search(path, Path(tmp) / name, **extra)
             assert rc == 0, f"{name} search failed"
             run = Path(tmp) / name
             data = load_data(json.loads((run / "run.json").read_text())["data_source"])

@@ -18,6 +18,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from common import ROOT, load_yaml, run_search, write_yaml
 
@@ -49,11 +50,11 @@ def main() -> None:
     if args.metric:
         raw["search"]["metric"] = args.metric
     data = load_data(spec, options)
-    given = _flags(args)
+    given = _options(args)
     with tempfile.TemporaryDirectory() as tmp:
         path = write_yaml(Path(tmp) / "quality.yaml", raw)
         start = time.perf_counter()
-        rc, wall, rows = run_search(path, Path(tmp) / "run", *given)
+        rc, wall, rows = run_search(path, Path(tmp) / "run", **given)
         assert rc == 0
         states = [r["state"] for r in rows]
         types = sorted({r["model_type"] for r in rows})
@@ -79,24 +80,17 @@ def main() -> None:
     )
 
 
-def _flags(args: argparse.Namespace) -> list[str]:
-    """The data flags again, for the search's command line."""
-    out = [x for d in args.data for x in ("--data", d)]
-    for flag in (
-        "embeddings",
-        "align",
-        "id_column",
-        "threshold",
-        "split_seed",
-        "encoder",
-        "template",
-        "task_column",
-    ):
-        value = getattr(args, flag)
-        if value is not None:
-            out += [f"--{flag.replace('_', '-')}", str(value)]
-    out += [x for r in args.metric_rule or [] for x in ("--metric-rule", r)]
-    return out + (["--dedupe"] if args.dedupe else [])
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The data options again, as ``search.run``'s arguments."""
+    names = ("embeddings", "align", "id_column", "threshold", "split_seed", "encoder", "template")
+    names += ("task_column",)
+    out: dict[str, Any] = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    out["data"] = list(args.data)
+    if args.metric_rule:
+        out["metric_rule"] = list(args.metric_rule)
+    if args.dedupe:
+        out["dedupe"] = True
+    return out
 
 
 if __name__ == "__main__":

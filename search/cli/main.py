@@ -131,13 +131,13 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from search.cli.train import run_train
     from search.data.options import data_options
     from search.data.parts import data_source
+    from search.driver.train import run_train
 
     out = Path(args.out or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
     check_dir_target(out, "--out")
-    return run_train(
+    trained = run_train(
         args.config,
         data_source(args.data),
         out,
@@ -147,6 +147,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         metric=args.metric,
     )
+    return 1 if any(r.status == "failed" for r in trained) else 0
 
 
 def _cmd_route(args: argparse.Namespace) -> int:
@@ -172,9 +173,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from search.driver.plan import RunRequest
     from search.driver.runner import run_search
 
-    return run_search(args)
+    return run_search(RunRequest.from_args(args), hard_exit=True).code
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

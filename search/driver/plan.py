@@ -8,7 +8,7 @@ import os
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,8 @@ class RunPlan:
     space_path: str = ""
     start_wait_s: float | None = None  # how long a pack may wait for a node (an autoscaler)
     data_options: DataOptions = field(default_factory=DataOptions)
+    enqueue: list[dict[str, Any]] = field(default_factory=list)
+    owns_ray: bool = False  # this run started (or joined) Ray, and shuts it down at the end
 
 
 def default_run_dir(space: Space) -> Path:
@@ -82,7 +84,45 @@ def check_run_state(run_dir: Path, resume: bool, space: Space) -> None:
         raise UserError(f"{run_dir} already holds a run: add --resume to continue it, or pick --out")
 
 
-def plan_run(args: argparse.Namespace) -> RunPlan:
+@dataclass
+class RunRequest:
+    """What a caller asks of ``search run``: the command line's flags or ``search.run``'s
+    arguments, by the same names (the data options as ``add_data_options`` names them).
+    ``enqueue``: params to try first (each a dict of the space's params), before the sampler's.
+    """
+
+    space: str
+    data: list[str] | None = None
+    out: str | None = None
+    export: str | None = None
+    num_samples: int | None = None
+    pack_size: str | None = None
+    budget: float | None = None
+    address: str | None = None
+    storage: str | None = None
+    resume: bool = False
+    verbose: bool = False
+    debug: bool = False
+    embeddings: str | None = None
+    align: str | None = None
+    id_column: str | None = None
+    threshold: float | None = None
+    split_seed: int | None = None
+    encoder: str | None = None
+    template: str | None = None
+    task_column: str | None = None
+    metric_rule: list[str] | None = None
+    dedupe: bool = False
+    enqueue: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> RunRequest:
+        """The request a parsed ``run`` command line makes."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def plan_run(args: RunRequest) -> RunPlan:
     """Every check that needs no Ray and no data: fails before anything starts or is written."""
     space = load_space(args.space)
     num_samples = args.num_samples if args.num_samples is not None else space.search.num_samples
@@ -136,6 +176,7 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
         auto_named=not args.out,
         space_path=str(args.space),
         data_options=options,
+        enqueue=list(args.enqueue),
     )
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,17 @@ from optuna.trial import TrialState
 from router_models import ConfigError
 from search.data import RouterData
 from search.driver.finish import finish, router_keeper
-from search.driver.plan import RunPlan, check_run_state, default_run_dir, plan_run, resolve_pack_size
+from search.driver.plan import (
+    RunPlan,
+    RunRequest,
+    check_run_state,
+    default_run_dir,
+    plan_run,
+    resolve_pack_size,
+)
 from search.driver.resources import check_resources
 from search.driver.rundata import RunData, check_resumed_data, first, load_run_data
-from search.driver.session import start_ray, stop_ray
+from search.driver.session import QUIETED_LOGGERS, process_state, start_ray, stop_ray
 from search.driver.stopping import Interrupt, disk_error
 from search.errors import DISK_ERRORS, UserError
 from search.io import atomic_write_bytes, write_json, write_parquet
@@ -72,14 +79,47 @@ def claim_run_dir(plan: RunPlan) -> RunLock:
         return lock
 
 
-def run_search(args: argparse.Namespace) -> int:
-    plan = plan_run(args)
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended: ``code`` 0 (done), 1 (no trial completed) or 130 (stopped by Ctrl-C,
+    its state saved), and its run dir."""
+
+    code: int
+    run_dir: Path
+
+    @property
+    def interrupted(self) -> bool:
+        return self.code == 130
+
+
+def run_search(request: RunRequest, *, hard_exit: bool = False) -> RunOutcome:
+    """Run a search; returns how it ended (:class:`RunOutcome`). The process is left as it
+    was (environment, log levels, signal handlers); a Ray this run started is shut down, one the
+    caller started is left running.
+
+    Args:
+        hard_exit: A second Ctrl-C exits the process at once (the command line); else it
+            raises KeyboardInterrupt where the run is.
+
+    Raises:
+        UserError: A mistake in the request, the space or the data (one line).
+    """
+    plan = plan_run(request)
+    with process_state():
+        try:
+            return RunOutcome(_run_claimed(plan, hard_exit), plan.run_dir)
+        finally:
+            if plan.owns_ray:
+                stop_ray(keep_logs=plan.debug)
+
+
+def _run_claimed(plan: RunPlan, hard_exit: bool) -> int:
     with claim_run_dir(plan) as lock:
         # Checked again under the lock: another driver may have started or finished a run here
         # between the plan and the lock.
         check_run_state(plan.run_dir, plan.resume, plan.space)
         try:
-            return _run_locked(plan, lock)
+            return _run_locked(plan, lock, hard_exit)
         except OSError as exc:
             if exc.errno not in DISK_ERRORS:
                 raise
@@ -93,7 +133,7 @@ def run_search(args: argparse.Namespace) -> int:
             raise OSError(exc.errno, exc.strerror, str(where)) from None
 
 
-def _run_locked(plan: RunPlan, lock: RunLock) -> int:
+def _run_locked(plan: RunPlan, lock: RunLock, hard_exit: bool) -> int:
     info = read_run_info(plan.run_dir) if plan.resume else {}
     space = plan.space
     datas = load_run_data(plan)
@@ -139,8 +179,10 @@ def _run_locked(plan: RunPlan, lock: RunLock) -> int:
             f"resuming {plan.run_dir}: {done} trials done"
             + (f", {closed} interrupted trial(s) will be re-run" if closed else "")
         )
+    for params in plan.enqueue:  # tried first, in order, before the sampler's own
+        study.enqueue_trial(params, skip_if_exists=True)
     remaining = plan.num_samples - done
-    if remaining > 0 and run_trials(plan, study, datas, remaining, packable):
+    if remaining > 0 and run_trials(plan, study, datas, remaining, packable, hard_exit):
         return _interrupted(plan, study, plan.space_path)
     return finish(plan, study, datas)
 
@@ -178,7 +220,14 @@ def _interrupted(plan: RunPlan, study: optuna.Study, space_arg: str) -> int:
     return 130
 
 
-def run_trials(plan: RunPlan, study: optuna.Study, datas: RunData, remaining: int, packable: bool) -> bool:
+def run_trials(
+    plan: RunPlan,
+    study: optuna.Study,
+    datas: RunData,
+    remaining: int,
+    packable: bool,
+    hard_exit: bool = False,
+) -> bool:
     """Run the trials through Ray Tune; True when stopped by Ctrl-C."""
     if plan.address is None:
         # Local mode: every Ray process binds to 127.0.0.1 only. Read when ray is first
@@ -194,118 +243,116 @@ def run_trials(plan: RunPlan, study: optuna.Study, datas: RunData, remaining: in
 
     space = plan.space
     if not ray.is_initialized():
-        start_ray(plan)
-    try:
-        resources: dict[str, float] = {"cpu": space.resources.cpu}
-        gpu = space.resources.gpu
-        if gpu and ray.cluster_resources().get("GPU", 0) == 0:
-            print(f"no GPU in the Ray cluster: resources.gpu {gpu} ignored, trials run on CPU threads")
-            gpu = None
-        if gpu:
-            resources["gpu"] = gpu
-        slots = space.search.max_concurrent_trials or max(
-            1, int(ray.cluster_resources().get("CPU", 1) // space.resources.cpu)
-        )
-        pack_size = resolve_pack_size(plan.pack_size, gpu is not None, packable, remaining, slots)
-        widths = {encoder: d.embedding_dim for encoder, d in datas.items()}
-        packer = Packer(study, space, pack_size, widths, first(datas).num_models)
-        prunes = space.search.pruner.type != "none"
-        control = start_control() if prunes and pack_size > 1 else None
-        keeper = router_keeper(plan, study)
+        start_ray(plan)  # else the caller's Ray (or the cluster joined above): used, left running
+    resources: dict[str, float] = {"cpu": space.resources.cpu}
+    gpu = space.resources.gpu
+    if gpu and ray.cluster_resources().get("GPU", 0) == 0:
+        print(f"no GPU in the Ray cluster: resources.gpu {gpu} ignored, trials run on CPU threads")
+        gpu = None
+    if gpu:
+        resources["gpu"] = gpu
+    slots = space.search.max_concurrent_trials or max(
+        1, int(ray.cluster_resources().get("CPU", 1) // space.resources.cpu)
+    )
+    pack_size = resolve_pack_size(plan.pack_size, gpu is not None, packable, remaining, slots)
+    widths = {encoder: d.embedding_dim for encoder, d in datas.items()}
+    packer = Packer(study, space, pack_size, widths, first(datas).num_models)
+    prunes = space.search.pruner.type != "none"
+    control = start_control() if prunes and pack_size > 1 else None
+    keeper = router_keeper(plan, study)
 
-        def on_finish(frozen: Any, live: Any, bridge: Any) -> None:
-            print_progress(frozen, live, bridge)
-            if frozen.state == TrialState.COMPLETE:
-                keeper.add(frozen.number, float(frozen.value))
+    def on_finish(frozen: Any, live: Any, bridge: Any) -> None:
+        print_progress(frozen, live, bridge)
+        if frozen.state == TrialState.COMPLETE:
+            keeper.add(frozen.number, float(frozen.value))
 
-        bridge = OptunaBridge(
-            study,
-            space,
-            plan.num_samples,
-            packer,
-            control=control,
-            on_finish=on_finish,
-            ordered=space.search.reproducible,
-            slots=slots,
+    bridge = OptunaBridge(
+        study,
+        space,
+        plan.num_samples,
+        packer,
+        control=control,
+        on_finish=on_finish,
+        ordered=space.search.reproducible,
+        slots=slots,
+    )
+    settings = {
+        "control": control,
+        "cpus": space.resources.cpu,
+        "gpu": gpu,
+        "seed": space.search.seed,
+        "metric": space.search.metric,
+        "storage": plan.storage,
+        "debug": plan.debug,
+    }
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            router_trainable, data={e: data_payload(d) for e, d in datas.items()}, settings=settings
+        ),
+        resources,
+    )
+    tune_storage = plan.storage if plan.address else str(RunDir(plan.run_dir).tune)
+    concurrency = space.search.max_concurrent_trials
+    print(
+        f"searching {space.name}: {remaining} trial(s) to run, {plan.num_samples} in total, "
+        f"metric {space.search.metric} ({space.search.direction}), pruner "
+        f"{space.search.pruner.type}, packs of up to {pack_size}, resources {resources} per pack, "
+        f"data {first(datas).source}",
+        flush=True,
+    )
+    interrupt = Interrupt(hard_exit=hard_exit)
+    bridge.on_fatal = lambda exc: setattr(interrupt.flag, "fatal", True)
+    if plan.start_wait_s is not None:
+        interrupt.flag.deadline = time.monotonic() + plan.start_wait_s
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=bridge.searcher,
+            scheduler=bridge.scheduler,
+            num_samples=remaining,
+            max_concurrent_trials=concurrency,
+            reuse_actors=True,
+            time_budget_s=space.search.time_budget_s,
+        ),
+        run_config=tune.RunConfig(
+            name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=tune_storage,
+            verbose=2 if plan.verbose else 0,
+            log_to_file=True,
+            stop=interrupt.stopper(),
+            failure_config=tune.FailureConfig(max_failures=1),
+            callbacks=[bridge.callback],
+        ),
+    )
+    if not plan.verbose:
+        # Tune's newer console output prints a header even at verbose 0; the classic one
+        # is silent, leaving our one line per trial. Its per-trial JSON/CSV logs duplicate
+        # results.parquet and the study.
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+        for name in QUIETED_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    # Ctrl-C is ours: the Stopper below ends the experiment cleanly on the first one.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    # Tune lets a custom searcher keep one pending trial unless told more (before Ray's
+    # fix), which would start a cluster's packs one at a time.
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(16, slots)))
+    with interrupt:
+        try:
+            tuner.fit()
+        except Exception as exc:  # Tune wraps what the driver's own writes raised
+            disk = disk_error(exc)
+            if disk is None:
+                raise
+            raise disk from None
+    if bridge.fatal is not None:
+        raise bridge.fatal
+    # Trials asked but never trained (a time budget or Ctrl-C ended the run first).
+    close_interrupted(study)
+    if interrupt.flag.timed_out:
+        raise UserError(
+            f"resources.cpu {space.resources.cpu:g}: no node that can hold a pack joined within "
+            f"{plan.start_wait_s:.0f} s; lower resources.cpu, or add such a node and resume with "
+            f"--resume --out {plan.run_dir}"
         )
-        settings = {
-            "control": control,
-            "cpus": space.resources.cpu,
-            "gpu": gpu,
-            "seed": space.search.seed,
-            "metric": space.search.metric,
-            "storage": plan.storage,
-            "debug": plan.debug,
-        }
-        trainable = tune.with_resources(
-            tune.with_parameters(
-                router_trainable, data={e: data_payload(d) for e, d in datas.items()}, settings=settings
-            ),
-            resources,
-        )
-        tune_storage = plan.storage if plan.address else str(RunDir(plan.run_dir).tune)
-        concurrency = space.search.max_concurrent_trials
-        print(
-            f"searching {space.name}: {remaining} trial(s) to run, {plan.num_samples} in total, "
-            f"metric {space.search.metric} ({space.search.direction}), pruner "
-            f"{space.search.pruner.type}, packs of up to {pack_size}, resources {resources} per pack, "
-            f"data {first(datas).source}",
-            flush=True,
-        )
-        interrupt = Interrupt()
-        bridge.on_fatal = lambda exc: setattr(interrupt.flag, "fatal", True)
-        if plan.start_wait_s is not None:
-            interrupt.flag.deadline = time.monotonic() + plan.start_wait_s
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=bridge.searcher,
-                scheduler=bridge.scheduler,
-                num_samples=remaining,
-                max_concurrent_trials=concurrency,
-                reuse_actors=True,
-                time_budget_s=space.search.time_budget_s,
-            ),
-            run_config=tune.RunConfig(
-                name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
-                storage_path=tune_storage,
-                verbose=2 if plan.verbose else 0,
-                log_to_file=True,
-                stop=interrupt.stopper(),
-                failure_config=tune.FailureConfig(max_failures=1),
-                callbacks=[bridge.callback],
-            ),
-        )
-        if not plan.verbose:
-            # Tune's newer console output prints a header even at verbose 0; the classic one
-            # is silent, leaving our one line per trial. Its per-trial JSON/CSV logs duplicate
-            # results.parquet and the study.
-            os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-            os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-            # Tune's own experiment snapshot is not what a resume reads (the study is); when it
-            # cannot be saved (a full disk) the run says so once, in our words, not Tune's
-            # traceback at every snapshot.
-            logging.getLogger("ray.tune.execution.experiment_state").setLevel(logging.CRITICAL)
-        # Ctrl-C is ours: the Stopper below ends the experiment cleanly on the first one.
-        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-        with interrupt:
-            try:
-                tuner.fit()
-            except Exception as exc:  # Tune wraps what the driver's own writes raised
-                disk = disk_error(exc)
-                if disk is None:
-                    raise
-                raise disk from None
-        if bridge.fatal is not None:
-            raise bridge.fatal
-        # Trials asked but never trained (a time budget or Ctrl-C ended the run first).
-        close_interrupted(study)
-        if interrupt.flag.timed_out:
-            raise UserError(
-                f"resources.cpu {space.resources.cpu:g}: no node that can hold a pack joined within "
-                f"{plan.start_wait_s:.0f} s; lower resources.cpu, or add such a node and resume with "
-                f"--resume --out {plan.run_dir}"
-            )
-        return interrupt.requested
-    finally:
-        stop_ray(keep_logs=plan.debug)
+    return interrupt.requested

@@ -8,11 +8,13 @@ its dir; the next local run sweeps such leftovers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,10 +31,31 @@ STALE_AFTER_S = 3600.0
 _local_dirs: list[Path] = []
 
 
+@contextlib.contextmanager
+def process_state() -> Iterator[None]:
+    """Leave the process as it was: the environment (Ray and Tune read settings from it, so a
+    run sets some) and the log levels a run quiets."""
+    env = dict(os.environ)
+    loggers = {name: logging.getLogger(name).level for name in QUIETED_LOGGERS}
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+        for name, level in loggers.items():
+            logging.getLogger(name).setLevel(level)
+
+
+# Tune's own experiment snapshot is not what a resume reads (the study is); when it cannot be
+# saved (a full disk) the run says so once, in our words, not Tune's traceback at every snapshot.
+QUIETED_LOGGERS = ("ray.tune.execution.experiment_state", "ray.tune")
+
+
 def start_ray(plan: RunPlan) -> None:
     import ray
 
     level = logging.INFO if plan.verbose else logging.ERROR
+    plan.owns_ray = True  # shut down at the end of the run (a Ray the caller started is not)
     if plan.address is not None:
         connect(plan.address, level, plan.verbose)
         return

@@ -43,22 +43,32 @@ class _Flag:
 
 
 class Interrupt:
-    """Ctrl-C: the first asks Tune to stop every trial and end; a second exits at once."""
+    """Ctrl-C: the first asks Tune to stop every trial and end; a second exits the process at
+    once with ``hard_exit`` (the command line), else raises KeyboardInterrupt where the run is
+    (a notebook's kernel lives on). Outside the main thread no handler can be set: Ctrl-C is
+    then Python's own."""
 
-    def __init__(self) -> None:
+    def __init__(self, hard_exit: bool = False) -> None:
         self.flag = _Flag()
+        self.hard_exit = hard_exit
         self._previous: Any = None
+        self._installed = False
 
     @property
     def requested(self) -> bool:
         return self.flag.requested
 
     def __enter__(self) -> Interrupt:
-        self._previous = signal.signal(signal.SIGINT, self._handle)
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        except ValueError:  # not the main thread
+            pass
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        signal.signal(signal.SIGINT, self._previous)
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
 
     def stopper(self) -> Any:
         """A Tune Stopper that ends the whole experiment once Ctrl-C was pressed."""
@@ -80,6 +90,8 @@ class Interrupt:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.flag.requested:
+            if not self.hard_exit:
+                raise KeyboardInterrupt
             print("\nforced exit", file=sys.stderr, flush=True)
             os._exit(130)
         self.flag.requested = True

@@ -1,8 +1,10 @@
-"""``search train``: train one config.json, or several as one pack; save router.pt and metrics.json."""
+"""``search train`` and ``search.train``: train one config.json, or several as one pack; save
+router.pt and metrics.json for each."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +107,19 @@ def _write(result: TrainResult, data: RouterData, out: Path, metric: str) -> dic
     return metrics
 
 
+@dataclass
+class Trained:
+    """One config's outcome: ``status`` is ``complete`` or ``failed`` (``error`` says why);
+    a complete one has its router and metrics (val and test) written under ``out``."""
+
+    name: str
+    status: str
+    router_path: Path | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    best_epoch: int | None = None
+
+
 def run_train(
     config_paths: list[str],
     data_spec: Any,
@@ -115,7 +130,7 @@ def run_train(
     device: str,
     seed: int | None,
     metric: str | None,
-) -> int:
+) -> list[Trained]:
     """Train the configs (several: as one pack) and write router.pt and metrics.json for each:
     in ``out`` for one config, in ``out/<file stem>/`` for several.
 
@@ -161,14 +176,15 @@ def run_train(
         metric=metric,
         names=[Path(p).name for p in config_paths],
     )
-    failed = 0
+    trained = []
     for name, result in zip(names, results):
         if result.status == "failed":
             print(f"{name}: failed: {result.error}")
-            failed += 1
+            trained.append(Trained(name, "failed", error=result.error))
             continue
         dest = out if len(configs) == 1 else out / name
-        t = _write(result, data, dest, metric)["test"]
+        metrics = _write(result, data, dest, metric)
+        t = metrics["test"]
         who = f"{name}: " if len(configs) > 1 else ""
         print(
             f"{who}best epoch {result.best_epoch}; test route_acc {t['route_acc']:.4f}, with the val-tuned "
@@ -177,4 +193,5 @@ def run_train(
             f"auc {t['auc']:.4f}"
         )
         print(f"wrote {dest / 'router.pt'} and {dest / 'metrics.json'}")
-    return 1 if failed else 0
+        trained.append(Trained(name, "complete", dest / "router.pt", metrics, best_epoch=result.best_epoch))
+    return trained

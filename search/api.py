@@ -1,0 +1,290 @@
+"""The Python API: ``search.run`` searches a space and returns a :class:`RunResult`;
+``search.train`` trains configs (one, or several as one pack) and returns what each made.
+
+The command line is a thin layer over these. They are safe in a notebook: the environment is
+as it was afterwards; Ctrl-C stops the running trials, saves the state and raises
+KeyboardInterrupt (a second Ctrl-C raises at once); a Ray the caller started is used and left
+running; any number of runs can follow each other in one process. A mistake in what is asked
+(the space, the data, an argument) raises :class:`search.UserError` with the command line's
+one-line message.
+
+>>> import search
+>>> try:
+...     search.run("no-such-space.yaml")
+... except search.UserError as exc:
+...     print(exc)
+no-such-space.yaml: file not found
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from search.errors import UserError
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+
+    from search.driver.train import Trained
+    from search.results.rundir import RunDir
+    from search.router import Router
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Mistakes of the caller raise UserError, one line, the cause kept: a config the model
+    package refused (its ConfigError) is translated here, once, for every public function."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from router_models import ConfigError
+
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            raise UserError(str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class BestTrial:
+    """The best COMPLETE trial: its number, value (of the run's metric), params and the
+    config.json it was exported as."""
+
+    number: int
+    value: float
+    params: dict[str, Any]
+    config: dict[str, Any]
+
+
+@dataclass
+class RunResult:
+    """What a run left, as objects. Read back from its run dir, so ``RunResult.load(dir)``
+    gives the same for a run made earlier (or by the command line).
+
+    Attributes:
+        run_dir: The run's files (:class:`search.results.rundir.RunDir`).
+        best: The best trial, or None when no trial completed.
+        interrupted: Whether Ctrl-C ended the run before all its trials ran.
+    """
+
+    run_dir: RunDir
+    best: BestTrial | None
+    interrupted: bool = False
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike[str]) -> RunResult:
+        """The result of the run in ``run_dir``.
+
+        Raises:
+            UserError: ``run_dir`` holds no run, or its files cannot be read (one line).
+        """
+        from search.results.rundir import RunDir, read_object
+
+        rd = RunDir(Path(run_dir).resolve())
+        if not rd.holds_run():
+            raise UserError(f"{rd}: holds no run ({RunDir.STUDY} not found)")
+        best = None
+        if rd.config.is_file():
+            config = read_object(rd.config, "a run's config.json")
+            sr = config.get("search_result") or {}
+            best = BestTrial(int(sr["trial"]), float(sr["value"]), dict(sr.get("params") or {}), config)
+        return cls(rd, best)
+
+    @property
+    def study(self) -> optuna.Study:
+        """The run's Optuna study (every trial, its params, values and state)."""
+        if "study" not in self._cache:
+            from search.results.study import open_study
+            from search.space import load_space
+
+            self._cache["study"] = open_study(self.run_dir.path, load_space(self.run_dir.space), write=False)
+        return self._cache["study"]
+
+    @property
+    def trials(self) -> pd.DataFrame:
+        """One row per trial (results.parquet): number, state, value, params, metrics, timing."""
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.run_dir.results).to_pandas()
+
+    @property
+    def routing_table(self) -> pd.DataFrame | None:
+        """Test routing accuracy of the exported routers and the baselines (routing.json), one
+        row per router; None when the run exported none."""
+        import pandas as pd
+
+        from search.results.rundir import read_object
+
+        if not self.run_dir.routing_table.is_file():
+            return None
+        return pd.DataFrame(read_object(self.run_dir.routing_table, "a routing table")["rows"])
+
+    @property
+    def best_router(self) -> Router | None:
+        """The best trial's router, ready to route texts or embeddings; None when none."""
+        return self._router(self.run_dir.best_router)
+
+    @property
+    def ensemble_router(self) -> Router | None:
+        """The ensemble's router, when the run built one."""
+        return self._router(self.run_dir.ensemble_router)
+
+    def _router(self, path: Path) -> Router | None:
+        from search.router import Router
+
+        return Router.load(path) if path.is_file() else None
+
+
+@contextlib.contextmanager
+def _output(quiet: bool) -> Iterator[None]:
+    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        yield
+
+
+@user_errors
+def run(
+    space: str | os.PathLike[str],
+    *,
+    data: str | Sequence[str] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    export: str | os.PathLike[str] | None = None,
+    num_samples: int | None = None,
+    pack_size: int | str | None = None,
+    budget: float | None = None,
+    address: str | None = None,
+    storage: str | None = None,
+    resume: bool = False,
+    enqueue: Sequence[dict[str, Any]] = (),
+    verbose: bool = False,
+    quiet: bool = False,
+    debug: bool = False,
+    **data_options: Any,
+) -> RunResult:
+    """Search ``space``, export the best router and an ensemble, and return what the run left.
+
+    Args:
+        space: A search-space YAML file.
+        data: The data (a folder, a built-in name, a table, records, ``synthetic[:...]``, or
+            ``split=FILE`` parts); default: the space's ``data:``.
+        out: The run dir (default ``runs/<space>-<date>-<time>-<6 hex>``).
+        export: Where the best config.json goes (default: the space's ``export``).
+        num_samples: Trials in total (a resume counts the old ones).
+        pack_size: Trials trained as one fused model: an integer or ``"auto"``.
+        budget: The mean cost per query the exported routers may spend (data with costs).
+        address: A Ray cluster (``auto`` or ``ray://host:port``); default: the caller's Ray
+            when one is running, else a local one.
+        storage: Shared storage for cluster runs (an absolute path or a URI).
+        resume: Continue the run in ``out``.
+        enqueue: Params to try first, in order (each a dict of the space's params).
+        verbose: Also show Ray's own progress. quiet: Print nothing (the result says it all).
+        data_options: How to read ``data``: ``embeddings``, ``align``, ``id_column``,
+            ``threshold``, ``split_seed``, ``encoder``, ``template``, ``task_column``,
+            ``metric_rule`` (a list), ``dedupe``, as the command line's flags.
+
+    Returns:
+        The run's :class:`RunResult` (``interrupted`` is False; Ctrl-C raises instead).
+
+    Raises:
+        UserError: A mistake in the space, the data or an argument (one line, as the command
+            line says it). KeyboardInterrupt: Ctrl-C; the state is saved, resume with
+            ``resume=True`` and the same ``out``.
+    """
+    from search.driver.plan import RunRequest
+    from search.driver.runner import run_search
+
+    names = set(RunRequest.__dataclass_fields__)
+    unknown = sorted(set(data_options) - names)
+    if unknown:
+        raise UserError(f"search.run: unknown argument(s) {', '.join(unknown)}")
+    request = RunRequest(
+        space=os.fspath(space),
+        data=[data] if isinstance(data, str) else (list(data) if data is not None else None),
+        out=os.fspath(out) if out is not None else None,
+        export=os.fspath(export) if export is not None else None,
+        num_samples=num_samples,
+        pack_size=str(pack_size) if pack_size is not None else None,
+        budget=budget,
+        address=address,
+        storage=storage,
+        resume=resume,
+        verbose=verbose,
+        debug=debug,
+        enqueue=[dict(p) for p in enqueue],
+        **data_options,
+    )
+    with _output(quiet):
+        outcome = run_search(request)
+    if outcome.interrupted:
+        raise KeyboardInterrupt(
+            f"interrupted: state saved in {outcome.run_dir}; resume with resume=True, out={outcome.run_dir!s}"
+        )
+    return RunResult.load(outcome.run_dir)
+
+
+@user_errors
+def train(
+    configs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    data: str | Sequence[str] | None = None,
+    out: str | os.PathLike[str] = "runs/train",
+    epochs: int | None = None,
+    device: str = "auto",
+    seed: int | None = None,
+    metric: str | None = None,
+    quiet: bool = False,
+    **data_options: Any,
+) -> list[Trained]:
+    """Train config.json files, several as one pack, and save each one's router.pt and
+    metrics.json (in ``out``, or ``out/<file stem>/`` for several).
+
+    A config a search exported trains again as its trial did (the search's data, options,
+    metric and seed) unless told otherwise.
+
+    Returns:
+        One :class:`search.driver.train.Trained` per config, in order: its status, router
+        path and metrics (``metrics["test"]["route_acc"]`` and the rest).
+
+    Raises:
+        UserError: A bad config, data or argument (one line).
+    """
+    from search.data.options import DataOptions
+    from search.data.parts import data_source
+    from search.driver.session import process_state
+    from search.driver.train import run_train
+    from search.paths import check_dir_target
+
+    paths = (
+        [os.fspath(configs)] if isinstance(configs, (str, os.PathLike)) else [os.fspath(c) for c in configs]
+    )
+    if not paths:
+        raise UserError("search.train: give at least one config.json")
+    given = {"seed" if k == "split_seed" else k: v for k, v in data_options.items()}
+    try:
+        options = DataOptions().merged(**given)
+    except TypeError as exc:
+        raise UserError(f"search.train: {exc}") from exc
+    target = Path(out)
+    check_dir_target(target, "out")
+    with _output(quiet), process_state():
+        return run_train(
+            paths,
+            data_source([data] if isinstance(data, str) else data),
+            target,
+            options=options if given else None,
+            epochs=epochs,
+            device=device,
+            seed=seed,
+            metric=metric,
+        )
