@@ -11,7 +11,7 @@ MODULES = [
     "search.api",
     "search.metrics.direction",
     "search.results.rundir",
-    # "search.messages",
+    "search.messages",
 ]
 
 

@@ -11,7 +11,6 @@ used: Optuna's ask/tell and Tune's Searcher and TrialScheduler.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -28,11 +27,11 @@ from ray.tune.search import Searcher
 from search.driver.ordering import AskGate
 from search.driver.packer import Packer
 from search.errors import DISK_ERRORS
+from search.messages import SAVE_FAILED, EpochResult, Member, PackFailed, PackResult, PackSpec, decode
 from search.metrics.direction import METRIC_MODES, Direction
 from search.results.study import counted_trials, mark_interrupted
 from search.results.views import GroupedPruner, view
 from search.space import Space
-from search.trial.trainable import ERROR_KEY, FINAL_KEY, REPORT_KEY, SAVE_FAILED
 
 
 @dataclass
@@ -144,31 +143,34 @@ class OptunaBridge:
         self.packs[tune_id] = {t.number: _Live(t, tune_id, leader) for t in trials}
         self.members.update(self.packs[tune_id])
         self.gate.add([t.number for t in trials])
-        members = [{"number": t.number, "config": self.space.trial_config(t.params)} for t in trials]
-        return {"members": members, "pack": leader}
+        members = tuple(Member(t.number, self.space.trial_config(t.params)) for t in trials)
+        return PackSpec(leader, members).to_config()
 
     def complete(self, tune_id: str, result: dict[str, Any] | None, error: bool) -> None:
         members = self.packs.pop(tune_id, None)
         if members is None:
             return
-        final = json.loads(result[FINAL_KEY]) if result and isinstance(result.get(FINAL_KEY), str) else None
-        pack_error = (result or {}).get(ERROR_KEY) or ("trial process failed" if error else None)
+        message = decode(result)
+        final = message if isinstance(message, PackResult) else None
+        pack_error = message.error if isinstance(message, PackFailed) else None
+        if pack_error is None and error:
+            pack_error = "trial process failed"
         for live in members.values():
             if live.closed:
                 continue
-            if result:
-                live.node = str(result.get("node_id") or live.node)
+            if isinstance(message, (PackResult, PackFailed)):
+                live.node = message.node_id or live.node
             if final is not None:
-                live.gpu_mem_mb = final.get("gpu_mem_mb")
-            number = str(live.number)
+                live.gpu_mem_mb = final.gpu_mem_mb
+            number = live.number
             if pack_error:
-                self._close(live, TrialState.FAIL, str(pack_error))
-            elif final is not None and number in final.get("failed", {}):
-                if final["failed"][number].startswith(SAVE_FAILED):  # the disk's fault, not the config's
-                    mark_interrupted(self.study, [live.number])
-                self._close(live, TrialState.FAIL, final["failed"][number])
-            elif final is not None and number in final.get("complete", {}):
-                live.best_epoch = final["complete"][number]
+                self._close(live, TrialState.FAIL, pack_error)
+            elif final is not None and number in final.failed:
+                if final.failed[number].startswith(SAVE_FAILED):  # the disk's fault, not the config's
+                    mark_interrupted(self.study, [number])
+                self._close(live, TrialState.FAIL, final.failed[number])
+            elif final is not None and number in final.complete:
+                live.best_epoch = final.complete[number]
                 value = live.best.get(self.metric)
                 if value is None or not math.isfinite(value):
                     self._close(live, TrialState.FAIL, f"no finite {self.metric} reported")
@@ -215,20 +217,20 @@ class OptunaBridge:
     # -- scheduler side ---------------------------------------------------------------------
     def on_result(self, tune_id: str, result: dict[str, Any]) -> str:
         members = self.packs.get(tune_id)
-        if members is None or REPORT_KEY not in result:
+        report = decode(result)
+        if members is None or not isinstance(report, EpochResult):
             return TrialScheduler.CONTINUE
-        report = json.loads(result[REPORT_KEY])
-        epoch = int(result.get("epoch", 0))
-        for number, message in report.get("failed", {}).items():
-            live = members.get(int(number))
+        epoch = report.epoch
+        for number, reason in report.failed.items():
+            live = members.get(number)
             if live is not None and not live.closed:
-                self._close(live, TrialState.FAIL, message)
+                self._close(live, TrialState.FAIL, reason)
         # in trial-number order: a member is judged against its pack's lower-numbered members
-        for number, metrics in sorted(report.get("metrics", {}).items(), key=lambda kv: int(kv[0])):
-            live = members.get(int(number))
+        for number, metrics in sorted(report.metrics.items()):
+            live = members.get(number)
             if live is None or live.closed:
                 continue
-            self._record(live, metrics, epoch, result)
+            self._record(live, metrics, report)
             value = live.best.get(self.metric)
             if value is None:
                 continue  # no finite value: the trainable fails it
@@ -245,12 +247,12 @@ class OptunaBridge:
         return TrialScheduler.CONTINUE
 
     @staticmethod
-    def _record(live: _Live, metrics: dict[str, Any], epoch: int, result: dict[str, Any]) -> None:
-        live.node = str(result.get("node_id") or live.node)
-        live.device = str(result.get("device") or live.device)
-        if live.epochs == 0 and isinstance(result.get("started"), (int, float)):
-            live.started = float(result["started"])  # not the ask: Tune may hold a pack pending
-        live.epochs = epoch
+    def _record(live: _Live, metrics: dict[str, float], report: EpochResult) -> None:
+        live.node = report.node_id or live.node
+        live.device = report.device or live.device
+        if live.epochs == 0 and report.started is not None:
+            live.started = report.started  # not the ask: Tune may hold a pack pending
+        live.epochs = report.epoch
         for k in METRIC_MODES:
             v = metrics.get(k)
             if not isinstance(v, (int, float)) or not math.isfinite(v):

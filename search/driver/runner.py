@@ -32,6 +32,7 @@ from search.driver.session import QUIETED_LOGGERS, process_state, start_ray, sto
 from search.driver.stopping import Interrupt, disk_error
 from search.errors import DISK_ERRORS, UserError
 from search.io import atomic_write_bytes, write_json, write_parquet
+from search.messages import TrialSettings
 from search.results.export import trial_rows
 from search.results.lock import RunLock, describe_holder
 from search.results.rundir import RunDir, holds_run, new_run_id, read_run_info, run_storage
@@ -276,15 +277,15 @@ def run_trials(
         ordered=space.search.reproducible,
         slots=slots,
     )
-    settings = {
-        "control": control,
-        "cpus": space.resources.cpu,
-        "gpu": gpu,
-        "seed": space.search.seed,
-        "metric": space.search.metric,
-        "storage": plan.storage,
-        "debug": plan.debug,
-    }
+    settings = TrialSettings(
+        control=control,
+        cpus=space.resources.cpu,
+        gpu=gpu,
+        seed=space.search.seed,
+        metric=space.search.metric,
+        storage=plan.storage,
+        debug=plan.debug,
+    )
     trainable = tune.with_resources(
         tune.with_parameters(
             router_trainable, data={e: data_payload(d) for e, d in datas.items()}, settings=settings

@@ -7,7 +7,6 @@ members leave (pruned). Each member that completes saves its own router.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -23,16 +22,13 @@ from router_models import save_router
 from search.data import RouterData
 from search.data.options import ENCODER_PARAM
 from search.inference import val_logits
+from search.messages import SAVE_FAILED, EpochResult, PackFailed, PackResult, PackSpec, TrialSettings
 from search.offsets import margin_routing
 from search.storage import put_file, router_uri
 from search.trial.config import trial_seed
 from search.trial.train import EpochReport, MemberConfigError, TrainResult, train_pack
 
-REPORT_KEY = "pack_report"  # JSON: {"metrics": {number: {...}}, "failed": {number: message}}
-FINAL_KEY = "final"  # the last report (JSON: completed members, failed ones, GPU memory)
-ERROR_KEY = "trial_error"  # the whole pack failed (e.g. its process raised)
 DECISION_TIMEOUT_S = 120.0  # a driver that stays silent this long is gone; train on
-SAVE_FAILED = "could not save its router"  # trained, but storage refused it: re-run on resume
 
 
 def pick_device(gpu_fraction: float | None) -> torch.device:
@@ -55,40 +51,38 @@ def _first_line(exc: BaseException, debug: bool) -> str:
 
 
 def router_trainable(
-    config: dict[str, Any], data: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
+    config: dict[str, Any], data: dict[str, Any] | None = None, settings: TrialSettings | None = None
 ) -> None:
-    """Train one pack; report every epoch; save each completed member's router."""
+    """Train one pack (``config`` is a :class:`PackSpec`); report an :class:`EpochResult` after
+    every epoch and a :class:`PackResult` at the end; save each completed member's router."""
     assert data is not None and settings is not None
-    torch.set_num_threads(max(1, int(settings["cpus"])))
-    device = pick_device(settings.get("gpu"))
+    torch.set_num_threads(max(1, int(settings.cpus)))
+    device = pick_device(settings.gpu)
     node_id = ray.get_runtime_context().get_node_id()
     tune_id = tune.get_context().get_trial_id()
     started = time.time()  # when training began on its node (a pack may wait for resources first)
-    control = settings.get("control")
-    members = list(config["members"])
+    control = settings.control
+    spec = PackSpec.from_config(config)
+    members = list(spec.members)
     # One encoder per pack (the packer keys packs by it): its embeddings, "" when none is chosen.
-    encoder = members[0]["config"]["pipeline_config"].get(ENCODER_PARAM, "")
+    encoder = members[0].config["pipeline_config"].get(ENCODER_PARAM, "")
     router_data = RouterData(**data[encoder])  # numpy views of the object store, zero-copy
     if control is not None:  # a pack restarted after its node died skips closed members
         closed = set(ray.get(control.closed_members.remote(tune_id)))
-        members = [m for m in members if m["number"] not in closed]
-    failed: dict[str, str] = {}
+        members = [m for m in members if m.number not in closed]
+    failed: dict[int, str] = {}
 
     def report(rep: EpochReport) -> list[int]:
-        numbers = [m["number"] for m in members]
-        payload = {
-            "metrics": {numbers[k]: m for k, m in rep.metrics.items()},
-            "failed": {numbers[k]: msg for k, msg in rep.failed.items()},
-        }
-        tune.report(
-            {
-                REPORT_KEY: json.dumps(payload),
-                "epoch": rep.epoch,
-                "node_id": node_id,
-                "device": str(device),
-                "started": started,
-            }
+        numbers = [m.number for m in members]
+        message = EpochResult(
+            rep.epoch,
+            {numbers[k]: m for k, m in rep.metrics.items()},
+            {numbers[k]: msg for k, msg in rep.failed.items()},
+            node_id,
+            str(device),
+            started,
         )
+        tune.report(message.to_result())
         if control is None or not rep.metrics:
             return []
         closed = set(ray.get(control.wait.remote(tune_id, rep.epoch, DECISION_TIMEOUT_S)))
@@ -99,28 +93,28 @@ def router_trainable(
         while members:
             try:
                 results = train_pack(
-                    [m["config"] for m in members],
+                    [m.config for m in members],
                     router_data,
                     device=device,
                     report=report,
-                    seeds=[trial_seed(settings["seed"], m["number"]) for m in members],
-                    metric=settings["metric"],
-                    names=[f"trial {m['number']}" for m in members],
+                    seeds=[trial_seed(settings.seed, m.number) for m in members],
+                    metric=settings.metric,
+                    names=[f"trial {m.number}" for m in members],
                 )
                 break
             except MemberConfigError as exc:  # that member fails alone; the others train
-                failed[str(members[exc.index]["number"])] = f"ConfigError: {exc}"
+                failed[members[exc.index].number] = f"ConfigError: {exc}"
                 members.pop(exc.index)
     except Exception as exc:  # recorded as FAIL in the study; the search goes on
-        tune.report({ERROR_KEY: _first_line(exc, settings.get("debug", False)), "node_id": node_id})
+        tune.report(PackFailed(_first_line(exc, settings.debug), node_id).to_result())
         return
 
-    complete: dict[str, int] = {}
+    complete: dict[int, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for member, result in zip(members, results):
-            number = member["number"]
+            number = member.number
             if result.status == "failed":
-                failed[str(number)] = result.error or "failed"
+                failed[number] = result.error or "failed"
             if result.status != "complete" or result.model is None:
                 continue
             local = os.path.join(tmp, f"router_{number}.pt")
@@ -136,14 +130,13 @@ def router_trainable(
                     best_epoch=result.best_epoch,
                     best_value=result.best_value,
                 )
-                put_file(local, router_uri(settings["storage"], number))
+                put_file(local, router_uri(settings.storage, number))
             except OSError as exc:  # a full or unreachable storage: the member fails alone, said
-                failed[str(number)] = f"{SAVE_FAILED}: {_first_line(exc, False)}"
+                failed[number] = f"{SAVE_FAILED}: {_first_line(exc, False)}"
                 continue
-            complete[str(number)] = result.best_epoch
+            complete[number] = result.best_epoch
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    final = {"complete": complete, "failed": failed, "gpu_mem_mb": peak, "members": len(config["members"])}
-    tune.report({FINAL_KEY: json.dumps(final), "node_id": node_id})
+    tune.report(PackResult(complete, failed, peak, len(spec.members), node_id).to_result())
 
 
 def data_payload(data: RouterData) -> dict[str, Any]:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import optuna
 import pytest
 
 from search.driver.bridge import OptunaBridge
 from search.driver.packer import Packer
+from search.messages import EpochResult, PackResult
 from search.space import parse_space
-from search.trial.trainable import FINAL_KEY, REPORT_KEY
 from tests.search.spaces import tiny_space
 
 
@@ -27,13 +25,13 @@ def _tune_trial(trial_id: str):
     return type("TuneTrial", (), {"trial_id": trial_id})()
 
 
-def _report(members: dict, epoch: int, value: float) -> dict:
-    metrics = {str(m["number"]): {"val_auc": value} for m in members}
-    return {REPORT_KEY: json.dumps({"metrics": metrics}), "epoch": epoch, "node_id": "n2"}
+def _report(members: list[dict], epoch: int, value: float) -> dict:
+    metrics = {m["number"]: {"val_auc": value} for m in members}
+    return EpochResult(epoch, metrics, node_id="n2").to_result()
 
 
-def _final(members: dict) -> dict:
-    return {FINAL_KEY: json.dumps({"complete": {str(m["number"]): 1 for m in members}}), "node_id": "n2"}
+def _final(members: list[dict]) -> dict:
+    return PackResult(complete={m["number"]: 1 for m in members}, node_id="n2").to_result()
 
 
 def _rows(bridge: OptunaBridge) -> dict[int, tuple[str, int]]:
@@ -63,7 +61,7 @@ def test_epochs_without_a_retry_count_no_restart(bridge: OptunaBridge) -> None:
 
 def test_a_retry_after_a_member_closed_counts_only_the_open_ones(bridge: OptunaBridge) -> None:
     members = bridge.searcher.suggest("a")["members"]
-    failed = {REPORT_KEY: json.dumps({"failed": {str(members[0]["number"]): "NaN loss"}}), "epoch": 1}
+    failed = EpochResult(1, failed={members[0]["number"]: "NaN loss"}).to_result()
     trial = _tune_trial("a")
     bridge.scheduler.on_trial_result(None, trial, failed)
     bridge.callback.on_trial_recover(iteration=0, trials=[], trial=trial)
