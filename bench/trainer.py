@@ -64,10 +64,11 @@ def reference_epoch_time(data, device: torch.device, epochs: int, batch_size: in
 def ours_epoch_time(data, device: torch.device, epochs: int) -> tuple[float, int]:
     stamps: list[float] = []
 
-    def report(_m, _e):
+    def report(_rep):
         if device.type == "cuda":
             torch.cuda.synchronize()
         stamps.append(time.perf_counter())
+        return ()
 
     t0 = time.perf_counter()
     res = train_router(CONFIG, data, device=device, epochs=epochs, report=report)

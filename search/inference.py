@@ -4,8 +4,6 @@ selection and ``Router``; imports nothing of training."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from search import metrics as M
@@ -13,16 +11,12 @@ from search.data import RouterData
 
 
 @torch.no_grad()
-def predict(
-    model: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, chunk: int = 8192
-) -> torch.Tensor:
+def predict(model: torch.nn.Module, X: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
     """Logits for X in chunks, in eval mode, float32 (``[Q, M]``, or ``[K, Q, M]`` for a pack)."""
-    module = model if isinstance(model, torch.nn.Module) else getattr(model, "module", None)
-    assert isinstance(module, torch.nn.Module), "predict needs a module (or a pack of modules)"
-    was_training = module.training
-    module.eval()
+    was_training = model.training
+    model.eval()
     out = torch.cat([model(X[i : i + chunk]).float() for i in range(0, X.shape[0], chunk)], dim=-2)
-    module.train(was_training)
+    model.train(was_training)
     return out
 
 

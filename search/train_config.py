@@ -21,6 +21,9 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 """Training settings used where ``pipeline_config.train_config`` leaves a key out."""
 
+# train_config keys a member of a pack may set for itself; every other one is shared by a pack.
+PER_MEMBER_TRAIN_KEYS = ("lr", "weight_decay")
+
 
 def resolve_train_config(config: Mapping[str, Any], epochs: int | None = None) -> dict[str, Any]:
     """``train_config`` with defaults filled in and every value checked."""

@@ -28,7 +28,7 @@ from router_models.packing import NotPackable
 from search.data.options import ENCODER_PARAM
 from search.space import Space
 from search.train_config import resolve_train_config
-from search.trial.packs import pack_key
+from search.trial.packable import pack_key
 
 
 def probe_values(dist: BaseDistribution) -> list[Any]:

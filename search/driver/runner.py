@@ -39,7 +39,7 @@ from search.results.rundir import RunDir, holds_run, new_run_id, read_run_info, 
 from search.results.study import close_interrupted, counted_trials, open_study
 from search.storage import probe_storage
 from search.trial.config import build_model, check_fits
-from search.trial.packs import check_packable
+from search.trial.packable import check_packable
 
 
 def print_progress(frozen: Any, live: Any, bridge: Any) -> None:

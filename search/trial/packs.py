@@ -1,89 +1,99 @@
-"""What may share a pack, and the pack a training loop drives: K models and their optimizer.
+"""A pack: K members trained as one, and the groups it is made of.
 
-A pack of one is the plain path: the member's own model and torch's fused AdamW, exactly as a
-lone trial always trained. A pack of several is a :class:`PackedRouter` (weights stacked on a
-member axis) with :class:`PackedAdamW` (an lr and weight decay per member). The loop in
-``train.py`` sees the same small interface for both.
+Where the pieces of packing live (one concept each):
+- ``router_models.packing.PackedRouter``: K models of one structure as one fused module.
+- ``search.trial.optim.PackedAdamW``: AdamW with an lr and a weight decay per member.
+- :class:`Group` (here): members trained as one module, fused (:class:`FusedGroup`) or a
+  member alone (:class:`SoloGroup`, the plain path: its own model and torch's fused AdamW,
+  bit for bit what a lone trial always trained).
+- :class:`Pack` (here): the groups of one pack; it owns the order of its members. Callers name
+  members by their own index (0..K-1) and never see positions.
+- ``search.trial.packable``: what may share a pack. ``search.trial.train``: the loop.
+- ``search.driver.packer.Packer``: asks the study for packs; ``search.driver.control``: the
+  driver's prune decisions back into running packs; ``search.messages``: what they say.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
 
 import torch
 
-from router_models import BaseModel, ConfigError, create_model, read_pipeline_config
-from router_models.packing import NotPackable, PackedRouter, pack_signature
+from router_models import BaseModel
+from router_models.packing import PackedRouter, activation_key
 from search.trial.optim import PackedAdamW
 
-# train_config keys a member may set for itself; every other one must be equal in a pack.
-PER_MEMBER_TRAIN_KEYS = ("lr", "weight_decay")
+
+class Group(ABC):
+    """Members trained as one module on the same batches. The :class:`Pack` calls
+    ``forward`` each step (then ``zero_grad``/``step`` around the backward pass), ``remember``
+    after each epoch's evaluation, ``best_state`` when a member leaves or the pack ends, and
+    ``select`` when some (not all) of its members leave. Positions are local to the group."""
+
+    module: torch.nn.Module
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    @abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[size, B, num_models]`` for a batch ``x`` of ``[B, d]``."""
+
+    @abstractmethod
+    def zero_grad(self) -> None: ...
+
+    @abstractmethod
+    def step(self) -> None: ...
+
+    @abstractmethod
+    def remember(self, positions: Sequence[int]) -> None:
+        """The current weights of the members at ``positions`` are their best so far."""
+
+    @abstractmethod
+    def best_state(self, position: int) -> dict[str, torch.Tensor]:
+        """The best weights of the member at ``position``, in its own model's names (copies)."""
+
+    @abstractmethod
+    def select(self, keep: Sequence[int]) -> None:
+        """Keep only the members at ``keep`` (in order, not empty, fewer than ``size``)."""
 
 
-def meta_model(config: Mapping[str, Any], embedding_dim: int, num_models: int) -> BaseModel:
-    """The model a config describes, built on the meta device: shapes only, nothing allocated."""
-    with torch.device("meta"):
-        return create_model(config, embedding_dim, num_models)
+class SoloGroup(Group):
+    """One member alone: its own model and torch's fused AdamW."""
+
+    def __init__(self, model: BaseModel, lr: float, weight_decay: float, device: torch.device) -> None:
+        super().__init__(1)
+        self.module = model.to(device)
+        self.optimizer = torch.optim.AdamW(
+            self.module.parameters(), lr=lr, weight_decay=weight_decay, fused=True
+        )
+        self.best = [p.detach().clone() for p in self.module.parameters()]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x).unsqueeze(0)
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        self.optimizer.step()
+
+    def remember(self, positions: Sequence[int]) -> None:
+        if positions:
+            self.best = [p.detach().clone() for p in self.module.parameters()]
+
+    def best_state(self, position: int) -> dict[str, torch.Tensor]:
+        with _weights(self.module, self.best):
+            return {n: t.detach().clone() for n, t in self.module.state_dict().items()}
+
+    def select(self, keep: Sequence[int]) -> None:
+        raise ValueError("a member alone cannot keep some of its members: it stays or leaves whole")
 
 
-def pack_key(
-    config: Mapping[str, Any], train_config: Mapping[str, Any], embedding_dim: int, num_models: int
-) -> tuple[Any, ...]:
-    """Configs with equal keys can be trained as one pack (widths may differ).
-
-    Raises:
-        ConfigError: On a config that does not build. NotPackable: On a model that cannot pack.
-    """
-    shared = tuple(
-        sorted((k, json.dumps(v)) for k, v in train_config.items() if k not in PER_MEMBER_TRAIN_KEYS)
-    )
-    model = meta_model(config, embedding_dim, num_models)
-    return (model.model_type, shared, pack_signature(model))
-
-
-def incompatibility(
-    configs: Sequence[Mapping[str, Any]],
-    train_configs: Sequence[Mapping[str, Any]],
-    names: Sequence[str],
-    embedding_dim: int,
-    num_models: int,
-) -> str | None:
-    """None when all configs can share a pack, else one line naming the first key that differs."""
-    keys = [pack_key(c, t, embedding_dim, num_models) for c, t in zip(configs, train_configs)]
-    first = read_pipeline_config(configs[0])
-    for i in range(1, len(configs)):
-        if keys[i] == keys[0]:
-            continue
-        other = read_pipeline_config(configs[i])
-        where = f"{names[0]} and {names[i]}"
-        if first["model_type"] != other["model_type"]:
-            return f"{where} differ in model_type ({first['model_type']} vs {other['model_type']})"
-        for k, v in train_configs[0].items():
-            if k not in PER_MEMBER_TRAIN_KEYS and train_configs[i].get(k) != v:
-                return f"{where} differ in train_config.{k} ({v!r} vs {train_configs[i].get(k)!r})"
-        a, b = first.get("model_config", {}), other.get("model_config", {})
-        for k in sorted(set(a) | set(b)):
-            if a.get(k) == b.get(k):
-                continue
-            # Does this key alone change the structure? Then it is the one that differs.
-            swapped = {
-                **first,
-                "model_config": {**a, k: b[k]} if k in b else {x: y for x, y in a.items() if x != k},
-            }
-            if pack_key(swapped, train_configs[0], embedding_dim, num_models) != keys[0]:
-                return (
-                    f"{where} differ in model_config.{k} ({a.get(k)!r} vs {b.get(k)!r}), which "
-                    "changes the model's structure; a pack needs one structure"
-                )
-        return f"{where} differ in the model's structure; a pack needs one structure"
-    return None
-
-
-class _Group:
-    """Members trained as one module: a fused PackedRouter with PackedAdamW, or (one member)
-    its own model with torch's fused AdamW, exactly as a lone trial always trained."""
+class FusedGroup(Group):
+    """Members of one structure fused into a :class:`PackedRouter`, trained by
+    :class:`PackedAdamW`. The members' models are copied, not changed."""
 
     def __init__(
         self,
@@ -92,48 +102,35 @@ class _Group:
         weight_decays: Sequence[float],
         device: torch.device,
     ) -> None:
-        self.size = len(models)
-        self.packed: PackedRouter | None = None
-        if self.size > 1:
-            self.packed = PackedRouter(models).to(device)
-            self.module: torch.nn.Module = self.packed
-            self.optimizer: Any = PackedAdamW(self.module.parameters(), lrs, weight_decays)
-        else:
-            self.module = models[0].to(device)
-            self.optimizer = torch.optim.AdamW(
-                self.module.parameters(), lr=lrs[0], weight_decay=weight_decays[0], fused=True
-            )
+        super().__init__(len(models))
+        self.module = self.packed = PackedRouter(models).to(device)
+        self.optimizer = PackedAdamW(self.module.parameters(), lrs, weight_decays)
         # Each member's best weights so far: whole packed tensors, so keeping the best of any
         # members costs a few kernels per tensor, not a few per member.
         self.best = [p.detach().clone() for p in self.module.parameters()]
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.module(x)
-        return out if self.packed is not None else out.unsqueeze(0)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.packed(x)
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        self.optimizer.step()
 
     def remember(self, positions: Sequence[int]) -> None:
-        params = [p.detach() for p in self.module.parameters()]
-        if self.packed is None:
-            self.best = [p.clone() for p in params]
+        if not positions:
             return
+        params = [p.detach() for p in self.module.parameters()]
         idx = torch.as_tensor(list(positions), dtype=torch.long, device=params[0].device)
         for best, p in zip(self.best, params):
             best[idx] = p[idx]
 
     def best_state(self, position: int) -> dict[str, torch.Tensor]:
-        params = list(self.module.parameters())
-        current = [p.data for p in params]
-        for p, best in zip(params, self.best):
-            p.data = best
-        try:
-            state = self.packed.member_state_dict(position) if self.packed else self.module.state_dict()
-            return {n: t.detach().clone() for n, t in state.items()}
-        finally:
-            for p, data in zip(params, current):
-                p.data = data
+        with _weights(self.module, self.best):
+            return {n: t.detach().clone() for n, t in self.packed.member_state_dict(position).items()}
 
     def select(self, keep: Sequence[int]) -> None:
-        assert self.packed is not None
         idx = torch.as_tensor(list(keep), dtype=torch.long)
         self.packed.select(keep)
         self.optimizer.select(idx, self.packed.parameters())
@@ -141,27 +138,53 @@ class _Group:
         self.size = len(keep)
 
 
+class _weights:
+    """Within the block, ``module``'s parameters hold ``tensors`` (then their own again)."""
+
+    def __init__(self, module: torch.nn.Module, tensors: Sequence[torch.Tensor]) -> None:
+        self.params = list(module.parameters())
+        self.tensors = tensors
+
+    def __enter__(self) -> None:
+        self.saved = [p.data for p in self.params]
+        for p, t in zip(self.params, self.tensors):
+            p.data = t
+
+    def __exit__(self, *exc: object) -> None:
+        for p, data in zip(self.params, self.saved):
+            p.data = data
+
+
+def make_group(
+    models: Sequence[BaseModel], lrs: Sequence[float], weight_decays: Sequence[float], device: torch.device
+) -> Group:
+    """A member alone, or several fused."""
+    if len(models) == 1:
+        return SoloGroup(models[0], lrs[0], weight_decays[0], device)
+    return FusedGroup(models, lrs, weight_decays, device)
+
+
 def _shapes(model: BaseModel) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(p.shape) for p in model.parameters())
 
 
-class Pack:
-    """K models trained together: ``pack(x [B, d]) -> logits [K, B, num_models]``.
+class Pack(torch.nn.Module):
+    """K members trained together: ``pack(x [B, d]) -> logits [len(live), B, num_models]``,
+    row ``r`` the logits of member ``live[r]``.
 
-    Members are fused into one module (:class:`PackedRouter`). With ``pad`` (a GPU, where a step
-    is bound by kernel launches) members of other widths are zero-padded into one group; without
-    it (a CPU, where a step is bound by arithmetic and a narrow member padded to the widest would
-    cost what the widest costs) members of equal shapes form a group each, trained side by side
-    on the same batches. A group of one is the member's own model.
+    The pack orders its members itself: members of equal shapes, and within them of equal
+    activations, sit side by side. With ``pad`` (a GPU, where a step is bound by kernel
+    launches) members of other widths are zero-padded into one group; without it (a CPU, where
+    a step is bound by arithmetic and a narrow member padded to the widest would cost what the
+    widest costs) members of equal shapes form a group each, trained side by side on the same
+    batches.
 
     Args:
-        models: The members' own models (standardization set), ordered so that members of equal
-            shapes are adjacent when ``pad`` is off; they are copied, not changed (except a
-            group of one, which trains in place).
-        lrs: Learning rate of each member.
-        weight_decays: Weight decay of each member.
-        device: Where the pack trains.
-        pad: One padded group, or one group per set of shapes.
+        models: The members' own models (standardization set), in the caller's order; a
+            member's index is its position here. Fused members are copied; a member alone
+            trains in place.
+        lrs: Learning rate of each member. weight_decays: Weight decay of each member.
+        device: Where the pack trains. pad: One padded group, or one group per set of shapes.
     """
 
     def __init__(
@@ -172,68 +195,70 @@ class Pack:
         device: torch.device,
         pad: bool = True,
     ) -> None:
-        bounds = [0]
-        for k in range(1, len(models)):
-            if not pad and _shapes(models[k]) != _shapes(models[k - 1]):
-                bounds.append(k)
-        bounds.append(len(models))
-        self.groups = [
-            _Group(models[a:b], lrs[a:b], weight_decays[a:b], device) for a, b in zip(bounds[:-1], bounds[1:])
+        super().__init__()
+        shape = (lambda m: ()) if pad else _shapes
+        order = sorted(range(len(models)), key=lambda k: (shape(models[k]), activation_key(models[k])))
+        bounds = [0] + [
+            i for i in range(1, len(order)) if shape(models[order[i]]) != shape(models[order[i - 1]])
         ]
-        self.module = torch.nn.ModuleList(g.module for g in self.groups)
+        bounds.append(len(order))
+        self.groups: list[Group] = []
+        self.members: list[list[int]] = []  # per group, its members' indices in position order
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            ks = order[a:b]
+            self.groups.append(
+                make_group(
+                    [models[k] for k in ks], [lrs[k] for k in ks], [weight_decays[k] for k in ks], device
+                )
+            )
+            self.members.append(ks)
+        self.modules_ = torch.nn.ModuleList(g.module for g in self.groups)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        outs = [g(x) for g in self.groups]
+    @property
+    def live(self) -> list[int]:
+        """The members still training, in the order of the pack's logits."""
+        return [k for ks in self.members for k in ks]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [g.forward(x) for g in self.groups]
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
         for g in self.groups:
-            g.optimizer.zero_grad(set_to_none=True)
+            g.zero_grad()
 
     def step(self) -> None:
         for g in self.groups:
-            g.optimizer.step()
+            g.step()
 
-    def _locate(self, position: int) -> tuple[_Group, int]:
-        for g in self.groups:
-            if position < g.size:
-                return g, position
-            position -= g.size
-        raise IndexError(f"no member at position {position}")
+    def _where(self, member: int) -> tuple[Group, int]:
+        for g, ks in zip(self.groups, self.members):
+            if member in ks:
+                return g, ks.index(member)
+        raise KeyError(f"member {member} is not in the pack")
 
-    def remember(self, positions: Sequence[int]) -> None:
-        """The current weights of the members at ``positions`` are their best so far."""
-        by_group: dict[int, list[int]] = {}
-        for pos in positions:
-            g, local = self._locate(pos)
-            by_group.setdefault(id(g), []).append(local)
-        for g in self.groups:
-            if id(g) in by_group:
-                g.remember(by_group[id(g)])
+    def remember(self, members: Iterable[int]) -> None:
+        """The current weights of ``members`` are their best so far."""
+        chosen = set(members)
+        for g, ks in zip(self.groups, self.members):
+            g.remember([pos for pos, k in enumerate(ks) if k in chosen])
 
-    def best_state(self, position: int) -> dict[str, torch.Tensor]:
-        """The best weights of the member at ``position``, in its own model's names (copies)."""
-        g, local = self._locate(position)
-        return g.best_state(local)
+    def best_state(self, member: int) -> dict[str, torch.Tensor]:
+        """The best weights of ``member``, in its own model's names (copies)."""
+        g, pos = self._where(member)
+        return g.best_state(pos)
 
-    def select(self, keep: Sequence[int]) -> None:
-        """Keep the members at positions ``keep`` (in order); the others stop costing compute."""
-        kept: list[_Group] = []
-        start = 0
-        for g in self.groups:
-            local = [p - start for p in keep if start <= p < start + g.size]
-            start += g.size
-            if local and len(local) < g.size:
-                g.select(local)
-            if local:
-                kept.append(g)
-        self.groups = kept
-        self.module = torch.nn.ModuleList(g.module for g in self.groups)
-
-
-def check_packable(build: Callable[[], BaseModel]) -> None:
-    """Raise ConfigError (one line) unless two models from ``build()`` pack exactly."""
-    try:
-        PackedRouter([build(), build()])
-    except NotPackable as exc:
-        raise ConfigError(str(exc)) from None
+    def drop(self, members: Iterable[int]) -> None:
+        """``members`` leave the pack: they stop costing compute."""
+        leaving = set(members)
+        groups, kept_members = [], []
+        for g, ks in zip(self.groups, self.members):
+            keep = [pos for pos, k in enumerate(ks) if k not in leaving]
+            if not keep:
+                continue
+            if len(keep) < len(ks):
+                g.select(keep)
+            groups.append(g)
+            kept_members.append([ks[pos] for pos in keep])
+        self.groups, self.members = groups, kept_members
+        self.modules_ = torch.nn.ModuleList(g.module for g in self.groups)

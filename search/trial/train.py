@@ -2,7 +2,12 @@
 
 ``train_pack`` trains K compatible configs as one pack (see ``packs.py``); ``train_router`` is
 the pack of one. Members share the data and the batch order; each keeps its own init seed,
-learning rate, weight decay, dropout, best epoch, and fate (complete, stopped or failed).
+learning rate, weight decay, dropout, best epoch, and fate (a :class:`Status`).
+
+The loop, in phases: build the members (:func:`_members`), put the data on the device once,
+then per epoch train (:func:`_train_epoch`), evaluate on val, judge each member
+(:func:`_judge`: diverged members fail, improved ones keep their weights), report, and let the
+members the report names (and the failed ones) leave the pack.
 """
 
 from __future__ import annotations
@@ -11,21 +16,20 @@ import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import torch
 
 from router_models import BaseModel, ConfigError
-from router_models.packing import activation_key
 from search import metrics as M
 from search.data import RouterData
 from search.inference import predict
 from search.metrics.direction import METRIC_MODES, Direction
 from search.train_config import resolve_train_config
 from search.trial.config import build_model, check_fits
-from search.trial.packs import Pack, incompatibility
-
-Report = Callable[[dict[str, float], int], bool | None]
+from search.trial.packable import incompatibility
+from search.trial.packs import Pack
 
 
 class TrainingDiverged(FloatingPointError):
@@ -40,32 +44,41 @@ class MemberConfigError(ConfigError):
         self.index = index
 
 
+class Status(str, Enum):
+    """A member's fate: ``training`` while in the pack; then ``complete`` (all epochs),
+    ``stopped`` (its report asked it to stop, e.g. a pruned trial) or ``failed``."""
+
+    TRAINING = "training"
+    COMPLETE = "complete"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
 @dataclass
 class TrainResult:
     """One member's outcome: its best model (weights loaded, eval mode) and its story.
 
-    ``status`` is ``complete`` (all epochs), ``stopped`` (its report asked it to stop, e.g. a
-    pruned trial) or ``failed`` (``error`` says why; ``model`` is None).
+    ``status`` is COMPLETE, STOPPED or FAILED (``error`` says why; ``model`` is None).
     """
 
     model: BaseModel | None
     best_epoch: int
     best_value: float
     epochs_run: int
-    status: str = "complete"
+    status: Status = Status.COMPLETE
     error: str | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     train_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def stopped_early(self) -> bool:
-        return self.status == "stopped"
+        return self.status == Status.STOPPED
 
 
 @dataclass
 class EpochReport:
     """What a pack reports after an epoch: metrics of the members still training, and the
-    members that failed in it (by member index in the pack)."""
+    members that failed in it (by member index, the config's position in ``train_pack``)."""
 
     epoch: int
     metrics: dict[int, dict[str, float]]
@@ -73,7 +86,23 @@ class EpochReport:
 
 
 PackReport = Callable[[EpochReport], Iterable[int]]
-"""Called after each epoch; returns the members to stop (e.g. pruned)."""
+"""The one report protocol: called after each epoch; returns the members to stop (e.g. pruned),
+by member index. A report that never stops anyone returns ``()``."""
+
+
+@dataclass
+class _Member:
+    """The loop's record of one member: what it trains and how it fares."""
+
+    index: int
+    model: BaseModel
+    train_config: dict[str, Any]
+    status: Status = Status.TRAINING
+    best_key: float = math.inf  # its best value of the metric, as a key: lower is better
+    best_epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    error: str | None = None
+    state: dict[str, torch.Tensor] | None = None  # its best weights, once it left the pack
 
 
 def _device_arrays(data: RouterData, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -104,7 +133,7 @@ def train_router(
     *,
     device: str | torch.device = "cpu",
     epochs: int | None = None,
-    report: Report | None = None,
+    report: PackReport | None = None,
     seed: int = 0,
     metric: str = "val_loss",
 ) -> TrainResult:
@@ -115,31 +144,22 @@ def train_router(
         data: The data; its train split trains, val selects.
         device: Where the data and model live for the whole run.
         epochs: Overrides train_config.epochs when given.
-        report: Called after each epoch with the metrics and the 1-based epoch; a truthy
-            return stops training (a pruned trial).
+        report: As for ``train_pack`` (the member is index 0): returning ``[0]`` stops it.
         seed: Seeds init and batch order; CPU runs are reproducible.
         metric: One of METRIC_MODES, to pick the best epoch.
 
     Raises:
         ConfigError: On a bad config. TrainingDiverged: when the loss is NaN or inf.
     """
-
-    def pack_report(r: EpochReport) -> list[int]:
-        return [0] if report is not None and 0 in r.metrics and report(r.metrics[0], r.epoch) else []
-
     try:
         (result,) = train_pack(
-            [config], data, device=device, epochs=epochs, report=pack_report, seeds=[seed], metric=metric
+            [config], data, device=device, epochs=epochs, report=report, seeds=[seed], metric=metric
         )
     except MemberConfigError as exc:
-        raise ConfigError(str(exc)) from None
-    if result.status == "failed":
+        raise ConfigError(str(exc)) from exc
+    if result.status == Status.FAILED:
         raise TrainingDiverged(result.error or "training failed")
     return result
-
-
-def _shape_key(model: BaseModel, pad: bool) -> tuple[tuple[int, ...], ...]:
-    return () if pad else tuple(tuple(p.shape) for p in model.parameters())
 
 
 def _member(index: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -147,7 +167,94 @@ def _member(index: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> An
     try:
         return fn(*args, **kwargs)
     except ConfigError as exc:
-        raise MemberConfigError(index, str(exc)) from None
+        raise MemberConfigError(index, str(exc)) from exc
+
+
+def _members(
+    configs: Sequence[Mapping[str, Any]],
+    data: RouterData,
+    seeds: Sequence[int],
+    epochs: int | None,
+    device: torch.device,
+    names: Sequence[str] | None,
+) -> list[_Member]:
+    """Check every config (a member that does not build, or would not fit, fails alone), that
+    they can share a pack, and build each member's model as it would be built alone."""
+    tcs = [_member(k, resolve_train_config, c, epochs) for k, c in enumerate(configs)]
+    for k, c in enumerate(configs):
+        _member(k, check_fits, _member(k, build_model, c, data, meta=True), device)
+    if len(configs) > 1:
+        problem = incompatibility(
+            configs,
+            tcs,
+            names or [f"config {i}" for i in range(len(configs))],
+            data.embedding_dim,
+            data.num_models,
+        )
+        if problem:
+            raise ConfigError(problem)
+    members = []
+    for k, (c, seed) in enumerate(zip(configs, seeds)):
+        torch.manual_seed(seed)  # each member's init is what it would be alone
+        members.append(_Member(k, _member(k, build_model, c, data), tcs[k]))
+    return members
+
+
+def _train_epoch(
+    pack: Pack, X: torch.Tensor, Y: torch.Tensor, mask: torch.Tensor, perm: torch.Tensor, batch_size: int
+) -> list[float]:
+    """One pass over ``perm`` (global question indices); each live member's mean train loss."""
+    pack.train()
+    device = X.device
+    total = torch.zeros(len(pack.live), device=device)
+    for start in range(0, perm.numel(), batch_size):
+        idx = perm[start : start + batch_size]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = pack(X[idx])
+        # Summed, not averaged: each member gets exactly the gradient of its own loss.
+        losses = M.masked_bce_members(logits, Y[idx], mask[idx])
+        pack.zero_grad()
+        losses.sum().backward()
+        pack.step()
+        total += losses.detach() * idx.numel()
+    return (total / perm.numel()).tolist()  # one sync per epoch, not per batch
+
+
+def _judge(
+    members: Sequence[_Member], rows: Sequence[dict[str, float]], epoch: int, metric: str
+) -> tuple[EpochReport, list[int]]:
+    """Each live member's epoch: diverged ones fail; the others record their metrics, and
+    those that beat their best so far are returned (their weights are kept)."""
+    direction = Direction.of(metric)
+    rep = EpochReport(epoch, {})
+    improved = []
+    for m, metrics in zip(members, rows):
+        for name, what in (("train_loss", "training"), ("val_loss", "validation")):
+            if not math.isfinite(metrics[name]):
+                rep.failed[m.index] = f"TrainingDiverged: {what} loss became {metrics[name]} at epoch {epoch}"
+                break
+        if m.index in rep.failed:
+            continue
+        m.history.append({"epoch": epoch, **metrics})
+        rep.metrics[m.index] = metrics
+        if direction.key(metrics[metric]) < m.best_key:
+            m.best_key, m.best_epoch = direction.key(metrics[metric]), epoch
+            improved.append(m.index)
+    return rep, improved
+
+
+def _result(m: _Member, direction: Direction) -> TrainResult:
+    value = direction.key(m.best_key)  # the key is its own inverse
+    if m.status == Status.FAILED:
+        return TrainResult(
+            None, m.best_epoch, value, len(m.history), m.status, m.error, m.history, m.train_config
+        )
+    assert m.state is not None
+    m.model.load_state_dict(m.state)
+    m.model.eval()
+    return TrainResult(
+        m.model, m.best_epoch, value, len(m.history), m.status, None, m.history, m.train_config
+    )
 
 
 def train_pack(
@@ -165,14 +272,14 @@ def train_pack(
     """Train K compatible configs as one pack; each keeps its best epoch by ``metric``.
 
     Args:
-        configs: K config.json dicts that may share a pack (see ``packs.incompatibility``).
+        configs: K config.json dicts that may share a pack (see ``packable.incompatibility``).
         data: The data; its train split trains, val selects.
         seeds: One per member: seeds its init. The first also seeds the shared batch order.
         device: Where the data and the pack live for the whole run.
         epochs: Overrides every train_config.epochs when given.
-        report: Called after each epoch with an :class:`EpochReport`; the members it returns
-            stop training (status ``stopped``), as do members whose loss is NaN or inf
-            (status ``failed``). The pack ends when no member is left.
+        report: Called after each epoch (:data:`PackReport`); the members it returns stop
+            training (STOPPED), as do members whose loss is NaN or inf (FAILED). The pack ends
+            when no member is left.
         metric: One of METRIC_MODES, to pick each member's best epoch.
         names: How to name members in errors (default: their position).
         pad: Fuse members of other widths by zero-padding (default: on a GPU), or train each
@@ -191,21 +298,8 @@ def train_pack(
         raise ConfigError(f"metric val_aiq needs data with costs; {data.source} has none")
     if len(seeds) != len(configs) or not configs:
         raise ValueError(f"need one seed per config, got {len(seeds)} for {len(configs)}")
-    k_all = len(configs)
-    tcs = [_member(k, resolve_train_config, c, epochs) for k, c in enumerate(configs)]
     device = torch.device(device)
-    for k, c in enumerate(configs):  # a member that does not build, or would not fit, fails alone
-        _member(k, check_fits, _member(k, build_model, c, data, meta=True), device)
-    if k_all > 1:
-        problem = incompatibility(
-            configs, tcs, names or [f"config {i}" for i in range(k_all)], data.embedding_dim, data.num_models
-        )
-        if problem:
-            raise ConfigError(problem)
-    models = []
-    for k, (c, seed) in enumerate(zip(configs, seeds)):
-        torch.manual_seed(seed)  # each member's init is what it would be alone
-        models.append(_member(k, build_model, c, data))
+    members = _members(configs, data, seeds, epochs, device, names)
 
     # -- data: on the device once, batched by index ------------------------------------------
     # On CPU the arrays are used in place (zero-copy from the object store); batches gather rows
@@ -218,110 +312,50 @@ def train_pack(
     val_cost = torch.from_numpy(data.split_cost("val")) if data.has_costs else None
     mean_cost = torch.from_numpy(data.mean_cost()) if data.has_costs else None
     mean, std = column_stats(X, train_idx)
-    for model in models:
-        model.set_input_normalization(mean.cpu(), std.cpu())  # part of the saved router
-    # Members of equal shapes, and within them of equal activations, sit side by side in the
-    # pack: the groups a CPU pack trains, and cheaper activations.
-    pad = device.type == "cuda" if pad is None else pad
-    live = sorted(range(k_all), key=lambda k: (_shape_key(models[k], pad), activation_key(models[k])))
+    for m in members:
+        m.model.set_input_normalization(mean.cpu(), std.cpu())  # part of the saved router
     pack = Pack(
-        [models[k] for k in live],
-        [tcs[k]["lr"] for k in live],
-        [tcs[k]["weight_decay"] for k in live],
+        [m.model for m in members],
+        [m.train_config["lr"] for m in members],
+        [m.train_config["weight_decay"] for m in members],
         device,
-        pad=pad,
+        pad=device.type == "cuda" if pad is None else pad,
     )
     gen = torch.Generator(device="cpu").manual_seed(seeds[0])
-    use_bf16 = device.type == "cuda"
-    n, bs, n_epochs = train_idx.numel(), tcs[0]["batch_size"], tcs[0]["epochs"]
-    direction = Direction.of(metric)
+    n, batch_size, n_epochs = (
+        train_idx.numel(),
+        members[0].train_config["batch_size"],
+        members[0].train_config["epochs"],
+    )
 
-    best = [(math.inf, 0)] * k_all  # each member's best value (as a key: lower is better) and epoch
-    states: dict[int, dict[str, torch.Tensor]] = {}  # best weights of members that left
-    history: list[list[dict[str, float]]] = [[] for _ in range(k_all)]
-    status = ["complete"] * k_all
-    errors: list[str | None] = [None] * k_all
     for epoch in range(1, n_epochs + 1):
-        # -- train one epoch -----------------------------------------------------------------
-        pack.module.train()
-        perm = train_idx[torch.randperm(n, generator=gen).to(device)]
-        total = torch.zeros(len(live), device=device)
-        for start in range(0, n, bs):
-            idx = perm[start : start + bs]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                logits = pack(X[idx])
-            # Summed, not averaged: each member gets exactly the gradient of its own loss.
-            losses = M.masked_bce_members(logits, Y[idx], mask[idx])
-            pack.zero_grad()
-            losses.sum().backward()
-            pack.step()
-            total += losses.detach() * idx.numel()
-        train_loss = (total / n).tolist()  # one sync per epoch, not per batch
-
-        # -- evaluate on val -----------------------------------------------------------------
+        live = [members[k] for k in pack.live]
+        train_loss = _train_epoch(
+            pack, X, Y, mask, train_idx[torch.randperm(n, generator=gen).to(device)], batch_size
+        )
         val = M.evaluate_members(predict(pack, Xva), Yva, Mva, val_cost, mean_cost)
-        rep = EpochReport(epoch, {})
-        improved = []
-        for pos, k in enumerate(live):
-            metrics = {"train_loss": train_loss[pos], **{f"val_{key}": v for key, v in val[pos].items()}}
-            if not math.isfinite(metrics["train_loss"]):
-                rep.failed[k] = (
-                    f"TrainingDiverged: training loss became {metrics['train_loss']} at epoch {epoch}"
-                )
-                continue
-            if not math.isfinite(metrics["val_loss"]):
-                rep.failed[k] = (
-                    f"TrainingDiverged: validation loss became {metrics['val_loss']} at epoch {epoch}"
-                )
-                continue
-            history[k].append({"epoch": epoch, **metrics})
-            rep.metrics[k] = metrics
-            # -- keep the member's best state ------------------------------------------------
-            if direction.key(metrics[metric]) < best[k][0]:
-                best[k] = (direction.key(metrics[metric]), epoch)
-                improved.append(pos)
+        rows = [
+            {"train_loss": loss, **{f"val_{k}": v for k, v in row.items()}}
+            for loss, row in zip(train_loss, val)
+        ]
+        rep, improved = _judge(live, rows, epoch, metric)
         pack.remember(improved)
 
         # -- report; members that failed or were stopped leave the pack ----------------------
         stop = set(report(rep) if report is not None else ()) & set(rep.metrics)
-        for k in rep.failed:
-            status[k], errors[k] = "failed", rep.failed[k]
-        for k in stop:
-            status[k] = "stopped"
-        keep = [pos for pos, k in enumerate(live) if k in rep.metrics and k not in stop]
-        for pos, k in enumerate(live):
-            if k in stop:
-                states[k] = pack.best_state(pos)
-        if not keep:
+        for m in live:
+            if m.index in rep.failed:
+                m.status, m.error = Status.FAILED, rep.failed[m.index]
+            elif m.index in stop:
+                m.status, m.state = Status.STOPPED, pack.best_state(m.index)
+        leaving = [m.index for m in live if m.status != Status.TRAINING]
+        if len(leaving) == len(live):
             break
-        if len(keep) < len(live):
-            pack.select(keep)
-            live = [live[pos] for pos in keep]
-    else:
-        states.update({k: pack.best_state(pos) for pos, k in enumerate(live)})
-
-    results = []
-    for k, model in enumerate(models):
-        value, best_epoch = best[k]
-        if status[k] == "failed":
-            results.append(
-                TrainResult(
-                    None,
-                    best_epoch,
-                    direction.key(value),
-                    len(history[k]),
-                    "failed",
-                    errors[k],
-                    history[k],
-                    tcs[k],
-                )
-            )
-            continue
-        model.load_state_dict(states[k])
-        model.eval()
-        results.append(
-            TrainResult(
-                model, best_epoch, direction.key(value), len(history[k]), status[k], None, history[k], tcs[k]
-            )
-        )
-    return results
+        if leaving:
+            pack.drop(leaving)
+    for k in pack.live:  # the members that ran every epoch
+        m = members[k]
+        if m.status == Status.TRAINING:
+            m.status, m.state = Status.COMPLETE, pack.best_state(k)
+    direction = Direction.of(metric)
+    return [_result(m, direction) for m in members]

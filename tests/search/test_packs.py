@@ -14,7 +14,7 @@ from search.driver.packer import Packer
 from search.space import parse_space
 from search.train_config import resolve_train_config
 from search.trial.optim import PackedAdamW
-from search.trial.packs import incompatibility
+from search.trial.packable import incompatibility
 from search.trial.train import EpochReport, MemberConfigError, train_pack, train_router
 from tests.search.spaces import tiny_space
 
@@ -220,3 +220,38 @@ def test_packs_hold_one_model_type_and_every_type_is_tried() -> None:
     types = [{t.params["model_type"] for t in pack} for pack in packs]
     assert all(len(ts) == 1 for ts in types)  # one type per pack
     assert set().union(*types) == {"mlp", "mf", "residual_mlp"}  # each type led a pack
+
+
+def test_a_pack_owns_its_member_order_and_names_members_by_index(data) -> None:
+    from router_models import create_model
+    from search.trial.packs import FusedGroup, Pack, SoloGroup
+
+    torch.manual_seed(0)
+    widths = [(16, 8), (32, 4), (16, 8), (8, 8)]  # members 0 and 2 share a shape
+    models = [
+        create_model(cfg(hidden=w)["pipeline_config"], data.embedding_dim, data.num_models) for w in widths
+    ]
+    for m in models:
+        m.eval()
+    pack = Pack(models, [1e-3] * 4, [0.0] * 4, torch.device("cpu"), pad=False)
+    assert sorted(pack.live) == [0, 1, 2, 3]
+    assert [type(g) for g in pack.groups].count(FusedGroup) == 1 and [len(ks) for ks in pack.members].count(
+        2
+    ) == 1
+    x = torch.randn(5, data.embedding_dim)
+    pack.eval()
+    with torch.no_grad():
+        out = pack(x)
+        for row, k in enumerate(pack.live):  # row r is member live[r], whatever the caller's order
+            torch.testing.assert_close(out[row], models[k](x), rtol=1e-5, atol=1e-5)
+    pack.drop([2, 1])
+    assert sorted(pack.live) == [0, 3] and pack(x).shape[0] == 2
+    state = pack.best_state(0)
+    assert (
+        set(state) == set(models[0].state_dict()) and state["input_mean"].shape == models[0].input_mean.shape
+    )
+    with pytest.raises(KeyError, match="member 2 is not in the pack"):
+        pack.best_state(2)
+    solo = next(g for g in pack.groups if isinstance(g, SoloGroup))
+    with pytest.raises(ValueError, match="stays or leaves whole"):
+        solo.select([0])

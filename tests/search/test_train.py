@@ -33,7 +33,12 @@ def data():
 
 def test_reports_every_epoch_and_keeps_best(data) -> None:
     seen: list[tuple[int, dict]] = []
-    res = train_router(cfg(), data, report=lambda m, e: seen.append((e, m)), metric="val_auc")
+
+    def report(rep):
+        seen.append((rep.epoch, rep.metrics[0]))
+        return ()
+
+    res = train_router(cfg(), data, report=report, metric="val_auc")
     assert [e for e, _ in seen] == [1, 2, 3, 4] and res.epochs_run == 4
     assert set(seen[0][1]) == {
         "train_loss",
@@ -48,9 +53,9 @@ def test_reports_every_epoch_and_keeps_best(data) -> None:
     assert split_metrics(res.model, data, "val")["auc"] == pytest.approx(res.best_value, abs=1e-6)
 
 
-def test_report_true_stops(data) -> None:
-    res = train_router(cfg(), data, report=lambda m, e: e >= 2)
-    assert res.epochs_run == 2 and res.stopped_early
+def test_a_report_naming_the_member_stops_it(data) -> None:
+    res = train_router(cfg(), data, report=lambda rep: [0] if rep.epoch >= 2 else [])
+    assert res.epochs_run == 2 and res.stopped_early and res.status == "stopped"
 
 
 def test_reproducible_on_cpu(data) -> None:
