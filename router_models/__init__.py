@@ -7,12 +7,12 @@ Adding a model: copy ``template.py``, rename the class, decorate it with
 from router_models.base_model import ACTIVATIONS, INIT_METHODS, BaseModel
 from router_models.checkpoint import load_router, router_config, save_router
 from router_models.ensemble import EnsembleModel
+from router_models.errors import ConfigError
 from router_models.mf import MFModel
 
 # One import line per model: importing the module registers it.
 from router_models.mlp import MLPModel
 from router_models.model_factory import (
-    ConfigError,
     create_model,
     get_model_class,
     list_models,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
+
+from router_models.errors import ConfigError
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -45,7 +48,7 @@ INIT_METHODS: tuple[str, ...] = (
 
 def check_positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
 class BaseModel(nn.Module, abc.ABC):
@@ -67,7 +70,7 @@ class BaseModel(nn.Module, abc.ABC):
         **kwargs: Model-specific settings, reported by :meth:`get_model_info`.
 
     Raises:
-        ValueError: If any argument is out of range; the message shows the bad value.
+        ConfigError: If any argument is out of range; the message shows the bad value.
     """
 
     model_type: str = ""  # set by register_model
@@ -89,15 +92,15 @@ class BaseModel(nn.Module, abc.ABC):
         check_positive_int("input_dim", input_dim)
         check_positive_int("output_dim", output_dim)
         if isinstance(hidden_dims, (str, bytes)) or not isinstance(hidden_dims, Sequence):
-            raise ValueError(f"hidden_dims must be a list of positive integers, got {hidden_dims!r}")
+            raise ConfigError(f"hidden_dims must be a list of positive integers, got {hidden_dims!r}")
         if len(hidden_dims) == 0:
-            raise ValueError("hidden_dims must be a non-empty list of positive integers, got []")
+            raise ConfigError("hidden_dims must be a non-empty list of positive integers, got []")
         for i, width in enumerate(hidden_dims):
             check_positive_int(f"hidden_dims[{i}]", width)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+            raise ConfigError(f"dropout must be a number in [0, 1), got {dropout!r}")
         if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1) (1 excluded), got {dropout!r}")
+            raise ConfigError(f"dropout must be in [0, 1) (1 excluded), got {dropout!r}")
         self.get_activation_function(activation)  # validates the name
 
         self.input_dim = int(input_dim)
@@ -109,6 +112,29 @@ class BaseModel(nn.Module, abc.ABC):
         self.register_buffer("input_mean", torch.zeros(self.input_dim))
         self.register_buffer("input_std", torch.ones(self.input_dim))
         self.register_forward_pre_hook(_standardize_input)
+
+    @classmethod
+    def init_parameters(cls) -> list[inspect.Parameter]:
+        """The settings this model's constructor takes, base class first: the named
+        parameters of each ``__init__`` up the class chain, for as long as a constructor passes
+        ``**common`` on. A subclass names only its own extra settings (``num_blocks``,
+        ``noise_std``); the common ones (``input_dim``, ``hidden_dims``, ``output_dim``,
+        ``dropout``, ``activation``) and their defaults are :class:`BaseModel`'s alone."""
+        levels: list[list[inspect.Parameter]] = []
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            params = list(inspect.signature(init).parameters.values())[1:]
+            levels.append([p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)])
+            if klass is BaseModel or not any(p.kind is p.VAR_KEYWORD for p in params):
+                break
+        chosen: dict[str, inspect.Parameter] = {}
+        for level in levels:  # the most derived class's default wins
+            for p in level:
+                chosen.setdefault(p.name, p)
+        order = [p.name for level in reversed(levels) for p in level]
+        return [chosen[name] for name in dict.fromkeys(order)]
 
     # -- the one method a subclass writes -------------------------------------------------
     @abc.abstractmethod
@@ -231,10 +257,10 @@ class BaseModel(nn.Module, abc.ABC):
             method: One of :data:`INIT_METHODS`.
 
         Raises:
-            ValueError: On an unknown method, listing the valid ones.
+            ConfigError: On an unknown method, listing the valid ones.
         """
         if method not in INIT_METHODS:
-            raise ValueError(f"unknown init method {method!r}; valid: {', '.join(INIT_METHODS)}")
+            raise ConfigError(f"unknown init method {method!r}; valid: {', '.join(INIT_METHODS)}")
         init = _init_matrix(method)
         for module in self.modules():
             if isinstance(module, nn.Linear):
@@ -247,10 +273,10 @@ class BaseModel(nn.Module, abc.ABC):
         """A new activation module by name.
 
         Raises:
-            ValueError: On an unknown name, listing the valid ones.
+            ConfigError: On an unknown name, listing the valid ones.
         """
         if not isinstance(activation, str) or activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
+            raise ConfigError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
         return ACTIVATIONS[activation]()
 
 

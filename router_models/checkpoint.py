@@ -95,10 +95,10 @@ def _read_payload(path: str | os.PathLike[str] | IO[bytes], map_location: Any) -
     file can be damaged or hand-made wrong."""
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder; give a router file (.pt)") from None
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path}: is a folder; give a router file (.pt)") from exc
     except Exception as exc:  # torch raises many types for corrupt files
         raise _unreadable(path) from exc
     if not isinstance(payload, dict) or "state_dict" not in payload or "config" not in payload:
@@ -167,9 +167,9 @@ def _build(payload: dict[str, Any], path: object) -> BaseModel:
         with torch.device("meta"):
             shapes = create_model(payload["config"], payload["embedding_dim"], payload["num_models"])
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{path}: {exc}") from exc
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{path}: config: {exc}") from None
+        raise ConfigError(f"{path}: config: {exc}") from exc
     expected = {k: tuple(v.shape) for k, v in shapes.state_dict().items()}
     state = payload["state_dict"]
     missing = [k for k in expected if k not in state]

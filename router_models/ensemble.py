@@ -32,8 +32,8 @@ class EnsembleModel(BaseModel):
         weights: One weight per member, each > 0; normalized to sum to 1.
 
     Raises:
-        ValueError: On no members, a weight count that differs, or a weight <= 0.
-        ConfigError: On a member config that does not build.
+        ConfigError: On no members, a weight count that differs, a weight <= 0, or a member
+            config that does not build.
     """
 
     searchable = False
@@ -45,25 +45,24 @@ class EnsembleModel(BaseModel):
         output_dim: int,
         members: Sequence[Mapping[str, Any]] = (),
         weights: Sequence[float] | None = None,
-        **kwargs: Any,
     ) -> None:
         if isinstance(members, (str, bytes, Mapping)) or not isinstance(members, Sequence) or not members:
-            raise ValueError(f"members must be a non-empty list of model configs, got {members!r}")
+            raise ConfigError(f"members must be a non-empty list of model configs, got {members!r}")
         weights = [1.0] * len(members) if weights is None else list(weights)
         if len(weights) != len(members):
-            raise ValueError(f"weights has {len(weights)} values for {len(members)} members")
+            raise ConfigError(f"weights has {len(weights)} values for {len(members)} members")
         if any(
             isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0 or not math.isfinite(w)
             for w in weights
         ):
-            raise ValueError(f"every weight must be a number > 0, got {weights}")
+            raise ConfigError(f"every weight must be a number > 0, got {weights}")
         configs = []
         models = []
         for i, member in enumerate(members):
             try:
                 pipeline = read_pipeline_config(member)
             except ConfigError as exc:
-                raise ConfigError(f"members[{i}]: {exc}") from None
+                raise ConfigError(f"members[{i}]: {exc}") from exc
             if pipeline["model_type"] == "ensemble":
                 raise ConfigError(f"members[{i}]: an ensemble cannot be a member")
             config = {
@@ -73,7 +72,13 @@ class EnsembleModel(BaseModel):
             configs.append(config)
             models.append(create_model(config, input_dim, output_dim))
         first = models[0]
-        super().__init__(input_dim, first.hidden_dims, output_dim, 0.0, "identity", **kwargs)
+        super().__init__(
+            input_dim=input_dim,
+            hidden_dims=first.hidden_dims,
+            output_dim=output_dim,
+            dropout=0.0,
+            activation="identity",
+        )
         self.members = nn.ModuleList(models)
         self.member_configs = configs
         total = float(sum(weights))

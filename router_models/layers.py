@@ -9,12 +9,13 @@ import torch
 from torch import nn
 
 from router_models.base_model import check_positive_int
+from router_models.errors import ConfigError
 
 
 def check_noise_std(name: str, value: Any) -> float:
-    """``value`` as a float, or ValueError naming ``name`` unless it is a finite number >= 0."""
+    """``value`` as a float, or ConfigError naming ``name`` unless it is a finite number >= 0."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
 
 
@@ -26,7 +27,7 @@ class GaussianNoise(nn.Module):
         dim: Width of the input's last dimension, >= 1 (lets packs add noise to real units only).
 
     Raises:
-        ValueError: If ``std`` is negative or not finite, or ``dim`` is not a positive integer.
+        ConfigError: If ``std`` is negative or not finite, or ``dim`` is not a positive integer.
     """
 
     def __init__(self, std: float, dim: int) -> None:

@@ -3,7 +3,6 @@ question embedding, through a linear head."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -27,34 +26,20 @@ class MFModel(BaseModel):
     embedding, as EmbedLLM does against overfitting.
 
     Args:
-        input_dim: Embedding width, >= 1.
-        hidden_dims: Non-empty list of projection widths, each >= 1; the last is the latent width.
-        output_dim: Number of LLMs, >= 1.
-        dropout: In [0, 1), between projection layers.
-        activation: A name from ``BaseModel.get_activation_function``, between projection layers.
         noise_std: Training noise on the input, >= 0 (0 turns it off).
+        **common: ``BaseModel``'s settings; ``hidden_dims`` are the projection widths (the last
+            is the latent width), dropout and activation sit between projection layers.
     """
 
-    def __init__(
-        self,
-        input_dim: int,
-        hidden_dims: Sequence[int],
-        output_dim: int,
-        dropout: float = 0.1,
-        activation: str = "relu",
-        noise_std: float = 0.0,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, noise_std: float = 0.0, **common: Any) -> None:
         noise_std = check_noise_std("noise_std", noise_std)
-        super().__init__(
-            input_dim, hidden_dims, output_dim, dropout, activation, noise_std=noise_std, **kwargs
-        )
+        super().__init__(noise_std=noise_std, **common)
         self.noise = GaussianNoise(noise_std, self.input_dim)
         widths = [self.input_dim, *self.hidden_dims]
         layers: list[nn.Module] = []
         for i, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:])):
             last = i == len(self.hidden_dims) - 1
-            tail = [] if last else [self.get_activation_function(activation), nn.Dropout(self.dropout)]
+            tail = [] if last else [self.get_activation_function(self.activation), nn.Dropout(self.dropout)]
             layers.append(nn.Sequential(nn.Linear(w_in, w_out), *tail))
         self.hidden_layers = nn.ModuleList(layers)
         self.llm_embedding = nn.Embedding(self.output_dim, widths[-1])

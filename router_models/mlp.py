@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -20,29 +19,17 @@ class MLPModel(BaseModel):
     Dropout``; then a ``Linear`` head to ``output_dim`` logits. ``hidden_dims=[512, 256, 128]``
     on 768-d input with 112 LLMs is 768 -> 512 -> 256 -> 128 -> 112.
 
-    Args:
-        input_dim: Embedding width, >= 1.
-        hidden_dims: Non-empty list of hidden widths, each >= 1.
-        output_dim: Number of LLMs, >= 1.
-        dropout: In [0, 1).
-        activation: A name from ``BaseModel.get_activation_function``.
+    Takes the common settings only (``BaseModel``: input_dim, hidden_dims, output_dim, dropout,
+    activation).
     """
 
-    def __init__(
-        self,
-        input_dim: int,
-        hidden_dims: Sequence[int],
-        output_dim: int,
-        dropout: float = 0.1,
-        activation: str = "relu",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(input_dim, hidden_dims, output_dim, dropout, activation, **kwargs)
+    def __init__(self, **common: Any) -> None:
+        super().__init__(**common)  # the common settings, checked; BaseModel names them
         widths = [self.input_dim, *self.hidden_dims]
         self.hidden_layers = nn.ModuleList(
             nn.Sequential(
                 nn.Linear(w_in, w_out),
-                self.get_activation_function(activation),
+                self.get_activation_function(self.activation),
                 nn.Dropout(self.dropout),
             )
             for w_in, w_out in zip(widths[:-1], widths[1:])

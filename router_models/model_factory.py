@@ -11,14 +11,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from router_models.base_model import BaseModel
+from router_models.errors import ConfigError
 
 _REGISTRY: dict[str, type[BaseModel]] = {}
 
 M = TypeVar("M", bound=type[BaseModel])
-
-
-class ConfigError(ValueError):
-    """A config (dict or config.json) that does not describe a buildable model."""
 
 
 def register_model(name: str) -> Callable[[M], M]:
@@ -70,13 +67,7 @@ def model_params(model_type: str) -> list[str]:
     Raises:
         ConfigError: If ``model_type`` is unknown.
     """
-    cls = get_model_class(model_type)
-    skip = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
-    return [
-        name
-        for name, p in inspect.signature(cls).parameters.items()
-        if p.kind not in skip and name != "input_dim"
-    ]
+    return [p.name for p in get_model_class(model_type).init_parameters() if p.name != "input_dim"]
 
 
 def unknown_key_message(key: str, valid: list[str]) -> str:
@@ -130,8 +121,9 @@ def create_model(
         num_models: Number of LLMs; ``model_config.output_dim`` defaults to it and must equal it.
 
     Raises:
-        ConfigError: On a malformed config, an unknown model_type, or an output_dim mismatch.
-        ValueError: If the model rejects a setting (message shows the bad value).
+        ConfigError: On a malformed config, an unknown model_type, an output_dim mismatch, or
+            a setting the model rejects (the message shows the bad value). Anything else the
+            model's constructor raises is a bug, raised as it is.
     """
     pipeline = read_pipeline_config(config)
     cls = get_model_class(pipeline["model_type"])
@@ -146,35 +138,39 @@ def create_model(
     for key in model_config:
         if key not in valid:
             raise ConfigError(f"model_config: {unknown_key_message(key, valid)}")
-    needs = inspect.signature(cls).parameters.get("hidden_dims")
+    # Arguments are checked against the settings first, so that a TypeError the constructor
+    # itself raises is what it is, a bug, and not reported as a config mistake.
+    settings = inspect.Signature([p.replace(kind=p.KEYWORD_ONLY) for p in cls.init_parameters()])
+    needs = settings.parameters.get("hidden_dims")
     if needs is not None and needs.default is inspect.Parameter.empty and "hidden_dims" not in model_config:
         raise ConfigError("model_config: missing 'hidden_dims' (a list of positive integers)")
     try:
-        return cls(input_dim=embedding_dim, output_dim=output_dim, **model_config)
+        settings.bind(input_dim=embedding_dim, output_dim=output_dim, **model_config)
     except TypeError as exc:
-        raise ConfigError(f"model_config for {pipeline['model_type']!r}: {exc}") from None
+        raise ConfigError(f"model_config for {pipeline['model_type']!r}: {exc}") from exc
+    return cls(input_dim=embedding_dim, output_dim=output_dim, **model_config)
 
 
 def _read_json(path: Path) -> Any:
     """A config.json: UTF-8 JSON, one line for every way it cannot be read."""
     try:
         text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder; give a config.json file") from None
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path}: is a folder; give a config.json file") from exc
     except OSError as exc:
-        raise ConfigError(f"{path}: not readable ({exc.strerror})") from None
+        raise ConfigError(f"{path}: not readable ({exc.strerror})") from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte at offset {exc.start}); save it as UTF-8") from None
+        raise ConfigError(f"{path}: not UTF-8 text (byte at offset {exc.start}); save it as UTF-8") from exc
     try:
         return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not readable JSON ({exc})") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: nested too deep to be a config") from None
+        raise ConfigError(f"{path}: not readable JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: nested too deep to be a config") from exc
     except KeyError as exc:
-        raise ConfigError(f"{path}: duplicate key {exc.args[0]!r} in an object") from None
+        raise ConfigError(f"{path}: duplicate key {exc.args[0]!r} in an object") from exc
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -176,7 +176,7 @@ class PackedRouter(nn.Module):
                     f"model_type {members[0].model_type!r}: its forward fails on a pack "
                     f"({str(exc).splitlines()[0]}); it must treat leading dims as batch dims "
                     "(see router_models/template.py)"
-                ) from None
+                ) from exc
             for k, m in enumerate(members):
                 own = m(x)
                 diff = float(((packed[k] - own).abs() - rtol * own.abs()).max())

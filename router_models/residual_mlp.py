@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from router_models.base_model import BaseModel
+from router_models.errors import ConfigError
 from router_models.model_factory import register_model
 
 
@@ -40,42 +40,21 @@ class ResidualMLPModel(BaseModel):
     output.
 
     Args:
-        input_dim: Embedding width, >= 1.
-        hidden_dims: Non-empty list of stage widths, each >= 1.
-        output_dim: Number of LLMs, >= 1.
-        dropout: In [0, 1).
-        activation: A name from ``BaseModel.get_activation_function``.
         num_blocks: Residual blocks per stage, >= 1.
+        **common: ``BaseModel``'s settings; ``hidden_dims`` are the stage widths.
     """
 
-    def __init__(
-        self,
-        input_dim: int,
-        hidden_dims: Sequence[int],
-        output_dim: int,
-        dropout: float = 0.1,
-        activation: str = "relu",
-        num_blocks: int = 2,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, num_blocks: int = 2, **common: Any) -> None:
         if isinstance(num_blocks, bool) or not isinstance(num_blocks, int) or num_blocks < 1:
-            raise ValueError(f"num_blocks must be an integer >= 1, got {num_blocks!r}")
-        super().__init__(
-            input_dim,
-            hidden_dims,
-            output_dim,
-            dropout,
-            activation,
-            num_blocks=num_blocks,
-            **kwargs,
-        )
+            raise ConfigError(f"num_blocks must be an integer >= 1, got {num_blocks!r}")
+        super().__init__(num_blocks=num_blocks, **common)
         self.num_blocks = num_blocks
         widths = [self.input_dim, *self.hidden_dims]
         self.hidden_layers = nn.ModuleList(
             nn.Sequential(
                 nn.Linear(w_in, w_out),
                 *(
-                    ResidualBlock(w_out, self.get_activation_function(activation), self.dropout)
+                    ResidualBlock(w_out, self.get_activation_function(self.activation), self.dropout)
                     for _ in range(num_blocks)
                 ),
             )

@@ -23,7 +23,6 @@ trains it one trial at a time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -37,31 +36,21 @@ from router_models.model_factory import register_model
 class TemplateModel(BaseModel):
     """A minimal working model: one ``Linear -> LayerNorm -> activation -> Dropout`` per width.
 
-    Args:
-        input_dim: Embedding width, >= 1.
-        hidden_dims: Non-empty list of hidden widths, each >= 1.
-        output_dim: Number of LLMs, >= 1.
-        dropout: In [0, 1).
-        activation: A name from ``BaseModel.get_activation_function``.
+    Takes the common settings only (``BaseModel``: input_dim, hidden_dims, output_dim, dropout,
+    activation).
     """
 
-    def __init__(
-        self,
-        input_dim: int,
-        hidden_dims: Sequence[int],
-        output_dim: int,
-        dropout: float = 0.1,
-        activation: str = "relu",
-        **kwargs: Any,
-    ) -> None:
-        # Validates every argument and sets self.input_dim, self.hidden_dims, ...
-        super().__init__(input_dim, hidden_dims, output_dim, dropout, activation, **kwargs)
+    def __init__(self, **common: Any) -> None:
+        # The common settings (input_dim, hidden_dims, output_dim, dropout, activation) are
+        # BaseModel's: it checks them and sets self.input_dim, self.hidden_dims, ... A model
+        # names only its own extra settings here, before **common (see mf.py's noise_std).
+        super().__init__(**common)
         widths = [self.input_dim, *self.hidden_dims]
         self.hidden_layers = nn.ModuleList(
             nn.Sequential(
                 nn.Linear(a, b),
                 nn.LayerNorm(b),
-                self.get_activation_function(activation),
+                self.get_activation_function(self.activation),
                 nn.Dropout(self.dropout),
             )
             for a, b in zip(widths[:-1], widths[1:])

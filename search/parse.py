@@ -49,12 +49,12 @@ def read_text(path: str | os.PathLike[str], what: str = "file", max_bytes: int |
                 f"{path}: {path.stat().st_size:,} bytes; a {what} may be at most {max_bytes:,} bytes"
             )
         raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ParseError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ParseError(f"{path}: is a folder; give a {what}") from None
+    except FileNotFoundError as exc:
+        raise ParseError(f"{path}: file not found") from exc
+    except IsADirectoryError as exc:
+        raise ParseError(f"{path}: is a folder; give a {what}") from exc
     except OSError as exc:
-        raise ParseError(f"{path}: not readable ({exc.strerror})") from None
+        raise ParseError(f"{path}: not readable ({exc.strerror})") from exc
     return decode_utf8(raw, str(path))
 
 
@@ -67,7 +67,7 @@ def decode_utf8(raw: bytes, where: str) -> str:
         raise ParseError(
             f"{where} line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
             "save the file as UTF-8"
-        ) from None
+        ) from exc
 
 
 # -- YAML ----------------------------------------------------------------------------------
@@ -171,9 +171,9 @@ def load_yaml(text: str, where: str) -> Any:
         line = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         kind = "YAML syntax error: " if not isinstance(exc, yaml.constructor.ConstructorError) else ""
-        raise ParseError(f"{where}{line}: {kind}{problem}") from None
-    except RecursionError:
-        raise ParseError(f"{where}: nested more than {MAX_DEPTH} levels deep") from None
+        raise ParseError(f"{where}{line}: {kind}{problem}") from exc
+    except RecursionError as exc:
+        raise ParseError(f"{where}: nested more than {MAX_DEPTH} levels deep") from exc
     check_bounded(obj, where)
     return obj
 
@@ -207,11 +207,11 @@ def load_json(text: str, where: str, first_line: int = 1) -> Any:
         obj = json.loads(text, object_pairs_hook=_pairs)
     except json.JSONDecodeError as exc:
         line = first_line + exc.lineno - 1
-        raise ParseError(f"{where} line {line}: not valid JSON ({exc.msg})") from None
+        raise ParseError(f"{where} line {line}: not valid JSON ({exc.msg})") from exc
     except _Duplicate as exc:
-        raise ParseError(f"{where}: duplicate key {exc.key!r} in an object") from None
-    except RecursionError:
-        raise ParseError(f"{where}: nested more than {MAX_DEPTH} levels deep") from None
+        raise ParseError(f"{where}: duplicate key {exc.key!r} in an object") from exc
+    except RecursionError as exc:
+        raise ParseError(f"{where}: nested more than {MAX_DEPTH} levels deep") from exc
     if _deep(obj):
         raise ParseError(f"{where}: nested more than {MAX_DEPTH} levels deep")
     return obj

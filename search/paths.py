@@ -23,7 +23,7 @@ def _probe(folder: Path, what: str, path: Path) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".rs-probe-")
     except OSError as exc:
-        raise UserError(f"{what} {path}: cannot write in {folder} ({exc.strerror})") from None
+        raise UserError(f"{what} {path}: cannot write in {folder} ({exc.strerror})") from exc
     os.close(fd)
     os.unlink(tmp)
 

@@ -163,7 +163,7 @@ class Router:
         except UserError as exc:
             if self._encoder_spec:
                 raise
-            raise UserError(f"{exc}; or give --encoder PATH, a local copy of it") from None
+            raise UserError(f"{exc}; or give --encoder PATH, a local copy of it") from exc
         diff = self.identity.mismatch(encoder.identity)
         if diff is not None:
             raise UserError(

@@ -233,7 +233,7 @@ def _read_records(path: Path) -> list[dict[str, Any]]:
         else:
             records = load_json(text, str(path))
     except ParseError as exc:
-        raise DataError(str(exc)) from None
+        raise DataError(str(exc)) from exc
     if not isinstance(records, list) or not records:
         raise DataError(f"{path}: expected a non-empty list of records")
     return records

@@ -112,7 +112,7 @@ def _made_by(embeddings: Path) -> EncoderIdentity | None:
     try:
         raw = read_json(path, "encoder record")
     except ParseError as exc:
-        raise DataError(str(exc)) from None
+        raise DataError(str(exc)) from exc
     return EncoderIdentity.from_dict(raw, str(path))
 
 

@@ -250,7 +250,7 @@ def write_parquet_layout(data: RouterData, dest: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         code = getattr(exc, "errno", None) or (errno.ENOSPC if "No space left" in str(exc) else None)
         if isinstance(exc, OSError) and code is not None:
-            raise OSError(code, os.strerror(code), str(dest)) from None
+            raise OSError(code, os.strerror(code), str(dest)) from exc
         raise
 
 

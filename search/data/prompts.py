@@ -36,7 +36,7 @@ def _rows(path: Path) -> list[Any]:
             ]
         rows = load_json(text, str(path))
     except ParseError as exc:
-        raise DataError(str(exc)) from None
+        raise DataError(str(exc)) from exc
     if not isinstance(rows, list):
         raise DataError(f"{path}: expected a list of records or prompts")
     return rows

@@ -108,8 +108,8 @@ def parse_synthetic_spec(spec: str) -> SyntheticSpec:
             raise DataError(f"data {spec!r}: bad setting {item!r}; valid: {', '.join(fields)} as key=value")
         try:
             kwargs[key] = float(value) if fields[key] == "float" else int(value)
-        except ValueError:
-            raise DataError(f"data {spec!r}: {key}={value!r} is not a number") from None
+        except ValueError as exc:
+            raise DataError(f"data {spec!r}: {key}={value!r} is not a number") from exc
     return synthetic_spec(kwargs, where=f"data {spec!r}")
 
 
@@ -117,7 +117,7 @@ def synthetic_spec(options: dict[str, Any], where: str) -> SyntheticSpec:
     try:
         return SyntheticSpec(**options)
     except (TypeError, ValueError) as exc:
-        raise DataError(f"{where}: {exc}") from None
+        raise DataError(f"{where}: {exc}") from exc
 
 
 def load_synthetic(spec: SyntheticSpec) -> RouterData:

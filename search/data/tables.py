@@ -41,7 +41,7 @@ def _schema(path: Path) -> pa.Schema:
                 schema = reader.schema
         names = list(schema.names)  # decoded here: a Latin-1 header fails here
     except Exception as exc:
-        raise _unreadable(path, exc) from None
+        raise _unreadable(path, exc) from exc
     twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
     if twice is not None:
         raise DataError(f"{path}: column {twice!r} appears twice; give every column its own name")
@@ -80,7 +80,7 @@ def read_columns(path: Path, wanted: list[str] | None = None) -> pa.Table:
             convert = pacsv.ConvertOptions(include_columns=wanted) if wanted is not None else None
             table = pacsv.read_csv(path, parse_options=_PARSE, convert_options=convert)
     except Exception as exc:
-        raise _unreadable(path, exc) from None
+        raise _unreadable(path, exc) from exc
     for name, column in zip(table.column_names, table.columns):
         if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
             raise DataError(
@@ -169,10 +169,10 @@ def load_matrix(path: Path) -> np.ndarray:
                 )
     except DataError:
         raise
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder; give an embeddings file (.npy or .pth)") from None
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: file not found") from exc
+    except IsADirectoryError as exc:
+        raise DataError(f"{path}: is a folder; give an embeddings file (.npy or .pth)") from exc
     except Exception as exc:
         # Never torch's own text: it suggests loading with weights_only=False, which runs code.
         raise DataError(

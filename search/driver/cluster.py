@@ -80,7 +80,7 @@ def check_reachable(address: str, timeout: float = 3.0) -> None:
         raise UserError(
             f"--address {address}: cannot connect ({exc.strerror or exc}); is the cluster up, and is "
             "this the port `ray start --head` printed?"
-        ) from None
+        ) from exc
 
 
 _H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"

@@ -143,7 +143,7 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
         raise UserError(
             f"--export {plan.export}: could not write it ({exc.strerror}); the results are in "
             f"{plan.run_dir} (config.json, {RunDir.BEST_ROUTER})"
-        ) from None
+        ) from exc
     if routers:
         table = run_routing_table(routers, data)
         write_json(

@@ -73,7 +73,7 @@ def check_run_state(run_dir: Path, resume: bool, space: Space) -> None:
             try:
                 then = load_space(recorded)
             except UserError as exc:
-                raise UserError(f"--resume: the run's own space cannot be read: {exc}") from None
+                raise UserError(f"--resume: the run's own space cannot be read: {exc}") from exc
             diff = space_difference(then, space)
             if diff is not None:
                 raise UserError(

@@ -130,8 +130,8 @@ def _run_claimed(plan: RunPlan, hard_exit: bool) -> int:
                     f"{where}: {DISK_ERRORS[exc.errno]}; the run's state is saved up to there: free "
                     f"space and resume with: python -m search run {plan.space_path} --out "
                     f"{plan.run_dir} --resume"
-                ) from None
-            raise OSError(exc.errno, exc.strerror, str(where)) from None
+                ) from exc
+            raise OSError(exc.errno, exc.strerror, str(where)) from exc
 
 
 def _run_locked(plan: RunPlan, lock: RunLock, hard_exit: bool) -> int:
@@ -203,7 +203,7 @@ def _probe_models(plan: RunPlan, data: RouterData) -> bool:
             check_packable(functools.partial(build_model, config, data))
         except ConfigError as exc:
             if plan.pack_size != "auto" and plan.pack_size != 1:
-                raise UserError(f"pack_size {plan.pack_size}: {exc}") from None
+                raise UserError(f"pack_size {plan.pack_size}: {exc}") from exc
             packable = False
     return packable
 
@@ -345,7 +345,7 @@ def run_trials(
             disk = disk_error(exc)
             if disk is None:
                 raise
-            raise disk from None
+            raise disk from exc
     if bridge.fatal is not None:
         raise bridge.fatal
     # Trials asked but never trained (a time budget or Ctrl-C ended the run first).

@@ -41,8 +41,8 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"--device {name!r}: not a device; valid: auto, cpu, cuda, cuda:N") from None
+    except RuntimeError as exc:
+        raise UserError(f"--device {name!r}: not a device; valid: auto, cpu, cuda, cuda:N") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name!r}: no CUDA device on this machine; use auto or cpu")
     return device

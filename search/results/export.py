@@ -27,7 +27,7 @@ def routers_of(run_dir: Path, config: dict[str, Any]) -> list[tuple[str, Path]]:
         ens = sr.get("ensemble")
         ens_file, ens_size = (ens["router"], len(ens["trials"])) if ens else (None, 0)
     except (KeyError, TypeError, AttributeError) as exc:
-        raise UserError(f"{where}: not a run's config.json (no search_result with trial {exc})") from None
+        raise UserError(f"{where}: not a run's config.json (no search_result with trial {exc})") from exc
     if ens_file is not None and (not isinstance(ens_file, str) or Path(ens_file).name != ens_file):
         raise UserError(
             f"{where}: search_result.ensemble.router {ens_file!r} is not a file name in the run dir"

@@ -95,7 +95,7 @@ class RunLock:
                     holder = _read_holder(fd)
                     os.close(fd)
                     if exc.errno in (errno.EAGAIN, errno.EACCES):
-                        raise self._in_use(holder) from None
+                        raise self._in_use(holder) from exc
                     raise
                 if not self._still_there(fd):
                     os.close(fd)
@@ -160,7 +160,7 @@ class RunLock:
             written = os.pwrite(self._fd, data, 0)
             os.fsync(self._fd)
         except OSError as exc:  # a full disk: name the file
-            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
         if written != len(data):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
 

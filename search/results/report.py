@@ -181,7 +181,7 @@ def _ensemble_lines(path: Path) -> list[str]:
             "the best single trial."
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{path}: not a run's ensemble summary (bad or missing {exc})") from None
+        raise UserError(f"{path}: not a run's ensemble summary (bad or missing {exc})") from exc
     return ["", "## Ensemble", "", text]
 
 

@@ -159,7 +159,7 @@ def read_object(path: Path, what: str) -> dict[str, Any]:
     try:
         obj = read_json(path, what, max_bytes=64 << 20)
     except ParseError as exc:
-        raise UserError(f"{exc} (expected {what}, a JSON object)") from None
+        raise UserError(f"{exc} (expected {what}, a JSON object)") from exc
     if not isinstance(obj, dict):
         raise UserError(f"{path}: expected {what}, a JSON object; got {type(obj).__name__}")
     return obj
@@ -193,7 +193,7 @@ def recorded_options(info: dict[str, Any]) -> DataOptions:
     try:
         return DataOptions(**raw)
     except TypeError as exc:
-        raise UserError(f"{RunDir.RUN_INFO}: data_options: {exc}") from None
+        raise UserError(f"{RunDir.RUN_INFO}: data_options: {exc}") from exc
 
 
 def new_run_id(run_dir: Path) -> str:

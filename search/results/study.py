@@ -80,7 +80,7 @@ def open_study(
             raise UserError(
                 f"{path}: the study cannot be read ({type(exc).__name__}: {text}); restore the file "
                 "from a backup, or start a new run with another --out"
-            ) from None
+            ) from exc
     broken_at = broken_history(check)
     if broken_at is not None or not check.records:
         raise unreadable(check, broken_at)
@@ -88,10 +88,10 @@ def open_study(
     source = path if write else repaired_copy(check)
     try:
         study = _load(source, space, create=False)
-    except Exception:  # Optuna raises many types on an inconsistent history
+    except Exception as exc:  # Optuna raises many types on an inconsistent history
         if backup is not None:
             restore(check, backup)
-        raise unreadable(check) from None
+        raise unreadable(check) from exc
     kept = f"; the original is kept as {backup.name}" if backup is not None else ""
     if notes is not None:
         notes.append(f"{path}: skipped {check.describe()}; read the {len(check.intact)} intact records{kept}")

@@ -49,7 +49,7 @@ class DataSpec(Strict):
         try:
             return rule_text(parse_rules(v))
         except UserError as exc:
-            raise ValueError(str(exc)) from None
+            raise ValueError(str(exc)) from exc
 
     @field_validator("synthetic")
     @classmethod
@@ -63,7 +63,7 @@ class DataSpec(Strict):
         try:
             SyntheticSpec(**v)
         except (TypeError, ValueError) as exc:
-            raise ValueError(str(exc)) from None
+            raise ValueError(str(exc)) from exc
         return v
 
     @field_validator("threshold")
@@ -95,7 +95,7 @@ class DataSpec(Strict):
             try:
                 check_parts(self.parts)
             except UserError as exc:
-                raise ValueError(str(exc)) from None
+                raise ValueError(str(exc)) from exc
         return self
 
     @property

@@ -54,7 +54,7 @@ def parse_space(raw: Any, where: str = "space", name: str = "space") -> Space:
     try:
         return Space.model_validate({"name": name, **raw})
     except ValidationError as exc:
-        raise SpaceError(f"{where}: {_format_error(exc)}") from None
+        raise SpaceError(f"{where}: {_format_error(exc)}") from exc
 
 
 def load_space(path: str | Path) -> Space:
@@ -64,7 +64,7 @@ def load_space(path: str | Path) -> Space:
     try:
         raw = load_yaml(read_text(path, "space file", MAX_SPACE_BYTES), str(path))
     except ParseError as exc:
-        raise SpaceError(str(exc)) from None
+        raise SpaceError(str(exc)) from exc
     return parse_space(raw, str(path), name=path.stem)
 
 

@@ -72,7 +72,7 @@ def _parse_block(where: str, v: Any) -> Any:
         except ValidationError as exc:
             err = exc.errors()[0]
             path = ".".join([where, str(name), *(str(x) for x in err["loc"])]).lstrip(".")
-            raise ValueError(f"{AT}{path}: {error_text(err)}") from None
+            raise ValueError(f"{AT}{path}: {error_text(err)}") from exc
     return out
 
 
@@ -223,7 +223,7 @@ class Space(Strict):
                 try:
                     check_param_values(name, p)
                 except ValueError as exc:
-                    raise ValueError(f"{AT}models.{t}.{exc}") from None
+                    raise ValueError(f"{AT}models.{t}.{exc}") from exc
         return self
 
     # -- the types and their params -----------------------------------------------------------

@@ -19,21 +19,19 @@ def trial_seed(search_seed: int, number: int) -> int:
 
 
 def build_model(config: Mapping[str, Any], data: RouterData, meta: bool = False) -> BaseModel:
-    """create_model for ``data``'s dimensions; model errors become ConfigError.
+    """create_model for ``data``'s dimensions. With ``meta`` the model is built on the meta
+    device: shapes only, nothing allocated.
 
-    With ``meta`` the model is built on the meta device: shapes only, nothing allocated.
+    Raises:
+        ConfigError: The config does not describe a model (the models' own one line). Anything
+            else is a bug and is raised as it is.
     """
     pipeline = read_pipeline_config(config)
     data.check_embedding_dim(pipeline.get("embedding_dim"), "pipeline_config")
-    try:
-        if meta:
-            with torch.device("meta"):
-                return create_model(config, data.embedding_dim, data.num_models)
-        return create_model(config, data.embedding_dim, data.num_models)
-    except ConfigError:
-        raise
-    except ValueError as exc:
-        raise ConfigError(f"pipeline_config.model_config: {exc}") from None
+    if meta:
+        with torch.device("meta"):
+            return create_model(config, data.embedding_dim, data.num_models)
+    return create_model(config, data.embedding_dim, data.num_models)
 
 
 def _human(n: float) -> str:

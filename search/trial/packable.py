@@ -79,4 +79,4 @@ def check_packable(build: Callable[[], BaseModel]) -> None:
     try:
         PackedRouter([build(), build()])
     except NotPackable as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(str(exc)) from exc

@@ -314,3 +314,25 @@ def test_load_router_bad_files(tmp_path) -> None:
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ConfigError, match="not a readable router checkpoint"):
         load_router(path)
+
+
+def test_a_bug_inside_a_constructor_is_a_bug_not_a_config_error() -> None:
+    @register_model("buggy_test_model")
+    class Buggy(BaseModel):
+        def __init__(self, **common):
+            super().__init__(**common)
+            len(5)  # a bug: TypeError from inside the constructor
+
+        def forward(self, x):
+            return x
+
+    try:
+        config = {"model_type": "buggy_test_model", "model_config": {"hidden_dims": [4]}}
+        with pytest.raises(TypeError, match="has no len") as exc:
+            create_model(config, EMB, N_LLM)
+        assert not isinstance(exc.value, ConfigError)
+        # a wrong argument is still the config's mistake, with its cause kept
+        with pytest.raises(ConfigError, match="missing 'hidden_dims'"):
+            create_model({"model_type": "buggy_test_model", "model_config": {}}, EMB, N_LLM)
+    finally:
+        unregister_model("buggy_test_model")

@@ -500,3 +500,13 @@ def test_packs_of_a_model_that_cannot_pack(tmp_path: Path, monkeypatch, capsys) 
     assert resolve_pack_size("auto", True, True, 24, 2) == 12
     assert resolve_pack_size("auto", False, True, 24, 2) == 6
     assert resolve_pack_size(3, True, True, 24, 2) == 3
+
+
+def test_debug_shows_the_cause_of_a_user_error(tmp_path) -> None:
+    from router_models import ConfigError
+    from search.cli.main import main
+
+    missing = tmp_path / "missing.json"
+    with pytest.raises(ConfigError, match="file not found") as exc:
+        main(["train", str(missing), "--data", "synthetic:n_questions=60", "--out", str(tmp_path / "o"), "--debug"])
+    assert isinstance(exc.value.__cause__, FileNotFoundError)

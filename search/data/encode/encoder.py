@@ -188,8 +188,8 @@ def files_hash(root: Path) -> str:
                 sub = str(m.get("path") or "")
                 if sub and (root / sub).is_dir():
                     folders.append(root / sub)
-        except (ValueError, AttributeError, TypeError):
-            raise UserError(f"encoder {root}: modules.json is not a list of modules") from None
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise UserError(f"encoder {root}: modules.json is not a list of modules") from exc
     files = [f for folder in folders for f in _weight_files(folder)]
     tokenizer = root / "tokenizer.json"
     files += (
@@ -284,8 +284,8 @@ def load_encoder(spec: str, template: str, device: str | None = None) -> Encoder
     """
     try:
         import sentence_transformers  # noqa: F401
-    except ImportError:
-        raise UserError(f"encoders need sentence-transformers: {INSTALL}") from None
+    except ImportError as exc:
+        raise UserError(f"encoders need sentence-transformers: {INSTALL}") from exc
     path, name = find_encoder(spec)
     sha = files_hash(path)
     device = device or best_device()
@@ -304,7 +304,7 @@ def load_encoder(spec: str, template: str, device: str | None = None) -> Encoder
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise UserError(
                 f"encoder {spec}: {path} does not load as a sentence-transformers model ({text})"
-            ) from None
+            ) from exc
     model.eval()
     dim = (getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)()
     pooling = next((_pooling_mode(m) for m in model if type(m).__name__ == "Pooling"), "")

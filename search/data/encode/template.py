@@ -37,7 +37,7 @@ class Template:
         try:
             parts = list(string.Formatter().parse(spec))
         except ValueError as exc:
-            raise DataError(f"template {spec!r}: {exc}") from None
+            raise DataError(f"template {spec!r}: {exc}") from exc
         fields: list[str] = []
         for _, name, fmt, conversion in parts:
             if name is None:
