@@ -12,8 +12,7 @@ from torch import nn
 
 from router_models.base_model import BaseModel
 from router_models.model_factory import ConfigError, create_model, read_pipeline_config, register_model
-
-EPS = 1e-6  # probabilities are kept in [EPS, 1 - EPS] before their logit
+from router_models.probs import prob_logit
 
 
 @register_model("ensemble")
@@ -95,8 +94,7 @@ class EnsembleModel(BaseModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         probs = torch.stack([torch.sigmoid(m(x).float()) for m in self.members])
         mean = (probs * self.weight_vector.view(-1, *([1] * (probs.dim() - 1)))).sum(0)
-        mean = mean.clamp(EPS, 1.0 - EPS)
-        return torch.log(mean) - torch.log1p(-mean)
+        return prob_logit(mean)
 
     def model_config(self) -> dict[str, Any]:
         return {

@@ -18,9 +18,8 @@ def margin_routing(logits_val: torch.Tensor, data: RouterData) -> dict[str, Any]
     Route to the single best LLM on train unless another LLM's predicted correctness beats it by
     more than a margin; the margin is the one that routes best on val (plain argmax on ties).
     """
-    _, y_tr, m_tr = data.split("train")
     _, y, m = data.split("val")
-    anchor = M.single_best(y_tr, m_tr)
+    anchor = data.single_best()
     offsets, margin, acc = M.tune_margin(logits_val, y, m, anchor)
     return {
         "offsets": offsets,

@@ -89,6 +89,14 @@ class RouterData:
         idx = self.splits[name]
         return self.X[idx], self.Y[idx], self.mask[idx]
 
+    def single_best(self) -> int:
+        """The LLM with the best accuracy on train (the first on ties): the anchor of the
+        switching margin, and the reference of the routing table and of the cost figures."""
+        from search.metrics import single_best  # metrics import torch: only when asked
+
+        _, y, mask = self.split("train")
+        return single_best(y, mask)
+
     def split_cost(self, name: str) -> np.ndarray:
         """Cost rows of one split, unknown costs filled with that model's mean cost on train.
 
@@ -145,9 +153,10 @@ def index_tasks(values: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     return np.asarray([index[v] for v in values], dtype=np.int32), names
 
 
-def split_by_question(n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """A seeded 80/10/10 split of ``n`` questions (sorted indices per split)."""
-    perm = np.random.default_rng(seed).permutation(n)
+def split_by_question(n: int, seed: int = 0, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+    """A seeded 80/10/10 split of ``n`` questions (sorted indices per split), drawn from ``rng``
+    when given (synthetic data draws it from its own stream), else from ``seed``."""
+    perm = (rng if rng is not None else np.random.default_rng(seed)).permutation(n)
     n_train, n_val = int(0.8 * n), int(0.1 * n)
     return {
         "train": np.sort(perm[:n_train]),

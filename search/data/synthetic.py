@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from search.data.router_data import split_by_question
 from search.limits import SEED_MAX, SYNTHETIC_MAX, SYNTHETIC_MAX_VALUES
 
 
@@ -95,12 +96,6 @@ def make_synthetic(
     mask[np.arange(n), rng.integers(0, m, size=n)] = True  # every question observed at least once
     Y[~mask] = 0.0
 
-    perm = rng.permutation(n)
-    n_train, n_val = int(0.8 * n), int(0.1 * n)
-    splits = {
-        "train": np.sort(perm[:n_train]),
-        "val": np.sort(perm[n_train : n_train + n_val]),
-        "test": np.sort(perm[n_train + n_val :]),
-    }
+    splits = split_by_question(n, rng=rng)
     names = [f"synthetic-llm-{i:03d}" for i in range(m)]
     return X.astype(np.float32), Y, mask, names, splits

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from router_models.probs import prob_logit
 from router_models.routing import margin_offsets, route
 from search.metrics.pairs import ArrayLike, as_tensor
 
@@ -58,8 +59,8 @@ def single_best(y_train: ArrayLike, mask_train: ArrayLike) -> int:
 
 def single_best_scores(y_train: ArrayLike, mask_train: ArrayLike, n_questions: int) -> torch.Tensor:
     """Constant logits that route every question to the best-on-train model available for it."""
-    acc = torch.nan_to_num(model_accuracy(y_train, mask_train), nan=-1.0).clamp(1e-4, 1 - 1e-4)
-    return torch.logit(acc)[None, :].expand(n_questions, -1)
+    acc = torch.nan_to_num(model_accuracy(y_train, mask_train), nan=-1.0)
+    return prob_logit(acc)[None, :].expand(n_questions, -1)
 
 
 def single_best_route_acc(y_train: ArrayLike, mask_train: ArrayLike, y: ArrayLike, mask: ArrayLike) -> float:

@@ -12,15 +12,13 @@ from typing import Any
 import torch
 
 from router_models import EnsembleModel, create_model, load_router
+from router_models.probs import prob_logit
 from search import metrics as M
 from search.data import RouterData
 from search.inference import val_logits
 from search.metrics.direction import Direction
 from search.offsets import margin_routing
 from search.storage import delete, exists, get_bytes, router_uri
-
-EPS = 1e-6
-
 
 Scorer = Callable[[torch.Tensor], float]
 
@@ -38,7 +36,7 @@ def scorer(
     direction = Direction.of(metric)
 
     def score(probs: torch.Tensor) -> float:
-        logits = torch.logit(probs.clamp(EPS, 1 - EPS))
+        logits = prob_logit(probs)
         value = M.evaluate_members(logits.unsqueeze(0), y, mask, cost, mean_cost)[0][key]
         return -direction.key(value) if math.isfinite(value) else -math.inf
 

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from router_models import load_router
+from router_models.probs import prob_logit
 from search import metrics as M
 from search.data import RouterData
 from search.data.scores import is_graded
@@ -55,10 +56,6 @@ def load_routed(name: str, path: Path, data: RouterData) -> Routed:
     return Routed(name, logits("test"), logits("val"), info["offsets"], note)
 
 
-def _logit(p: torch.Tensor) -> torch.Tensor:
-    return torch.logit(p.clamp(1e-4, 1 - 1e-4))
-
-
 TASK_BEST = "best LLM per task (on train)"
 ORACLE = "oracle (best LLM per question)"
 
@@ -68,7 +65,7 @@ def references(data: RouterData) -> list[Routed]:
     on train, and kNN (k tuned on val); the oracle is a row of its own."""
     _, y_tr, m_tr = data.split("train")
     n_val, n_test = (len(data.splits[s]) for s in ("val", "test"))
-    best = M.single_best(y_tr, m_tr)
+    best = data.single_best()
     k = tune_knn(data)
     per_task = []
     tasks = data.tasks
@@ -89,8 +86,8 @@ def references(data: RouterData) -> list[Routed]:
         ),
         Routed(
             f"kNN, cosine, k={k} (tuned on val)",
-            _logit(knn_scores(data, "test", k)),
-            _logit(knn_scores(data, "val", k)),
+            prob_logit(knn_scores(data, "test", k)),
+            prob_logit(knn_scores(data, "val", k)),
         ),
     ]
 
@@ -153,7 +150,7 @@ def _cost_rows(table: Table, routers: list[Routed], data: RouterData) -> None:
     lambdas = M.lambda_grid(mean)
     low, high = M.cost_range(cost, mt)
     _, y_tr, m_tr = data.split("train")
-    best = M.single_best(y_tr, m_tr)
+    best = data.single_best()
     answerable = mt.any(dim=1)
     for j, name in enumerate(data.model_names):
         observed = mt[:, j] & answerable
