@@ -14,7 +14,16 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 from router_models import ACTIVATIONS
 from search.limits import MAX_BATCH, MAX_EPOCHS
@@ -26,7 +35,8 @@ MIN_SHRUNK_WIDTH = 16
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # protected_namespaces: fields such as model_type are ours, not pydantic's (older releases warn)
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
 
 class FloatRange(Strict):
@@ -74,7 +84,9 @@ class CompactHidden(Strict):
     shrink: bool = True
 
 
-Param = FloatRange | IntRange | Choice | float | int | str | bool | list[Any] | None
+# Fixed values keep the type YAML gave them (strict: a 5 stays an int, a true a bool, 1.0 a
+# float), whatever the union's order and in every pydantic release we support.
+Param = FloatRange | IntRange | Choice | StrictBool | StrictInt | StrictFloat | StrictStr | list[Any] | None
 
 
 def parse_param(name: str, p: Any) -> Any:

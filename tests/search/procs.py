@@ -17,11 +17,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_search(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return start_python(["-m", "search", "run", *args], cwd, env)
+
+
+def start_python(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``python ARGS`` with this checkout importable, in a session of its own (signals reach
+    only it), output captured as text."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     full_env.update(env or {})
     full_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), full_env.get("PYTHONPATH", "")])
     return subprocess.Popen(
-        [sys.executable, "-m", "search", "run", *args],
+        [sys.executable, *args],
         cwd=cwd,
         env=full_env,
         stdout=subprocess.PIPE,

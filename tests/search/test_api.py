@@ -16,7 +16,7 @@ import pytest
 
 import search
 from search.errors import UserError
-from tests.search.procs import ROOT, completed, wait_for
+from tests.search.procs import ROOT, completed, start_python, wait_for
 from tests.search.spaces import tiny_space, write_space
 
 
@@ -127,16 +127,7 @@ def test_ctrl_c_in_a_notebook_saves_the_state_and_raises_keyboard_interrupt(tmp_
         print("kernel alive; environment as before:", dict(os.environ) == before)
         """
     )
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start_python(["-c", script], tmp_path)
     wait_for(lambda: len(completed(run)) >= 1, 240, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=180)
