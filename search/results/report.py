@@ -46,6 +46,19 @@ def _routers(run_dir: Path, study: optuna.Study, info: dict[str, Any]) -> list[t
     return [(f"best trial {best}", Path(uri))] if "://" not in uri and exists(uri) else []
 
 
+def importance_evaluator() -> tuple[optuna.importance.BaseImportanceEvaluator, str]:
+    """fANOVA (Optuna's default) where scikit-learn is installed, else PED-ANOVA, which needs
+    nothing more: the report's importances never depend on an optional package."""
+    import importlib.util
+    import warnings
+
+    if importlib.util.find_spec("sklearn") is not None:
+        return optuna.importance.FanovaImportanceEvaluator(seed=0), "fANOVA"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA"
+
+
 def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]:
     import matplotlib
 
@@ -120,8 +133,9 @@ def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]
     made.append(("Intermediate values", RunDir.plot_name("intermediate_values")))
 
     # -- parameter importances -------------------------------------------------------------
+    evaluator, method = importance_evaluator()
     try:
-        importances = optuna.importance.get_param_importances(study)
+        importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
     except (RuntimeError, ValueError):
         importances = {}  # too few completed trials, or nothing varied
     if importances:
@@ -130,7 +144,7 @@ def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]
         ax.barh(names, [importances[n] for n in names])
         completed = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         ax.set(
-            xlabel="importance (fANOVA)",
+            xlabel=f"importance ({method})",
             title=f"Parameter importances over the {completed} completed trials (pruned ones left out)",
         )
         fig.tight_layout()

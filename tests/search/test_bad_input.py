@@ -508,5 +508,15 @@ def test_debug_shows_the_cause_of_a_user_error(tmp_path) -> None:
 
     missing = tmp_path / "missing.json"
     with pytest.raises(ConfigError, match="file not found") as exc:
-        main(["train", str(missing), "--data", "synthetic:n_questions=60", "--out", str(tmp_path / "o"), "--debug"])
+        main(
+            [
+                "train",
+                str(missing),
+                "--data",
+                "synthetic:n_questions=60",
+                "--out",
+                str(tmp_path / "o"),
+                "--debug",
+            ]
+        )
     assert isinstance(exc.value.__cause__, FileNotFoundError)
