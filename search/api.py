@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from search.driver.train import Trained
-    from search.results.rundir import RunDir
     from search.router import Router
+    from search.rundir import RunDir
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -90,7 +90,8 @@ class RunResult:
         Raises:
             UserError: ``run_dir`` holds no run, or its files cannot be read (one line).
         """
-        from search.results.rundir import RunDir, read_object
+        from search.results.rundir import read_object
+        from search.rundir import RunDir
 
         rd = RunDir(Path(run_dir).resolve())
         if not rd.holds_run():

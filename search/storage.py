@@ -11,6 +11,7 @@ import pyarrow.fs as pafs
 
 from search.deadline import in_thread
 from search.errors import UserError
+from search.rundir import trial_router_uri
 
 PROBE_TIMEOUT_S = 10.0
 
@@ -64,10 +65,6 @@ def probe_storage(storage: str, timeout: float = PROBE_TIMEOUT_S) -> None:
         raise UserError(f"--storage {storage}: cannot write there ({text})")
 
 
-def router_uri(storage: str, number: int) -> str:
-    return f"{storage.rstrip('/')}/routers/trial_{number:05d}.pt"
-
-
 def _fs(uri: str) -> tuple[pafs.FileSystem, str]:
     return pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
 
@@ -106,8 +103,8 @@ def delete(uri: str) -> None:
 
 def keep_routers(storage: str, numbers: Iterable[int]) -> int:
     """Delete every trial router on ``storage`` but those of trials ``numbers``; returns how many."""
-    keep = {router_uri(storage, n).rsplit("/", 1)[-1] for n in numbers}
-    fs, folder = _fs(router_uri(storage, 0).rsplit("/", 1)[0])
+    keep = {trial_router_uri(storage, n).rsplit("/", 1)[-1] for n in numbers}
+    fs, folder = _fs(trial_router_uri(storage, 0).rsplit("/", 1)[0])
     selector = pafs.FileSelector(folder, allow_not_found=True)
     removed = 0
     for info in fs.get_file_info(selector):

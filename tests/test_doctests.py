@@ -10,7 +10,7 @@ import pytest
 MODULES = [
     "search.api",
     "search.metrics.direction",
-    "search.results.rundir",
+    "search.rundir",
     "search.messages",
 ]
 

@@ -26,8 +26,8 @@ from search.results.export import (
     trial_rows,
 )
 from search.results.routing_table import run_routing_table
-from search.results.rundir import RunDir
-from search.storage import exists, get_bytes, keep_routers, router_uri
+from search.rundir import RunDir, trial_router_uri
+from search.storage import exists, get_bytes, keep_routers
 
 
 def router_keeper(plan: RunPlan, study: optuna.Study) -> RouterKeeper:
@@ -117,7 +117,7 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
     data = datas[encoder]
     config = best_config(study, space, data.source, data.embedding_dim, dataclasses.asdict(plan.data_options))
     best = config["search_result"]["trial"]
-    uri = router_uri(plan.storage, best)
+    uri = trial_router_uri(plan.storage, best)
     if exists(uri):
         atomic_write_bytes(RunDir(plan.run_dir).best_router, get_bytes(uri))
     else:

@@ -18,7 +18,8 @@ from search.driver.cluster import check_reachable
 from search.errors import UserError
 from search.limits import MAX_PACK, MAX_SAMPLES
 from search.paths import check_dir_target, check_file_target
-from search.results.rundir import RunDir, holds_run, space_difference
+from search.results.rundir import holds_run, space_difference
+from search.rundir import RunDir
 from search.space import Space, load_space
 from search.storage import check_storage
 

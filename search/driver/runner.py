@@ -35,8 +35,9 @@ from search.io import atomic_write_bytes, write_json, write_parquet
 from search.messages import TrialSettings
 from search.results.export import trial_rows
 from search.results.lock import RunLock, describe_holder
-from search.results.rundir import RunDir, holds_run, new_run_id, read_run_info, run_storage
+from search.results.rundir import holds_run, new_run_id, read_run_info, run_storage
 from search.results.study import close_interrupted, counted_trials, open_study
+from search.rundir import RunDir
 from search.storage import probe_storage
 from search.trial.config import build_model, check_fits
 from search.trial.packable import check_packable

@@ -18,7 +18,8 @@ from search.data import RouterData
 from search.inference import val_logits
 from search.metrics.direction import Direction
 from search.offsets import margin_routing
-from search.storage import delete, exists, get_bytes, router_uri
+from search.rundir import trial_router_uri
+from search.storage import delete, exists, get_bytes
 
 Scorer = Callable[[torch.Tensor], float]
 
@@ -100,7 +101,9 @@ def build_ensemble(
 ) -> Ensemble | None:
     """Select an ensemble from the candidate trials' saved routers; None when fewer than 2
     candidates have a router, or when selection keeps a single member (nothing gained)."""
-    routers = {n: _load(router_uri(storage, n)) for n in candidates if exists(router_uri(storage, n))}
+    routers = {
+        n: _load(trial_router_uri(storage, n)) for n in candidates if exists(trial_router_uri(storage, n))
+    }
     if len(routers) < 2:
         return None
     numbers = list(routers)
@@ -169,7 +172,7 @@ class RouterKeeper:
         while len(self.kept) > self.keep:
             worst = max(self.kept, key=lambda n: (self.direction.key(self.kept[n]), n))
             del self.kept[worst]
-            delete(router_uri(self.storage, worst))
+            delete(trial_router_uri(self.storage, worst))
 
     @property
     def numbers(self) -> list[int]:

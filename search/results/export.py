@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import UserError
-from search.results.rundir import RunDir, read_object
+from search.results.rundir import read_object
+from search.rundir import RunDir
 from search.trial.config import trial_seed
 
 # -- search outputs -------------------------------------------------------------------------

@@ -19,10 +19,11 @@ from search.metrics.direction import Direction
 from search.paths import check_dir_target
 from search.results.export import routers_of
 from search.results.routing_table import run_routing_table
-from search.results.rundir import RunDir, read_object, read_run_info, recorded_options
+from search.results.rundir import read_object, read_run_info, recorded_options
 from search.results.study import open_study
+from search.rundir import RunDir, trial_router_uri
 from search.space import load_space
-from search.storage import exists, router_uri
+from search.storage import exists
 
 
 def _save(fig: Any, path: Path) -> None:
@@ -42,7 +43,7 @@ def _routers(run_dir: Path, study: optuna.Study, info: dict[str, Any]) -> list[t
     if not complete:
         return []
     best = study.best_trial.number
-    uri = router_uri(info.get("storage", str(run_dir)), best)
+    uri = trial_router_uri(info.get("storage", str(run_dir)), best)
     return [(f"best trial {best}", Path(uri))] if "://" not in uri and exists(uri) else []
 
 

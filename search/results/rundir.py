@@ -1,5 +1,5 @@
-"""A run dir: every file a run leaves, named once (:class:`RunDir`), its record of itself, and
-what a resume must match.
+"""A run dir's record of itself and what a resume must match (its files are named in
+``search/rundir.py``).
 
 ``run.json`` is written once, when a run starts (a resume never rewrites it): the space given,
 the run's id, the data's fingerprint (``search/data/fingerprint.py``), the storage root and
@@ -7,128 +7,19 @@ the run's own folder under it, the cluster address. ``space.yaml`` is the space 
 resume reads both before anything starts and refuses, in one line, a space that searches
 something else or data that is not the same.
 
->>> rd = RunDir("runs/demo")
->>> rd.config.name, rd.best_router.name, rd.study.name, rd.plot("optimization_history").name
-('config.json', 'best_router.pt', 'study.journal', 'optimization_history.png')
 """
 
 from __future__ import annotations
 
-import os
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from search.data.options import FIELDS, DataOptions
 from search.errors import UserError
 from search.parse import ParseError, read_json
+from search.rundir import RunDir
 from search.space import Space
-from search.storage import router_uri
-
-
-@dataclass(frozen=True, init=False)
-class RunDir:
-    """The files of one run, by what they are. The driver, the results, the report, ``route``
-    and ``--resume`` name a run's files only through here.
-
-    Trial routers live under the run's storage (the run dir itself, or ``ROOT/<run id>`` with
-    ``--storage``): :meth:`trial_router`.
-    """
-
-    path: Path
-
-    RUN_INFO = "run.json"  # the run's record (written once)
-    SPACE = "space.yaml"  # the space as it ran
-    STUDY = "study.journal"  # the Optuna study: every trial, value and state
-    LOCK = ".lock"  # held by the driver that runs it (``lock.py``)
-    RESULTS = "results.parquet"  # one row per trial
-    CONFIG = "config.json"  # the best trial's config, and what the run exported
-    BEST_ROUTER = "best_router.pt"
-    ENSEMBLE_ROUTER = "ensemble_router.pt"
-    ENSEMBLE_SUMMARY = "ensemble.json"
-    ROUTING_TABLE = "routing.json"  # routing accuracy of the routers and baselines, on test
-    REPORT = "report.md"
-    TUNE = "tune"  # Ray Tune's own experiment files (local runs)
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        object.__setattr__(self, "path", Path(path))
-
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name
-
-    def __fspath__(self) -> str:
-        return os.fspath(self.path)
-
-    def __str__(self) -> str:
-        return str(self.path)
-
-    @property
-    def run_info(self) -> Path:
-        return self.path / self.RUN_INFO
-
-    @property
-    def space(self) -> Path:
-        return self.path / self.SPACE
-
-    @property
-    def study(self) -> Path:
-        return self.path / self.STUDY
-
-    @property
-    def lock(self) -> Path:
-        return self.path / self.LOCK
-
-    @property
-    def results(self) -> Path:
-        return self.path / self.RESULTS
-
-    @property
-    def config(self) -> Path:
-        return self.path / self.CONFIG
-
-    @property
-    def best_router(self) -> Path:
-        return self.path / self.BEST_ROUTER
-
-    @property
-    def ensemble_router(self) -> Path:
-        return self.path / self.ENSEMBLE_ROUTER
-
-    @property
-    def ensemble_summary(self) -> Path:
-        return self.path / self.ENSEMBLE_SUMMARY
-
-    @property
-    def routing_table(self) -> Path:
-        return self.path / self.ROUTING_TABLE
-
-    @property
-    def report(self) -> Path:
-        return self.path / self.REPORT
-
-    @property
-    def tune(self) -> Path:
-        return self.path / self.TUNE
-
-    @staticmethod
-    def plot_name(name: str) -> str:
-        """The file name of the report's plot ``name``."""
-        return f"{name}.png"
-
-    def plot(self, name: str) -> Path:
-        """A plot of the report (``NAME.png``)."""
-        return self.path / self.plot_name(name)
-
-    def trial_router(self, number: int, storage: str | None = None) -> str:
-        """Where trial ``number``'s router is kept: under ``storage`` (the run's own storage
-        folder), else under the run dir."""
-        return router_uri(storage or str(self.path), number)
-
-    def holds_run(self) -> bool:
-        """Whether this dir holds a run (a record, or a study with records in it)."""
-        return self.run_info.is_file() or (self.study.is_file() and self.study.stat().st_size > 0)
-
 
 # What a resume may change: how the run is carried out, not what it searches (``data`` is
 # checked by its fingerprint instead; ``name`` is the space file's stem).

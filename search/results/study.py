@@ -18,8 +18,8 @@ from search.results.journal import (
     restore,
     unreadable,
 )
-from search.results.rundir import RunDir
 from search.results.views import GroupedPruner
+from search.rundir import RunDir
 from search.space import Space, make_pruner, make_sampler
 
 

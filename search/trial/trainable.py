@@ -24,7 +24,8 @@ from search.data.options import ENCODER_PARAM
 from search.inference import val_logits
 from search.messages import SAVE_FAILED, EpochResult, PackFailed, PackResult, PackSpec, TrialSettings
 from search.offsets import margin_routing
-from search.storage import put_file, router_uri
+from search.rundir import trial_router_uri
+from search.storage import put_file
 from search.trial.config import trial_seed
 from search.trial.train import EpochReport, MemberConfigError, TrainResult, train_pack
 
@@ -130,7 +131,7 @@ def router_trainable(
                     best_epoch=result.best_epoch,
                     best_value=result.best_value,
                 )
-                put_file(local, router_uri(settings.storage, number))
+                put_file(local, trial_router_uri(settings.storage, number))
             except OSError as exc:  # a full or unreachable storage: the member fails alone, said
                 failed[number] = f"{SAVE_FAILED}: {_first_line(exc, False)}"
                 continue

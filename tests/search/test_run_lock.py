@@ -19,7 +19,8 @@ from search.data.synthetic import SyntheticSpec
 from search.driver.plan import default_run_dir
 from search.errors import UserError
 from search.results.lock import STALE_AFTER_S, RunDirInUse, RunLock, holder_of
-from search.results.rundir import RunDir, new_run_id, read_run_info, run_storage, space_difference
+from search.results.rundir import new_run_id, read_run_info, run_storage, space_difference
+from search.rundir import RunDir
 from search.space import parse_space
 from tests.search.procs import ROOT
 from tests.search.spaces import tiny_space
