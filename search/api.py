@@ -89,6 +89,11 @@ class RunResult:
 
         Raises:
             UserError: ``run_dir`` holds no run, or its files cannot be read (one line).
+
+        >>> RunResult.load("/nonexistent/run")
+        Traceback (most recent call last):
+        ...
+        search.errors.UserError: /nonexistent/run: holds no run (study.journal not found)
         """
         from search.results.rundir import read_object
         from search.rundir import RunDir
@@ -259,6 +264,13 @@ def train(
 
     Raises:
         UserError: A bad config, data or argument (one line).
+
+    >>> import search
+    >>> try:
+    ...     search.train("missing.json", quiet=True)
+    ... except search.UserError as exc:
+    ...     print(exc)
+    missing.json: file not found
     """
     from search.data.options import DataOptions
     from search.data.parts import data_source
