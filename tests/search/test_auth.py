@@ -168,5 +168,8 @@ def test_a_ray_version_mismatch_is_one_line(token_cluster) -> None:
     out = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
     ).stdout
-    assert "the cluster runs Ray 2.60.0 on Python 3." in out and "this driver Ray 2.99.0" in out, out
-    assert "install the cluster's versions here (pip install ray[tune]==2.60.0)" in out
+    import ray
+
+    there = ray.__version__  # the cluster's: the Ray this test runs on
+    assert f"the cluster runs Ray {there} on Python 3." in out and "this driver Ray 2.99.0" in out, out
+    assert f"install the cluster's versions here (pip install ray[tune]=={there})" in out
