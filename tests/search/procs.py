@@ -16,15 +16,20 @@ from optuna.storages.journal import JournalFileBackend
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_search(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_search(args: list[str], cwd: Path, env: dict[str, str | None] | None = None) -> subprocess.Popen:
     return start_python(["-m", "search", "run", *args], cwd, env)
 
 
-def start_python(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_python(args: list[str], cwd: Path, env: dict[str, str | None] | None = None) -> subprocess.Popen:
     """``python ARGS`` with this checkout importable, in a session of its own (signals reach
-    only it), output captured as text."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    full_env.update(env or {})
+    only it), output captured as text. ``env`` overrides this process's environment (a None
+    value removes the variable)."""
+    full_env: dict[str, str] = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for key, value in (env or {}).items():
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
     full_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), full_env.get("PYTHONPATH", "")])
     return subprocess.Popen(
         [sys.executable, *args],

@@ -98,12 +98,14 @@ def test_two_runs_in_one_process_the_second_under_the_callers_ray(tmp_path: Path
 
     ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False)
     try:
-        mine = dict(os.environ)
+        mine = dict(os.environ)  # ray.init sets some (RAY_AUTH_MODE among them)
         second = search.run(space, out=tmp_path / "b", export=tmp_path / "b.json", num_samples=2, quiet=True)
         assert ray.is_initialized()  # the caller's Ray is used and left running
         assert dict(os.environ) == mine
     finally:
         ray.shutdown()
+        os.environ.clear()  # what the test's own ray.init set must not reach later tests' processes
+        os.environ.update(before)
 
     for result, n in ((first, 3), (second, 2)):
         assert isinstance(result.trials, pd.DataFrame) and len(result.trials) == n

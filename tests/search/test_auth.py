@@ -76,7 +76,8 @@ def _search(tmp: Path, address: str, env: dict[str, str], name: str) -> tuple[in
     args = [str(path), "--address", address, "--storage", str(tmp / f"{name}-shared"), "--out", str(run)]
     args += ["--export", str(tmp / f"{name}.json")]
     start = time.monotonic()
-    proc = start_search(args, tmp, env={**LOOPBACK, **env})
+    inherited = {"RAY_AUTH_MODE": None} if "RAY_AUTH_MODE" not in env else {}  # the case's own, only
+    proc = start_search(args, tmp, env={**LOOPBACK, **inherited, **env})
     out, err = proc.communicate(timeout=300)
     return proc.returncode, out + err, run, time.monotonic() - start
 
