@@ -125,7 +125,7 @@ def test_two_runs_in_one_process_the_second_under_the_callers_ray(tmp_path: Path
 
 @pytest.mark.slow
 def test_ctrl_c_in_a_notebook_saves_the_state_and_raises_keyboard_interrupt(tmp_path: Path) -> None:
-    space = tiny_space(params={"epochs": 8}, search={"num_samples": 10})
+    space = tiny_space(params={"epochs": 8}, search={"num_samples": 6})
     space["data"] = {"synthetic": {"n_questions": 1500, "n_models": 20, "dim": 64, "seed": 2}}
     path = write_space(tmp_path / "s.yaml", space)
     run = tmp_path / "run"

@@ -78,7 +78,7 @@ def test_trials_spread_over_workers_and_pack_on_logical_gpus(cluster, tmp_path: 
 @pytest.mark.parametrize("pack_size", [1, 2])
 def test_worker_node_dies_mid_search(cluster, tmp_path: Path, pack_size: int) -> None:
     c, workers = cluster
-    n = 10 * pack_size  # as many Tune trials either way
+    n = 6 * pack_size  # as many Tune trials either way
     # Trials of some seconds, so the one seen training on the node still trains when it goes.
     space, run = _space(tmp_path, n, epochs=100, pack_size=pack_size), tmp_path / "run"
     storage = tmp_path / "shared"

@@ -17,7 +17,7 @@ from tests.search.spaces import tiny_space, write_space
 pytestmark = pytest.mark.slow
 
 
-def _space(tmp_path: Path, n: int = 10, pack_size: int = 1) -> Path:
+def _space(tmp_path: Path, n: int = 6, pack_size: int = 1) -> Path:
     space = tiny_space(
         params={"epochs": 8},
         search={
@@ -59,7 +59,7 @@ def test_sigkill_then_resume_keeps_every_completed_trial_once(tmp_path: Path, pa
     for number, value in before.items():  # exactly once, unchanged
         row = next(r for r in rows if r["trial"] == number)
         assert (row["state"], row["value"]) == ("COMPLETE", value)
-    assert sum(not r["interrupted"] for r in rows) == 10
+    assert sum(not r["interrupted"] for r in rows) == 6
     config = json.loads((tmp_path / "config.json").read_text())
     best = max(r["value"] for r in rows if r["state"] == "COMPLETE")
     assert config["search_result"]["value"] == best
