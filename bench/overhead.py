@@ -13,9 +13,10 @@ from pathlib import Path
 
 import optuna
 import torch
-from common import ROOT, load_yaml, parse_space, run_search, sample_params, suggest_all, write_yaml
+from common import ROOT, load_yaml, run_search, sample_params, suggest_all, write_yaml
 
 from search.data import load_data
+from search.space import parse_space
 from search.trial.train import train_router
 
 

@@ -28,11 +28,11 @@ from typing import Any
 
 import optuna
 import torch
-from common import ROOT, load_yaml, parse_space, run_search, write_yaml
+from common import ROOT, load_yaml, run_search, write_yaml
 
 from search.data import load_data
 from search.driver.packer import Packer
-from search.space import Space
+from search.space import Space, parse_space
 from search.trial.train import train_pack
 
 
