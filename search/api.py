@@ -25,6 +25,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from search.errors import UserError
@@ -207,11 +208,11 @@ def run(
             line says it). KeyboardInterrupt: Ctrl-C; the state is saved, resume with
             ``resume=True`` and the same ``out``.
     """
+    from search.data.options import FLAG_NAMES
     from search.driver.plan import RunRequest
     from search.driver.runner import run_search
 
-    names = set(RunRequest.__dataclass_fields__)
-    unknown = sorted(set(data_options) - names)
+    unknown = sorted(set(data_options) - set(FLAG_NAMES))
     if unknown:
         raise UserError(f"search.run: unknown argument(s) {', '.join(unknown)}")
     request = RunRequest(
@@ -272,7 +273,8 @@ def train(
     ...     print(exc)
     missing.json: file not found
     """
-    from search.data.options import DataOptions
+    from search.data.options import FLAG_NAMES
+    from search.data.options import data_options as to_options
     from search.data.parts import data_source
     from search.driver.session import process_state
     from search.driver.train import run_train
@@ -283,11 +285,11 @@ def train(
     )
     if not paths:
         raise UserError("search.train: give at least one config.json")
-    given = {"seed" if k == "split_seed" else k: v for k, v in data_options.items()}
-    try:
-        options = DataOptions().merged(**given)
-    except TypeError as exc:
-        raise UserError(f"search.train: {exc}") from exc
+    unknown = sorted(set(data_options) - set(FLAG_NAMES))
+    if unknown:
+        raise UserError(f"search.train: unknown argument(s) {', '.join(unknown)}")
+    # the command line's mapping from flags to options, so both read them alike
+    options = to_options(SimpleNamespace(**{**dict.fromkeys(FLAG_NAMES), **data_options}))
     target = Path(out)
     check_dir_target(target, "out")
     with _output(quiet), process_state():
@@ -295,7 +297,7 @@ def train(
             paths,
             data_source([data] if isinstance(data, str) else data),
             target,
-            options=options if given else None,
+            options=options if data_options else None,
             epochs=epochs,
             device=device,
             seed=seed,

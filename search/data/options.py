@@ -67,6 +67,22 @@ class DataOptions:
 FIELDS = [f.name for f in dataclasses.fields(DataOptions)]
 
 
+# The names the command line (and the Python API) gives these options by; ``split_seed`` is
+# ``seed``, ``metric_rule`` a list of rules.
+FLAG_NAMES = (
+    "embeddings",
+    "align",
+    "id_column",
+    "threshold",
+    "split_seed",
+    "encoder",
+    "template",
+    "task_column",
+    "metric_rule",
+    "dedupe",
+)
+
+
 def data_options(args: Any, base: DataOptions | None = None) -> DataOptions:
     """The options a command line gave (an argparse namespace of ``add_data_options``), over
     ``base`` (a space's ``data:``)."""
