@@ -1,11 +1,16 @@
 """The routing offsets a router is saved with, tuned on val: a switching margin on the single
 best LLM (``margin_routing``), or a willingness to pay that meets a cost budget
-(``budget_routing``). ``router_models.route`` applies them wherever the router routes."""
+(``budget_routing``). ``router_models.route`` applies them wherever the router routes.
+
+With costs, either block also records the val cost curve (``cost_curve``: each willingness to
+pay and the mean cost per query it spent on val), so that a router in use can meet a budget it
+was not exported for (``Router.lambda_for_budget``) by the same rule as ``budget_routing``."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from search import metrics as M
@@ -21,7 +26,7 @@ def margin_routing(logits_val: torch.Tensor, data: RouterData) -> dict[str, Any]
     _, y, m = data.split("val")
     anchor = data.single_best()
     offsets, margin, acc = M.tune_margin(logits_val, y, m, anchor)
-    return {
+    block: dict[str, Any] = {
         "offsets": offsets,
         "rule": "margin on the single best LLM on train, tuned on val",
         "anchor": anchor,
@@ -30,11 +35,14 @@ def margin_routing(logits_val: torch.Tensor, data: RouterData) -> dict[str, Any]
         "val_route_acc": acc,
         "val_route_acc_plain": M.route_acc(logits_val, y, m),
     }
+    if data.has_costs:
+        lambdas, accs, costs = _val_cost_curve(logits_val, data)
+        block["cost_curve"] = {"lambda": lambdas, "val_cost": costs.tolist()}
+    return block
 
 
-def budget_routing(logits_val: torch.Tensor, data: RouterData, budget: float) -> dict[str, Any]:
-    """The routing block for a budget: the smallest willingness to pay ``lambda`` whose mean cost
-    per query on val is at most ``budget`` (the cheapest routing when none is)."""
+def _val_cost_curve(logits_val: torch.Tensor, data: RouterData) -> tuple[list[float], np.ndarray, np.ndarray]:
+    """Willingness-to-pay values and the val routing accuracy and mean cost at each."""
     _, y, m = data.split("val")
     mean = torch.from_numpy(data.mean_cost())
     lambdas = M.lambda_grid(mean)
@@ -46,14 +54,22 @@ def budget_routing(logits_val: torch.Tensor, data: RouterData, budget: float) ->
         mean,
         lambdas,
     )
+    return lambdas, accs, costs
+
+
+def budget_routing(logits_val: torch.Tensor, data: RouterData, budget: float) -> dict[str, Any]:
+    """The routing block for a budget: the smallest willingness to pay ``lambda`` whose mean cost
+    per query on val is at most ``budget`` (the cheapest routing when none is)."""
+    lambdas, accs, costs = _val_cost_curve(logits_val, data)
     lam, cost = M.lambda_for_budget(costs, lambdas, budget)
     i = lambdas.index(lam)
     return {
-        "offsets": (-lam * mean).tolist(),
+        "offsets": (-lam * torch.from_numpy(data.mean_cost())).tolist(),
         "rule": "cost: predicted correctness - lambda x mean cost, lambda meeting the budget on val",
         "lambda": lam,
         "budget": budget,
         "val_cost": cost,
         "val_route_acc": float(accs[i]),
         "met": bool(cost <= budget),
+        "cost_curve": {"lambda": lambdas, "val_cost": costs.tolist()},
     }

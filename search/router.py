@@ -30,6 +30,7 @@ from router_models import load_router, route
 from search.data.encode import Encoder, EncoderIdentity, load_encoder
 from search.errors import UserError
 from search.inference import predict
+from search.metrics.costs import lambda_for_budget
 from search.results.export import recommended_router
 
 
@@ -97,24 +98,60 @@ class Router:
     def rule(self) -> str:
         return str(self.info["routing"].get("rule", "plain argmax (no offsets saved)"))
 
-    def offsets_for(self, plain: bool = False, lam: float | None = None) -> list[float]:
-        """The offsets a decision uses: the saved ones; zeros (``plain``); or ``-lam x cost``.
+    @property
+    def costs(self) -> list[float] | None:
+        costs = self.info.get("costs")
+        return [float(c) for c in costs] if costs is not None else None
+
+    def lambda_for_budget(self, budget: float) -> float:
+        """The smallest willingness to pay whose mean cost per query on val was at most
+        ``budget`` (the largest on the router's val cost curve when none was), the rule the
+        search exports a budget's router by.
 
         Raises:
-            UserError: ``lam`` for a router that knows no costs, or a bad ``lam``.
+            UserError: The router knows no costs or records no val cost curve, or a bad budget.
         """
-        if plain:
-            return [0.0] * len(self.names)
-        if lam is None:
-            return self.offsets
-        costs = self.info.get("costs")
+        if not (isinstance(budget, (int, float)) and np.isfinite(budget) and budget >= 0):
+            raise UserError(f"budget must be a number >= 0, got {budget!r}")
+        self._costs_known("a budget")
+        curve = self.info["routing"].get("cost_curve")
+        if not isinstance(curve, dict) or not curve.get("lambda"):
+            raise UserError(
+                f"{self.path}: records no val cost curve (saved before routers kept one), so a budget "
+                "cannot be met; give lambda instead"
+            )
+        lam, _ = lambda_for_budget(np.asarray(curve["val_cost"]), curve["lambda"], float(budget))
+        return lam
+
+    def _costs_known(self, what: str) -> list[float]:
+        costs = self.costs
         if costs is None:
             raise UserError(
-                f"{self.path}: knows no LLM costs (its data had none), so it has no lambda to set"
+                f"{self.path}: knows no LLM costs (its data had none), so it has no {what} to set"
             )
-        if not (isinstance(lam, (int, float)) and np.isfinite(lam) and lam >= 0):
+        return costs
+
+    def offsets_for(
+        self, plain: bool = False, lam: float | None = None, budget: float | None = None
+    ) -> list[float]:
+        """The offsets a decision uses: the saved ones; zeros (``plain``); ``-lam x cost``; or
+        ``-lambda x cost`` at the lambda that meets ``budget`` on val.
+
+        Raises:
+            UserError: ``lam`` or ``budget`` for a router that knows no costs, both, or a bad value.
+        """
+        if lam is not None and budget is not None:
+            raise UserError("give a budget or a lambda, not both")
+        if plain:
+            return [0.0] * len(self.names)
+        if budget is not None:
+            lam = self.lambda_for_budget(budget)
+        if lam is None:
+            return self.offsets
+        costs = self._costs_known("lambda")
+        if isinstance(lam, bool) or not (isinstance(lam, (int, float)) and np.isfinite(lam) and lam >= 0):
             raise UserError(f"lambda must be a number >= 0, got {lam!r}")
-        return [-float(lam) * float(c) for c in costs]
+        return [-float(lam) * c for c in costs]
 
     # -- embeddings in --------------------------------------------------------------------------
     def check_embeddings(self, X: np.ndarray, where: str) -> np.ndarray:
@@ -125,18 +162,36 @@ class Router:
             )
         return np.ascontiguousarray(X, dtype=np.float32)
 
-    def decide_embeddings(
-        self, X: np.ndarray, plain: bool = False, lam: float | None = None, where: str = "embeddings"
-    ) -> Decision:
+    def logits(self, X: np.ndarray, where: str = "embeddings") -> torch.Tensor:
+        """The router's logits ``[n, M]`` for embeddings ``X`` ``[n, dim]``."""
         X = self.check_embeddings(X, where)
         with torch.no_grad():
-            logits = predict(self.model, torch.from_numpy(X))
-        index = route(logits, self.offsets_for(plain, lam)).numpy()
+            return predict(self.model, torch.from_numpy(X))
+
+    def decide_logits(
+        self, logits: torch.Tensor, offsets: Sequence[float], allowed: torch.Tensor | None = None
+    ) -> Decision:
+        """The decision for logits at ``offsets`` (from :meth:`offsets_for`); ``allowed``: a bool
+        ``[M]`` of the LLMs that may be chosen (all when None)."""
+        mask = allowed.expand_as(logits) if allowed is not None else None
+        index = route(logits, offsets, mask).numpy()
         names = self.names
         return Decision(index, [names[i] for i in index.tolist()], torch.sigmoid(logits.float()).numpy())
 
-    def route_embeddings(self, X: np.ndarray, plain: bool = False, lam: float | None = None) -> list[str]:
-        return self.decide_embeddings(X, plain, lam).names
+    def decide_embeddings(
+        self,
+        X: np.ndarray,
+        plain: bool = False,
+        lam: float | None = None,
+        where: str = "embeddings",
+        budget: float | None = None,
+    ) -> Decision:
+        return self.decide_logits(self.logits(X, where), self.offsets_for(plain, lam, budget))
+
+    def route_embeddings(
+        self, X: np.ndarray, plain: bool = False, lam: float | None = None, budget: float | None = None
+    ) -> list[str]:
+        return self.decide_embeddings(X, plain, lam, budget=budget).names
 
     def scores_embeddings(self, X: np.ndarray) -> np.ndarray:
         return self.decide_embeddings(X).scores
@@ -180,12 +235,16 @@ class Router:
             raise UserError("no texts to route")
         return self.encoder.encode(list(texts), progress=False)
 
-    def decide(self, texts: Sequence[str], plain: bool = False, lam: float | None = None) -> Decision:
-        return self.decide_embeddings(self.embed(texts), plain, lam)
+    def decide(
+        self, texts: Sequence[str], plain: bool = False, lam: float | None = None, budget: float | None = None
+    ) -> Decision:
+        return self.decide_embeddings(self.embed(texts), plain, lam, budget=budget)
 
-    def route(self, texts: Sequence[str], plain: bool = False, lam: float | None = None) -> list[str]:
-        """Each text's LLM name."""
-        return self.decide(texts, plain, lam).names
+    def route(
+        self, texts: Sequence[str], plain: bool = False, lam: float | None = None, budget: float | None = None
+    ) -> list[str]:
+        """Each text's LLM name (at the saved offsets; or plain, at ``lam``, or meeting ``budget``)."""
+        return self.decide(texts, plain, lam, budget).names
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """Every LLM's predicted correctness for each text ([n, M], in ``names`` order)."""

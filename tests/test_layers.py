@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: list[tuple[str, ...]] = [
     ("search.__main__", "search.cli"),  # the command line: parse, call, print, exit code
     ("search", "search.api"),  # the Python API (``search.run``, ``search.train``)
+    ("search.serve",),  # a router behind HTTP: the routing API and the routing proxy
     ("search.driver",),  # Ray, the Tuner, the study as Tune's searcher and scheduler
     ("search.router",),  # texts or embeddings in, LLM names out, with a saved router
     ("search.results",),  # what a run leaves: its dir, study, exports, tables, report

@@ -1,4 +1,4 @@
-"""The router-search command line: run, validate, train, route, data, report.
+"""The router-search command line: run, validate, train, route, serve, data, report.
 
 ``main(argv) -> int``; user errors print one line and return 2 (a traceback only with --debug).
 Nothing heavy is imported before ``main`` runs, so Ctrl-C at any moment (torch takes seconds to
@@ -26,6 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from search.cli.data_args import add_data_options  # imports numpy and pyarrow: inside main
+    from search.cli.serve import add_serve_parser
 
     parser = _Parser(prog="python -m search", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -72,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--out", default="routes.csv", help="routes file, .csv or .parquet (default routes.csv)")
     rt.add_argument("--plain", action="store_true", help="plain argmax: ignore the router's saved offsets")
     rt.add_argument("--scores", action="store_true", help="also every LLM's predicted correctness")
+    rt.add_argument("--budget", type=float, help="meet this mean cost per query (by the router's val curve)")
+    rt.add_argument("--lambda", dest="lam", type=float, help="route at this willingness to pay")
     rt.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     data = sub.add_parser("data", help="describe, convert or embed router data")
@@ -88,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_options(embed, source="positional", seed_alias=True)
     embed.add_argument("out", help="the embeddings file to write (.npy), one row per question")
     embed.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    add_serve_parser(sub)
 
     report = sub.add_parser("report", help="write report.md and plots for a run dir")
     report.add_argument("run_dir")
@@ -162,7 +167,15 @@ def _cmd_route(args: argparse.Namespace) -> int:
         texts=args.text,
         prompts=args.prompts,
         encoder=args.encoder,
+        budget=args.budget,
+        lam=args.lam,
     )
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from search.cli.serve import cmd_serve
+
+    return cmd_serve(args)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -192,6 +205,7 @@ COMMANDS = {
     "validate": _cmd_validate,
     "train": _cmd_train,
     "route": _cmd_route,
+    "serve": _cmd_serve,
     "data": _cmd_data,
     "report": _cmd_report,
 }

@@ -51,6 +51,8 @@ def run_route(
     texts: list[str] | None = None,
     prompts: str | None = None,
     encoder: str | None = None,
+    budget: float | None = None,
+    lam: float | None = None,
 ) -> int:
     given = [what for what, v in (("EMBEDDINGS", embeddings), ("--text", texts), ("--prompts", prompts)) if v]
     if len(given) != 1:
@@ -64,16 +66,21 @@ def run_route(
     check_file_target(out_path, "--out")
     r = Router.load(router, encoder=encoder)
     chosen = f"; the run's recommended router, {r.chosen}" if r.chosen else ""
+    offsets = r.offsets_for(plain, lam, budget)  # before embedding: a bad budget fails at once
     if embeddings is not None:
         X = r.check_embeddings(load_matrix(Path(embeddings)), embeddings)
     else:
         r.encoder  # noqa: B018 - the router must embed text before its prompts are read
         queries = texts if texts else read_prompts(Path(str(prompts)), r.identity)
         X = r.embed(queries)
-    decision = r.decide_embeddings(X, plain=plain)
+    decision = r.decide_logits(r.logits(X), offsets)
     table = routes_table(decision, r.names, scores)
     write_table(out_path, table)
     rule = "plain argmax" if plain else r.rule
+    if budget is not None:
+        rule = f"cost, budget {budget:g}: lambda {r.lambda_for_budget(budget):g} by the val cost curve"
+    elif lam is not None:
+        rule = f"cost, at lambda {lam:g}"
     print(f"routed {len(X)} queries with {r.path} ({rule}{chosen}); wrote {out_path}")
     counts = Counter(decision.names)
     for name, n in counts.most_common(5):

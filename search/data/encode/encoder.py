@@ -267,6 +267,23 @@ class Encoder:
             )
         return X
 
+    def cut(self, texts: Sequence[str]) -> list[bool]:
+        """Whether each text is longer than the encoder's max sequence length in tokens (special
+        tokens counted), so that embedding it reads only its start, as at training time."""
+        limit = self.identity.max_seq_length
+        tokenizer = getattr(self.model, "tokenizer", None)
+        if tokenizer is None or limit <= 0:
+            return [False] * len(texts)
+        ids = tokenizer(
+            list(texts),
+            add_special_tokens=True,
+            truncation=True,
+            max_length=limit + 1,  # enough to tell: no need to tokenize a long text to its end
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
+        return [len(row) > limit for row in ids]
+
 
 def _pooling_mode(module: Any) -> str:
     mode = getattr(module, "pooling_mode", None)  # sentence-transformers 6
