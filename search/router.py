@@ -18,6 +18,7 @@ cannot route text. ``search route`` and ``search serve`` use this class.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ from search.errors import UserError
 from search.inference import predict
 from search.metrics.costs import lambda_for_budget
 from search.results.export import recommended_router
+
+CHUNK = 8192  # queries per forward pass
 
 
 @dataclass
@@ -54,7 +57,8 @@ class Router:
     def __init__(
         self, model: torch.nn.Module, info: dict[str, Any], path: Path, encoder: str | None = None
     ) -> None:
-        self.model = model
+        self.model = model.eval()  # in use, never trained: eval once, not per call
+        self._forward: Any = self.model  # the eager model, or its frozen graph (freeze)
         self.info = info
         self.path = path
         self.chosen = ""  # set by load for a run dir: which of its routers
@@ -165,8 +169,32 @@ class Router:
     def logits(self, X: np.ndarray, where: str = "embeddings") -> torch.Tensor:
         """The router's logits ``[n, M]`` for embeddings ``X`` ``[n, dim]``."""
         X = self.check_embeddings(X, where)
-        with torch.no_grad():
-            return predict(self.model, torch.from_numpy(X))
+        if len(X) > CHUNK:
+            return predict(self.model, torch.from_numpy(X), CHUNK)
+        with torch.inference_mode():  # the hot path of a served router: no mode switches
+            return self._forward(torch.from_numpy(X)).float()
+
+    def freeze(self) -> bool:
+        """Trace the model into a frozen TorchScript graph for small batches, as a served router
+        sees them (no Python per layer: on 2 CPU cores a 1.7M-parameter residual router took
+        0.5 ms instead of 1.6 for one query, 1.3 instead of 2.4 for 8). Kept only when it gives
+        the eager model's logits on probe batches of 1, 8 and 72 queries; else the eager model
+        stays. Returns whether the graph is used."""
+        gen = torch.Generator().manual_seed(0)
+        probe = torch.randn(8, self.embedding_dim, generator=gen)
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the tracer's notes on Python branches it fixed
+                graph = torch.jit.freeze(torch.jit.trace(self.model, probe))
+                same = all(
+                    torch.allclose(graph(p), self.model(p), rtol=1e-5, atol=1e-6)
+                    for p in (probe, probe[:1], torch.randn(72, self.embedding_dim, generator=gen))
+                )
+        except Exception:  # a model the tracer cannot follow: the eager one serves
+            return False
+        if same:
+            self._forward = graph
+        return bool(same)
 
     def decide_logits(
         self, logits: torch.Tensor, offsets: Sequence[float], allowed: torch.Tensor | None = None

@@ -33,7 +33,7 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
         "--batch-wait-ms",
         type=float,
         default=DEFAULTS.batch_wait_ms,
-        help="longest a batch waits to fill (2)",
+        help="longest a batch waits to fill (0.5)",
     )
     sv.add_argument("--queue-size", type=int, default=DEFAULTS.queue_size, help="most queries waiting (1024)")
     sv.add_argument(
@@ -51,6 +51,10 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # Idle compute threads sleep instead of spinning: the event loop shares the cores with them
+    # (measured on 2 cores: text requests at concurrency 8 went from 23/s to 47/s). Set before
+    # torch is imported, which reads it once.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from search.serve.server import read_token, serve
 
     settings = ServeSettings(

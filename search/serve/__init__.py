@@ -11,10 +11,10 @@ backends file, a routing proxy for OpenAI-style clients (``POST /v1/chat/complet
 - ``requests``: a route request's JSON read into a typed ``RouteJob`` (or a 4xx).
 - ``backends``: the backends file (per LLM: base URL, model name, API key variable).
 - ``proxy``: forwarding a routed chat or completion request, streamed or not.
-- ``app``: the ASGI app (FastAPI): endpoints, the bearer-token gate, body limits.
+- ``app``: the ASGI app: endpoints, the bearer-token gate, body limits.
 - ``server``: binding the socket, starting the server, draining on SIGTERM.
 
-Nothing below this package imports it; it needs the ``serve`` extra (FastAPI, uvicorn, httpx).
+Nothing below this package imports it; it needs the ``serve`` extra (FastAPI, uvicorn, httpx, orjson).
 """
 
 INSTALL = 'pip install -e ".[serve]"'

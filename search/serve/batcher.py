@@ -4,8 +4,9 @@ The event loop takes requests (``submit``); one task (``_loop``) takes what is w
 ``max_batch`` queries (a request larger than that runs alone), waiting at most ``wait_s`` after
 the first for more, and runs the batch in one worker thread: texts are embedded in one call of
 the encoder, every query's logits come from one forward pass of the router, and each request's
-decision is made at its own offsets. While a batch runs, the next one gathers, so throughput
-grows with concurrency. The queue is bounded in queries: a request it cannot hold is refused
+decision is made at its own offsets. While a batch of texts runs, the next one gathers, so
+throughput grows with concurrency; a batch of embeddings only (about a millisecond of router)
+runs on the event loop itself, where a thread handoff would cost more than it frees. The queue is bounded in queries: a request it cannot hold is refused
 (503 and ``Retry-After``) at once rather than waiting without end.
 
 Who calls what: the app's lifespan calls ``start`` and ``stop``; a request handler awaits
@@ -71,6 +72,7 @@ class Batcher:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-batch")
+        self._threads = torch.get_num_threads()
 
     @property
     def depth(self) -> int:
@@ -126,7 +128,10 @@ class Batcher:
                 continue
             self.metrics.batch(sum(q.n for q in batch))
             try:
-                answers = await loop.run_in_executor(self._pool, self._decide, batch)
+                if any(q.texts is not None for q in batch):
+                    answers = await loop.run_in_executor(self._pool, self._decide, batch)
+                else:  # about a millisecond: here, a handoff to the thread and back cost more
+                    answers = self._decide(batch)
             except Exception as exc:  # a bug, not a bad request: log it, fail the batch's requests
                 log.exception("routing a batch of %d requests failed", len(batch))
                 failed = HTTPError(500, f"internal error while routing ({type(exc).__name__})")
@@ -177,6 +182,9 @@ class Batcher:
         offsets."""
         router = self.router
         texts = [t for q in batch if q.texts is not None for t in q.texts]
+        # The encoder's matmuls are large enough to share out; the router's are not: on 2 cores
+        # a second thread made a batch of 8 slower and took the event loop's core.
+        torch.set_num_threads(self._threads if texts else 1)
         if texts:
             embedded = router.embed(texts)
             cut = router.encoder.cut(texts)

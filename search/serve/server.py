@@ -80,6 +80,7 @@ def load_served(target: str, encoder: str | None) -> Router:
         UserError / ConfigError: Not a router or run dir; the encoder missing or another.
     """
     router = Router.load(target, encoder=encoder)
+    router.freeze()
     if router.identity is not None:
         router.embed(["warm up"])  # loads and checks the encoder; the first request is not slow
     elif encoder is not None:
@@ -128,7 +129,9 @@ def make_app(
         from search.serve.app import build_app
         from search.serve.backends import read_backends
     except ImportError as exc:
-        raise UserError(f"serving needs FastAPI, uvicorn and httpx: {INSTALL}") from exc
+        raise UserError(
+            f"serving needs the serve extra (FastAPI, uvicorn, httpx, orjson): {INSTALL}"
+        ) from exc
     router = load_served(target, encoder)
     served = read_backends(backends, router.names) if backends else None
     if served is not None and router.identity is None:
@@ -152,7 +155,9 @@ def serve(
     try:
         import uvicorn
     except ImportError as exc:
-        raise UserError(f"serving needs FastAPI, uvicorn and httpx: {INSTALL}") from exc
+        raise UserError(
+            f"serving needs the serve extra (FastAPI, uvicorn, httpx, orjson): {INSTALL}"
+        ) from exc
     app, router, served = make_app(target, settings, encoder=encoder, backends=backends)
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]

@@ -55,7 +55,7 @@ class ServeSettings:
     max_body_bytes: int = 1 << 20
     max_prompts: int = 256
     max_batch: int = 64
-    batch_wait_ms: float = 2.0
+    batch_wait_ms: float = 0.5
     queue_size: int = 1024
     request_timeout_s: float = 30.0
     backend_timeout_s: float = 120.0

@@ -206,3 +206,29 @@ def test_convert_cli_makes_a_split_when_the_source_has_none(tmp_path: Path, caps
         == 2
     )
     assert "record 3: score of 'a' 1.7 is not a score in [0, 1]" in capsys.readouterr().err
+
+
+def test_exported_routers_keep_the_val_cost_curve_a_served_budget_is_met_by(tmp_path: Path) -> None:
+    """A router saved at its margin records the val cost curve; meeting a budget with it where it
+    is served picks the lambda the search's own budget export picks."""
+    from router_models import create_model, save_router
+    from search.offsets import budget_routing, margin_routing
+    from search.router import Router
+
+    folder = write_embedllm(tmp_path / "csv", m=4)
+    _with_costs(folder)
+    data = load_data(folder)
+    torch.manual_seed(0)
+    model = create_model({"model_type": "mlp", "model_config": {"hidden_dims": [8]}}, data.X.shape[1], 4)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(data.split("val")[0]))
+    block = margin_routing(logits, data)
+    curve = block["cost_curve"]
+    assert len(curve["lambda"]) == len(curve["val_cost"]) == len(M.lambda_grid(data.mean_cost()))
+    assert curve["val_cost"] == sorted(curve["val_cost"], reverse=True)
+    save_router(model, tmp_path / "r.pt", routing=block, costs=data.mean_cost().tolist())
+    router = Router.load(tmp_path / "r.pt")
+    for budget in (curve["val_cost"][0] + 1, curve["val_cost"][10], curve["val_cost"][-1], 0.0):
+        assert router.lambda_for_budget(budget) == budget_routing(logits, data, budget)["lambda"]
+    no_costs = RouterData(data.X, data.Y, data.mask, data.model_names, data.splits, source="x")
+    assert "cost_curve" not in margin_routing(logits, no_costs)

@@ -10,7 +10,15 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from router_models import create_model, load_router, margin_offsets, route, save_router
+from router_models import (
+    create_model,
+    get_model_class,
+    list_models,
+    load_router,
+    margin_offsets,
+    route,
+    save_router,
+)
 from search.__main__ import main
 
 NAMES = ["small-llm", "mid-llm", "big-llm"]
@@ -155,3 +163,52 @@ def test_a_folder_that_is_no_run(saved, tmp_path: Path, capsys) -> None:
         == f"error: {tmp_path / 'empty'}: no config.json; give a router file (.pt) or a finished run dir\n"
     )
     assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.mark.parametrize("model_type", [m for m in list_models() if get_model_class(m).searchable])
+def test_a_frozen_router_decides_as_the_eager_one(model_type: str, tmp_path: Path) -> None:
+    """Router.freeze (what a served router runs): the same logits for every model type, any batch."""
+    from search.router import Router
+
+    torch.manual_seed(1)
+    cfg = {"hidden_dims": [16, 8], "dropout": 0.1, "activation": "relu"}
+    save_router(create_model({"model_type": model_type, "model_config": cfg}, 6, 3), tmp_path / "r.pt")
+    eager, frozen = Router.load(tmp_path / "r.pt"), Router.load(tmp_path / "r.pt")
+    assert frozen.freeze() is True
+    assert frozen._forward is not frozen.model
+    for n in (1, 5, 300):
+        X = np.random.default_rng(n).standard_normal((n, 6)).astype(np.float32)
+        assert torch.allclose(frozen.logits(X), eager.logits(X), rtol=1e-5, atol=1e-6)
+        assert frozen.route_embeddings(X) == eager.route_embeddings(X)
+
+
+def test_route_meets_a_budget_or_a_lambda_with_the_saved_costs(tmp_path: Path, capsys) -> None:
+    torch.manual_seed(0)
+    model = create_model({"model_type": "mlp", "model_config": {"hidden_dims": [16]}}, 6, 3)
+    curve = {"lambda": [0.0, 0.1, 1.0], "val_cost": [3.0, 1.5, 0.2]}
+    path = tmp_path / "costly.pt"
+    routing = {"offsets": [0.0, 0.0, 0.0], "cost_curve": curve}
+    save_router(model, path, model_names=NAMES, routing=routing, costs=[0.1, 1.0, 3.0])
+    X = np.random.default_rng(0).standard_normal((100, 6)).astype(np.float32)
+    np.save(tmp_path / "q.npy", X)
+    out = tmp_path / "routes.csv"
+    assert main(["route", str(path), str(tmp_path / "q.npy"), "--out", str(out), "--budget", "1.5"]) == 0
+    assert "budget 1.5: lambda 0.1 by the val cost curve" in capsys.readouterr().out
+    with torch.no_grad():
+        logits = model.eval()(torch.from_numpy(X))
+    want = route(logits, [-0.1 * c for c in (0.1, 1.0, 3.0)])
+    assert pacsv.read_csv(out).column("llm_index").to_pylist() == want.tolist()
+    assert main(["route", str(path), str(tmp_path / "q.npy"), "--out", str(out), "--lambda", "1.0"]) == 0
+    assert pacsv.read_csv(out).column("llm_index").to_pylist() == route(logits, [-0.1, -1.0, -3.0]).tolist()
+    capsys.readouterr()
+    assert (
+        main(
+            ["route", str(path), str(tmp_path / "q.npy"), "--out", str(out), "--budget", "1", "--lambda", "1"]
+        )
+        == 2
+    )
+    assert "give a budget or a lambda, not both" in capsys.readouterr().err
+    plain = tmp_path / "plain.pt"
+    save_router(model, plain, model_names=NAMES)
+    assert main(["route", str(plain), str(tmp_path / "q.npy"), "--out", str(out), "--budget", "1"]) == 2
+    assert "knows no LLM costs" in capsys.readouterr().err

@@ -25,7 +25,6 @@ from search.router import Router  # noqa: E402
 from tests.search.encoders import WORDS, make_encoder  # noqa: E402
 from tests.search.serving import (  # noqa: E402
     COSTS,
-    CURVE,
     NAMES,
     FakeBackend,
     make_router,
@@ -195,7 +194,8 @@ BAD = [
     (json.dumps({"embeddings": [[0.1] * 16, [0.1] * 15]}).encode(), 400, "embeddings[1] has 15 values"),
     (json.dumps({"embedding": ["1"] * 16}).encode(), 400, "numbers only"),
     (json.dumps({"embedding": [True] * 16}).encode(), 400, "numbers only"),
-    (b'{"embedding": [' + b",".join([b"NaN"] * 16) + b"]}", 400, "not finite"),
+    (b'{"embedding": [' + b",".join([b"NaN"] * 16) + b"]}", 400, "not valid JSON"),
+    (b'{"embedding": [' + b",".join([b"1e400"] * 16) + b"]}", 400, "infinity"),
     (json.dumps({"prompt": "a", "embedding": [0.0] * 16}).encode(), 400, "exactly one of"),
     (json.dumps({"query": "a"}).encode(), 400, "unknown field 'query'"),
     (json.dumps({"prompt": "a", "budget": -1}).encode(), 400, "budget must be a number >= 0"),
@@ -283,14 +283,14 @@ def test_settings_refuse_a_public_host_without_a_token_and_bad_limits() -> None:
 
 
 def _slow(router: Router, seconds: float) -> None:
-    """Make the served router's forward pass take ``seconds`` (a stand-in for a busy encoder)."""
-    fast = router.logits
+    """Make the served router's encoder take ``seconds`` per batch (a stand-in for a busy one)."""
+    fast = router.embed
 
-    def slow(X, where="embeddings"):
+    def slow(texts):
         time.sleep(seconds)
-        return fast(X, where)
+        return fast(texts)
 
-    router.logits = slow  # type: ignore[method-assign]
+    router.embed = slow  # type: ignore[method-assign]
 
 
 async def _post_many(url: str, bodies: list[dict], headers=None) -> list[httpx.Response]:
@@ -299,13 +299,13 @@ async def _post_many(url: str, bodies: list[dict], headers=None) -> list[httpx.R
 
 
 def test_concurrent_requests_share_batches(router_file: Path) -> None:
-    X = np.random.default_rng(3).standard_normal((32, 16)).astype(np.float32)
+    texts = [" ".join(WORDS[i % 9 : i % 9 + 3]) for i in range(32)]
     with running(router_file, max_batch=64, batch_wait_ms=20) as r:
         _slow(r.router, 0.05)
-        got = asyncio.run(_post_many(r.url, [{"embedding": x.tolist()} for x in X]))
+        got = asyncio.run(_post_many(r.url, [{"prompt": t} for t in texts]))
         text = httpx.get(r.url + "/metrics").text
     assert all(g.status_code == 200 for g in got)
-    assert [g.json()["routes"][0]["llm"] for g in got] == Router.load(router_file).route_embeddings(X)
+    assert [g.json()["routes"][0]["llm"] for g in got] == Router.load(router_file).route(texts)
     batches = value("router_search_batch_size_count", text)
     assert batches < 32 / 4  # 32 concurrent requests took far fewer batches than requests
 
@@ -313,23 +313,23 @@ def test_concurrent_requests_share_batches(router_file: Path) -> None:
 def test_a_full_queue_answers_503_with_retry_after_and_recovers(router_file: Path) -> None:
     with running(router_file, max_batch=1, batch_wait_ms=0, queue_size=2) as r:
         _slow(r.router, 0.05)
-        got = asyncio.run(_post_many(r.url, [{"embedding": [0.1] * 16}] * 20))
+        got = asyncio.run(_post_many(r.url, [{"prompt": "what is the sum"}] * 20))
         codes = sorted(g.status_code for g in got)
         full = [g for g in got if g.status_code == 503]
         assert codes.count(200) >= 2 and full, codes
         assert full[0].headers["retry-after"] == "1"
         _one_line_error(full[0], 503, "overloaded")
-        assert httpx.post(r.url + "/v1/route", json={"embedding": [0.1] * 16}).status_code == 200
+        assert httpx.post(r.url + "/v1/route", json={"prompt": "what is the sum"}).status_code == 200
 
 
 def test_a_request_past_its_timeout_gets_504_and_the_server_serves_on(router_file: Path) -> None:
     with running(router_file, request_timeout_s=0.2) as r:
         _slow(r.router, 0.5)
-        resp = httpx.post(r.url + "/v1/route", json={"embedding": [0.1] * 16}, timeout=10)
+        resp = httpx.post(r.url + "/v1/route", json={"prompt": "what is the sum"}, timeout=10)
         _one_line_error(resp, 504, "longer than the request timeout (0.2 s)")
-        r.router.logits = Router.load(router_file).logits  # fast again
+        del r.router.embed  # fast again
         time.sleep(0.5)  # once the slow batch is over
-        assert httpx.post(r.url + "/v1/route", json={"embedding": [0.1] * 16}).status_code == 200
+        assert httpx.post(r.url + "/v1/route", json={"prompt": "what is the sum"}).status_code == 200
 
 
 # -- the routing proxy -------------------------------------------------------------------------
