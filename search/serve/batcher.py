@@ -6,8 +6,10 @@ the first for more, and runs the batch in one worker thread: texts are embedded 
 the encoder, every query's logits come from one forward pass of the router, and each request's
 decision is made at its own offsets. While a batch of texts runs, the next one gathers, so
 throughput grows with concurrency; a batch of embeddings only (about a millisecond of router)
-runs on the event loop itself, where a thread handoff would cost more than it frees. The queue is bounded in queries: a request it cannot hold is refused
-(503 and ``Retry-After``) at once rather than waiting without end.
+runs on the event loop itself, where a thread handoff would cost more than it frees. The queue
+is bounded in queries: a request it cannot hold is refused (503 and ``Retry-After``) at once
+rather than waiting without end. (A request's timeout cannot cut short a decision already
+running; it ends the wait for one that has not started.)
 
 Who calls what: the app's lifespan calls ``start`` and ``stop``; a request handler awaits
 ``submit``, which raises ``HTTPError`` (503 when full, 504 past its timeout).
