@@ -15,6 +15,7 @@ JSON (``errors``); a bug's traceback goes to the server's log only.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -59,26 +60,18 @@ async def respond(
     await send({"type": "http.response.body", "body": body})
 
 
-async def read_json(receive: Receive, limit: int) -> Any:
-    """The request's JSON body, read up to ``limit`` bytes (a chunked body too), whatever its
-    Content-Type says (a client that sends JSON as a form is still understood).
+async def read_json(receive: Receive, limit: int, timeout_s: float) -> Any:
+    """The request's JSON body, read up to ``limit`` bytes (a chunked body too) within
+    ``timeout_s``, whatever its Content-Type says (JSON sent as a form is still understood).
 
     Raises:
-        HTTPError: 413 past the limit; 400 for a body that is not JSON.
+        HTTPError: 413 past the limit; 408 when the body is slower than the timeout; 400 for a
+            body that is not JSON.
     """
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise HTTPError(400, "the client went away before the body arrived")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise HTTPError(413, f"the body is larger than {limit:,} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            break
-    raw = b"".join(chunks)
+    try:
+        raw = await asyncio.wait_for(_read_body(receive, limit), timeout_s)
+    except asyncio.TimeoutError:
+        raise HTTPError(408, f"the body did not arrive within {timeout_s:g} s") from None
     if not raw:
         raise HTTPError(400, "the body is empty: send a JSON object")
     try:
@@ -91,6 +84,21 @@ async def read_json(receive: Receive, limit: int) -> Any:
         if "depth limit" in str(exc):
             raise HTTPError(400, "the body nests too deeply (more than 1024 levels)") from None
         raise HTTPError(400, f"the body is not valid JSON ({exc})") from None
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HTTPError(400, "the client went away before the body arrived")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise HTTPError(413, f"the body is larger than {limit:,} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
 
 
 class Front:
@@ -239,7 +247,11 @@ def build_app(
             await batcher.stop()
 
     async def route(receive: Receive) -> tuple[int, bytes, str]:
-        job = parse_route(await read_json(receive, settings.max_body_bytes), router, settings.max_prompts)
+        job = parse_route(
+            await read_json(receive, settings.max_body_bytes, settings.request_timeout_s),
+            router,
+            settings.max_prompts,
+        )
         answer = await batcher.submit(Query(job.texts, job.X, job.offsets), settings.request_timeout_s)
         return 200, orjson.dumps(route_answer(router, job.scores, answer, max_len)), JSON
 
@@ -283,7 +295,7 @@ def build_app(
         return Response(orjson.dumps(models_answer(router, card, backends)), media_type=JSON)
 
     async def proxied(request: Request) -> Response:
-        body = await read_json(request.receive, settings.max_body_bytes)
+        body = await read_json(request.receive, settings.max_body_bytes, settings.request_timeout_s)
         if not isinstance(body, dict):
             raise HTTPError(400, "the body must be a JSON object")
         pinned, budget = model_choice(body.get("model"), backends)

@@ -554,3 +554,15 @@ def test_sigterm_finishes_requests_in_flight_then_exits_0(router_file: Path, tmp
     finally:
         if server.proc.poll() is None:
             server.proc.kill()
+
+
+def test_a_body_that_never_finishes_gets_408_and_others_are_served_meanwhile(router_file: Path) -> None:
+    with running(router_file, request_timeout_s=0.5) as r:
+        port = int(r.url.rsplit(":", 1)[1])
+        slow = socket.create_connection(("127.0.0.1", port))
+        slow.sendall(b'POST /v1/route HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"prompt": ')
+        assert httpx.post(r.url + "/v1/route", json={"prompt": "what is the sum"}).status_code == 200
+        slow.settimeout(10)
+        reply = slow.recv(4096).decode()
+        slow.close()
+    assert reply.startswith("HTTP/1.1 408") and "the body did not arrive within 0.5 s" in reply
