@@ -566,3 +566,29 @@ def test_a_body_that_never_finishes_gets_408_and_others_are_served_meanwhile(rou
         reply = slow.recv(4096).decode()
         slow.close()
     assert reply.startswith("HTTP/1.1 408") and "the body did not arrive within 0.5 s" in reply
+
+
+def test_cors_only_when_asked_and_the_token_from_a_file_or_the_environment(
+    router_file: Path, tmp_path: Path
+) -> None:
+    from search.serve.server import read_token
+    from search.serve.settings import TOKEN_ENV
+
+    with running(router_file, cors_origins=("http://app.example",), token=TOKEN) as r:
+        pre = httpx.options(
+            r.url + "/v1/route",
+            headers={"Origin": "http://app.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "http://app.example"
+        got = httpx.post(
+            r.url + "/v1/route", json={"prompt": "hi"}, headers={**AUTH, "Origin": "http://app.example"}
+        )
+        assert got.status_code == 200 and got.headers["access-control-allow-origin"] == "http://app.example"
+        other = httpx.post(
+            r.url + "/v1/route", json={"prompt": "hi"}, headers={**AUTH, "Origin": "http://evil.example"}
+        )
+        assert "access-control-allow-origin" not in other.headers
+    (tmp_path / "t").write_text("from-file\nignored\n")
+    assert read_token(str(tmp_path / "t"), {TOKEN_ENV: "from-env"}) == "from-file"
+    assert read_token(None, {TOKEN_ENV: "from-env"}) == "from-env"
+    assert read_token(None, {}) is None
