@@ -11,7 +11,8 @@ backends file, a routing proxy for OpenAI-style clients (``POST /v1/chat/complet
 - ``requests``: a route request's JSON read into a typed ``RouteJob`` (or a 4xx).
 - ``backends``: the backends file (per LLM: base URL, model name, API key variable).
 - ``proxy``: forwarding a routed chat or completion request, streamed or not.
-- ``app``: the ASGI app: endpoints, the bearer-token gate, body limits.
+- ``front``: before every endpoint: the bearer token, body limits, metrics, the hot endpoints.
+- ``app``: the ASGI app: its endpoints.
 - ``server``: binding the socket, starting the server, draining on SIGTERM.
 
 Nothing below this package imports it; it needs the ``serve`` extra (FastAPI, uvicorn, httpx, orjson).
