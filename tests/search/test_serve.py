@@ -592,3 +592,20 @@ def test_cors_only_when_asked_and_the_token_from_a_file_or_the_environment(
     assert read_token(str(tmp_path / "t"), {TOKEN_ENV: "from-env"}) == "from-file"
     assert read_token(None, {TOKEN_ENV: "from-env"}) == "from-env"
     assert read_token(None, {}) is None
+
+
+def test_a_local_copy_of_the_recorded_encoder_is_accepted(
+    router_file: Path, encoder: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    copy = tmp_path / "copy-of-encoder"
+    shutil.copytree(encoder, copy)
+    with running(router_file, encoder=copy) as r:
+        got = httpx.post(r.url + "/v1/route", json={"prompts": PROMPTS}).json()["routes"]
+        _one_line_error(
+            httpx.post(r.url + "/v1/route", json={"prompt": "a", "plain": True, "lambda": 1}),
+            400,
+            "plain routes at zero offsets",
+        )
+    assert [g["llm"] for g in got] == Router.load(router_file).route(PROMPTS)
