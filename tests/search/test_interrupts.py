@@ -41,9 +41,12 @@ def _resume(tmp_path: Path, space: Path, run: Path) -> tuple[int, str]:
 
 @pytest.mark.parametrize("pack_size", [1, 3])
 def test_sigkill_then_resume_keeps_every_completed_trial_once(tmp_path: Path, pack_size: int) -> None:
-    space, run = _space(tmp_path, pack_size=pack_size), tmp_path / "run"
+    # Packs of 3 complete three trials at once and two run side by side: with 6 trials the run
+    # could end between two polls before the kill; a third pack keeps it running.
+    n = 6 if pack_size == 1 else 9
+    space, run = _space(tmp_path, n=n, pack_size=pack_size), tmp_path / "run"
     proc = start_search([str(space), "--out", str(run), "--export", str(tmp_path / "config.json")], tmp_path)
-    wait_for(lambda: len(completed(run)) >= 2, 240, proc)
+    wait_for(lambda: len(completed(run)) >= 2, 240, proc, step=0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     before = completed(run)
@@ -59,7 +62,7 @@ def test_sigkill_then_resume_keeps_every_completed_trial_once(tmp_path: Path, pa
     for number, value in before.items():  # exactly once, unchanged
         row = next(r for r in rows if r["trial"] == number)
         assert (row["state"], row["value"]) == ("COMPLETE", value)
-    assert sum(not r["interrupted"] for r in rows) == 6
+    assert sum(not r["interrupted"] for r in rows) == n
     config = json.loads((tmp_path / "config.json").read_text())
     best = max(r["value"] for r in rows if r["state"] == "COMPLETE")
     assert config["search_result"]["value"] == best
