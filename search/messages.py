@@ -23,6 +23,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from search.fidelity import Fidelity
+
 # The key each message rides under in a Tune result.
 EPOCH_KEY = "pack_epoch"
 FINAL_KEY = "pack_final"
@@ -66,6 +68,7 @@ class TrialSettings:
         seed: The search's seed (a member trains with ``trial_seed(seed, number)``).
         metric: Picks each member's best epoch. storage: Where routers are saved.
         debug: Failures carry their traceback.
+        fidelity: What each epoch trains on (None: every train question).
     """
 
     control: Any
@@ -75,6 +78,7 @@ class TrialSettings:
     metric: str
     storage: str
     debug: bool = False
+    fidelity: Fidelity | None = None
 
 
 def _ints(d: dict[Any, Any]) -> dict[int, Any]:
@@ -83,8 +87,11 @@ def _ints(d: dict[Any, Any]) -> dict[int, Any]:
 
 @dataclass(frozen=True)
 class EpochResult:
-    """After an epoch: the metrics of every member still training and those that failed in it
-    (by trial number), where the pack runs, and when it began training there."""
+    """After the pack's ``epoch``-th epoch: the metrics of every member still training and
+    those that failed in it (by trial number), where the pack runs, when it began training
+    there, each reported member's own epoch (``steps``; a member that joined a running pack is
+    behind it; a member not named is at ``epoch``), and the members that ran every epoch since
+    the last report, their routers saved (``complete``: each one's best epoch)."""
 
     epoch: int
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)
@@ -92,6 +99,12 @@ class EpochResult:
     node_id: str = ""
     device: str = ""
     started: float | None = None
+    steps: dict[int, int] = field(default_factory=dict)
+    complete: dict[int, int] = field(default_factory=dict)
+
+    def step(self, number: int) -> int:
+        """Member ``number``'s own epoch."""
+        return self.steps.get(number, self.epoch)
 
     def to_result(self) -> dict[str, Any]:
         return {EPOCH_KEY: json.dumps(asdict(self)), "epoch": self.epoch}
@@ -100,7 +113,8 @@ class EpochResult:
 @dataclass(frozen=True)
 class PackResult:
     """The end of a pack: each completed member's best epoch, each failed member's reason,
-    the pack's peak GPU memory (MB, None on a CPU), and how many members it started with."""
+    the pack's peak GPU memory (MB, None on a CPU), and how many members it trained (joiners
+    included)."""
 
     complete: dict[int, int] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)
@@ -137,7 +151,8 @@ def decode(result: dict[str, Any] | None) -> Message | None:
     try:
         if EPOCH_KEY in result:
             raw = json.loads(result[EPOCH_KEY])
-            return EpochResult(**{**raw, "metrics": _ints(raw["metrics"]), "failed": _ints(raw["failed"])})
+            ints = {k: _ints(raw.get(k, {})) for k in ("metrics", "failed", "steps", "complete")}
+            return EpochResult(**{**raw, **ints})
         if FINAL_KEY in result:
             raw = json.loads(result[FINAL_KEY])
             return PackResult(**{**raw, "complete": _ints(raw["complete"]), "failed": _ints(raw["failed"])})

@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("search.metrics",),  # pure functions over scores, labels and masks
     (  # the ground floor: shared by every layer above
         "search.messages",
+        "search.fidelity",
         "search.rundir",
         "search.train_config",
         "search.storage",

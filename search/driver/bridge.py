@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import optuna
@@ -32,6 +32,7 @@ from search.metrics.direction import METRIC_MODES, Direction
 from search.results.study import counted_trials, mark_interrupted
 from search.results.views import GroupedPruner, view
 from search.space import Space
+from search.train_config import resolve_train_config
 
 
 @dataclass
@@ -51,6 +52,7 @@ class _Live:
     gpu_mem_mb: float | None = None  # peak CUDA memory of its pack
     restarts: int = 0  # Tune retried the pack from scratch (e.g. its node died)
     closed: bool = False
+    last_epoch: int = 0  # the epoch it ends at (its config's epochs)
 
     @property
     def number(self) -> int:
@@ -71,6 +73,9 @@ class OptunaBridge:
         ordered: Give each pack a fixed view of the study (asked behind a lag of ``slots``
             packs), so the search does not depend on timing (``ordering.py``).
         slots: Packs that train at once.
+        refill: Fill the slots a running pack's members free (pruned, failed, finished) with
+            new trials that fit it, asked at its epoch boundary; needs ``control`` and not
+            ``ordered`` (when a slot frees depends on timing).
     """
 
     def __init__(
@@ -83,9 +88,13 @@ class OptunaBridge:
         on_finish: Callable[[optuna.trial.FrozenTrial, _Live, OptunaBridge], None] | None = None,
         ordered: bool = False,
         slots: int = 1,
+        refill: bool = False,
     ) -> None:
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        if refill and (control is None or ordered):
+            raise ValueError("refill needs a control actor and an unordered search")
+        self.refill = refill
         self.study = study
         self.space = space
         self.metric = space.search.metric
@@ -102,6 +111,7 @@ class OptunaBridge:
         if ordered and isinstance(study.pruner, GroupedPruner):
             study.pruner.scope = self.gate.scope
         self.members: dict[int, _Live] = {}  # every member of this session by trial number
+        self.leaders: dict[str, dict[str, Any]] = {}  # Tune trial id -> its first member's params
         self.searcher = _Searcher(self)
         self.scheduler = _Scheduler(self)
         self.callback = _Restarts(self)
@@ -137,14 +147,35 @@ class OptunaBridge:
         if asking is not None:  # the members report to the study itself, not to the view
             trials = [optuna.trial.Trial(self.study, t._trial_id) for t in trials]
         leader = trials[0].number
-        for t in trials:
+        self.packs[tune_id] = {}
+        self.leaders[tune_id] = trials[0].params
+        members = self._join(tune_id, leader, trials)
+        self.gate.add([t.number for t in trials])
+        return PackSpec(leader, members).to_config()
+
+    def _join(self, tune_id: str, leader: int, trials: list[optuna.trial.Trial]) -> tuple[Member, ...]:
+        """``trials`` become members of pack ``tune_id`` (led by trial ``leader``)."""
+        members = tuple(Member(t.number, self.space.trial_config(t.params)) for t in trials)
+        for t, m in zip(trials, members):
             t.set_user_attr("tune_trial_id", tune_id)
             t.set_user_attr("pack", leader)
-        self.packs[tune_id] = {t.number: _Live(t, tune_id, leader) for t in trials}
-        self.members.update(self.packs[tune_id])
-        self.gate.add([t.number for t in trials])
-        members = tuple(Member(t.number, self.space.trial_config(t.params)) for t in trials)
-        return PackSpec(leader, members).to_config()
+            live = _Live(t, tune_id, leader, last_epoch=int(resolve_train_config(m.config)["epochs"]))
+            self.packs[tune_id][t.number] = self.members[t.number] = live
+        return members
+
+    def _refill(self, tune_id: str, members: dict[int, _Live], report: EpochResult) -> list[Member]:
+        """New members for the slots of pack ``tune_id`` that this epoch freed."""
+        staying = sum(not m.closed and report.step(n) < m.last_epoch for n, m in members.items())
+        free = self.packer.pack_size - staying
+        budget = self.num_samples - self.asked
+        if free <= 0 or budget <= 0:
+            return []
+        trials, asked = self.packer.refill(self.leaders[tune_id], free, budget)
+        self.asked += asked
+        if not trials:
+            return []
+        leader = next(iter(members.values())).pack
+        return list(self._join(tune_id, leader, trials))
 
     def complete(self, tune_id: str, result: dict[str, Any] | None, error: bool) -> None:
         members = self.packs.pop(tune_id, None)
@@ -170,17 +201,21 @@ class OptunaBridge:
                     mark_interrupted(self.study, [number])
                 self._close(live, TrialState.FAIL, final.failed[number])
             elif final is not None and number in final.complete:
-                live.best_epoch = final.complete[number]
-                value = live.best.get(self.metric)
-                if value is None or not math.isfinite(value):
-                    self._close(live, TrialState.FAIL, f"no finite {self.metric} reported")
-                else:
-                    self._close(live, TrialState.COMPLETE)
+                self._completed(live, final.complete[number])
             else:
                 # Stopped from outside (Ctrl-C, time budget, lost node): a partial value is no
                 # result. Recorded as interrupted, so a resume runs a new trial in its place.
                 mark_interrupted(self.study, [live.number])
                 self._close(live, TrialState.FAIL, "interrupted before its last epoch")
+
+    def _completed(self, live: _Live, best_epoch: int) -> None:
+        """``live`` ran every epoch and its router is saved."""
+        live.best_epoch = best_epoch
+        value = live.best.get(self.metric)
+        if value is None or not math.isfinite(value):
+            self._close(live, TrialState.FAIL, f"no finite {self.metric} reported")
+        else:
+            self._close(live, TrialState.COMPLETE)
 
     def _close(self, live: _Live, state: TrialState, message: str | None = None) -> None:
         t = live.trial
@@ -220,11 +255,16 @@ class OptunaBridge:
         report = decode(result)
         if members is None or not isinstance(report, EpochResult):
             return TrialScheduler.CONTINUE
-        epoch = report.epoch
         for number, reason in report.failed.items():
             live = members.get(number)
             if live is not None and not live.closed:
+                if reason.startswith(SAVE_FAILED):  # the disk's fault, not the config's
+                    mark_interrupted(self.study, [number])
                 self._close(live, TrialState.FAIL, reason)
+        for number, best_epoch in report.complete.items():  # finished while the pack goes on
+            live = members.get(number)
+            if live is not None and not live.closed:
+                self._completed(live, best_epoch)
         # in trial-number order: a member is judged against its pack's lower-numbered members
         for number, metrics in sorted(report.metrics.items()):
             live = members.get(number)
@@ -236,14 +276,15 @@ class OptunaBridge:
                 continue  # no finite value: the trainable fails it
             # The trial keeps its best epoch (that is its final value), so the pruner compares
             # best-so-far values: a trial that peaked early is judged by its peak.
-            live.trial.report(value, step=epoch)
+            live.trial.report(value, step=report.step(number))
             if live.trial.should_prune():
                 self._close(live, TrialState.PRUNED)
+        joined = self._refill(tune_id, members, report) if self.refill else []
         if all(m.closed for m in members.values()):
             return TrialScheduler.STOP
         if self.control is not None:
             closed = [n for n, m in members.items() if m.closed]
-            self.control.decide.remote(tune_id, epoch, closed)
+            self.control.decide.remote(tune_id, report.epoch, closed, [asdict(m) for m in joined])
         return TrialScheduler.CONTINUE
 
     @staticmethod
@@ -251,8 +292,10 @@ class OptunaBridge:
         live.node = report.node_id or live.node
         live.device = report.device or live.device
         if live.epochs == 0 and report.started is not None:
-            live.started = report.started  # not the ask: Tune may hold a pack pending
-        live.epochs = report.epoch
+            # not the ask: Tune may hold a pack pending (a member that joined a running pack
+            # keeps its ask, which is after the pack began)
+            live.started = max(live.started, report.started)
+        live.epochs = report.step(live.number)
         for k in METRIC_MODES:
             v = metrics.get(k)
             if not isinstance(v, (int, float)) or not math.isfinite(v):

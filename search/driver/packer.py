@@ -73,6 +73,7 @@ class Packer:
         self.num_models = num_models
         self.pending: list[optuna.trial.Trial] = []  # asked, waiting to lead a later pack
         self.asking = study  # what next_pack asks through (the sampler's view); all else: study
+        self._structural: dict[str, dict[str, Any]] = {}  # a leader's params -> its fixed ones
 
     def key(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """The pack key of a trial's params; None for a config that does not build (it trains
@@ -145,16 +146,40 @@ class Packer:
         else:
             return [], 0
         pack = [leader]
-        key = self.key(leader.params) if self.pack_size > 1 else None
-        fixed: dict[str, Any] | None = None
-        while key is not None and len(pack) < self.pack_size and asked < budget:
+        if self.pack_size > 1:
+            followers, more = self._followers(leader.params, self.pack_size - 1, budget - asked)
+            pack += followers
+            asked += more
+        return pack, asked
+
+    def refill(self, leader: dict[str, Any], n: int, budget: int) -> tuple[list[optuna.trial.Trial], int]:
+        """Up to ``n`` new trials that fit the running pack led by ``leader`` (its params), to
+        take slots its members freed, and how many were asked. A trial a user enqueued that does
+        not fit waits to lead the next pack (and ends this refill)."""
+        self.asking = self.study
+        if self.pending:  # a trial is waiting to lead a pack: it goes first
+            return [], 0
+        return self._followers(leader, n, budget)
+
+    def _followers(self, leader: dict[str, Any], n: int, budget: int) -> tuple[list[optuna.trial.Trial], int]:
+        """Up to ``n`` trials asked with ``leader``'s structural params fixed (everything else
+        sampled), within ``budget`` asks."""
+        key = self.key(leader)
+        out: list[optuna.trial.Trial] = []
+        asked = 0
+        while key is not None and len(out) < n and asked < budget:
             if not self._waiting():
-                if fixed is None:
-                    fixed = {n: leader.params[n] for n in self.structural(leader.params)}
-                self.study.enqueue_trial(fixed, skip_if_exists=False)
+                self.study.enqueue_trial(self._fixed(leader), skip_if_exists=False)
             trial, asked = self._ask(), asked + 1
             if self.key(trial.params) != key:
                 self.pending.append(trial)
                 break
-            pack.append(trial)
-        return pack, asked
+            out.append(trial)
+        return out, asked
+
+    def _fixed(self, leader: dict[str, Any]) -> dict[str, Any]:
+        """``leader``'s structural params and their values (worked out once per leader)."""
+        cache_key = repr(sorted(leader.items()))
+        if cache_key not in self._structural:
+            self._structural[cache_key] = {n: leader[n] for n in self.structural(leader)}
+        return self._structural[cache_key]

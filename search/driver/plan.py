@@ -16,11 +16,13 @@ from search.data.options import DataOptions, data_options
 from search.data.parts import data_source
 from search.driver.cluster import check_reachable
 from search.errors import UserError
+from search.fidelity import Fidelity
 from search.limits import MAX_PACK, MAX_SAMPLES
 from search.paths import check_dir_target, check_file_target
 from search.results.rundir import holds_run, space_difference
 from search.rundir import RunDir
 from search.space import Space, load_space
+from search.space.schema import SearchSpec
 from search.storage import check_storage
 
 
@@ -209,3 +211,29 @@ def resolve_pack_size(pack_size: int | str, on_gpu: bool, packable: bool, trials
         return max(1, -(-trials // (max(1, slots) * rounds)))
     assert isinstance(pack_size, int)
     return pack_size
+
+
+def uses_refill(search: SearchSpec, pack_size: int) -> bool:
+    """Whether running packs take new trials into freed slots: ``search.refill``, where
+    ``auto`` is on for packs of more than one in a search that need not be reproducible."""
+    if search.refill == "auto":
+        return pack_size > 1 and not search.reproducible
+    return bool(search.refill) and pack_size > 1
+
+
+def make_fidelity(space: Space) -> Fidelity:
+    """The run's :class:`Fidelity` from ``search.fidelity`` (``full_epoch: auto`` worked out
+    from the pruner's rungs and the epochs)."""
+    spec, pruner = space.search.fidelity, space.search.pruner
+    epochs = space.max_epochs
+    full = spec.full_epoch
+    if full == "auto":
+        full = max(1, -(-epochs // 2))
+        if pruner.type in ("successive_halving", "hyperband") and pruner.min_resource != "auto":
+            rungs = [
+                pruner.min_resource * pruner.reduction_factor ** (pruner.min_early_stopping_rate + k)
+                for k in range(64)
+            ]
+            within = [r for r in rungs if r <= epochs]
+            full = within[-1] if within else full
+    return Fidelity(spec.resource, spec.min_fraction, int(full), space.search.seed)

@@ -12,7 +12,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.driver.finish import router_keeper
-from search.driver.plan import RunPlan, resolve_pack_size
+from search.driver.plan import RunPlan, make_fidelity, resolve_pack_size, uses_refill
 from search.driver.rundata import RunData, first
 from search.driver.session import QUIETED_LOGGERS, start_ray
 from search.driver.stopping import Interrupt, disk_error
@@ -80,7 +80,8 @@ def run_trials(
     widths = {encoder: d.embedding_dim for encoder, d in datas.items()}
     packer = Packer(study, space, pack_size, widths, first(datas).num_models)
     prunes = space.search.pruner.type != "none"
-    control = start_control() if prunes and pack_size > 1 else None
+    refill = uses_refill(space.search, pack_size)
+    control = start_control() if (prunes or refill) and pack_size > 1 else None
     keeper = router_keeper(plan, study)
 
     def on_finish(frozen: Any, live: Any, bridge: Any) -> None:
@@ -97,6 +98,18 @@ def run_trials(
         on_finish=on_finish,
         ordered=space.search.reproducible,
         slots=slots,
+        refill=refill,
+    )
+    fidelity = make_fidelity(space)
+    # What a step of an intermediate value counts: an epoch, on this many train questions.
+    n_train = len(first(datas).splits["train"])
+    study.set_user_attr(
+        "fidelity",
+        {
+            "resource": fidelity.resource,
+            "step": "epoch",
+            "train_questions": fidelity.schedule(space.max_epochs, n_train),
+        },
     )
     settings = TrialSettings(
         control=control,
@@ -106,6 +119,7 @@ def run_trials(
         metric=space.search.metric,
         storage=plan.storage,
         debug=plan.debug,
+        fidelity=fidelity,
     )
     trainable = tune.with_resources(
         tune.with_parameters(
@@ -118,7 +132,8 @@ def run_trials(
     print(
         f"searching {space.name}: {remaining} trial(s) to run, {plan.num_samples} in total, "
         f"metric {space.search.metric} ({space.search.direction}), pruner "
-        f"{space.search.pruner.type}, packs of up to {pack_size}, resources {resources} per pack, "
+        f"{space.search.pruner.type}, packs of up to {pack_size}{' refilled' if refill else ''}, "
+        f"resources {resources} per pack, "
         f"data {first(datas).source}",
         flush=True,
     )

@@ -98,6 +98,17 @@ class PrunerSpec(Strict):
     per_model_type: bool = True
 
 
+class FidelitySpec(Strict):
+    """What a rung's step counts: ``epochs`` (every epoch on all train questions) or ``data``
+    (early epochs on seeded, nested subsets: ``min_fraction`` of the questions at epoch 1,
+    growing geometrically to all of them at ``full_epoch``; ``auto``: the pruner's last rung
+    within the epochs, or half the epochs for a pruner without rungs)."""
+
+    resource: Literal["epochs", "data"] = "epochs"
+    min_fraction: float = Field(0.25, gt=0, le=1, allow_inf_nan=False)
+    full_epoch: Annotated[int, Field(ge=1, le=MAX_SAMPLES)] | Literal["auto"] = "auto"
+
+
 class EnsembleSpec(Strict):
     """Greedy ensemble selection after the run: ``size`` members at most (with repetition;
     0 turns it off), chosen from the best ``candidates`` completed trials (kept while the run
@@ -123,6 +134,19 @@ class SearchSpec(Strict):
     budget: float | None = Field(None, gt=0, allow_inf_nan=False)
     # the same command and seed give the same search at any concurrency (driver/ordering.py)
     reproducible: bool = True
+    # fill the slots a running pack's pruned, failed or finished members free with new trials
+    # (auto: on for packs of more than one when the search need not be reproducible)
+    refill: bool | Literal["auto"] = "auto"
+    fidelity: FidelitySpec = FidelitySpec()
+
+    @model_validator(mode="after")
+    def _refill_needs_timing(self) -> SearchSpec:
+        if self.refill is True and self.reproducible:
+            raise ValueError(
+                f"{AT}refill: true needs search.reproducible: false (a freed slot is "
+                "refilled when it frees, which depends on timing)"
+            )
+        return self
 
     @field_validator("pack_size")
     @classmethod

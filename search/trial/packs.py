@@ -181,10 +181,12 @@ class Pack(torch.nn.Module):
 
     Args:
         models: The members' own models (standardization set), in the caller's order; a
-            member's index is its position here. Fused members are copied; a member alone
-            trains in place.
+            member's index is its position here (or ``indices``' entry). Fused members are
+            copied; a member alone trains in place.
         lrs: Learning rate of each member. weight_decays: Weight decay of each member.
         device: Where the pack trains. pad: One padded group, or one group per set of shapes.
+        indices: The members' indices (default ``0..K-1``): a pack that joins a running one
+            numbers its members on after those already there.
     """
 
     def __init__(
@@ -194,8 +196,12 @@ class Pack(torch.nn.Module):
         weight_decays: Sequence[float],
         device: torch.device,
         pad: bool = True,
+        indices: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
+        name = list(indices) if indices is not None else list(range(len(models)))
+        if len(name) != len(models) or len(set(name)) != len(name):
+            raise ValueError(f"indices must name each of the {len(models)} members once, got {name}")
         shape = (lambda m: ()) if pad else _shapes
         order = sorted(range(len(models)), key=lambda k: (shape(models[k]), activation_key(models[k])))
         bounds = [0] + [
@@ -211,7 +217,7 @@ class Pack(torch.nn.Module):
                     [models[k] for k in ks], [lrs[k] for k in ks], [weight_decays[k] for k in ks], device
                 )
             )
-            self.members.append(ks)
+            self.members.append([name[k] for k in ks])
         self.modules_ = torch.nn.ModuleList(g.module for g in self.groups)
 
     @property

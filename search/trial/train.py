@@ -24,6 +24,7 @@ import torch
 from router_models import BaseModel, ConfigError
 from search import metrics as M
 from search.data import RouterData
+from search.fidelity import Fidelity
 from search.inference import predict
 from search.metrics.direction import METRIC_MODES, Direction
 from search.train_config import resolve_train_config
@@ -77,12 +78,28 @@ class TrainResult:
 
 @dataclass
 class EpochReport:
-    """What a pack reports after an epoch: metrics of the members still training, and the
-    members that failed in it (by member index, the config's position in ``train_pack``)."""
+    """What a pack reports after an epoch (``epoch`` counts the pack's epochs): metrics of the
+    members still training, the members that failed in it, and each reported member's own
+    epoch (``steps``: a member that joined later is at an earlier one), all by member index
+    (the config's position in ``train_pack``, joiners numbered on after them)."""
 
     epoch: int
     metrics: dict[int, dict[str, float]]
     failed: dict[int, str] = field(default_factory=dict)
+    steps: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Joiner:
+    """A member that takes a freed slot of a running pack (``refill``): it starts from epoch 0."""
+
+    config: Mapping[str, Any]
+    seed: int
+    name: str
+
+
+Refill = Callable[[], Sequence[Joiner]]
+"""Called after each epoch's report: the members that join the pack now (none: ``()``)."""
 
 
 PackReport = Callable[[EpochReport], Iterable[int]]
@@ -103,6 +120,26 @@ class _Member:
     history: list[dict[str, float]] = field(default_factory=list)
     error: str | None = None
     state: dict[str, torch.Tensor] | None = None  # its best weights, once it left the pack
+    seed: int = 0
+
+
+@dataclass
+class _Cohort:
+    """Members that joined the pack together: one :class:`Pack`, trained at its own epoch on
+    its own batch order (``gen``); the first cohort is the pack's first members."""
+
+    members: list[_Member]
+    pack: Pack
+    gen: torch.Generator
+    epoch: int = 0
+
+    @property
+    def epochs(self) -> int:
+        return int(self.members[0].train_config["epochs"])
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.members[0].train_config["batch_size"])
 
 
 def _device_arrays(data: RouterData, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -196,7 +233,7 @@ def _members(
     members = []
     for k, (c, seed) in enumerate(zip(configs, seeds)):
         torch.manual_seed(seed)  # each member's init is what it would be alone
-        members.append(_Member(k, _member(k, build_model, c, data), tcs[k]))
+        members.append(_Member(k, _member(k, build_model, c, data), tcs[k], seed=seed))
     return members
 
 
@@ -221,12 +258,12 @@ def _train_epoch(
 
 
 def _judge(
-    members: Sequence[_Member], rows: Sequence[dict[str, float]], epoch: int, metric: str
-) -> tuple[EpochReport, list[int]]:
-    """Each live member's epoch: diverged ones fail; the others record their metrics, and
-    those that beat their best so far are returned (their weights are kept)."""
+    members: Sequence[_Member], rows: Sequence[dict[str, float]], epoch: int, metric: str, rep: EpochReport
+) -> list[int]:
+    """Each live member's epoch (its own, ``epoch``), written into ``rep``: diverged ones fail;
+    the others record their metrics, and those that beat their best so far are returned (their
+    weights are kept)."""
     direction = Direction.of(metric)
-    rep = EpochReport(epoch, {})
     improved = []
     for m, metrics in zip(members, rows):
         for name, what in (("train_loss", "training"), ("val_loss", "validation")):
@@ -240,7 +277,7 @@ def _judge(
         if direction.key(metrics[metric]) < m.best_key:
             m.best_key, m.best_epoch = direction.key(metrics[metric]), epoch
             improved.append(m.index)
-    return rep, improved
+    return improved
 
 
 def _result(m: _Member, direction: Direction) -> TrainResult:
@@ -268,6 +305,9 @@ def train_pack(
     metric: str = "val_loss",
     names: Sequence[str] | None = None,
     pad: bool | None = None,
+    refill: Refill | None = None,
+    fidelity: Fidelity | None = None,
+    done: Callable[[int, TrainResult], None] | None = None,
 ) -> list[TrainResult]:
     """Train K compatible configs as one pack; each keeps its best epoch by ``metric``.
 
@@ -284,9 +324,16 @@ def train_pack(
         names: How to name members in errors (default: their position).
         pad: Fuse members of other widths by zero-padding (default: on a GPU), or train each
             set of equal shapes as its own fused group (default: on a CPU); see ``packs.Pack``.
+        refill: Called after each report (:data:`Refill`): its members join as a cohort of
+            their own (own epochs, own batch order; a joiner whose config does not build fails
+            in the next report). The pack ends when no member is left and none joins.
+        fidelity: What each epoch trains on (``fidelity.Fidelity``; default: every question).
+        done: Called with a member's index and result as soon as it has run every epoch (a
+            pack that goes on with joiners need not hold a finished member back).
 
     Returns:
-        One :class:`TrainResult` per config, in order.
+        One :class:`TrainResult` per member, configs first, then joiners in the order they
+        joined.
 
     Raises:
         MemberConfigError: A member's config is bad (``index`` says which).
@@ -299,63 +346,92 @@ def train_pack(
     if len(seeds) != len(configs) or not configs:
         raise ValueError(f"need one seed per config, got {len(seeds)} for {len(configs)}")
     device = torch.device(device)
+    fidelity = fidelity or Fidelity()
+    direction = Direction.of(metric)
     members = _members(configs, data, seeds, epochs, device, names)
 
     # -- data: on the device once, batched by index ------------------------------------------
     # On CPU the arrays are used in place (zero-copy from the object store); batches gather rows
     # by global question index, so no per-split copy of the embeddings is made.
     X, Y, mask = _device_arrays(data, device)
-    train_idx = torch.from_numpy(data.splits["train"]).to(device)
+    train_idx = fidelity.order(torch.from_numpy(data.splits["train"]).to(device))
     val_idx = torch.from_numpy(data.splits["val"]).to(device)
     Xva, Yva, Mva = X[val_idx], Y[val_idx], mask[val_idx]
     # With costs, each epoch also scores every member's accuracy-cost curve on val (val_aiq).
     val_cost = torch.from_numpy(data.split_cost("val")) if data.has_costs else None
     mean_cost = torch.from_numpy(data.mean_cost()) if data.has_costs else None
     mean, std = column_stats(X, train_idx)
-    for m in members:
-        m.model.set_input_normalization(mean.cpu(), std.cpu())  # part of the saved router
-    pack = Pack(
-        [m.model for m in members],
-        [m.train_config["lr"] for m in members],
-        [m.train_config["weight_decay"] for m in members],
-        device,
-        pad=device.type == "cuda" if pad is None else pad,
-    )
-    gen = torch.Generator(device="cpu").manual_seed(seeds[0])
-    n, batch_size, n_epochs = (
-        train_idx.numel(),
-        members[0].train_config["batch_size"],
-        members[0].train_config["epochs"],
-    )
+    pad = device.type == "cuda" if pad is None else pad
 
-    for epoch in range(1, n_epochs + 1):
-        live = [members[k] for k in pack.live]
-        train_loss = _train_epoch(
-            pack, X, Y, mask, train_idx[torch.randperm(n, generator=gen).to(device)], batch_size
+    def cohort(new: list[_Member], seed: int) -> _Cohort:
+        for m in new:
+            m.model.set_input_normalization(mean.cpu(), std.cpu())  # part of the saved router
+        pack = Pack(
+            [m.model for m in new],
+            [m.train_config["lr"] for m in new],
+            [m.train_config["weight_decay"] for m in new],
+            device,
+            pad=pad,
+            indices=[m.index for m in new],
         )
-        val = M.evaluate_members(predict(pack, Xva), Yva, Mva, val_cost, mean_cost)
-        rows = [
-            {"train_loss": loss, **{f"val_{k}": v for k, v in row.items()}}
-            for loss, row in zip(train_loss, val)
-        ]
-        rep, improved = _judge(live, rows, epoch, metric)
-        pack.remember(improved)
+        return _Cohort(new, pack, torch.Generator(device="cpu").manual_seed(seed))
+
+    cohorts = [cohort(members, seeds[0])]
+    failed_joiners: dict[int, str] = {}  # joiners whose config did not build: said in the next report
+    pack_epoch = 0
+    while cohorts:
+        pack_epoch += 1
+        rep = EpochReport(pack_epoch, {}, dict(failed_joiners))
+        failed_joiners.clear()
+        improved: dict[int, list[int]] = {}
+        for c in cohorts:  # each cohort its own epoch, on its own rows and batch order
+            c.epoch += 1
+            live = [members[k] for k in c.pack.live]
+            train_loss = _train_epoch(
+                c.pack, X, Y, mask, fidelity.rows(train_idx, c.epoch, c.gen), c.batch_size
+            )
+            val = M.evaluate_members(predict(c.pack, Xva), Yva, Mva, val_cost, mean_cost)
+            rows = [
+                {"train_loss": loss, **{f"val_{k}": v for k, v in row.items()}}
+                for loss, row in zip(train_loss, val)
+            ]
+            improved[id(c)] = _judge(live, rows, c.epoch, metric, rep)
+            c.pack.remember(improved[id(c)])
+            rep.steps.update({m.index: c.epoch for m in live})
 
         # -- report; members that failed or were stopped leave the pack ----------------------
         stop = set(report(rep) if report is not None else ()) & set(rep.metrics)
-        for m in live:
-            if m.index in rep.failed:
-                m.status, m.error = Status.FAILED, rep.failed[m.index]
-            elif m.index in stop:
-                m.status, m.state = Status.STOPPED, pack.best_state(m.index)
-        leaving = [m.index for m in live if m.status != Status.TRAINING]
-        if len(leaving) == len(live):
-            break
-        if leaving:
-            pack.drop(leaving)
-    for k in pack.live:  # the members that ran every epoch
-        m = members[k]
-        if m.status == Status.TRAINING:
-            m.status, m.state = Status.COMPLETE, pack.best_state(k)
-    direction = Direction.of(metric)
+        for c in list(cohorts):
+            live = [members[k] for k in c.pack.live]
+            for m in live:
+                if m.index in rep.failed:
+                    m.status, m.error = Status.FAILED, rep.failed[m.index]
+                elif m.index in stop:
+                    m.status, m.state = Status.STOPPED, c.pack.best_state(m.index)
+                elif c.epoch >= c.epochs:  # ran every epoch
+                    m.status, m.state = Status.COMPLETE, c.pack.best_state(m.index)
+                    if done is not None:
+                        done(m.index, _result(m, direction))
+            leaving = [m.index for m in live if m.status != Status.TRAINING]
+            if len(leaving) == len(live):
+                cohorts.remove(c)
+            elif leaving:
+                c.pack.drop(leaving)
+        # -- refill: new members take the freed slots and start from epoch 0 -----------------
+        joiners = list(refill()) if refill is not None else []
+        if joiners:
+            new = []
+            for j in joiners:
+                index = len(members)
+                try:
+                    (m,) = _members([j.config], data, [j.seed], epochs, device, [j.name])
+                except ConfigError as exc:
+                    m = _Member(index, members[0].model, {}, Status.FAILED, error=f"ConfigError: {exc}")
+                    failed_joiners[index] = m.error or ""
+                m.index = index
+                members.append(m)
+                if m.status == Status.TRAINING:
+                    new.append(m)
+            if new:
+                cohorts.append(cohort(new, new[0].seed))
     return [_result(m, direction) for m in members]

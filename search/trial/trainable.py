@@ -2,7 +2,8 @@
 
 Data comes zero-copy from the object store; ``train_pack`` trains every member; after each epoch
 one report carries every member's metrics, then the pack waits for the driver's word on which
-members leave (pruned). Each member that completes saves its own router.
+members leave (pruned) and, with refill, which new trials take the freed slots. Each member
+that completes saves its own router.
 """
 
 from __future__ import annotations
@@ -22,12 +23,20 @@ from router_models import save_router
 from search.data import RouterData
 from search.data.options import ENCODER_PARAM
 from search.inference import val_logits
-from search.messages import SAVE_FAILED, EpochResult, PackFailed, PackResult, PackSpec, TrialSettings
+from search.messages import (
+    SAVE_FAILED,
+    EpochResult,
+    Member,
+    PackFailed,
+    PackResult,
+    PackSpec,
+    TrialSettings,
+)
 from search.offsets import margin_routing
 from search.rundir import trial_router_uri
 from search.storage import put_file
 from search.trial.config import trial_seed
-from search.trial.train import EpochReport, MemberConfigError, TrainResult, train_pack
+from search.trial.train import EpochReport, Joiner, MemberConfigError, TrainResult, train_pack
 
 DECISION_TIMEOUT_S = 120.0  # a driver that stays silent this long is gone; train on
 
@@ -68,30 +77,70 @@ def router_trainable(
     # One encoder per pack (the packer keys packs by it): its embeddings, "" when none is chosen.
     encoder = members[0].config["pipeline_config"].get(ENCODER_PARAM, "")
     router_data = RouterData(**data[encoder])  # numpy views of the object store, zero-copy
+    known = {m.number for m in members}
+    joining: list[Member] = []  # joined through the control actor, not yet in the pack
+
+    def take(roster: dict[str, list[Any]]) -> set[int]:
+        """The roster's closed members; its joined ones not yet known wait to join."""
+        closed = set(roster["closed"])
+        for raw in roster["joined"]:
+            m = Member(int(raw["number"]), raw["config"])
+            if m.number not in known and m.number not in closed:
+                known.add(m.number)
+                joining.append(m)
+        return closed
+
     if control is not None:  # a pack restarted after its node died skips closed members
-        closed = set(ray.get(control.closed_members.remote(tune_id)))
-        members = [m for m in members if m.number not in closed]
+        closed = take(ray.get(control.roster.remote(tune_id)))
+        members = [m for m in members if m.number not in closed] + joining
+        joining.clear()
     failed: dict[int, str] = {}
+    complete: dict[int, int] = {}  # saved: best epoch; said in the next report and at the end
+    unsaid: set[int] = set()  # completed since the last report
+    numbers: list[int] = []  # member index -> trial number, joiners appended as they join
+    tmp = tempfile.TemporaryDirectory()
 
     def report(rep: EpochReport) -> list[int]:
-        numbers = [m.number for m in members]
         message = EpochResult(
             rep.epoch,
             {numbers[k]: m for k, m in rep.metrics.items()},
-            {numbers[k]: msg for k, msg in rep.failed.items()},
+            {
+                **{numbers[k]: msg for k, msg in rep.failed.items()},
+                **{n: failed[n] for n in unsaid if n in failed},
+            },
             node_id,
             str(device),
             started,
+            {numbers[k]: s for k, s in rep.steps.items() if s != rep.epoch},
+            {n: complete[n] for n in unsaid if n in complete},
         )
+        unsaid.clear()
         tune.report(message.to_result())
-        if control is None or not rep.metrics:
+        if control is None or not (rep.metrics or rep.failed):
             return []
-        closed = set(ray.get(control.wait.remote(tune_id, rep.epoch, DECISION_TIMEOUT_S)))
+        closed = take(ray.get(control.wait.remote(tune_id, rep.epoch, DECISION_TIMEOUT_S)))
         return [k for k, n in enumerate(numbers) if n in closed]
+
+    def refill() -> list[Joiner]:
+        out = [Joiner(m.config, trial_seed(settings.seed, m.number), f"trial {m.number}") for m in joining]
+        numbers.extend(m.number for m in joining)
+        joining.clear()
+        return out
+
+    def done(index: int, result: TrainResult) -> None:
+        """A member ran every epoch: its router is saved now, not when the pack ends."""
+        number = numbers[index]
+        error = _save(result, number, router_data, settings, tmp.name)
+        if error is None:
+            complete[number] = result.best_epoch
+        else:
+            failed[number] = error
+        unsaid.add(number)
 
     results: list[TrainResult] = []
     try:
         while members:
+            numbers[:] = [m.number for m in members]
             try:
                 results = train_pack(
                     [m.config for m in members],
@@ -101,6 +150,9 @@ def router_trainable(
                     seeds=[trial_seed(settings.seed, m.number) for m in members],
                     metric=settings.metric,
                     names=[f"trial {m.number}" for m in members],
+                    refill=refill if control is not None else None,
+                    fidelity=settings.fidelity,
+                    done=done,
                 )
                 break
             except MemberConfigError as exc:  # that member fails alone; the others train
@@ -109,35 +161,41 @@ def router_trainable(
     except Exception as exc:  # recorded as FAIL in the study; the search goes on
         tune.report(PackFailed(_first_line(exc, settings.debug), node_id).to_result())
         return
+    finally:
+        tmp.cleanup()
 
-    complete: dict[int, int] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for member, result in zip(members, results):
-            number = member.number
-            if result.status == "failed":
-                failed[number] = result.error or "failed"
-            if result.status != "complete" or result.model is None:
-                continue
-            local = os.path.join(tmp, f"router_{number}.pt")
-            model = result.model.cpu()
-            try:
-                save_router(
-                    model,
-                    local,
-                    **router_data.saved_with(),
-                    train_config=result.train_config,
-                    routing=margin_routing(val_logits(model, router_data), router_data),
-                    trial_number=number,
-                    best_epoch=result.best_epoch,
-                    best_value=result.best_value,
-                )
-                put_file(local, trial_router_uri(settings.storage, number))
-            except OSError as exc:  # a full or unreachable storage: the member fails alone, said
-                failed[number] = f"{SAVE_FAILED}: {_first_line(exc, False)}"
-                continue
-            complete[number] = result.best_epoch
+    for number, result in zip(numbers, results):
+        if result.status == "failed":
+            failed[number] = result.error or "failed"
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    tune.report(PackResult(complete, failed, peak, len(spec.members), node_id).to_result())
+    tune.report(PackResult(complete, failed, peak, len(numbers), node_id).to_result())
+
+
+def _save(
+    result: TrainResult, number: int, data: RouterData, settings: TrialSettings, tmp: str
+) -> str | None:
+    """Save a completed member's router to the run's storage; the error line if it could not."""
+    assert result.model is not None
+    local = os.path.join(tmp, f"router_{number}.pt")
+    model = result.model.cpu()
+    try:
+        save_router(
+            model,
+            local,
+            **data.saved_with(),
+            train_config=result.train_config,
+            routing=margin_routing(val_logits(model, data), data),
+            trial_number=number,
+            best_epoch=result.best_epoch,
+            best_value=result.best_value,
+        )
+        put_file(local, trial_router_uri(settings.storage, number))
+    except OSError as exc:  # a full or unreachable storage: the member fails alone, said
+        return f"{SAVE_FAILED}: {_first_line(exc, False)}"
+    finally:
+        if os.path.exists(local):
+            os.remove(local)
+    return None
 
 
 def data_payload(data: RouterData) -> dict[str, Any]:
