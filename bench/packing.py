@@ -12,6 +12,12 @@ structural params), once, and every side trains exactly those configs, with no p
         members of other widths are zero-padded into one fused group (what a GPU pack does),
         else each set of equal widths is a fused group (what a CPU pack does).
 
+    python bench/packing.py --refill [--trials 24] [--seeds 0,1,2]
+        The default pruned search (the space's own pruner, pack size auto, 2 packs at a time):
+        today's packs (reproducible, no refill), the same unordered without refill, and with
+        refill, once per search seed (each seed samples other trials, so the sides are compared
+        summed over seeds); trials per minute, the ratio to today's, epochs, the best val.
+
     python bench/packing.py --gpu-compare [--sizes 16,32]
         On one GPU: 4 unpacked trials sharing it (gpu 0.25 each) vs one pack of K (gpu 1.0);
         trials per minute and GPU memory per member.
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -179,6 +186,50 @@ def gpu_compare(args: argparse.Namespace) -> None:
             )
 
 
+REFILL_SIDES = {
+    "today's packs": {},
+    "unordered, no refill": {"reproducible": False, "refill": False},
+    "refill": {"reproducible": False, "refill": True},
+}
+
+
+def refill_compare(args: argparse.Namespace) -> None:
+    raw = load_yaml(Path(args.space))
+    space = parse_space(raw)
+    print(
+        f"{args.trials} trials of {args.space}, pruner {space.search.pruner.type}, pack size "
+        f"{space.search.pack_size}, {space.search.max_concurrent_trials} packs at a time, 1 CPU each; "
+        f"search seeds {args.seeds}, the sides interleaved"
+    )
+    walls: dict[str, list[float]] = {name: [] for name in REFILL_SIDES}
+    bests: dict[str, list[float]] = {name: [] for name in REFILL_SIDES}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in (int(s) for s in args.seeds.split(",")):
+            for name, extra in REFILL_SIDES.items():
+                side = json.loads(json.dumps(raw))
+                side["search"].update(num_samples=args.trials, seed=rep, **extra)
+                tag = f"{name.split(',')[0].replace(' ', '_').replace(chr(39), '')}-{rep}"
+                path = write_yaml(Path(tmp) / f"{tag}.yaml", side)
+                rc, wall, rows = run_search(path, Path(tmp) / tag)
+                assert rc == 0, f"{name} failed"
+                walls[name].append(wall)
+                done = [r for r in rows if r["state"] == "COMPLETE"]
+                bests[name].append(max(r["value"] for r in done))
+                packs, epochs = len({r["pack"] for r in rows}), sum(r["epochs_run"] for r in rows)
+                print(
+                    f"seed {rep} {name:>22}: {wall:6.1f}s  {60 * len(rows) / wall:6.1f} trials/min  "
+                    f"{packs:>2} packs  {epochs:>3} epochs  "
+                    f"{len(done)} complete  best {space.search.metric} {max(r['value'] for r in done):.4f}",
+                    flush=True,
+                )
+    base = sum(walls["today's packs"])
+    for name, w in walls.items():
+        print(
+            f"{name:>22}: {sum(w):.1f}s over the seeds, {base / sum(w):.2f}x today's trials per "
+            f"minute; mean best val {statistics.mean(bests[name]):.4f}"
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--trials", type=int, default=48)
@@ -186,6 +237,8 @@ def main() -> None:
     p.add_argument("--space", default=str(ROOT / "spaces" / "residual.yaml"))
     p.add_argument("--sweep", action="store_true")
     p.add_argument("--gpu-compare", action="store_true")
+    p.add_argument("--refill", action="store_true", help="refill on and off on the pruned search")
+    p.add_argument("--seeds", default="0,1,2", help="refill: the search seeds each side runs")
     p.add_argument("--device", default="cpu")
     p.add_argument("--pad", action="store_true", help="sweep: pad members of other widths (default: group)")
     p.add_argument("--epochs", type=int, default=4, help="sweep: epochs per pack")
@@ -197,6 +250,8 @@ def main() -> None:
         sweep(args)
     elif args.gpu_compare:
         gpu_compare(args)
+    elif args.refill:
+        refill_compare(args)
     else:
         cpu_search(args)
 

@@ -5,14 +5,22 @@ trainable over a DataLoader, an MLP in plain torch, ``tune.report`` after every 
 search the same space (mlp, 1-2 layers of width 128-1024, dropout, lr, weight decay, batch 256,
 30 epochs) on the same data with the same trial budget, 2 trials (or packs) at a time on 1 CPU
 each, successive halving at epochs 3, 9 and 27, on val correctness. Printed: wall time and its
-ratio, epochs trained, best val value, and test routing / correctness of each side's best.
+ratio, epochs trained, best val value, and test routing / correctness of each side's best; and
+time to quality: the wall until each side first reported a val value at least the peer's final
+best (from the peer's per-epoch reports and our study's per-epoch report times), its ratio, and
+the test metrics of the router that got there first.
 
     python bench/peer.py [--trials 16] [--data PATH] [--pack-sizes 1,8]
+        [--variants today,refill,data,refill+data]
+        Each variant of ours at each pack size: ``today`` (the reproducible default, no
+        refill), ``refill`` (refilled packs; the search need not be reproducible), ``data``
+        (data as the fidelity), ``refill+data``.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 import time
@@ -25,10 +33,12 @@ from common import MMLU, run_search, write_yaml
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import search
 from router_models import load_router
 from search import metrics as M
 from search.data import RouterData, load_data
 from search.inference import predict
+from search.rundir import RunDir
 
 EPOCHS, RUNGS = 30, (3, 9, 27)
 METRIC = "val_correctness_acc"
@@ -69,7 +79,7 @@ def peer_trainable(config: dict[str, Any], data: dict[str, Any] | None = None) -
                 {"state": model.state_dict(), "mean": mean, "std": std, "config": config},
                 os.path.join(data["out"], f"{tune.get_context().get_trial_id()}.pt"),
             )
-        tune.report({METRIC: acc, "best": best})
+        tune.report({METRIC: acc, "best": best, "wall": time.time()})
 
 
 def run_peer(data: RouterData, trials: int, out: Path) -> dict[str, Any]:
@@ -86,7 +96,7 @@ def run_peer(data: RouterData, trials: int, out: Path) -> dict[str, Any]:
         "val": data.splits["val"],
         "out": str(out),
     }
-    t0 = time.perf_counter()
+    t0, t0_wall = time.perf_counter(), time.time()  # the wall to quality counts Ray's start too
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     space = {
@@ -117,7 +127,30 @@ def run_peer(data: RouterData, trials: int, out: Path) -> dict[str, Any]:
     best_value, best_id = max(
         (float(f[METRIC].max()), r.metrics["trial_id"]) for f, r in zip(frames, results)
     )
-    return {"wall": wall, "epochs": epochs, "best": best_value, "router": out / f"{best_id}.pt"}
+    reached = min(
+        float(f["wall"][f[METRIC] >= best_value].min()) for f in frames if (f[METRIC] >= best_value).any()
+    )
+    return {
+        "wall": wall,
+        "epochs": epochs,
+        "best": best_value,
+        "router": out / f"{best_id}.pt",
+        "to_quality": reached - t0_wall,
+    }
+
+
+def time_to(run_dir: Path, target: float, start: float) -> tuple[float | None, int | None]:
+    """When our search first reported a val value >= ``target`` (seconds after ``start``, a
+    time.time()), and which trial did; (None, None) if none did."""
+    study = search.RunResult.load(run_dir).study
+    first: tuple[float, int] | None = None
+    for t in study.trials:
+        times = t.user_attrs.get("epoch_times") or []
+        for step, value in sorted(t.intermediate_values.items()):
+            if value >= target and step - 1 < len(times):
+                first = min(first or (math.inf, -1), (times[step - 1] - start, t.number))
+                break
+    return first if first is not None else (None, None)
 
 
 def peer_scores(path: Path, data: RouterData) -> torch.Tensor:
@@ -134,7 +167,15 @@ def peer_scores(path: Path, data: RouterData) -> torch.Tensor:
     return predict(model, X)
 
 
-def our_space(trials: int, pack_size: int) -> dict[str, Any]:
+VARIANTS = {
+    "today": {},
+    "refill": {"reproducible": False, "refill": True},
+    "data": {"fidelity": {"resource": "data"}},
+    "refill+data": {"reproducible": False, "refill": True, "fidelity": {"resource": "data"}},
+}
+
+
+def our_space(trials: int, pack_size: int, variant: str = "today") -> dict[str, Any]:
     return {
         "model_type": "mlp",
         "params": {
@@ -158,6 +199,7 @@ def our_space(trials: int, pack_size: int) -> dict[str, Any]:
             "max_concurrent_trials": 2,
             "pack_size": pack_size,
             "seed": 0,
+            **VARIANTS[variant],
         },
         "resources": {"cpu": 1},
     }
@@ -173,7 +215,12 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=16)
     p.add_argument("--data", default=str(MMLU))
     p.add_argument("--pack-sizes", default="1,8")
+    p.add_argument("--variants", default="today")
     args = p.parse_args()
+    variants = args.variants.split(",")
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad:
+        raise SystemExit(f"--variants: unknown {bad[0]!r}; valid: {', '.join(VARIANTS)}")
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray on 127.0.0.1, as ours
     data = load_data(args.data)
     print(
@@ -183,22 +230,43 @@ def main() -> None:
         peer = run_peer(data, args.trials, Path(tmp))
         print(
             f"stock peer (Ray Tune + OptunaSearch + ASHA): {peer['wall']:.1f}s, {peer['epochs']} epochs, "
-            f"best {METRIC} {peer['best']:.4f}; {test_metrics(peer_scores(peer['router'], data), data)}",
+            f"best {METRIC} {peer['best']:.4f} after {peer['to_quality']:.1f}s; "
+            f"{test_metrics(peer_scores(peer['router'], data), data)}",
             flush=True,
         )
         for k in (int(s) for s in args.pack_sizes.split(",")):
-            path = write_yaml(Path(tmp) / f"ours{k}.yaml", our_space(args.trials, k))
-            rc, wall, rows = run_search(path, Path(tmp) / f"ours{k}", data=args.data)
-            assert rc == 0
-            best = max(r["value"] for r in rows if r["state"] == "COMPLETE")
-            router, _ = load_router(Path(tmp) / f"ours{k}" / "best_router.pt")
-            scores = predict(router, torch.from_numpy(data.split("test")[0].copy()))
-            print(
-                f"ours, pack size {k}: {wall:.1f}s ({wall / peer['wall']:.2f}x the peer's), "
-                f"{sum(r['epochs_run'] for r in rows)} epochs, best {METRIC} {best:.4f} "
-                f"({best - peer['best']:+.4f}); {test_metrics(scores, data)}",
-                flush=True,
-            )
+            for variant in variants:
+                name = f"ours{k}-{variant.replace('+', '-')}"
+                path = write_yaml(Path(tmp) / f"{name}.yaml", our_space(args.trials, k, variant))
+                start = time.time()
+                rc, wall, rows = run_search(path, Path(tmp) / name, data=args.data)
+                assert rc == 0
+                best = max(r["value"] for r in rows if r["state"] == "COMPLETE")
+                router, _ = load_router(Path(tmp) / name / "best_router.pt")
+                scores = predict(router, torch.from_numpy(data.split("test")[0].copy()))
+                reached, trial = time_to(Path(tmp) / name, peer["best"], start)
+                if reached is None:
+                    quality = "never reached the peer's best"
+                else:
+                    saved = RunDir(Path(tmp) / name).trial_router(trial)
+                    there = (
+                        test_metrics(
+                            predict(load_router(saved)[0], torch.from_numpy(data.split("test")[0].copy())),
+                            data,
+                        )
+                        if os.path.exists(saved)
+                        else "its router not kept"
+                    )
+                    quality = (
+                        f"reached the peer's best after {reached:.1f}s "
+                        f"({reached / peer['to_quality']:.2f}x the peer's), trial {trial}: {there}"
+                    )
+                print(
+                    f"ours, pack size {k}, {variant}: {wall:.1f}s ({wall / peer['wall']:.2f}x the peer's), "
+                    f"{sum(r['epochs_run'] for r in rows)} epochs, best {METRIC} {best:.4f} "
+                    f"({best - peer['best']:+.4f}); {test_metrics(scores, data)}; {quality}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ for each epoch's rows (each cohort of a pack at its own epoch).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a tensor is cut, not with the messages that carry this
+    import torch
 
 RESOURCES = ("epochs", "data")
 
@@ -68,11 +70,15 @@ class Fidelity:
         """``train_idx`` in the fixed order the subsets are cut from (a prefix is a subset)."""
         if not self.on:
             return train_idx
+        import torch
+
         gen = torch.Generator(device="cpu").manual_seed(self.seed)
         return train_idx[torch.randperm(train_idx.numel(), generator=gen).to(train_idx.device)]
 
     def rows(self, ordered: torch.Tensor, epoch: int, gen: torch.Generator) -> torch.Tensor:
         """Epoch ``epoch``'s rows in a fresh shuffled order: a prefix of ``ordered`` (from
         :meth:`order`), shuffled by ``gen`` (which draws one permutation per epoch)."""
+        import torch
+
         k = self.size(epoch, ordered.numel())
         return ordered[:k][torch.randperm(k, generator=gen).to(ordered.device)]

@@ -24,6 +24,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
+from search.data.options import ENCODER_PARAM
 from search.driver.ordering import AskGate
 from search.driver.packer import Packer
 from search.errors import DISK_ERRORS
@@ -53,6 +54,7 @@ class _Live:
     restarts: int = 0  # Tune retried the pack from scratch (e.g. its node died)
     closed: bool = False
     last_epoch: int = 0  # the epoch it ends at (its config's epochs)
+    reported: list[float] = field(default_factory=list)  # when each epoch's report came (time.time())
 
     @property
     def number(self) -> int:
@@ -74,8 +76,9 @@ class OptunaBridge:
             packs), so the search does not depend on timing (``ordering.py``).
         slots: Packs that train at once.
         refill: Fill the slots a running pack's members free (pruned, failed, finished) with
-            new trials that fit it, asked at its epoch boundary; needs ``control`` and not
-            ``ordered`` (when a slot frees depends on timing).
+            new trials, asked at its epoch boundary, drawn as a new pack is (they train as a
+            cohort of their own); needs ``control`` and not ``ordered`` (when a slot frees
+            depends on timing).
     """
 
     def __init__(
@@ -170,7 +173,9 @@ class OptunaBridge:
         budget = self.num_samples - self.asked
         if free <= 0 or budget <= 0:
             return []
-        trials, asked = self.packer.refill(self.leaders[tune_id], free, budget)
+        encoder = self.leaders[tune_id].get(ENCODER_PARAM)
+        fixed = {ENCODER_PARAM: encoder} if encoder is not None else None  # one pack, one input
+        trials, asked = self.packer.refill(free, budget, fixed)
         self.asked += asked
         if not trials:
             return []
@@ -231,6 +236,7 @@ class OptunaBridge:
             "best_epoch": live.best_epoch,
             "start_time": live.started,
             "duration_s": time.time() - live.started,
+            "epoch_times": live.reported,
         }
         for k, v in attrs.items():
             t.set_user_attr(k, v)
@@ -296,6 +302,7 @@ class OptunaBridge:
             # keeps its ask, which is after the pack began)
             live.started = max(live.started, report.started)
         live.epochs = report.step(live.number)
+        live.reported.append(time.time())
         for k in METRIC_MODES:
             v = metrics.get(k)
             if not isinstance(v, (int, float)) or not math.isfinite(v):

@@ -152,14 +152,25 @@ class Packer:
             asked += more
         return pack, asked
 
-    def refill(self, leader: dict[str, Any], n: int, budget: int) -> tuple[list[optuna.trial.Trial], int]:
-        """Up to ``n`` new trials that fit the running pack led by ``leader`` (its params), to
-        take slots its members freed, and how many were asked. A trial a user enqueued that does
-        not fit waits to lead the next pack (and ends this refill)."""
+    def refill(
+        self, n: int, budget: int, fixed: dict[str, Any] | None = None
+    ) -> tuple[list[optuna.trial.Trial], int]:
+        """Up to ``n`` new trials for the slots a running pack's members freed, and how many
+        were asked. They join that pack as a cohort of their own (``trial/train.py``), so they
+        need not share its structure: a leader drawn from the whole space (with ``fixed``, the
+        pack's encoder, set), followers sharing the leader's structural params, as in a new
+        pack. A trial a user enqueued that does not fit waits to lead a later pack."""
         self.asking = self.study
-        if self.pending:  # a trial is waiting to lead a pack: it goes first
+        if n <= 0 or budget <= 0:
             return [], 0
-        return self._followers(leader, n, budget)
+        if fixed and not self._waiting():
+            self.study.enqueue_trial(fixed, skip_if_exists=False)
+        leader = self._ask()
+        if fixed and any(leader.params.get(k) != v for k, v in fixed.items()):
+            self.pending.append(leader)  # a user's trial on another encoder: a pack of its own
+            return [], 1
+        followers, asked = self._followers(leader.params, n - 1, budget - 1)
+        return [leader, *followers], asked + 1
 
     def _followers(self, leader: dict[str, Any], n: int, budget: int) -> tuple[list[optuna.trial.Trial], int]:
         """Up to ``n`` trials asked with ``leader``'s structural params fixed (everything else

@@ -213,11 +213,14 @@ def resolve_pack_size(pack_size: int | str, on_gpu: bool, packable: bool, trials
     return pack_size
 
 
-def uses_refill(search: SearchSpec, pack_size: int) -> bool:
+def uses_refill(search: SearchSpec, pack_size: int, on_gpu: bool) -> bool:
     """Whether running packs take new trials into freed slots: ``search.refill``, where
-    ``auto`` is on for packs of more than one in a search that need not be reproducible."""
+    ``auto`` is on for GPU packs of more than one in a search that need not be reproducible. On
+    a GPU a pack's step costs about the same for one member as for 64 (it is bound by kernel
+    launches), so a pack left with one survivor wastes the chip; on a CPU a pack is bound by
+    arithmetic, and refilling it measured no faster (BENCHMARKS.md, Refill)."""
     if search.refill == "auto":
-        return pack_size > 1 and not search.reproducible
+        return pack_size > 1 and on_gpu and not search.reproducible
     return bool(search.refill) and pack_size > 1
 
 

@@ -80,7 +80,7 @@ def run_trials(
     widths = {encoder: d.embedding_dim for encoder, d in datas.items()}
     packer = Packer(study, space, pack_size, widths, first(datas).num_models)
     prunes = space.search.pruner.type != "none"
-    refill = uses_refill(space.search, pack_size)
+    refill = uses_refill(space.search, pack_size, gpu is not None)
     control = start_control() if (prunes or refill) and pack_size > 1 else None
     keeper = router_keeper(plan, study)
 

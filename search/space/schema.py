@@ -135,7 +135,7 @@ class SearchSpec(Strict):
     # the same command and seed give the same search at any concurrency (driver/ordering.py)
     reproducible: bool = True
     # fill the slots a running pack's pruned, failed or finished members free with new trials
-    # (auto: on for packs of more than one when the search need not be reproducible)
+    # (auto: on for GPU packs of more than one when the search need not be reproducible)
     refill: bool | Literal["auto"] = "auto"
     fidelity: FidelitySpec = FidelitySpec()
 

@@ -376,6 +376,38 @@ def train_pack(
         )
         return _Cohort(new, pack, torch.Generator(device="cpu").manual_seed(seed))
 
+    def join(joiners: list[Joiner]) -> None:
+        """Joiners take member indices on from the last, in order, and train as one cohort (or,
+        when they cannot share one module, one cohort each); one whose config does not build
+        fails alone, said in the next report."""
+        base = len(members)
+        members.extend(_Member(base + i, members[0].model, {}, Status.FAILED) for i in range(len(joiners)))
+        groups = [list(range(len(joiners)))]
+        while groups:
+            group = groups.pop(0)
+            batch = [joiners[i] for i in group]
+            try:
+                new = _members(
+                    [j.config for j in batch],
+                    data,
+                    [j.seed for j in batch],
+                    epochs,
+                    device,
+                    [j.name for j in batch],
+                )
+            except MemberConfigError as exc:
+                i = group.pop(exc.index)
+                members[base + i].error = failed_joiners[base + i] = f"ConfigError: {exc}"
+                groups[:0] = [group] if group else []
+                continue
+            except ConfigError:  # they cannot share one module
+                groups[:0] = [[i] for i in group]
+                continue
+            for i, m in zip(group, new):
+                m.index = base + i
+                members[base + i] = m
+            cohorts.append(cohort(new, new[0].seed))
+
     cohorts = [cohort(members, seeds[0])]
     failed_joiners: dict[int, str] = {}  # joiners whose config did not build: said in the next report
     pack_epoch = 0
@@ -420,18 +452,5 @@ def train_pack(
         # -- refill: new members take the freed slots and start from epoch 0 -----------------
         joiners = list(refill()) if refill is not None else []
         if joiners:
-            new = []
-            for j in joiners:
-                index = len(members)
-                try:
-                    (m,) = _members([j.config], data, [j.seed], epochs, device, [j.name])
-                except ConfigError as exc:
-                    m = _Member(index, members[0].model, {}, Status.FAILED, error=f"ConfigError: {exc}")
-                    failed_joiners[index] = m.error or ""
-                m.index = index
-                members.append(m)
-                if m.status == Status.TRAINING:
-                    new.append(m)
-            if new:
-                cohorts.append(cohort(new, new[0].seed))
+            join(joiners)
     return [_result(m, direction) for m in members]

@@ -115,7 +115,7 @@ def _tune(trial_id: str) -> Any:
     return type("TuneTrial", (), {"trial_id": trial_id})()
 
 
-def test_the_bridge_refills_freed_slots_with_trials_that_fit_the_pack() -> None:
+def test_the_bridge_refills_freed_slots_with_new_trials() -> None:
     bridge, control = _bridge(5)
     members = bridge.searcher.suggest("a")["members"]
     first, second = (m["number"] for m in members)
@@ -126,8 +126,7 @@ def test_the_bridge_refills_freed_slots_with_trials_that_fit_the_pack() -> None:
     ((_, epoch, closed, joined),) = control.calls
     assert epoch == 1 and closed == [second] and [j["number"] for j in joined] == [2]
     study = bridge.study
-    lead, new = study.trials[first].params, study.trials[2].params
-    assert bridge.packer.key(new) == bridge.packer.key(lead)  # it fits the pack
+    assert joined[0]["config"] == bridge.space.trial_config(study.trials[2].params)
     assert study.trials[2].user_attrs["pack"] == first and bridge.asked == 3
     # epoch 4: the first member finishes (4 epochs): its slot frees too; the joiner is at its 3rd
     for e in (2, 3, 4):
@@ -231,3 +230,40 @@ def test_a_refilled_search_with_data_as_fidelity_runs_each_trial_once_in_fewer_p
     schedule = study.user_attrs["fidelity"]["train_questions"]
     assert study.user_attrs["fidelity"]["resource"] == "data"
     assert schedule[0] < schedule[1] < schedule[-1] and schedule[-1] >= n_train - 2
+
+
+def test_the_control_keeps_who_joined_for_a_pack_restarted_after_its_node_died() -> None:
+    import asyncio
+
+    from search.driver.control import PackControl
+
+    async def story() -> tuple[dict, dict, dict]:
+        control = PackControl()
+        await control.decide("a", 1, [3], [{"number": 5, "config": {"x": 1}}])
+        first = await control.wait("a", 1, timeout=1.0)
+        await control.decide("a", 2, [5], [{"number": 6, "config": {"x": 2}}])
+        late = await control.wait("a", 3, timeout=0.05)  # epoch 3 is not decided: the roster so far
+        return first, late, await control.roster("b")
+
+    first, late, other = asyncio.run(story())
+    assert first == {"closed": [3], "joined": [{"number": 5, "config": {"x": 1}}]}
+    assert late["closed"] == [3, 5] and [j["number"] for j in late["joined"]] == [5, 6]
+    assert other == {"closed": [], "joined": []}
+
+
+@pytest.mark.parametrize(
+    ("refill", "reproducible", "pack_size", "on_gpu", "expected"),
+    [
+        ("auto", False, 8, True, True),  # a GPU pack left with a survivor wastes the chip
+        ("auto", False, 8, False, False),  # a CPU pack is bound by arithmetic: no gain measured
+        ("auto", True, 8, True, False),  # a reproducible search does not depend on timing
+        ("auto", False, 1, True, False),  # a pack of one: Tune starts the next trial
+        (True, False, 8, False, True),
+        (False, False, 8, True, False),
+    ],
+)
+def test_refill_auto_is_on_for_unordered_gpu_packs(refill, reproducible, pack_size, on_gpu, expected) -> None:
+    from search.driver.plan import uses_refill
+
+    space = parse_space(tiny_space(search={"refill": refill, "reproducible": reproducible}))
+    assert uses_refill(space.search, pack_size, on_gpu) is expected
