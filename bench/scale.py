@@ -238,7 +238,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         for slots in (int(s) for s in args.slots.split(",")):
-            for n in [*(int(s) for s in args.sizes.split(",") if int(s) < args.trials), args.trials]:
+            for n in [*(int(s) for s in args.sizes.split(",") if s and int(s) < args.trials), args.trials]:
                 r = run(n, slots, args, Path(tmp))
                 delay = f"{r['delay_ms']:.0f} ms" if r["delay_ms"] is not None else "-"
                 print(

@@ -30,7 +30,7 @@ from search.driver.packer import Packer
 from search.errors import DISK_ERRORS
 from search.messages import SAVE_FAILED, EpochResult, Member, PackFailed, PackResult, PackSpec, decode
 from search.metrics.direction import METRIC_MODES, Direction
-from search.results.study import counted_trials, mark_interrupted
+from search.results.study import counted_trials, held_writes, mark_interrupted
 from search.results.views import GroupedPruner, view
 from search.space import Space
 from search.train_config import resolve_train_config
@@ -160,8 +160,9 @@ class OptunaBridge:
         """``trials`` become members of pack ``tune_id`` (led by trial ``leader``)."""
         members = tuple(Member(t.number, self.space.trial_config(t.params)) for t in trials)
         for t, m in zip(trials, members):
-            t.set_user_attr("tune_trial_id", tune_id)
-            t.set_user_attr("pack", leader)
+            with held_writes(self.study):  # one append for both
+                t.set_user_attr("tune_trial_id", tune_id)
+                t.set_user_attr("pack", leader)
             live = _Live(t, tune_id, leader, last_epoch=int(resolve_train_config(m.config)["epochs"]))
             self.packs[tune_id][t.number] = self.members[t.number] = live
         return members
@@ -238,10 +239,11 @@ class OptunaBridge:
             "duration_s": time.time() - live.started,
             "epoch_times": live.reported,
         }
-        for k, v in attrs.items():
-            t.set_user_attr(k, v)
-        if message:
-            t.set_user_attr("error", message)
+        with held_writes(self.study):  # one append, not one per attribute; read back after
+            for k, v in attrs.items():
+                t.set_user_attr(k, v)
+            if message:
+                t.set_user_attr("error", message)
         # As in Optuna's own loop, a pruned trial's value is its last intermediate value.
         value = live.best.get(self.metric) if state == TrialState.COMPLETE else None
         frozen = self.study.tell(t, value, state=state)

@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 from router_models import ConfigError
 from router_models.packing import NotPackable
 from search.data.options import ENCODER_PARAM
+from search.results.study import held_writes
 from search.space import Space
 from search.train_config import resolve_train_config
 from search.trial.packable import pack_key
@@ -74,6 +75,9 @@ class Packer:
         self.pending: list[optuna.trial.Trial] = []  # asked, waiting to lead a later pack
         self.asking = study  # what next_pack asks through (the sampler's view); all else: study
         self._structural: dict[str, dict[str, Any]] = {}  # a leader's params -> its fixed ones
+        # trials enqueued and not yet asked, counted here: reading them from the study costs a
+        # scan of every trial, at every ask
+        self._n_waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
     def key(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """The pack key of a trial's params; None for a config that does not build (it trains
@@ -97,9 +101,15 @@ class Packer:
                 out.append(name)
         return out
 
+    def _enqueue(self, params: dict[str, Any]) -> None:
+        self.study.enqueue_trial(params, skip_if_exists=False)
+        self._n_waiting += 1
+
     def _ask(self) -> optuna.trial.Trial:
-        trial = self.asking.ask()
-        self.space.suggest(trial)
+        trial = self.asking.ask()  # an ask takes the oldest waiting trial first
+        self._n_waiting = max(0, self._n_waiting - 1)
+        with held_writes(self.study):  # its params in one append: the trial caches its own
+            self.space.suggest(trial)
         return trial
 
     def _cover_types(self) -> None:
@@ -120,10 +130,10 @@ class Packer:
             if missing:
                 fixed[name] = missing[0]
         if fixed:
-            self.study.enqueue_trial(fixed, skip_if_exists=False)
+            self._enqueue(fixed)
 
     def _waiting(self) -> bool:
-        return bool(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        return self._n_waiting > 0
 
     def next_pack(
         self, budget: int, study: optuna.Study | None = None
@@ -164,7 +174,7 @@ class Packer:
         if n <= 0 or budget <= 0:
             return [], 0
         if fixed and not self._waiting():
-            self.study.enqueue_trial(fixed, skip_if_exists=False)
+            self._enqueue(fixed)
         leader = self._ask()
         if fixed and any(leader.params.get(k) != v for k, v in fixed.items()):
             self.pending.append(leader)  # a user's trial on another encoder: a pack of its own
@@ -180,7 +190,7 @@ class Packer:
         asked = 0
         while key is not None and len(out) < n and asked < budget:
             if not self._waiting():
-                self.study.enqueue_trial(self._fixed(leader), skip_if_exists=False)
+                self._enqueue(self._fixed(leader))
             trial, asked = self._ask(), asked + 1
             if self.key(trial.params) != key:
                 self.pending.append(trial)

@@ -203,6 +203,7 @@ def test_a_refilled_search_with_data_as_fidelity_runs_each_trial_once_in_fewer_p
             "pack_size": 4,
             "max_concurrent_trials": 1,
             "reproducible": False,
+            "refill": True,  # auto refills GPU packs only
             "ensemble": {"size": 0},
             "pruner": {"type": "successive_halving", "min_resource": 1, "reduction_factor": 2},
             "fidelity": {"resource": "data", "min_fraction": 0.25},
