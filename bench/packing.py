@@ -36,10 +36,12 @@ from typing import Any
 import optuna
 import torch
 from common import ROOT, load_yaml, run_search, write_yaml
+from trainer import matmul_flops
 
 from search.data import load_data
 from search.driver.packer import Packer
 from search.space import Space, parse_space
+from search.trial.packable import meta_model
 from search.trial.train import train_pack
 
 
@@ -140,9 +142,35 @@ def sweep(args: argparse.Namespace) -> None:
             torch.cuda.synchronize()
         return time.perf_counter() - t0
 
+    # Useful FLOPs of a member-epoch: its own weights (padding excluded), 6 per weight and train
+    # row (forward 2, backward 4), 2 per weight and val row (the epoch's evaluation).
+    n_train, n_val = len(data.splits["train"]), len(data.splits["val"])
+
+    def useful(cs: list[dict[str, Any]]) -> float:
+        weights = [
+            sum(
+                p.numel()
+                for p in meta_model(c, data.embedding_dim, data.num_models).parameters()
+                if p.dim() == 2
+            )
+            for c in cs
+        ]
+        return sum((6 * n_train + 2 * n_val) * w for w in weights) * epochs
+
+    n_mm = 8192 if device.type == "cuda" else 1024
+    fp32, bf16 = (matmul_flops(device, n_mm, 10, dtype) for dtype in (torch.float32, torch.bfloat16))
+    print(f"matmul {n_mm}^3 on {device}: fp32 {fp32 / 1e9:,.0f} GFLOP/s, bf16 {bf16 / 1e9:,.0f} GFLOP/s")
+
+    def share(cs: list[dict[str, Any]], wall: float) -> str:
+        rate = useful(cs) / wall
+        return f"{rate / 1e9:,.1f} useful GFLOP/s = {rate / fp32:.4f} of fp32, {rate / bf16:.4f} of bf16"
+
     single = sum(timed([c]) for c in configs[:4]) / min(4, len(configs))
     base = epochs / single
-    print(f"K= 1: {single:6.2f}s per trial ({base:7.1f} member-epochs/s, mean of 4 configs)")
+    print(
+        f"K= 1: {single:6.2f}s per trial ({base:7.1f} member-epochs/s, mean of 4 configs; "
+        f"{share(configs[:4], 4 * single)})"
+    )
     for k in sizes:
         if k == 1:
             continue
@@ -151,7 +179,7 @@ def sweep(args: argparse.Namespace) -> None:
         rate = k * epochs / wall
         print(
             f"K={k:>2}: {wall:6.2f}s per pack ({rate:7.1f} member-epochs/s, {rate / base:5.2f}x; "
-            f"{mem:.0f} MB per member)",
+            f"{mem:.0f} MB per member; {share(configs[:k], wall)})",
             flush=True,
         )
 

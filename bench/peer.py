@@ -15,6 +15,10 @@ the test metrics of the router that got there first.
         Each variant of ours at each pack size: ``today`` (the reproducible default, no
         refill), ``refill`` (refilled packs; the search need not be reproducible), ``data``
         (data as the fidelity), ``refill+data``.
+
+    python bench/peer.py --gpu --trials 128 --pack-sizes 64 --variants today,refill
+        On one GPU: the peer's trials at gpu 0.25, four sharing it, against our packs with the
+        whole GPU (``bench/gpu.sh`` runs this).
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ def peer_trainable(config: dict[str, Any], data: dict[str, Any] | None = None) -
 
     assert data is not None
     torch.set_num_threads(1)
-    X, Y, Mk = (torch.from_numpy(np.array(data[k])) for k in ("X", "Y", "mask"))
+    device = torch.device("cuda" if data["gpu"] and torch.cuda.is_available() else "cpu")
+    X, Y, Mk = (torch.from_numpy(np.array(data[k])).to(device) for k in ("X", "Y", "mask"))
     tr, va = data["train"], data["val"]
     mean, std = X[tr].mean(0), X[tr].std(0).clamp_min(1e-6)
     X = (X - mean) / std
@@ -59,7 +64,7 @@ def peer_trainable(config: dict[str, Any], data: dict[str, Any] | None = None) -
     for _ in range(config["layers"]):
         layers += [nn.Linear(width_in, config["width"]), nn.ReLU(), nn.Dropout(config["dropout"])]
         width_in = config["width"]
-    model = nn.Sequential(*layers, nn.Linear(width_in, Y.shape[1]))
+    model = nn.Sequential(*layers, nn.Linear(width_in, Y.shape[1])).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
     loader = DataLoader(TensorDataset(X[tr], Y[tr], Mk[tr]), batch_size=256, shuffle=True)
     best = -1.0
@@ -76,13 +81,18 @@ def peer_trainable(config: dict[str, Any], data: dict[str, Any] | None = None) -
         if acc > best:
             best = acc
             torch.save(
-                {"state": model.state_dict(), "mean": mean, "std": std, "config": config},
+                {
+                    "state": {k: v.cpu() for k, v in model.state_dict().items()},
+                    "mean": mean.cpu(),
+                    "std": std.cpu(),
+                    "config": config,
+                },
                 os.path.join(data["out"], f"{tune.get_context().get_trial_id()}.pt"),
             )
         tune.report({METRIC: acc, "best": best, "wall": time.time()})
 
 
-def run_peer(data: RouterData, trials: int, out: Path) -> dict[str, Any]:
+def run_peer(data: RouterData, trials: int, out: Path, gpu: bool = False) -> dict[str, Any]:
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -95,6 +105,7 @@ def run_peer(data: RouterData, trials: int, out: Path) -> dict[str, Any]:
         "train": data.splits["train"],
         "val": data.splits["val"],
         "out": str(out),
+        "gpu": gpu,
     }
     t0, t0_wall = time.perf_counter(), time.time()  # the wall to quality counts Ray's start too
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
@@ -107,7 +118,9 @@ def run_peer(data: RouterData, trials: int, out: Path) -> dict[str, Any]:
         "weight_decay": tune.loguniform(1e-5, 1e-1),
     }
     tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(peer_trainable, data=payload), {"cpu": 1}),
+        tune.with_resources(
+            tune.with_parameters(peer_trainable, data=payload), {"cpu": 1, "gpu": 0.25} if gpu else {"cpu": 1}
+        ),
         param_space=space,
         tune_config=tune.TuneConfig(
             metric=METRIC,
@@ -115,7 +128,7 @@ def run_peer(data: RouterData, trials: int, out: Path) -> dict[str, Any]:
             search_alg=OptunaSearch(seed=0),
             scheduler=ASHAScheduler(max_t=EPOCHS, grace_period=RUNGS[0], reduction_factor=3),
             num_samples=trials,
-            max_concurrent_trials=2,
+            max_concurrent_trials=4 if gpu else 2,  # on a GPU: four trials share it, a quarter each
         ),
         run_config=tune.RunConfig(storage_path=str(out / "tune"), verbose=0),
     )
@@ -175,7 +188,7 @@ VARIANTS = {
 }
 
 
-def our_space(trials: int, pack_size: int, variant: str = "today") -> dict[str, Any]:
+def our_space(trials: int, pack_size: int, variant: str = "today", gpu: bool = False) -> dict[str, Any]:
     return {
         "model_type": "mlp",
         "params": {
@@ -196,12 +209,12 @@ def our_space(trials: int, pack_size: int, variant: str = "today") -> dict[str, 
             "metric": METRIC,
             "sampler": {"type": "tpe"},
             "pruner": {"type": "successive_halving", "min_resource": RUNGS[0], "reduction_factor": 3},
-            "max_concurrent_trials": 2,
+            "max_concurrent_trials": 1 if gpu else 2,  # on a GPU: one pack has the whole chip
             "pack_size": pack_size,
             "seed": 0,
             **VARIANTS[variant],
         },
-        "resources": {"cpu": 1},
+        "resources": {"cpu": 1, "gpu": 1} if gpu else {"cpu": 1},
     }
 
 
@@ -216,6 +229,7 @@ def main() -> None:
     p.add_argument("--data", default=str(MMLU))
     p.add_argument("--pack-sizes", default="1,8")
     p.add_argument("--variants", default="today")
+    p.add_argument("--gpu", action="store_true", help="the peer at gpu 0.25 x 4, ours one pack per GPU")
     args = p.parse_args()
     variants = args.variants.split(",")
     bad = [v for v in variants if v not in VARIANTS]
@@ -227,7 +241,7 @@ def main() -> None:
         f"{args.trials} trials, {EPOCHS} epochs, rungs {RUNGS}, 2 at a time, 1 CPU each, data {data.source}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        peer = run_peer(data, args.trials, Path(tmp))
+        peer = run_peer(data, args.trials, Path(tmp), gpu=args.gpu)
         print(
             f"stock peer (Ray Tune + OptunaSearch + ASHA): {peer['wall']:.1f}s, {peer['epochs']} epochs, "
             f"best {METRIC} {peer['best']:.4f} after {peer['to_quality']:.1f}s; "
@@ -237,7 +251,7 @@ def main() -> None:
         for k in (int(s) for s in args.pack_sizes.split(",")):
             for variant in variants:
                 name = f"ours{k}-{variant.replace('+', '-')}"
-                path = write_yaml(Path(tmp) / f"{name}.yaml", our_space(args.trials, k, variant))
+                path = write_yaml(Path(tmp) / f"{name}.yaml", our_space(args.trials, k, variant, args.gpu))
                 start = time.time()
                 rc, wall, rows = run_search(path, Path(tmp) / name, data=args.data)
                 assert rc == 0

@@ -14,8 +14,16 @@ and results through the bridge), asks/s and results/s, the delay between a pack 
 the next starting on its slot, and each at 1,000 and at N trials (the growth); then the time to
 resume the N-trial study from its journal (open, count, close the interrupted).
 
-    python bench/scale.py [--trials 10000] [--slots 64,256] [--pack-size 16] [--epoch-s 0.5]
+    python bench/scale.py --driver [--trials 1000,3000,10000] [--slots 64,256]
+        The driver's own work without Ray: the study (its journal on disk), the packer and the
+        bridge, driven by a loop that plays every slot's pack an epoch at a time (synthetic
+        curves, refill on), as fast as the driver can; CPU per trial at each study size, the
+        asks and results per second it sustains, and the resume.
+
+    python bench/scale.py [--trials 2000] [--slots 64] [--pack-size 16] [--epoch-s 1]
         [--sampler random|tpe] [--no-refill]
+        The same through Ray Tune: a stand-in trainable per pack (one process each; on this
+        machine about 240 MB each, so 64 slots is as many as it holds).
 """
 
 from __future__ import annotations
@@ -219,16 +227,114 @@ def run(trials: int, slots: int, args: argparse.Namespace, tmp: Path) -> dict[st
     }
 
 
+def driver_loop(trials: int, slots: int, pack_size: int, tmp: Path) -> dict[str, Any]:
+    """The study, packer and bridge playing ``slots`` packs an epoch at a time, no Ray."""
+    import math
+    import random
+
+    import optuna
+
+    from search.driver.bridge import OptunaBridge
+    from search.driver.packer import Packer
+    from search.messages import EpochResult, PackResult
+    from search.results.study import close_interrupted, counted_trials, open_study
+    from search.space import parse_space
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sim = parse_space(space(trials, slots, pack_size, "random", True))
+    run_dir = tmp / f"driver-{slots}-{trials}"
+    run_dir.mkdir()
+    study = open_study(run_dir, sim)
+
+    class Control:  # what the control actor would be told, kept for the loop to act on
+        def __init__(self) -> None:
+            self.word: dict[str, tuple[list[int], list[dict[str, Any]]]] = {}
+            self.decide = self
+
+        def remote(self, pack: str, epoch: int, closed: list[int], joined: list[dict[str, Any]]) -> None:
+            self.word[pack] = (closed, joined)
+
+    control = Control()
+    bridge = OptunaBridge(
+        study, sim, trials, Packer(study, sim, pack_size, 8, 4), control=control, refill=True
+    )
+    packs: dict[str, dict[int, int]] = {}  # Tune trial id -> member number -> its epoch
+    made, results = 0, 0
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    while True:
+        while len(packs) < slots:  # a free slot starts a pack, as Tune would
+            config = bridge.suggest(f"t{made}")
+            if not isinstance(config, dict):
+                break
+            packs[f"t{made}"] = {m["number"]: 0 for m in config["members"]}
+            made += 1
+        if not packs:
+            break
+        for tid in list(packs):
+            live = packs[tid]
+            for n in live:
+                live[n] += 1
+            plateau = {n: 0.7 + 0.05 * random.Random(n).random() for n in live}
+            metrics = {n: {"val_auc": plateau[n] * (1 - math.exp(-e / 3))} for n, e in live.items()}
+            bridge.on_result(tid, EpochResult(max(live.values()), metrics, steps=dict(live)).to_result())
+            results += 1
+            closed, joined = control.word.pop(tid, ([], []))
+            done = {n: e for n, e in live.items() if e >= EPOCHS and n not in closed}
+            for n in [n for n in live if n in closed or n in done]:
+                del live[n]
+            live.update({j["number"]: 0 for j in joined})
+            if live and done:  # said in the pack's next report
+                bridge.on_result(tid, EpochResult(0, {}, complete=done).to_result())
+            elif not live:
+                bridge.complete(tid, PackResult(done, {}).to_result(), False)
+                del packs[tid]
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    t = time.perf_counter()
+    again = open_study(run_dir, sim)
+    close_interrupted(again)
+    done = counted_trials(again)
+    resume_s = time.perf_counter() - t
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return {
+        "trials": done,
+        "cpu_ms": 1000 * cpu / trials,
+        "asks_s": trials / wall,
+        "results_s": results / wall,
+        "wall": wall,
+        "resume_s": resume_s,
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--trials", type=int, default=10_000)
-    p.add_argument("--slots", default="64,256")
+    p.add_argument("--driver", action="store_true", help="the driver's own work, no Ray")
+    p.add_argument("--trials", default=None, help="trials (comma-separated with --driver)")
+    p.add_argument("--slots", default=None)
     p.add_argument("--pack-size", type=int, default=16)
-    p.add_argument("--epoch-s", type=float, default=0.5, help="seconds a pack's epoch sleeps")
+    p.add_argument("--epoch-s", type=float, default=1.0, help="seconds a pack's epoch sleeps")
     p.add_argument("--sampler", default="random", choices=["random", "tpe"])
     p.add_argument("--no-refill", dest="refill", action="store_false")
     p.add_argument("--sizes", default="1000", help="smaller studies, for the growth to N")
     args = p.parse_args()
+    if args.driver:
+        sizes = [int(s) for s in (args.trials or "1000,3000,10000").split(",")]
+        print(
+            f"the driver alone: packs of {args.pack_size}, refill on, successive halving (2, 5), "
+            "random sampler"
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            for slots in (int(s) for s in (args.slots or "64,256").split(",")):
+                for n in sizes:
+                    r = driver_loop(n, slots, args.pack_size, Path(tmp))
+                    print(
+                        f"{slots} slots, {r['trials']} trials: driver CPU {r['cpu_ms']:.2f} ms/trial, "
+                        f"{r['asks_s']:.0f} asks/s and {r['results_s']:.0f} pack results/s sustained, "
+                        f"resume {r['resume_s']:.2f}s",
+                        flush=True,
+                    )
+        return
+    args.trials = int(args.trials or 2000)
+    args.slots = args.slots or "64"
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     print(

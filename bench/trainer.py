@@ -78,8 +78,10 @@ def ours_epoch_time(data, device: torch.device, epochs: int) -> tuple[float, int
     return min(deltas[1:] or deltas), weights
 
 
-def matmul_flops(device: torch.device, n: int = 1024, reps: int = 20) -> float:
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_flops(
+    device: torch.device, n: int = 1024, reps: int = 20, dtype: torch.dtype = torch.float32
+) -> float:
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     a @ b
     if device.type == "cuda":
         torch.cuda.synchronize()

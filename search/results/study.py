@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator, Iterator
+import copy
+from collections.abc import Container, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UserError
 from search.metrics.direction import Direction
@@ -68,13 +70,52 @@ def held_writes(study: optuna.Study) -> Iterator[None]:
             backend.inner.append_logs(logs)
 
 
+class _RunStorage(JournalStorage):
+    """The run's journal storage, which also keeps the ids of its waiting (enqueued, not yet
+    asked) trials: every ask looks for one first, and finding them by reading every trial cost
+    a scan of the study per ask. The run dir is locked, so this process is its only writer."""
+
+    def __init__(self, backend: BaseJournalBackend) -> None:
+        super().__init__(backend)
+        self._waiting: dict[int, set[int]] = {}  # study id -> its waiting trials' ids
+
+    def _waiting_of(self, study_id: int) -> set[int]:
+        if study_id not in self._waiting:
+            trials = super().get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,))
+            self._waiting[study_id] = {t._trial_id for t in trials}
+        return self._waiting[study_id]
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        trial_id = super().create_new_trial(study_id, template_trial)
+        if template_trial is not None and template_trial.state == TrialState.WAITING:
+            self._waiting_of(study_id).add(trial_id)
+        return trial_id
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        done = super().set_trial_state_values(trial_id, state, values)
+        if state != TrialState.WAITING:
+            for ids in self._waiting.values():
+                ids.discard(trial_id)
+        return done
+
+    def get_all_trials(
+        self, study_id: int, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        if states is None or tuple(states) != (TrialState.WAITING,):  # type: ignore[arg-type]
+            return super().get_all_trials(study_id, deepcopy, states)
+        trials = [self.get_trial(i) for i in sorted(self._waiting_of(study_id))]
+        trials = [t for t in trials if t.state == TrialState.WAITING]
+        return copy.deepcopy(trials) if deepcopy else trials
+
+
 def _load(journal: Path, space: Space, create: bool) -> optuna.Study:
-    from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = space.search
-    storage = JournalStorage(_HeldBackend(JournalFileBackend(str(journal))))
+    storage = _RunStorage(_HeldBackend(JournalFileBackend(str(journal))))
     sampler = make_sampler(search.sampler, search.seed)
     group = "model_type" if space.conditional and search.pruner.per_model_type else None
     inner = make_pruner(search.pruner, space.max_epochs)
