@@ -1,4 +1,4 @@
-"""The router-search command line: run, validate, train, route, serve, data, report.
+"""The router-search command line: run, validate, train, route, serve, dashboard, data, report.
 
 ``main(argv) -> int``; user errors print one line and return 2 (a traceback only with --debug).
 Nothing heavy is imported before ``main`` runs, so Ctrl-C at any moment (torch takes seconds to
@@ -25,6 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from search.cli.dashboard import add_dashboard_parser
     from search.cli.data_args import add_data_options  # imports numpy and pyarrow: inside main
     from search.cli.serve import add_serve_parser
 
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     add_serve_parser(sub)
+    add_dashboard_parser(sub)
 
     report = sub.add_parser("report", help="write report.md and plots for a run dir")
     report.add_argument("run_dir")
@@ -178,6 +180,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return cmd_serve(args)
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from search.cli.dashboard import cmd_dashboard
+
+    return cmd_dashboard(args)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from search.space import load_space
 
@@ -206,6 +214,7 @@ COMMANDS = {
     "train": _cmd_train,
     "route": _cmd_route,
     "serve": _cmd_serve,
+    "dashboard": _cmd_dashboard,
     "data": _cmd_data,
     "report": _cmd_report,
 }

@@ -160,9 +160,10 @@ class OptunaBridge:
         """``trials`` become members of pack ``tune_id`` (led by trial ``leader``)."""
         members = tuple(Member(t.number, self.space.trial_config(t.params)) for t in trials)
         for t, m in zip(trials, members):
-            with held_writes(self.study):  # one append for both
+            with held_writes(self.study):  # one append for all three
                 t.set_user_attr("tune_trial_id", tune_id)
                 t.set_user_attr("pack", leader)
+                t.set_user_attr("model_type", self.space.model_type_of(t.params))
             live = _Live(t, tune_id, leader, last_epoch=int(resolve_train_config(m.config)["epochs"]))
             self.packs[tune_id][t.number] = self.members[t.number] = live
         return members
@@ -241,6 +242,8 @@ class OptunaBridge:
         }
         with held_writes(self.study):  # one append, not one per attribute; read back after
             for k, v in attrs.items():
+                t.set_user_attr(k, v)
+            for k, v in live.best.items():  # each metric under its own name, for a dashboard
                 t.set_user_attr(k, v)
             if message:
                 t.set_user_attr("error", message)

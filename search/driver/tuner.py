@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from typing import Any
 
 import optuna
@@ -137,6 +138,11 @@ def run_trials(
         f"data {first(datas).source}",
         flush=True,
     )
+    print(f"watch it live: python -m search dashboard {plan.run_dir}", flush=True)
+    with warnings.catch_warnings():  # Optuna calls metric names experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if study.metric_names is None:  # the objective's name, for a dashboard's tables and plots
+            study.set_metric_names([space.search.metric])
     interrupt = Interrupt(hard_exit=hard_exit)
     bridge.on_fatal = lambda exc: setattr(interrupt.flag, "fatal", True)
     if plan.start_wait_s is not None:

@@ -1,0 +1,95 @@
+"""``search dashboard``: the run's study over HTTP on 127.0.0.1, finished and while it grows."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+
+from search.driver.bridge import OptunaBridge
+from search.driver.packer import Packer
+from search.messages import EpochResult, PackResult
+from search.results.study import open_study
+from search.space import parse_space
+from tests.search.procs import start_python, wait_for
+from tests.search.spaces import tiny_space
+
+pytest.importorskip("optuna_dashboard")  # the `dashboard` extra (in the test extra)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> dict | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return json.loads(r.read())
+    except OSError:
+        return None
+
+
+def _pack(bridge: OptunaBridge, tune_id: str, value: float) -> None:
+    """One pack through the bridge as a run drives it: asked, one epoch, completed."""
+    members = bridge.searcher.suggest(tune_id)["members"]
+    numbers = [m["number"] for m in members]
+    bridge.on_result(
+        tune_id, EpochResult(1, {n: {"val_auc": value, "val_loss": 0.5} for n in numbers}).to_result()
+    )
+    bridge.complete(tune_id, PackResult({n: 1 for n in numbers}, {}).to_result(), False)
+
+
+def test_the_dashboard_serves_a_run_and_follows_it_while_it_grows(tmp_path: Path) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = parse_space(tiny_space(search={"num_samples": 4, "pack_size": 2}))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    study = open_study(run_dir, space)
+    study.set_metric_names(["val_auc"])
+    bridge = OptunaBridge(study, space, 4, Packer(study, space, 2, 16, 6))
+    _pack(bridge, "a", 0.7)  # two trials done: a run in progress
+
+    port = _free_port()
+    proc = start_python(["-m", "search", "dashboard", str(run_dir), "--port", str(port)], tmp_path)
+    try:
+        api = f"http://127.0.0.1:{port}/api"
+        wait_for(lambda: _get(f"{api}/studies") is not None, 30, proc, step=0.2)
+        (summary,) = _get(f"{api}/studies")["study_summaries"]
+        study_id = summary["study_id"]
+        trials = _get(f"{api}/studies/{study_id}")["trials"]
+        assert [t["state"] for t in trials] == ["Complete", "Complete"]
+        attrs = {a["key"]: a["value"] for a in trials[0]["user_attrs"]}
+        assert attrs["pack"] == "0" and attrs["model_type"] == "mlp" and float(attrs["val_auc"]) == 0.7
+        _pack(bridge, "b", 0.8)  # the run goes on: the dashboard shows the new trials
+        wait_for(lambda: len(_get(f"{api}/studies/{study_id}")["trials"]) == 4, 20, proc, step=0.2)
+        best = _get(f"{api}/studies/{study_id}")["best_trials"]
+        assert best and best[0]["values"] == [0.8]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert f"on http://127.0.0.1:{port}/" in out
+
+
+def test_a_dir_without_a_run_or_a_busy_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    proc = start_python(["-m", "search", "dashboard", str(tmp_path / "nothing")], tmp_path)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and err.strip().count("\n") == 0
+    assert "holds no run (study.journal not found)" in err
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    open_study(run_dir, parse_space(tiny_space()))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        proc = start_python(["-m", "search", "dashboard", str(run_dir), "--port", str(port)], tmp_path)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and f"127.0.0.1:{port} is in use by another program" in err
