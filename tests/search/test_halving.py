@@ -68,3 +68,31 @@ def test_a_resumed_study_is_read_once_and_decides_as_a_fresh_scan() -> None:
         seen.append(ours)
         study.tell(trial, value)
     assert seen[0] and not seen[2]  # the worst value is pruned, the best goes on
+
+
+def test_the_run_storage_knows_its_waiting_trials_without_a_scan(tmp_path) -> None:
+    from optuna.trial import TrialState
+
+    from search.results.study import held_writes, open_study
+    from search.space import parse_space
+    from tests.search.spaces import tiny_space
+
+    space = parse_space(tiny_space())
+    study = open_study(tmp_path, space)
+    for lr in (0.1, 0.2, 0.3):
+        study.enqueue_trial({"lr": lr})
+
+    def waiting(s: optuna.Study) -> list[float]:
+        return [t.system_attrs["fixed_params"]["lr"] for t in s.get_trials(states=(TrialState.WAITING,))]
+
+    assert waiting(study) == [0.1, 0.2, 0.3]
+    trial = study.ask()  # takes the oldest waiting trial
+    assert trial.suggest_float("lr", 1e-4, 1.0) == 0.1 and waiting(study) == [0.2, 0.3]
+    with held_writes(study):  # held: the journal has nothing of these until the block ends
+        trial.set_user_attr("a", 1)
+        trial.set_user_attr("b", 2)
+        assert "a" not in open_study(tmp_path, space).trials[trial.number].user_attrs
+    assert open_study(tmp_path, space).trials[trial.number].user_attrs == {"a": 1, "b": 2}
+    again = open_study(tmp_path, space)  # a resumed run reads them from the journal
+    assert waiting(again) == [0.2, 0.3]
+    assert len(again.get_trials(states=(TrialState.WAITING, TrialState.RUNNING))) == 3
