@@ -174,6 +174,7 @@ def run(
     storage: str | None = None,
     resume: bool = False,
     enqueue: Sequence[dict[str, Any]] = (),
+    mlflow: str | None = None,
     verbose: bool = False,
     quiet: bool = False,
     debug: bool = False,
@@ -195,6 +196,7 @@ def run(
         storage: Shared storage for cluster runs (an absolute path or a URI).
         resume: Continue the run in ``out``.
         enqueue: Params to try first, in order (each a dict of the space's params).
+        mlflow: Log every trial as an MLflow run (a tracking URI or a file-store folder).
         verbose: Also show Ray's own progress. quiet: Print nothing (the result says it all).
         data_options: How to read ``data``: ``embeddings``, ``align``, ``id_column``,
             ``threshold``, ``split_seed``, ``encoder``, ``template``, ``task_column``,
@@ -229,6 +231,7 @@ def run(
         verbose=verbose,
         debug=debug,
         enqueue=[dict(p) for p in enqueue],
+        mlflow=mlflow,
         **data_options,
     )
     with _output(quiet):

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--budget", type=float, help="mean cost per query the exported routers may spend")
     run.add_argument("--address", help="Ray cluster: auto or ray://host:port (else RAY_ADDRESS)")
     run.add_argument("--storage", help="shared storage for cluster runs: absolute path or URI")
+    run.add_argument(
+        "--mlflow", metavar="URI", help="log every trial as an MLflow run (a tracking URI or a folder)"
+    )
     run.add_argument("--resume", action="store_true", help="continue the run dir given by --out")
     run.add_argument("--verbose", action="store_true", help="also show Ray's own progress")
     run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)

@@ -55,6 +55,7 @@ class _Live:
     closed: bool = False
     last_epoch: int = 0  # the epoch it ends at (its config's epochs)
     reported: list[float] = field(default_factory=list)  # when each epoch's report came (time.time())
+    history: list[tuple[int, float, dict[str, float]]] = field(default_factory=list)  # epoch, time, metrics
 
     @property
     def number(self) -> int:
@@ -308,11 +309,13 @@ class OptunaBridge:
             live.started = max(live.started, report.started)
         live.epochs = report.step(live.number)
         live.reported.append(time.time())
+        live.history.append((live.epochs, live.reported[-1], {}))
         for k in METRIC_MODES:
             v = metrics.get(k)
             if not isinstance(v, (int, float)) or not math.isfinite(v):
                 continue
             live.last[k] = float(v)
+            live.history[-1][2][k] = float(v)
             live.best[k] = Direction.of(k).best([live.best.get(k, float(v)), float(v)])
 
 

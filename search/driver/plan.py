@@ -53,6 +53,7 @@ class RunPlan:
     start_wait_s: float | None = None  # how long a pack may wait for a node (an autoscaler)
     data_options: DataOptions = field(default_factory=DataOptions)
     enqueue: list[dict[str, Any]] = field(default_factory=list)
+    mlflow: str | None = None  # a tracking URI or file-store folder: every trial an MLflow run
     owns_ray: bool = False  # this run started (or joined) Ray, and shuts it down at the end
 
 
@@ -117,6 +118,7 @@ class RunRequest:
     metric_rule: list[str] | None = None
     dedupe: bool = False
     enqueue: list[dict[str, Any]] = field(default_factory=list)
+    mlflow: str | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunRequest:
@@ -180,6 +182,7 @@ def plan_run(args: RunRequest) -> RunPlan:
         space_path=str(args.space),
         data_options=options,
         enqueue=list(args.enqueue),
+        mlflow=check_mlflow(args.mlflow),
     )
 
 
@@ -240,3 +243,16 @@ def make_fidelity(space: Space) -> Fidelity:
             within = [r for r in rungs if r <= epochs]
             full = within[-1] if within else full
     return Fidelity(spec.resource, spec.min_fraction, int(full), space.search.seed)
+
+
+def check_mlflow(uri: str | None) -> str | None:
+    """``--mlflow``: a tracking URI or a folder, with MLflow installed (one line if not)."""
+    if uri is None:
+        return None
+    if not uri.strip():
+        raise UserError("--mlflow: give a tracking URI (http://host:5000, sqlite:///mlflow.db) or a folder")
+    try:
+        import mlflow  # noqa: F401
+    except ImportError as exc:
+        raise UserError(f'--mlflow {uri}: needs MLflow: pip install "router-search[mlflow]"') from exc
+    return uri

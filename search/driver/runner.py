@@ -24,6 +24,7 @@ from search.driver.plan import (
 from search.driver.resources import check_resources
 from search.driver.rundata import check_resumed_data, first, load_run_data
 from search.driver.session import process_state, start_ray, stop_ray
+from search.driver.tracking import Tracker
 from search.driver.tuner import run_trials
 from search.errors import DISK_ERRORS, UserError
 from search.io import atomic_write_bytes, write_json, write_parquet
@@ -158,9 +159,37 @@ def _run_locked(plan: RunPlan, lock: RunLock, hard_exit: bool) -> int:
     for params in plan.enqueue:  # tried first, in order, before the sampler's own
         study.enqueue_trial(params, skip_if_exists=True)
     remaining = plan.num_samples - done
-    if remaining > 0 and run_trials(plan, study, datas, remaining, packable, hard_exit):
-        return _interrupted(plan, study, plan.space_path)
-    return finish(plan, study, datas)
+    tracker = _tracker(plan)
+    try:
+        if remaining > 0 and run_trials(plan, study, datas, remaining, packable, hard_exit, tracker):
+            return _interrupted(plan, study, plan.space_path)
+        code = finish(plan, study, datas)
+        if tracker is not None:
+            rd = RunDir(plan.run_dir)
+            outputs = [rd.config, rd.best_router, rd.ensemble_router, rd.routing_table, rd.results, rd.space]
+            tracker.outputs([*outputs, *sorted(rd.path.glob("*.png")), rd.path / "report.md"])
+        return code
+    finally:
+        if tracker is not None:
+            tracker.close()
+
+
+def _tracker(plan: RunPlan) -> Tracker | None:
+    """The run's MLflow tracker (``--mlflow``): an experiment named after the run dir."""
+    if plan.mlflow is None:
+        return None
+    search = plan.space.search
+    params = {
+        "space": plan.space_path,
+        "metric": search.metric,
+        "num_samples": plan.num_samples,
+        "pack_size": plan.pack_size,
+        "sampler": search.sampler.type,
+        "pruner": search.pruner.type,
+        "seed": search.seed,
+    }
+    print(f"tracking every trial in MLflow: {plan.mlflow}, experiment {plan.run_dir.name}", flush=True)
+    return Tracker(plan.mlflow, plan.run_dir.name, params)
 
 
 def _probe_models(plan: RunPlan, data: RouterData) -> bool:

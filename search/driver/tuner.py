@@ -17,6 +17,7 @@ from search.driver.plan import RunPlan, make_fidelity, resolve_pack_size, uses_r
 from search.driver.rundata import RunData, first
 from search.driver.session import QUIETED_LOGGERS, start_ray
 from search.driver.stopping import Interrupt, disk_error
+from search.driver.tracking import trial_record
 from search.errors import UserError
 from search.messages import TrialSettings
 from search.results.study import close_interrupted, counted_trials
@@ -50,6 +51,7 @@ def run_trials(
     remaining: int,
     packable: bool,
     hard_exit: bool = False,
+    tracker: Any = None,
 ) -> bool:
     """Run the trials through Ray Tune; True when stopped by Ctrl-C."""
     if plan.address is None:
@@ -87,6 +89,8 @@ def run_trials(
 
     def on_finish(frozen: Any, live: Any, bridge: Any) -> None:
         print_progress(frozen, live, bridge)
+        if tracker is not None:
+            tracker.trial(trial_record(frozen, live))
         if frozen.state == TrialState.COMPLETE:
             keeper.add(frozen.number, float(frozen.value))
 
