@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 import torch
@@ -29,82 +28,32 @@ from search.inference import predict
 from search.metrics.direction import METRIC_MODES, Direction
 from search.train_config import resolve_train_config
 from search.trial.config import build_model, check_fits
+from search.trial.outcomes import (
+    EpochReport,
+    Joiner,
+    MemberConfigError,
+    PackReport,
+    Refill,
+    Status,
+    TrainingDiverged,
+    TrainResult,
+)
 from search.trial.packable import incompatibility
 from search.trial.packs import Pack
 
-
-class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or inf."""
-
-
-class MemberConfigError(ConfigError):
-    """One member of a pack has a bad config; ``index`` says which."""
-
-    def __init__(self, index: int, message: str) -> None:
-        super().__init__(message)
-        self.index = index
-
-
-class Status(str, Enum):
-    """A member's fate: ``training`` while in the pack; then ``complete`` (all epochs),
-    ``stopped`` (its report asked it to stop, e.g. a pruned trial) or ``failed``."""
-
-    TRAINING = "training"
-    COMPLETE = "complete"
-    STOPPED = "stopped"
-    FAILED = "failed"
-
-
-@dataclass
-class TrainResult:
-    """One member's outcome: its best model (weights loaded, eval mode) and its story.
-
-    ``status`` is COMPLETE, STOPPED or FAILED (``error`` says why; ``model`` is None).
-    """
-
-    model: BaseModel | None
-    best_epoch: int
-    best_value: float
-    epochs_run: int
-    status: Status = Status.COMPLETE
-    error: str | None = None
-    history: list[dict[str, float]] = field(default_factory=list)
-    train_config: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def stopped_early(self) -> bool:
-        return self.status == Status.STOPPED
-
-
-@dataclass
-class EpochReport:
-    """What a pack reports after an epoch (``epoch`` counts the pack's epochs): metrics of the
-    members still training, the members that failed in it, and each reported member's own
-    epoch (``steps``: a member that joined later is at an earlier one), all by member index
-    (the config's position in ``train_pack``, joiners numbered on after them)."""
-
-    epoch: int
-    metrics: dict[int, dict[str, float]]
-    failed: dict[int, str] = field(default_factory=dict)
-    steps: dict[int, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Joiner:
-    """A member that takes a freed slot of a running pack (``refill``): it starts from epoch 0."""
-
-    config: Mapping[str, Any]
-    seed: int
-    name: str
-
-
-Refill = Callable[[], Sequence[Joiner]]
-"""Called after each epoch's report: the members that join the pack now (none: ``()``)."""
-
-
-PackReport = Callable[[EpochReport], Iterable[int]]
-"""The one report protocol: called after each epoch; returns the members to stop (e.g. pruned),
-by member index. A report that never stops anyone returns ``()``."""
+__all__ = [
+    "EpochReport",
+    "Joiner",
+    "MemberConfigError",
+    "PackReport",
+    "Refill",
+    "Status",
+    "TrainResult",
+    "TrainingDiverged",
+    "column_stats",
+    "train_pack",
+    "train_router",
+]
 
 
 @dataclass
