@@ -8,6 +8,7 @@ says otherwise. It has no login: on another host anyone who reaches the port see
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from search.errors import UserError
 
@@ -44,12 +45,45 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     bind(args.host, args.port).close()  # a busy port or a wrong host: one line, before serving
     storage = JournalStorage(JournalFileBackend(str(rd.study)))
+    server = _server(args.host, args.port, optuna_dashboard.wsgi(storage))
     where = args.host if ":" not in args.host else f"[{args.host}]"
     print(f"dashboard of {rd.path} on http://{where}:{args.port}/ (Ctrl-C to stop)", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"note: the dashboard has no login; anyone who reaches {args.host}:{args.port} sees the study")
-    try:
-        optuna_dashboard.run_server(storage, host=args.host, port=args.port)
-    except KeyboardInterrupt:
-        pass
+    serve_until_signal(server)
     return 0
+
+
+def _server(host: str, port: int, app: Any) -> Any:
+    """A threaded WSGI server for ``app`` on ``host:port``, quiet (no line per request)."""
+    import socket
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  # the base's name
+            pass
+
+    return make_server(host, port, app, server_class=Server, handler_class=Quiet)
+
+
+def serve_until_signal(server: Any) -> None:
+    """Serve on a thread until SIGINT or SIGTERM; then stop taking requests and return. (A
+    signal that lands inside a request handler of the stdlib's WSGI server is caught and logged
+    there, and the server would serve on: so the signal only sets a flag here.)"""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
+    thread.start()
+    while not stop.wait(0.5):
+        pass
+    server.shutdown()
+    server.server_close()
