@@ -54,8 +54,8 @@ class _Live:
     restarts: int = 0  # Tune retried the pack from scratch (e.g. its node died)
     closed: bool = False
     last_epoch: int = 0  # the epoch it ends at (its config's epochs)
-    reported: list[float] = field(default_factory=list)  # when each epoch's report came (time.time())
-    history: list[tuple[int, float, dict[str, float]]] = field(default_factory=list)  # epoch, time, metrics
+    # per reported epoch: its own epoch, when the report came (time.time()), its finite metrics
+    history: list[tuple[int, float, dict[str, float]]] = field(default_factory=list)
 
     @property
     def number(self) -> int:
@@ -239,7 +239,7 @@ class OptunaBridge:
             "best_epoch": live.best_epoch,
             "start_time": live.started,
             "duration_s": time.time() - live.started,
-            "epoch_times": live.reported,
+            "epoch_times": [when for _, when, _ in live.history],
         }
         with held_writes(self.study):  # one append, not one per attribute; read back after
             for k, v in attrs.items():
@@ -308,8 +308,7 @@ class OptunaBridge:
             # keeps its ask, which is after the pack began)
             live.started = max(live.started, report.started)
         live.epochs = report.step(live.number)
-        live.reported.append(time.time())
-        live.history.append((live.epochs, live.reported[-1], {}))
+        live.history.append((live.epochs, time.time(), {}))
         for k in METRIC_MODES:
             v = metrics.get(k)
             if not isinstance(v, (int, float)) or not math.isfinite(v):

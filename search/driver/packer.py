@@ -74,10 +74,6 @@ class Packer:
         self.num_models = num_models
         self.pending: list[optuna.trial.Trial] = []  # asked, waiting to lead a later pack
         self.asking = study  # what next_pack asks through (the sampler's view); all else: study
-        self._structural: dict[str, dict[str, Any]] = {}  # a leader's params -> its fixed ones
-        # trials enqueued and not yet asked, counted here: reading them from the study costs a
-        # scan of every trial, at every ask
-        self._n_waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
     def key(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """The pack key of a trial's params; None for a config that does not build (it trains
@@ -103,11 +99,9 @@ class Packer:
 
     def _enqueue(self, params: dict[str, Any]) -> None:
         self.study.enqueue_trial(params, skip_if_exists=False)
-        self._n_waiting += 1
 
     def _ask(self) -> optuna.trial.Trial:
         trial = self.asking.ask()  # an ask takes the oldest waiting trial first
-        self._n_waiting = max(0, self._n_waiting - 1)
         with held_writes(self.study):  # its params in one append: the trial caches its own
             self.space.suggest(trial)
         return trial
@@ -133,7 +127,8 @@ class Packer:
             self._enqueue(fixed)
 
     def _waiting(self) -> bool:
-        return self._n_waiting > 0
+        # the run's storage keeps its waiting trials' ids: no scan of the study
+        return bool(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
     def next_pack(
         self, budget: int, study: optuna.Study | None = None
@@ -188,19 +183,15 @@ class Packer:
         key = self.key(leader)
         out: list[optuna.trial.Trial] = []
         asked = 0
+        fixed: dict[str, Any] | None = None  # worked out at the first follower that needs it
         while key is not None and len(out) < n and asked < budget:
             if not self._waiting():
-                self._enqueue(self._fixed(leader))
+                if fixed is None:
+                    fixed = {name: leader[name] for name in self.structural(leader)}
+                self._enqueue(fixed)
             trial, asked = self._ask(), asked + 1
             if self.key(trial.params) != key:
                 self.pending.append(trial)
                 break
             out.append(trial)
         return out, asked
-
-    def _fixed(self, leader: dict[str, Any]) -> dict[str, Any]:
-        """``leader``'s structural params and their values (worked out once per leader)."""
-        cache_key = repr(sorted(leader.items()))
-        if cache_key not in self._structural:
-            self._structural[cache_key] = {n: leader[n] for n in self.structural(leader)}
-        return self._structural[cache_key]

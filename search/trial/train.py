@@ -364,7 +364,6 @@ def train_pack(
         pack_epoch += 1
         rep = EpochReport(pack_epoch, {}, dict(failed_joiners))
         failed_joiners.clear()
-        improved: dict[int, list[int]] = {}
         for c in cohorts:  # each cohort its own epoch, on its own rows and batch order
             c.epoch += 1
             live = [members[k] for k in c.pack.live]
@@ -376,8 +375,7 @@ def train_pack(
                 {"train_loss": loss, **{f"val_{k}": v for k, v in row.items()}}
                 for loss, row in zip(train_loss, val)
             ]
-            improved[id(c)] = _judge(live, rows, c.epoch, metric, rep)
-            c.pack.remember(improved[id(c)])
+            c.pack.remember(_judge(live, rows, c.epoch, metric, rep))
             rep.steps.update({m.index: c.epoch for m in live})
 
         # -- report; members that failed or were stopped leave the pack ----------------------
