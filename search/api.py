@@ -22,7 +22,7 @@ import contextlib
 import functools
 import io
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -175,6 +175,7 @@ def run(
     resume: bool = False,
     enqueue: Sequence[dict[str, Any]] = (),
     mlflow: str | None = None,
+    pick: Mapping[str, float] | None = None,
     verbose: bool = False,
     quiet: bool = False,
     debug: bool = False,
@@ -197,6 +198,8 @@ def run(
         resume: Continue the run in ``out``.
         enqueue: Params to try first, in order (each a dict of the space's params).
         mlflow: Log every trial as an MLflow run (a tracking URI or a file-store folder).
+        pick: Weights by objective that pick the exported point of a multi-objective run's
+            front (default: 1 each; see ``results/pareto.py``).
         verbose: Also show Ray's own progress. quiet: Print nothing (the result says it all).
         data_options: How to read ``data``: ``embeddings``, ``align``, ``id_column``,
             ``threshold``, ``split_seed``, ``encoder``, ``template``, ``task_column``,
@@ -232,6 +235,7 @@ def run(
         debug=debug,
         enqueue=[dict(p) for p in enqueue],
         mlflow=mlflow,
+        pick=dict(pick) if pick is not None else None,
         **data_options,
     )
     with _output(quiet):

@@ -4,6 +4,9 @@ selection and ``Router``; imports nothing of training."""
 
 from __future__ import annotations
 
+import math
+import time
+
 import torch
 
 from search import metrics as M
@@ -18,6 +21,29 @@ def predict(model: torch.nn.Module, X: torch.Tensor, chunk: int = 8192) -> torch
     out = torch.cat([model(X[i : i + chunk]).float() for i in range(0, X.shape[0], chunk)], dim=-2)
     model.train(was_training)
     return out
+
+
+@torch.inference_mode()
+def latency_ms(model: torch.nn.Module, x: torch.Tensor, repeats: int = 30, warmup: int = 5) -> float:
+    """How long ``model`` takes to score one batch ``x`` on ``x``'s device, in milliseconds:
+    the fastest of ``repeats`` calls after ``warmup`` (the fastest, because other work on the
+    same cores or chip only ever adds time), in eval mode, the device synchronized per call."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats} and {warmup}")
+    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+    was_training = model.training
+    model.eval()
+    for _ in range(warmup):
+        model(x)
+    sync()
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model(x)
+        sync()
+        best = min(best, time.perf_counter() - start)
+    model.train(was_training)
+    return best * 1000.0
 
 
 def val_logits(model: torch.nn.Module, data: RouterData) -> torch.Tensor:

@@ -69,6 +69,7 @@ class TrialSettings:
         metric: Picks each member's best epoch. storage: Where routers are saved.
         debug: Failures carry their traceback.
         fidelity: What each epoch trains on (None: every train question).
+        latency: Measure each member's router latency (an objective of the search).
     """
 
     control: Any
@@ -79,6 +80,7 @@ class TrialSettings:
     storage: str
     debug: bool = False
     fidelity: Fidelity | None = None
+    latency: bool = False
 
 
 def _ints(d: dict[Any, Any]) -> dict[int, Any]:

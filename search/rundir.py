@@ -46,6 +46,8 @@ class RunDir:
     ENSEMBLE_ROUTER = "ensemble_router.pt"
     ENSEMBLE_SUMMARY = "ensemble.json"
     ROUTING_TABLE = "routing.json"  # routing accuracy of the routers and baselines, on test
+    PARETO = "pareto.json"  # a multi-objective run's front: each point's values and router
+    PARETO_ROUTERS = "pareto"  # the folder of the front's routers (trial_<n>.pt)
     REPORT = "report.md"
     TUNE = "tune"  # Ray Tune's own experiment files (local runs)
 
@@ -100,6 +102,19 @@ class RunDir:
     @property
     def routing_table(self) -> Path:
         return self.path / self.ROUTING_TABLE
+
+    @property
+    def pareto(self) -> Path:
+        return self.path / self.PARETO
+
+    @property
+    def pareto_routers(self) -> Path:
+        return self.path / self.PARETO_ROUTERS
+
+    @staticmethod
+    def pareto_router_name(number: int) -> str:
+        """A front point's router, relative to the run dir."""
+        return f"{RunDir.PARETO_ROUTERS}/trial_{number}.pt"
 
     @property
     def report(self) -> Path:

@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="Ray cluster: auto or ray://host:port (else RAY_ADDRESS)")
     run.add_argument("--storage", help="shared storage for cluster runs: absolute path or URI")
     run.add_argument(
+        "--pick",
+        metavar="WEIGHTS",
+        help="weights that pick the exported point of a multi-objective run's front, as "
+        "metric=weight,... (default: 1 each)",
+    )
+    run.add_argument(
         "--mlflow", metavar="URI", help="log every trial as an MLflow run (a tracking URI or a folder)"
     )
     run.add_argument("--resume", action="store_true", help="continue the run dir given by --out")

@@ -25,6 +25,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from search.data.options import ENCODER_PARAM
+from search.driver.objectives import Objectives
 from search.driver.ordering import AskGate
 from search.driver.packer import Packer
 from search.errors import DISK_ERRORS
@@ -46,6 +47,8 @@ class _Live:
     started: float = field(default_factory=time.time)  # asked; then when its pack began training
     last: dict[str, float] = field(default_factory=dict)
     best: dict[str, float] = field(default_factory=dict)
+    chosen: dict[str, float] = field(default_factory=dict)  # metrics of its best epoch so far
+    vectors: dict[str, list[float]] = field(default_factory=dict)  # objective vectors by step
     epochs: int = 0
     node: str = ""
     device: str = ""
@@ -101,7 +104,8 @@ class OptunaBridge:
         self.refill = refill
         self.study = study
         self.space = space
-        self.metric = space.search.metric
+        self.metric = space.search.primary
+        self.objectives = Objectives(study, space.search)
         self.num_samples = num_samples
         self.packer = packer
         self.control = control
@@ -219,9 +223,9 @@ class OptunaBridge:
     def _completed(self, live: _Live, best_epoch: int) -> None:
         """``live`` ran every epoch and its router is saved."""
         live.best_epoch = best_epoch
-        value = live.best.get(self.metric)
-        if value is None or not math.isfinite(value):
-            self._close(live, TrialState.FAIL, f"no finite {self.metric} reported")
+        missing = self.objectives.missing(live.chosen)
+        if missing is not None:
+            self._close(live, TrialState.FAIL, f"no finite {missing} reported")
         else:
             self._close(live, TrialState.COMPLETE)
 
@@ -249,7 +253,7 @@ class OptunaBridge:
             if message:
                 t.set_user_attr("error", message)
         # As in Optuna's own loop, a pruned trial's value is its last intermediate value.
-        value = live.best.get(self.metric) if state == TrialState.COMPLETE else None
+        value = self.objectives.final(live.chosen) if state == TrialState.COMPLETE else None
         frozen = self.study.tell(t, value, state=state)
         if self.on_finish is not None:
             self.on_finish(frozen, live, self)
@@ -283,13 +287,9 @@ class OptunaBridge:
             if live is None or live.closed:
                 continue
             self._record(live, metrics, report)
-            value = live.best.get(self.metric)
-            if value is None:
-                continue  # no finite value: the trainable fails it
             # The trial keeps its best epoch (that is its final value), so the pruner compares
             # best-so-far values: a trial that peaked early is judged by its peak.
-            live.trial.report(value, step=report.step(number))
-            if live.trial.should_prune():
+            if self.objectives.report(live.trial, report.step(number), live.chosen, live.vectors):
                 self._close(live, TrialState.PRUNED)
         joined = self._refill(tune_id, members, report) if self.refill else []
         if all(m.closed for m in members.values()):
@@ -299,8 +299,7 @@ class OptunaBridge:
             self.control.decide.remote(tune_id, report.epoch, closed, [asdict(m) for m in joined])
         return TrialScheduler.CONTINUE
 
-    @staticmethod
-    def _record(live: _Live, metrics: dict[str, float], report: EpochResult) -> None:
+    def _record(self, live: _Live, metrics: dict[str, float], report: EpochResult) -> None:
         live.node = report.node_id or live.node
         live.device = report.device or live.device
         if live.epochs == 0 and report.started is not None:
@@ -316,6 +315,8 @@ class OptunaBridge:
             live.last[k] = float(v)
             live.history[-1][2][k] = float(v)
             live.best[k] = Direction.of(k).best([live.best.get(k, float(v)), float(v)])
+        if self.objectives.better(live.history[-1][2], live.chosen):
+            live.chosen = dict(live.history[-1][2])
 
 
 class _Searcher(Searcher):

@@ -25,23 +25,27 @@ from search.results.export import (
     routers_of,
     trial_rows,
 )
+from search.results.pareto import FrontKeeper, pick_weights, picked_trial, write_front
 from search.results.routing_table import run_routing_table
 from search.rundir import RunDir, trial_router_uri
 from search.storage import exists, get_bytes, keep_routers
 
 
-def router_keeper(plan: RunPlan, study: optuna.Study) -> RouterKeeper:
+def router_keeper(plan: RunPlan, study: optuna.Study) -> RouterKeeper | FrontKeeper:
     """Keeps the routers ensemble selection may need: the best ``ensemble.candidates`` trials
-    (just the best one when ensembles are off)."""
+    (just the best one when ensembles are off); with several objectives, the front's."""
     spec = plan.space.search.ensemble
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if plan.space.search.multi:
+        front = [(t.number, t.values) for t in complete if t.values is not None]
+        return FrontKeeper(plan.storage, Direction.each_of_study(study), front)
     done = [(t.number, float(t.value)) for t in complete if t.value is not None]
     keep = spec.candidates if spec.size > 0 else 1
     return RouterKeeper(plan.storage, keep, Direction.of_study(study), done)
 
 
 def _ensemble(
-    plan: RunPlan, study: optuna.Study, data: RouterData, keeper: RouterKeeper, encoder: str
+    plan: RunPlan, study: optuna.Study, data: RouterData, keeper: RouterKeeper | FrontKeeper, encoder: str
 ) -> Ensemble | None:
     spec = plan.space.search.ensemble
     if spec.size < 1:
@@ -49,7 +53,7 @@ def _ensemble(
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     # Members average over one input: the trials that chose the best trial's encoder.
     candidates = [n for n in keeper.numbers if plan.space.encoder_of(by_number[n].params) == encoder]
-    ens = build_ensemble(plan.storage, candidates, data, plan.space.search.metric, spec.size)
+    ens = build_ensemble(plan.storage, candidates, data, plan.space.search.primary, spec.size)
     if ens is None:
         return None
     save_router(
@@ -73,7 +77,7 @@ def _ensemble(
             for i, (n, w) in enumerate(zip(ens.trials, ens.weights))
         ],
         "picks": ens.picks,
-        "metric": plan.space.search.metric,
+        "metric": plan.space.search.primary,
         "val": {"ensemble": abs(ens.val_score), "best_single": abs(ens.best_single_val_score)},
         "routing": {k: v for k, v in ens.routing.items() if k != "offsets"},
     }
@@ -107,25 +111,41 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
     rows = trial_rows(study, space)
     write_parquet(RunDir(plan.run_dir).results, rows)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    print_table(rows, space.search.metric, space.search.direction)
+    multi = space.search.multi
+    if not multi:
+        print_table(rows, space.search.primary, space.search.direction)
     if not complete:
         errors = [r["error"] for r in rows if r["state"] == "FAIL" and r["error"]]
         first = errors[0] if errors else "no trial completed"
         print(f"error: no trial completed; first error: {first}")
         return 1
-    encoder = space.encoder_of(study.best_trial.params)
+    weights = pick_weights(space.search.objectives, plan.pick)
+    chosen = picked_trial(study, weights) if multi else study.best_trial
+    encoder = space.encoder_of(chosen.params)
     data = datas[encoder]
-    config = best_config(study, space, data.source, data.embedding_dim, dataclasses.asdict(plan.data_options))
-    best = config["search_result"]["trial"]
+    config = best_config(
+        study, space, data.source, data.embedding_dim, dataclasses.asdict(plan.data_options), trial=chosen
+    )
+    best = chosen.number
     uri = trial_router_uri(plan.storage, best)
     if exists(uri):
         atomic_write_bytes(RunDir(plan.run_dir).best_router, get_bytes(uri))
     else:
         print(f"warning: trial {best}'s router not found at {uri}; {RunDir.BEST_ROUTER} not written")
-    ens = _ensemble(plan, study, data, router_keeper(plan, study), encoder)
-    # The best router and the ensemble's members stay, so a later --resume can export and
-    # assemble again; every other trial router goes.
-    keep_routers(plan.storage, {best, *(ens.trials if ens else ())})
+    front: list[int] = []
+    if multi:
+        pareto = write_front(plan.run_dir, plan.storage, study, space, best, weights)
+        front = [p["trial"] for p in pareto["front"]]
+        config["search_result"]["pareto"] = {"file": RunDir.PARETO, "trials": front, **pareto_pick(pareto)}
+        print_front(pareto)
+        # an ensemble's size and latency are its members' summed: it is off every front
+        print("no ensemble for a search over several objectives: its front is exported instead")
+        ens = None
+    else:
+        ens = _ensemble(plan, study, data, router_keeper(plan, study), encoder)
+    # The best router, the ensemble's members and the front stay, so a later --resume can
+    # export and assemble again; every other trial router goes.
+    keep_routers(plan.storage, {best, *(ens.trials if ens else ()), *front})
     if ens is not None:
         config["search_result"]["ensemble"] = {
             "router": RunDir.ENSEMBLE_ROUTER,
@@ -136,6 +156,12 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
     routers = routers_of(plan.run_dir, config)
     if plan.budget is not None:
         config["search_result"]["routing"] = _apply_budget(routers, data, plan.budget)
+        by_number = {t.number: t for t in complete}
+        for n in front:
+            path = RunDir(plan.run_dir).path / RunDir.pareto_router_name(n)
+            if path.exists():
+                own = datas[space.encoder_of(by_number[n].params)]
+                _apply_budget([(f"trial {n}", path)], own, plan.budget)
     write_json(RunDir(plan.run_dir).config, config)
     try:
         write_json(plan.export, config)
@@ -159,18 +185,42 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
         print("\n" + table.text)
     sr = config["search_result"]
     print(
-        f"best: trial {best}, {sr['metric']} {sr['value']:.4f}; "
+        f"{'picked' if multi else 'best'}: trial {best}, {sr['metric']} {sr['value']:.4f}; "
         f"{sr['trials']['COMPLETE']} complete, {sr['trials']['PRUNED']} pruned, "
         f"{sr['trials']['FAIL']} failed"
         + (f"; ensemble of {len(ens.trials)} trials ({ens.picks} picks)" if ens else "")
     )
     extra = f", {RunDir.ENSEMBLE_ROUTER}, {RunDir.ENSEMBLE_SUMMARY}" if ens else ""
+    extra += f", {RunDir.PARETO} and {len(front)} routers in {RunDir.PARETO_ROUTERS}/" if multi else ""
     print(f"wrote {plan.export}, {plan.run_dir}/config.json, {RunDir.BEST_ROUTER}{extra}, results.parquet")
     if data.encoder is not None:
         print(f'route new queries with: python -m search route {plan.run_dir} --text "a prompt"')
     else:
         print(f"route new queries with: python -m search route {plan.run_dir} QUERY_EMBEDDINGS.npy")
     return 0
+
+
+def pareto_pick(pareto: dict[str, Any]) -> dict[str, Any]:
+    """How config.json's point was picked from ``pareto.json``'s front."""
+    return {"picked": pareto["picked"], "weights": pareto["weights"], "rule": pareto["rule"]}
+
+
+def print_front(pareto: dict[str, Any]) -> None:
+    """The front, one line per point, the picked one marked."""
+    names = [o["metric"] for o in pareto["objectives"]]
+    table = [["", "trial", *names, "model_type"]] + [
+        [
+            "*" if p["trial"] == pareto["picked"] else "",
+            str(p["trial"]),
+            *(f"{p['values'][n]:.4g}" for n in names),
+            str(p.get("model_type") or "-"),
+        ]
+        for p in pareto["front"]
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    print(f"\nPareto front: {len(pareto['front'])} trials (* picked: {pareto['rule']})")
+    for row in table:
+        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
 
 
 def print_table(rows: list[dict[str, Any]], metric: str, direction: str, top: int = 8) -> None:

@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ class RunPlan:
     data_options: DataOptions = field(default_factory=DataOptions)
     enqueue: list[dict[str, Any]] = field(default_factory=list)
     mlflow: str | None = None  # a tracking URI or file-store folder: every trial an MLflow run
+    pick: dict[str, float] | None = None  # weights that pick a multi-objective run's export
     owns_ray: bool = False  # this run started (or joined) Ray, and shuts it down at the end
 
 
@@ -119,6 +121,7 @@ class RunRequest:
     dedupe: bool = False
     enqueue: list[dict[str, Any]] = field(default_factory=list)
     mlflow: str | None = None
+    pick: str | Mapping[str, float] | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunRequest:
@@ -183,6 +186,7 @@ def plan_run(args: RunRequest) -> RunPlan:
         data_options=options,
         enqueue=list(args.enqueue),
         mlflow=check_mlflow(args.mlflow),
+        pick=parse_pick(args.pick, space.search) if args.pick is not None else None,
     )
 
 
@@ -243,6 +247,50 @@ def make_fidelity(space: Space) -> Fidelity:
             within = [r for r in rungs if r <= epochs]
             full = within[-1] if within else full
     return Fidelity(spec.resource, spec.min_fraction, int(full), space.search.seed)
+
+
+def parse_pick(value: str | Mapping[str, float], search: Any) -> dict[str, float]:
+    """``--pick metric=weight,...`` (or a mapping): the weights that pick the exported front
+    point; an objective left out weighs 0.
+
+    Raises:
+        UserError: Not a multi-objective search, a name that is not one of its objectives, a
+            weight that is not a number >= 0, or no weight > 0 (one line each).
+    """
+    if not search.multi:
+        raise UserError(
+            f"--pick: needs a search over several metrics (search.metric a list); this one has "
+            f"one: {search.primary}"
+        )
+    if isinstance(value, str):
+        pairs: list[tuple[str, Any]] = []
+        for part in value.split(","):
+            name, eq, weight = part.strip().partition("=")
+            if not eq or not name.strip():
+                raise UserError(
+                    f"--pick {value}: give metric=weight pairs separated by commas, e.g. "
+                    f"{search.objectives[0]}=2,{search.objectives[1]}=1"
+                )
+            pairs.append((name.strip(), weight.strip()))
+    else:
+        pairs = list(value.items())
+    weights: dict[str, float] = {}
+    for name, weight in pairs:
+        if name not in search.objectives:
+            raise UserError(
+                f"--pick: {name} is not an objective of this search; objectives: "
+                f"{', '.join(search.objectives)}"
+            )
+        try:
+            number = float(weight)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not (math.isfinite(number) and number >= 0):
+            raise UserError(f"--pick {name}={weight}: a weight must be a number >= 0")
+        weights[name] = number
+    if not any(w > 0 for w in weights.values()):
+        raise UserError(f"--pick: at least one weight must be > 0, got {weights}")
+    return weights
 
 
 def check_mlflow(uri: str | None) -> str | None:

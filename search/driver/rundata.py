@@ -13,6 +13,7 @@ from search.data.leakage import find_leakage
 from search.data.router_data import no_signal
 from search.driver.plan import RunPlan
 from search.errors import UserError
+from search.metrics.direction import COST_METRICS
 
 RunData = dict[str, RouterData]
 
@@ -28,8 +29,9 @@ def load_run_data(plan: RunPlan) -> RunData:
     for data in datas.values():
         data.check_embedding_dim(space.data.embedding_dim, f"{plan.space_path}: data.embedding_dim")
     data = first(datas)
-    if not data.has_costs and (space.search.metric == "val_aiq" or plan.budget is not None):
-        what = "search.metric val_aiq" if space.search.metric == "val_aiq" else f"budget {plan.budget}"
+    costly = [m for m in space.search.objectives if m in COST_METRICS]
+    if not data.has_costs and (costly or plan.budget is not None):
+        what = f"search.metric {costly[0]}" if costly else f"budget {plan.budget}"
         raise UserError(f"{what} needs data with costs; {data.source} has none (see the README, Costs)")
     reason = no_signal(data)
     if reason is not None:

@@ -19,6 +19,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ class Tracker:
         self.__dict__.update(state, warning=None, logged=0, _queue=queue.Queue(), _thread=None)
 
     def trial(self, record: dict[str, Any]) -> None:
-        """A member ended: ``record`` has number, state, value, params, history (a list of
+        """A member ended: ``record`` has number, state, values (by name), params, history (a list of
         (epoch, time, metrics)), start and end times, and tags."""
         self._queue.put(("trial", record))
 
@@ -136,8 +137,8 @@ class Tracker:
             for epoch, t, row in r["history"]
             for k, v in row.items()
         ]
-        if r["value"] is not None:
-            metrics.append(Metric("value", float(r["value"]), int(r["end"] * 1000), int(r["epochs"])))
+        for name, value in r["values"].items():
+            metrics.append(Metric(name, float(value), int(r["end"] * 1000), int(r["epochs"])))
         params = [Param(k, str(v)) for k, v in r["params"].items()]
         for i in range(0, max(len(metrics), 1), 1000):  # MLflow takes 1,000 metrics a batch
             client.log_batch(run.info.run_id, metrics=metrics[i : i + 1000], params=params if i == 0 else [])
@@ -154,12 +155,17 @@ class Tracker:
             pass
 
 
-def trial_record(frozen: Any, live: Any) -> dict[str, Any]:
-    """What :meth:`Tracker.trial` takes, from the bridge's frozen trial and live record."""
+def trial_record(frozen: Any, live: Any, objectives: Sequence[str]) -> dict[str, Any]:
+    """What :meth:`Tracker.trial` takes, from the bridge's frozen trial and live record: its
+    value as ``value``, or with several ``objectives`` each as ``value_<objective>``."""
+    values = list(frozen.values or [])
+    named = {"value": values[0]} if len(objectives) == 1 and values else {}
+    if len(objectives) > 1:
+        named = {f"value_{n}": v for n, v in zip(objectives, values)}
     return {
         "number": frozen.number,
         "state": frozen.state.name,
-        "value": frozen.value,
+        "values": named,
         "params": dict(frozen.params),
         "history": list(live.history),
         "epochs": live.epochs,

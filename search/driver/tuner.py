@@ -20,6 +20,7 @@ from search.driver.stopping import Interrupt, disk_error
 from search.driver.tracking import trial_record
 from search.errors import UserError
 from search.messages import TrialSettings
+from search.results.pareto import FrontKeeper
 from search.results.study import close_interrupted, counted_trials
 from search.rundir import RunDir
 
@@ -31,12 +32,15 @@ def print_progress(frozen: Any, live: Any, bridge: Any) -> None:
     states = [t.state for t in study.get_trials(deepcopy=False)]
     value = live.best.get(bridge.metric)
     shown = f"{value:.4f}" if value is not None else "-"
-    best = f"{study.best_value:.4f}" if TrialState.COMPLETE in states else "-"
+    if bridge.objectives.multi:
+        best = f"front {len(study.best_trials)}" if TrialState.COMPLETE in states else "front 0"
+    else:
+        best = "best " + (f"{study.best_value:.4f}" if TrialState.COMPLETE in states else "-")
     extra = f"  ({frozen.user_attrs.get('error')})" if frozen.state == TrialState.FAIL else ""
     packs = sum(any(not m.closed for m in pack.values()) for pack in bridge.packs.values())
     print(
         f"trial {frozen.number:>3}  {frozen.state.name:<8}  epochs {live.epochs:>2}  "
-        f"{bridge.metric} {shown}  best {best}  | training {bridge.running()} trials in {packs} "
+        f"{bridge.metric} {shown}  {best}  | training {bridge.running()} trials in {packs} "
         f"pack{'s' if packs != 1 else ''}  "
         f"pruned {states.count(TrialState.PRUNED)}  done {counted_trials(study)}/{bridge.num_samples}"
         f"{extra}",
@@ -90,9 +94,12 @@ def run_trials(
     def on_finish(frozen: Any, live: Any, bridge: Any) -> None:
         print_progress(frozen, live, bridge)
         if tracker is not None:
-            tracker.trial(trial_record(frozen, live))
+            tracker.trial(trial_record(frozen, live, space.search.objectives))
         if frozen.state == TrialState.COMPLETE:
-            keeper.add(frozen.number, float(frozen.value))
+            if isinstance(keeper, FrontKeeper):
+                keeper.add(frozen.number, frozen.values)
+            else:
+                keeper.add(frozen.number, float(frozen.value))
 
     bridge = OptunaBridge(
         study,
@@ -121,10 +128,11 @@ def run_trials(
         cpus=space.resources.cpu,
         gpu=gpu,
         seed=space.search.seed,
-        metric=space.search.metric,
+        metric=space.search.primary,
         storage=plan.storage,
         debug=plan.debug,
         fidelity=fidelity,
+        latency="router_latency_ms" in space.search.objectives,
     )
     trainable = tune.with_resources(
         tune.with_parameters(
@@ -136,7 +144,7 @@ def run_trials(
     concurrency = space.search.max_concurrent_trials
     print(
         f"searching {space.name}: {remaining} trial(s) to run, {plan.num_samples} in total, "
-        f"metric {space.search.metric} ({space.search.direction}), pruner "
+        f"{space.search.objective_text}, pruner "
         f"{space.search.pruner.type}, packs of up to {pack_size}{' refilled' if refill else ''}, "
         f"resources {resources} per pack, "
         f"data {first(datas).source}",
@@ -146,7 +154,7 @@ def run_trials(
     with warnings.catch_warnings():  # Optuna calls metric names experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if study.metric_names is None:  # the objective's name, for a dashboard's tables and plots
-            study.set_metric_names([space.search.metric])
+            study.set_metric_names(list(space.search.objectives))
     interrupt = Interrupt(hard_exit=hard_exit)
     bridge.on_fatal = lambda exc: setattr(interrupt.flag, "fatal", True)
     if plan.start_wait_s is not None:

@@ -28,8 +28,16 @@ METRIC_MODES: dict[str, str] = {
     "val_auc": "max",
     "val_route_acc": "max",
     "val_aiq": "max",  # only for data with costs
+    "val_cost": "min",  # mean LLM cost per val query at the router's routing; data with costs
     "train_loss": "min",
+    "param_count": "min",  # the router's parameters
+    "router_latency_ms": "min",  # one query's forward pass on the trial's device (when asked)
 }
+# Metrics of a router's architecture, not of its training: the same at every epoch, so no
+# epoch is better by them (a trial's best epoch is picked by a metric that training changes).
+ARCHITECTURE_METRICS = ("param_count", "router_latency_ms")
+# Metrics only data with costs has.
+COST_METRICS = ("val_aiq", "val_cost")
 MODES = ("min", "max")
 
 
@@ -56,6 +64,11 @@ class Direction:
     def of_study(cls, study: Any) -> Direction:
         """The direction of an Optuna study (its ``direction``'s name)."""
         return cls("max" if study.direction.name == "MAXIMIZE" else "min")
+
+    @classmethod
+    def each_of_study(cls, study: Any) -> list[Direction]:
+        """The direction of each objective of an Optuna study (its ``directions``)."""
+        return [cls("max" if d.name == "MAXIMIZE" else "min") for d in study.directions]
 
     @property
     def maximize(self) -> bool:

@@ -107,7 +107,7 @@ def evaluate_members(
     """:func:`evaluate` for K members at once: logits ``[K, Q, M]``, one device sync in all.
 
     With ``cost`` ([Q, M], each pair's cost) and ``mean_cost`` ([M]) also each member's ``aiq``
-    (see ``metrics.costs``).
+    (see ``metrics.costs``) and ``cost``, the mean cost per question of the LLMs it routes to.
     """
     logits = logits.float()
     m = mask.bool()
@@ -125,6 +125,11 @@ def evaluate_members(
     if cost is not None and mean_cost is not None:
         from search.metrics.costs import aiq_of
 
-        for row, value in zip(out, aiq_of(logits.cpu(), yf.cpu(), m.cpu(), cost.cpu(), mean_cost.cpu())):
+        # the mean cost of the LLM each question is routed to, over the questions with a score
+        c = cost.to(logits.device).float().expand_as(logits).gather(2, choice.unsqueeze(2)).squeeze(2)
+        spent = c[:, m.any(dim=1)].mean(1).tolist() if routed.shape[1] else [float("nan")] * len(out)
+        aiqs = aiq_of(logits.cpu(), yf.cpu(), m.cpu(), cost.cpu(), mean_cost.cpu())
+        for row, value, paid in zip(out, aiqs, spent):
             row["aiq"] = float(value)
+            row["cost"] = float(paid)
     return out

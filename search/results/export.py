@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import UserError
+from search.results.pareto import front_trials
 from search.results.rundir import read_object
 from search.rundir import RunDir
 from search.trial.config import trial_seed
@@ -35,7 +36,8 @@ def routers_of(run_dir: Path, config: dict[str, Any]) -> list[tuple[str, Path]]:
         )
     out = []
     if (RunDir(run_dir).best_router).exists():
-        out.append((f"best trial {trial} ({t})", RunDir(run_dir).best_router))
+        what = "picked" if sr.get("pareto") else "best"  # a multi-objective run's front point
+        out.append((f"{what} trial {trial} ({t})", RunDir(run_dir).best_router))
     if ens_file is not None and (run_dir / ens_file).exists():
         out.append((f"ensemble of {ens_size} trials", run_dir / ens_file))
     return out
@@ -60,12 +62,30 @@ def recommended_router(run_dir: Path) -> tuple[Path, str]:
     return routers[name], name
 
 
-RESULT_METRICS = ("train_loss", "val_loss", "val_correctness_acc", "val_auc", "val_route_acc", "val_aiq")
+RESULT_METRICS = (
+    "train_loss",
+    "val_loss",
+    "val_correctness_acc",
+    "val_auc",
+    "val_route_acc",
+    "val_aiq",
+    "val_cost",
+    "param_count",
+    "router_latency_ms",
+)
+
+
+def trial_value(t: Any, space: Any) -> float | None:
+    """A trial's value of the primary objective (its only one in a single-objective study)."""
+    if t.values is None:
+        return None
+    return float(t.values[space.search.objectives.index(space.search.primary)])
 
 
 def trial_rows(study: Any, space: Any) -> list[dict[str, Any]]:
     """One row per study trial: params (resolved config values), state, epochs, metrics, timing."""
     interrupted = set(study.user_attrs.get("interrupted_trials", []))
+    front = {t.number for t in front_trials(study)} if space.search.multi else set()
     rows = []
     for t in study.get_trials(deepcopy=False):
         pipeline = space.trial_config(t.params)["pipeline_config"] if t.params else {}
@@ -77,12 +97,16 @@ def trial_rows(study: Any, space: Any) -> list[dict[str, Any]]:
             "tune_trial_id": t.user_attrs.get("tune_trial_id"),
             "pack": t.user_attrs.get("pack", t.number),
             "state": t.state.name,
-            "value": t.value,
+            "value": trial_value(t, space),
             "epochs_run": t.user_attrs.get("epochs_run", len(t.intermediate_values)),
             "model_type": pipeline.get("model_type"),
         }
         if len(space.data.encoders) > 1:
             row["encoder"] = space.encoder_of(t.params) if t.params else None
+        if space.search.multi:  # each objective's value, and whether the trial is on the front
+            for i, name in enumerate(space.search.objectives):
+                row[f"value_{name}"] = t.values[i] if t.values is not None else None
+            row["pareto"] = t.number in front
         for k, v in values.items():
             row[f"param_{k}"] = json.dumps(v) if isinstance(v, list) else v
         for m in RESULT_METRICS:
@@ -103,19 +127,24 @@ def trial_rows(study: Any, space: Any) -> list[dict[str, Any]]:
 
 
 def best_config(
-    study: Any, space: Any, data_source: str, embedding_dim: int, data_options: dict[str, Any] | None = None
+    study: Any,
+    space: Any,
+    data_source: str,
+    embedding_dim: int,
+    data_options: dict[str, Any] | None = None,
+    trial: Any = None,
 ) -> dict[str, Any]:
-    """config.json of the study's best COMPLETE trial, with a search_result block: what
-    ``search train`` needs to train that trial again (its data, data options, metric and
-    seed)."""
-    best = study.best_trial
+    """config.json of ``trial`` (default: the study's best COMPLETE trial), with a search_result
+    block: what ``search train`` needs to train that trial again (its data, data options,
+    metric and seed), and with several objectives its value of each."""
+    best = trial if trial is not None else study.best_trial
     config = space.trial_config(best.params)
     config["pipeline_config"]["embedding_dim"] = embedding_dim
     states = [t.state.name for t in study.get_trials(deepcopy=False)]
     config["search_result"] = {
-        "metric": space.search.metric,
+        "metric": space.search.primary,
         "mode": space.search.direction,
-        "value": best.value,
+        "value": trial_value(best, space),
         "trial": best.number,
         "tune_trial_id": best.user_attrs.get("tune_trial_id"),
         "params": best.params,
@@ -128,4 +157,9 @@ def best_config(
         "space": space.name,
         "trials": {s: states.count(s) for s in ("COMPLETE", "PRUNED", "FAIL")},
     }
+    if space.search.multi:
+        config["search_result"]["objectives"] = [
+            {"metric": m, "mode": d, "value": v}
+            for m, d, v in zip(space.search.objectives, space.search.directions, best.values)
+        ]
     return config

@@ -17,7 +17,9 @@ from search.errors import UserError
 from search.io import atomic_write_bytes
 from search.metrics.direction import Direction
 from search.paths import check_dir_target
-from search.results.export import routers_of
+from search.results.dominance import VECTORS
+from search.results.export import routers_of, trial_value
+from search.results.pareto import PICK_RULE, front_trials, pick_weights, picked_trial
 from search.results.routing_table import run_routing_table
 from search.results.rundir import read_object, read_run_info, recorded_options
 from search.results.study import open_study
@@ -33,7 +35,17 @@ def _save(fig: Any, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _routers(run_dir: Path, study: optuna.Study, info: dict[str, Any]) -> list[tuple[str, Path]]:
+def _chosen(run_dir: Path, study: optuna.Study, space: Any) -> optuna.trial.FrozenTrial:
+    """The trial the run exports: the best, or the front point picked with the weights its
+    pareto.json records (1 each when the run has not exported yet)."""
+    if not space.search.multi:
+        return study.best_trial
+    path = RunDir(run_dir).pareto
+    weights = read_object(path, "a run's Pareto front").get("weights") if path.is_file() else None
+    return picked_trial(study, pick_weights(space.search.objectives, weights))
+
+
+def _routers(run_dir: Path, study: optuna.Study, info: dict[str, Any], space: Any) -> list[tuple[str, Path]]:
     """The run's routers: from its config.json when it finished, else the best trial's on storage."""
     if (RunDir(run_dir).config).exists():
         routers = routers_of(run_dir, read_object(RunDir(run_dir).config, "a run's config.json"))
@@ -42,7 +54,7 @@ def _routers(run_dir: Path, study: optuna.Study, info: dict[str, Any]) -> list[t
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         return []
-    best = study.best_trial.number
+    best = _chosen(run_dir, study, space).number
     uri = trial_router_uri(info.get("storage", str(run_dir)), best)
     return [(f"best trial {best}", Path(uri))] if "://" not in uri and exists(uri) else []
 
@@ -60,21 +72,26 @@ def importance_evaluator() -> tuple[optuna.importance.BaseImportanceEvaluator, s
         return optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA"
 
 
-def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]:
+def _plots(study: optuna.Study, out: Path, space: Any) -> list[tuple[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     trials = study.get_trials(deepcopy=False)
-    maximize = Direction.of_study(study).maximize
+    metric = space.search.primary
+    maximize = Direction(space.search.direction).maximize
     made: list[tuple[str, str]] = []
 
     # -- optimization history --------------------------------------------------------------
     fig, ax = plt.subplots(figsize=(7, 4))
 
     def points(state: TrialState) -> list[tuple[int, float]]:
-        return [(t.number, float(t.value)) for t in trials if t.state == state and t.value is not None]
+        if state == TrialState.PRUNED:  # no value: its last intermediate one
+            ended = [t for t in trials if t.state == state and t.last_step is not None]
+            return [(t.number, float(t.intermediate_values[t.last_step])) for t in ended]  # type: ignore[index]
+        done = [(t.number, trial_value(t, space)) for t in trials if t.state == state]
+        return [(n, v) for n, v in done if v is not None]
 
     done, pruned = points(TrialState.COMPLETE), points(TrialState.PRUNED)
     ax.scatter([n for n, _ in done], [v for _, v in done], s=18, label="complete")
@@ -135,8 +152,11 @@ def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]
 
     # -- parameter importances -------------------------------------------------------------
     evaluator, method = importance_evaluator()
+    primary = space.search.objectives.index(metric)
     try:
-        importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
+        importances = optuna.importance.get_param_importances(
+            study, evaluator=evaluator, target=(lambda t: t.values[primary]) if space.search.multi else None
+        )
     except (RuntimeError, ValueError):
         importances = {}  # too few completed trials, or nothing varied
     if importances:
@@ -153,6 +173,100 @@ def _plots(study: optuna.Study, out: Path, metric: str) -> list[tuple[str, str]]
         plt.close(fig)
         made.append(("Parameter importances", RunDir.plot_name("param_importances")))
     return made
+
+
+def _pareto_plot(study: optuna.Study, space: Any, out: Path, picked: int) -> tuple[str, str]:
+    """The primary objective against each other one: every completed trial, the front drawn
+    through its points, the picked one starred, pruned trials at their last vector."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(space.search.objectives)
+    p = names.index(space.search.primary)
+    others = [i for i in range(len(names)) if i != p]
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
+    on = {t.number for t in front_trials(study)}
+    pruned = []
+    for t in trials:
+        vectors = t.user_attrs.get(VECTORS, {}) if t.state == TrialState.PRUNED else {}
+        if vectors:
+            pruned.append(vectors[max(vectors, key=int)])
+    fig, axes = plt.subplots(1, len(others), figsize=(6 * len(others), 4.5), squeeze=False)
+    for ax, i in zip(axes[0], others):
+        ax.scatter(
+            [v[i] for v in pruned],
+            [v[p] for v in pruned],
+            marker="x",
+            s=14,
+            color="tab:red",
+            alpha=0.4,
+            label="pruned (last values)",
+        )
+        rest = [t for t in done if t.number not in on]
+        ax.scatter(
+            [t.values[i] for t in rest], [t.values[p] for t in rest], s=16, color="gray", label="complete"
+        )
+        front = sorted((t for t in done if t.number in on), key=lambda t: t.values[i])
+        ax.plot(
+            [t.values[i] for t in front],
+            [t.values[p] for t in front],
+            "o-" if len(names) == 2 else "o",  # over more objectives a projection is no line
+            color="tab:blue",
+            ms=5,
+            label="Pareto front" if len(names) == 2 else f"Pareto front (over all {len(names)} objectives)",
+        )
+        for t in front:
+            ax.annotate(
+                str(t.number),
+                (t.values[i], t.values[p]),
+                fontsize=6,
+                xytext=(3, 2),
+                textcoords="offset points",
+            )
+        chosen = [t for t in done if t.number == picked]
+        ax.scatter(
+            [t.values[i] for t in chosen],
+            [t.values[p] for t in chosen],
+            marker="*",
+            s=160,
+            color="tab:orange",
+            zorder=5,
+            label=f"picked (trial {picked})",
+        )
+        if names[i] == "param_count":
+            ax.set_xscale("log")
+        directions = space.search.directions
+        ax.set(
+            xlabel=f"{names[i]} ({directions[i]})",
+            ylabel=f"{names[p]} ({directions[p]})",
+            title="Pareto front (val)",
+        )
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, RunDir(out).plot("pareto_front"))
+    plt.close(fig)
+    return "Pareto front", RunDir.plot_name("pareto_front")
+
+
+def _front_text(run_dir: Path, study: optuna.Study, space: Any) -> str:
+    front = front_trials(study)
+    picked = _chosen(run_dir, study, space).number
+    points = "; ".join(
+        f"{'**' if t.number == picked else ''}trial {t.number}{'**' if t.number == picked else ''}: "
+        + ", ".join(f"{m} {v:.4g}" for m, v in zip(space.search.objectives, t.values))
+        for t in front
+    )
+    return (
+        f"The front: the {len(front)} completed trials that no other completed trial dominates (is "
+        f"as good in every objective and better in one, on val), each with its router in "
+        f"`{RunDir.PARETO_ROUTERS}/`: "
+        f"{points}. The run exports trial {picked} (config.json, {RunDir.BEST_ROUTER}), by the "
+        f"{PICK_RULE}. A trial is pruned at a rung when enough of the trials there dominate it "
+        "(README, Several objectives)."
+    )
 
 
 def _cost_plot(table: Any, path: Path) -> None:
@@ -213,13 +327,13 @@ def write_report(run_dir: Path) -> Path:
         print(f"note: {note}")
     trials = study.get_trials(deepcopy=False)
     counts = {s: sum(t.state.name == s for t in trials) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
-    metric = space.search.metric
+    metric = space.search.primary
     lines = [
         f"# Search report: {study.study_name}",
         "",
         f"- run dir: `{run_dir}`",
         f"- data: `{info.get('data_source', 'unknown')}`",
-        f"- metric: `{metric}` ({space.search.direction}); sampler {space.search.sampler.type}, "
+        f"- {space.search.objective_text}; sampler {space.search.sampler.type}, "
         f"pruner {space.search.pruner.type}",
         f"- trials: {len(trials)} — {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
         f"{counts['FAIL']} failed" + (f", {counts['RUNNING']} running" if counts["RUNNING"] else ""),
@@ -227,10 +341,13 @@ def write_report(run_dir: Path) -> Path:
         *(f"- note: {note}" for note in notes),
     ]
     if counts["COMPLETE"]:
-        best = study.best_trial
+        best = _chosen(run_dir, study, space)
         pipeline = space.trial_config(best.params)["pipeline_config"]
+        values = ", ".join(f"{m} = {v:.4g}" for m, v in zip(space.search.objectives, best.values))
         lines += [
-            f"- best: trial {best.number}, {metric} = {best.value:.4f}",
+            f"- picked from the Pareto front of {len(front_trials(study))}: trial {best.number}, {values}"
+            if space.search.multi
+            else f"- best: trial {best.number}, {metric} = {best.value:.4f}",
             "",
             "## Best config",
             "",
@@ -247,18 +364,23 @@ def write_report(run_dir: Path) -> Path:
         ]
     # Everything is read and checked before the first file is written: a damaged file of the
     # run is one line, and leaves no half-made report.
-    routers = _routers(run_dir, study, info)
+    routers = _routers(run_dir, study, info, space)
     ensemble = RunDir(run_dir).ensemble_summary
     ensemble_lines = _ensemble_lines(ensemble) if routers and ensemble.exists() else []
     table = None
     if routers and info.get("data_source"):
         options = recorded_options(info)
         if len(space.data.encoders) > 1:  # the routers read the best trial's encoder's embeddings
-            options = options.merged(encoder=space.encoder_of(study.best_trial.params))
+            options = options.merged(encoder=space.encoder_of(_chosen(run_dir, study, space).params))
         table = run_routing_table(routers, load_data(info["data_source"], options))
 
-    for title, png in _plots(study, run_dir, metric):
+    plots = _plots(study, run_dir, space)
+    if space.search.multi and counts["COMPLETE"]:
+        plots.insert(0, _pareto_plot(study, space, run_dir, _chosen(run_dir, study, space).number))
+    for title, png in plots:
         lines += ["", f"## {title}", "", f"![{title}]({png})"]
+        if title == "Pareto front":
+            lines += ["", _front_text(run_dir, study, space)]
     if table is not None:
         lines += [
             "",

@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UserError
 from search.metrics.direction import Direction
+from search.results.dominance import dominance_pruner
 from search.results.halving import IndexedHalving
 from search.results.journal import (
     broken_history,
@@ -118,7 +119,7 @@ def _load(journal: Path, space: Space, create: bool) -> optuna.Study:
     storage = _RunStorage(_HeldBackend(JournalFileBackend(str(journal))))
     sampler = make_sampler(search.sampler, search.seed)
     group = "model_type" if space.conditional and search.pruner.per_model_type else None
-    inner = make_pruner(search.pruner, space.max_epochs)
+    inner = dominance_pruner(search.pruner) if search.multi else make_pruner(search.pruner, space.max_epochs)
     if type(inner) is optuna.pruners.SuccessiveHalvingPruner:  # the same, without a scan per decision
         spec = search.pruner
         inner = IndexedHalving(spec.min_resource, spec.reduction_factor, spec.min_early_stopping_rate)
@@ -134,7 +135,7 @@ def _load(journal: Path, space: Space, create: bool) -> optuna.Study:
             storage=storage,
             sampler=sampler,
             pruner=pruner,
-            direction=Direction(search.direction).optuna,
+            directions=[Direction(d).optuna for d in search.directions],
         )
     else:
         raise UserError(f"{journal}: holds no study (the run stopped before its first trial was asked)")

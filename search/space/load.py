@@ -71,6 +71,8 @@ def load_space(path: str | Path) -> Space:
 def make_sampler(spec: SamplerSpec, seed: int) -> optuna.samplers.BaseSampler:
     if spec.type == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if spec.type == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=spec.population_size, seed=seed)
     return optuna.samplers.TPESampler(
         n_startup_trials=spec.n_startup_trials,
         multivariate=spec.multivariate,

@@ -32,7 +32,7 @@ from search.limits import (
     MAX_TIME_BUDGET_S,
     SEED_MAX,
 )
-from search.metrics.direction import METRIC_MODES
+from search.metrics.direction import ARCHITECTURE_METRICS, METRIC_MODES
 from search.space.data_spec import DataSpec
 from search.space.params import (
     Choice,
@@ -77,10 +77,14 @@ def _parse_block(where: str, v: Any) -> Any:
 
 
 class SamplerSpec(Strict):
-    type: Literal["tpe", "random"] = "tpe"
+    """``tpe`` (multi-objective TPE when the search has several objectives), ``random``, or
+    ``nsga2`` (a genetic search over Pareto fronts: ``population_size`` trials per generation)."""
+
+    type: Literal["tpe", "random", "nsga2"] = "tpe"
     n_startup_trials: int = Field(8, ge=0, le=MAX_SAMPLES)
     multivariate: bool = True
     constant_liar: bool = True
+    population_size: int = Field(20, ge=2, le=MAX_SAMPLES)
 
 
 class PrunerSpec(Strict):
@@ -120,8 +124,9 @@ class EnsembleSpec(Strict):
 
 class SearchSpec(Strict):
     num_samples: int = Field(24, ge=1, le=MAX_SAMPLES)
-    metric: str = "val_auc"
-    mode: Literal["min", "max"] | None = None
+    # one metric, or several (a multi-objective search for their Pareto front)
+    metric: str | list[str] = "val_auc"
+    mode: Literal["min", "max"] | list[Literal["min", "max"]] | None = None
     seed: int = Field(0, ge=0, le=SEED_MAX)
     sampler: SamplerSpec = SamplerSpec()
     pruner: PrunerSpec = PrunerSpec()
@@ -157,14 +162,69 @@ class SearchSpec(Strict):
 
     @field_validator("metric")
     @classmethod
-    def _metric(cls, v: str) -> str:
-        if v not in METRIC_MODES:
-            raise ValueError(f"unknown metric {v!r}; valid: {', '.join(METRIC_MODES)}")
+    def _metric(cls, v: str | list[str]) -> str | list[str]:
+        names = [v] if isinstance(v, str) else v
+        if not names:
+            raise ValueError("give at least one metric")
+        for name in names:
+            if name not in METRIC_MODES:
+                raise ValueError(f"unknown metric {name!r}; valid: {', '.join(METRIC_MODES)}")
+        if len(set(names)) < len(names):
+            raise ValueError(f"a metric is named twice: {names}")
+        if all(name in ARCHITECTURE_METRICS for name in names):
+            trained = ", ".join(m for m in METRIC_MODES if m not in ARCHITECTURE_METRICS)
+            raise ValueError(
+                f"{', '.join(names)} describe the router, not its training: add a metric that "
+                f"training changes (one of {trained})"
+            )
         return v
+
+    @model_validator(mode="after")
+    def _objectives(self) -> SearchSpec:
+        n = len(self.objectives)
+        if isinstance(self.mode, list) and len(self.mode) != n:
+            raise ValueError(f"{AT}mode: give one mode per metric ({n}), got {len(self.mode)}: {self.mode}")
+        if isinstance(self.mode, str) and n > 1:
+            raise ValueError(f"{AT}mode: give one mode per metric, a list of {n}, got {self.mode!r}")
+        if n > 1 and self.pruner.type == "hyperband":
+            raise ValueError(
+                f"{AT}pruner.type: hyperband judges one objective; a search over several metrics "
+                "prunes with median, percentile, successive_halving or none"
+            )
+        return self
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """The metrics the study optimizes, in order (one for a single-objective search)."""
+        return (self.metric,) if isinstance(self.metric, str) else tuple(self.metric)
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """``min`` or ``max`` per objective."""
+        modes = self.mode if isinstance(self.mode, list) else [self.mode] * len(self.objectives)
+        return tuple(m or METRIC_MODES[name] for name, m in zip(self.objectives, modes))
+
+    @property
+    def multi(self) -> bool:
+        """Whether the study has several objectives (a Pareto front, no single best)."""
+        return len(self.objectives) > 1
+
+    @property
+    def primary(self) -> str:
+        """The metric that picks each trial's best epoch and orders one-line summaries: the
+        first objective that training changes."""
+        return next(m for m in self.objectives if m not in ARCHITECTURE_METRICS)
+
+    @property
+    def objective_text(self) -> str:
+        """``metric val_auc (max)``, or ``objectives val_route_acc (max), param_count (min)``."""
+        named = ", ".join(f"{m} ({d})" for m, d in zip(self.objectives, self.directions))
+        return f"{'objectives' if self.multi else 'metric'} {named}"
 
     @property
     def direction(self) -> str:
-        return self.mode or METRIC_MODES[self.metric]
+        """The direction of :attr:`primary`."""
+        return self.directions[self.objectives.index(self.primary)]
 
 
 class Resources(Strict):

@@ -12,6 +12,7 @@ members the report names (and the failed ones) leave the pack.
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -24,8 +25,8 @@ from router_models import BaseModel, ConfigError
 from search import metrics as M
 from search.data import RouterData
 from search.fidelity import Fidelity
-from search.inference import predict
-from search.metrics.direction import METRIC_MODES, Direction
+from search.inference import latency_ms, predict
+from search.metrics.direction import ARCHITECTURE_METRICS, COST_METRICS, METRIC_MODES, Direction
 from search.train_config import resolve_train_config
 from search.trial.config import build_model, check_fits
 from search.trial.outcomes import (
@@ -70,6 +71,7 @@ class _Member:
     error: str | None = None
     state: dict[str, torch.Tensor] | None = None  # its best weights, once it left the pack
     seed: int = 0
+    arch: dict[str, float] = field(default_factory=dict)  # its architecture's metrics, every epoch
 
 
 @dataclass
@@ -257,6 +259,7 @@ def train_pack(
     refill: Refill | None = None,
     fidelity: Fidelity | None = None,
     done: Callable[[int, TrainResult], None] | None = None,
+    latency: bool = False,
 ) -> list[TrainResult]:
     """Train K compatible configs as one pack; each keeps its best epoch by ``metric``.
 
@@ -279,6 +282,9 @@ def train_pack(
         fidelity: What each epoch trains on (``fidelity.Fidelity``; default: every question).
         done: Called with a member's index and result as soon as it has run every epoch (a
             pack that goes on with joiners need not hold a finished member back).
+        latency: Also measure each member's ``router_latency_ms`` once, as it would serve alone
+            (one query at a time, on ``device``; ``inference.latency_ms``) and report it with
+            its ``param_count`` every epoch.
 
     Returns:
         One :class:`TrainResult` per member, configs first, then joiners in the order they
@@ -290,8 +296,12 @@ def train_pack(
     """
     if metric not in METRIC_MODES:
         raise ConfigError(f"unknown metric {metric!r}; valid: {', '.join(METRIC_MODES)}")
-    if metric == "val_aiq" and not data.has_costs:
-        raise ConfigError(f"metric val_aiq needs data with costs; {data.source} has none")
+    if metric in ARCHITECTURE_METRICS:
+        raise ConfigError(
+            f"metric {metric} is the same at every epoch; pick the best epoch by one that training changes"
+        )
+    if metric in COST_METRICS and not data.has_costs:
+        raise ConfigError(f"metric {metric} needs data with costs; {data.source} has none")
     if len(seeds) != len(configs) or not configs:
         raise ValueError(f"need one seed per config, got {len(seeds)} for {len(configs)}")
     device = torch.device(device)
@@ -315,6 +325,10 @@ def train_pack(
     def cohort(new: list[_Member], seed: int) -> _Cohort:
         for m in new:
             m.model.set_input_normalization(mean.cpu(), std.cpu())  # part of the saved router
+            m.arch = {"param_count": float(sum(p.numel() for p in m.model.parameters()))}
+            if latency:  # a copy: the pack may take the model itself over
+                alone = copy.deepcopy(m.model).to(device)
+                m.arch["router_latency_ms"] = latency_ms(alone, Xva[:1])
         pack = Pack(
             [m.model for m in new],
             [m.train_config["lr"] for m in new],
@@ -372,8 +386,8 @@ def train_pack(
             )
             val = M.evaluate_members(predict(c.pack, Xva), Yva, Mva, val_cost, mean_cost)
             rows = [
-                {"train_loss": loss, **{f"val_{k}": v for k, v in row.items()}}
-                for loss, row in zip(train_loss, val)
+                {"train_loss": loss, **{f"val_{k}": v for k, v in row.items()}, **m.arch}
+                for loss, row, m in zip(train_loss, val, live)
             ]
             c.pack.remember(_judge(live, rows, c.epoch, metric, rep))
             rep.steps.update({m.index: c.epoch for m in live})

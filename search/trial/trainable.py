@@ -152,6 +152,7 @@ def router_trainable(
                     names=[f"trial {m.number}" for m in members],
                     refill=refill if control is not None else None,
                     fidelity=settings.fidelity,
+                    latency=settings.latency,
                     done=done,
                 )
                 break

@@ -95,7 +95,7 @@ CASES = {
     ),
     "sampler": (
         lambda t: ["run", _space(t, tiny_space(search={"sampler": {"type": "cmaes"}}))],
-        "search.sampler.type: Input should be 'tpe' or 'random'",
+        "search.sampler.type: Input should be 'tpe', 'random' or 'nsga2'",
     ),
     "gpu > 1": (
         lambda t: ["run", _space(t, tiny_space(resources={"gpu": 2}))],

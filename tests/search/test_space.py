@@ -99,7 +99,7 @@ def test_float_strings_like_1e_minus_4_are_numbers(tmp_path: Path) -> None:
         (tiny_space(search={"pruner": {"type": "asha"}}), r"search.pruner.type: Input should be 'median'"),
         (
             tiny_space(search={"sampler": {"type": "cmaes"}}),
-            r"search.sampler.type: Input should be 'tpe' or 'random'",
+            r"search.sampler.type: Input should be 'tpe', 'random' or 'nsga2'",
         ),
         (
             tiny_space(search={"metric": "accuracy"}),

@@ -46,6 +46,7 @@ def test_reports_every_epoch_and_keeps_best(data) -> None:
         "val_correctness_acc",
         "val_auc",
         "val_route_acc",
+        "param_count",  # of the architecture, the same every epoch
     }
     aucs = [m["val_auc"] for _, m in seen]
     assert res.best_value == max(aucs) and res.best_epoch == aucs.index(max(aucs)) + 1

@@ -1,0 +1,132 @@
+"""Pruning for a study with several objectives, which Optuna does not do (its trials refuse
+``report`` and ``should_prune`` there): a rule of ours over each trial's objective vector at a
+rung, :func:`search.metrics.pareto.prune_at_rung`.
+
+Who calls what: after each epoch the bridge writes a member's vector at its step with
+:func:`record` (a user attribute, so a resumed run judges against the old trials too) and
+asks ``study.pruner`` (a :class:`~search.results.views.GroupedPruner` over a
+:class:`DominancePruner`) with the trial as stored. The pruner compares the vector with those
+of the other trials (of any state but FAIL) that recorded one at the same step.
+"""
+
+from __future__ import annotations
+
+import optuna
+from optuna.pruners import BasePruner
+from optuna.trial import FrozenTrial, TrialState
+
+from search.metrics.direction import Direction
+from search.metrics.pareto import prune_at_rung
+from search.space.schema import PrunerSpec
+
+# A trial's user attribute: its objective vector at each step it reported, {"<step>": [...]}.
+VECTORS = "objectives_at"
+
+
+def record(
+    study: optuna.Study, trial_id: int, step: int, vectors: dict[str, list[float]], primary: float
+) -> None:
+    """Store a trial's objective vectors by step (``vectors``, its newest at ``step``), and its
+    primary objective as Optuna's intermediate value at ``step`` (what plots and the dashboard
+    draw)."""
+    storage = study._storage  # noqa: SLF001  # the trial refuses report() in a multi-objective study
+    storage.set_trial_user_attr(trial_id, VECTORS, vectors)
+    storage.set_trial_intermediate_value(trial_id, step, primary)
+
+
+def vector_at(trial: FrozenTrial, step: int) -> list[float] | None:
+    """``trial``'s objective vector at ``step``, or None when it recorded none there."""
+    v = trial.user_attrs.get(VECTORS, {}).get(str(step))
+    return [float(x) for x in v] if v is not None else None
+
+
+class DominancePruner(BasePruner):
+    """Prunes a trial at a rung when enough of the trials at that rung dominate it.
+
+    Rungs: every ``interval_steps`` steps from ``warmup_steps`` on, or, when ``rungs_from`` is
+    set, the steps ``rungs_from * reduction_factor**k`` (successive halving's). At a rung, the
+    trial is pruned when at least ``min_others`` other trials recorded a vector at that step and
+    at least ``fraction`` of them dominate its own (``prune_at_rung``).
+
+    Args:
+        fraction: Share of the others that must dominate the trial, in (0, 1].
+        min_others: Others needed at the rung before any trial is pruned there, >= 0.
+        warmup_steps: No rung before this step, >= 0.
+        interval_steps: Steps between rungs, >= 1.
+        rungs_from: The first rung of a geometric ladder (>= 1), or None.
+        reduction_factor: The ladder's ratio (>= 2), used with ``rungs_from``.
+    """
+
+    def __init__(
+        self,
+        fraction: float,
+        min_others: int = 0,
+        warmup_steps: int = 0,
+        interval_steps: int = 1,
+        rungs_from: int | None = None,
+        reduction_factor: int = 3,
+    ) -> None:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        if min_others < 0:
+            raise ValueError(f"min_others must be >= 0, got {min_others}")
+        if warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        if interval_steps < 1:
+            raise ValueError(f"interval_steps must be >= 1, got {interval_steps}")
+        if rungs_from is not None and rungs_from < 1:
+            raise ValueError(f"rungs_from must be >= 1 or None, got {rungs_from}")
+        if reduction_factor < 2:
+            raise ValueError(f"reduction_factor must be >= 2, got {reduction_factor}")
+        self.fraction = fraction
+        self.min_others = min_others
+        self.warmup_steps = warmup_steps
+        self.interval_steps = interval_steps
+        self.rungs_from = rungs_from
+        self.reduction_factor = reduction_factor
+
+    def is_rung(self, step: int) -> bool:
+        """Whether the trials are judged at ``step``."""
+        if self.rungs_from is not None:
+            rung = self.rungs_from
+            while rung < step:
+                rung *= self.reduction_factor
+            return rung == step
+        return step >= self.warmup_steps and (step - self.warmup_steps) % self.interval_steps == 0
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or not self.is_rung(step):
+            return False
+        point = vector_at(trial, step)
+        if point is None:
+            return False
+        others = []
+        for t in study.get_trials(deepcopy=False):
+            if t.number == trial.number or t.state == TrialState.FAIL:
+                continue
+            v = vector_at(t, step)
+            if v is not None:
+                others.append(v)
+        return prune_at_rung(point, others, Direction.each_of_study(study), self.fraction, self.min_others)
+
+
+def dominance_pruner(spec: PrunerSpec) -> BasePruner:
+    """The pruner of a multi-objective search for ``search.pruner`` (hyperband is refused by
+    the space): ``median`` prunes a trial dominated by half the others at a step (after
+    ``n_warmup_steps``, every ``interval_steps``, once ``n_startup_trials`` others are there);
+    ``percentile`` by ``percentile`` % of them; ``successive_halving`` by 1/``reduction_factor``
+    of them at its rungs (from ``min_resource`` epochs, 1 for ``auto``); ``none`` never."""
+    if spec.type in ("median", "percentile"):
+        fraction = 0.5 if spec.type == "median" else max(spec.percentile / 100, 1e-9)
+        return DominancePruner(fraction, spec.n_startup_trials, spec.n_warmup_steps, spec.interval_steps)
+    if spec.type == "successive_halving":
+        first = 1 if spec.min_resource == "auto" else spec.min_resource
+        return DominancePruner(
+            1 / spec.reduction_factor,
+            rungs_from=first * spec.reduction_factor**spec.min_early_stopping_rate,
+            reduction_factor=spec.reduction_factor,
+        )
+    if spec.type == "none":
+        return optuna.pruners.NopPruner()
+    raise ValueError(f"pruner type {spec.type!r} judges one objective")
