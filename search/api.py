@@ -148,6 +148,32 @@ class RunResult:
         """The ensemble's router, when the run built one."""
         return self._router(self.run_dir.ensemble_router)
 
+    @property
+    def pareto(self) -> pd.DataFrame | None:
+        """A multi-objective run's front (pareto.json): one row per point with its trial, each
+        objective's value, its router file and whether it is the exported one; None otherwise."""
+        import pandas as pd
+
+        from search.results.rundir import read_object
+
+        if not self.run_dir.pareto.is_file():
+            return None
+        front = read_object(self.run_dir.pareto, "a run's Pareto front")
+        rows = [
+            {
+                "trial": p["trial"],
+                **p["values"],
+                "router": p["router"],
+                "picked": p["trial"] == front["picked"],
+            }
+            for p in front["front"]
+        ]
+        return pd.DataFrame(rows)
+
+    def pareto_router(self, trial: int) -> Router | None:
+        """The router of front point ``trial``, ready to route; None when it is not on the front."""
+        return self._router(self.run_dir.path / self.run_dir.pareto_router_name(trial))
+
     def _router(self, path: Path) -> Router | None:
         from search.router import Router
 

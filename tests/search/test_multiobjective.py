@@ -359,3 +359,56 @@ def test_a_packed_search_over_two_objectives_prunes_and_exports_its_front(tmp_pa
     assert main(["run", str(path), "--out", str(out), "--resume", "--pick", "val_auc=1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --pick: val_auc is not an objective") and "\n" not in err
+
+
+def test_nsga2_is_a_sampler_of_the_space() -> None:
+    from search.space import make_sampler
+
+    search = parse_space(
+        tiny_space(
+            search={"metric": ["val_auc", "param_count"], "sampler": {"type": "nsga2", "population_size": 6}}
+        )
+    ).search
+    sampler = make_sampler(search.sampler, search.seed)
+    assert isinstance(sampler, optuna.samplers.NSGAIISampler)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), n_trials=14)
+    assert len(study.best_trials) >= 1
+
+
+def test_a_tracked_trial_carries_each_objective_value() -> None:
+    from types import SimpleNamespace
+
+    from search.driver.tracking import trial_record
+
+    live = SimpleNamespace(history=[], epochs=3, started=0.0, pack=0, node="", device="cpu", best_epoch=2)
+    frozen = SimpleNamespace(
+        number=4, state=TrialState.COMPLETE, values=[0.7, 120.0], params={}, user_attrs={}
+    )
+    record = trial_record(frozen, live, ("val_route_acc", "param_count"))
+    assert record["values"] == {"value_val_route_acc": 0.7, "value_param_count": 120.0}
+    assert trial_record(frozen, live, ("val_auc",))["values"] == {"value": 0.7}
+    pruned = SimpleNamespace(number=5, state=TrialState.PRUNED, values=None, params={}, user_attrs={})
+    assert trial_record(pruned, live, ("val_route_acc", "param_count"))["values"] == {}
+
+
+@pytest.mark.slow
+def test_the_python_api_reads_a_front(tmp_path: Path) -> None:
+    from search import api
+
+    space = tiny_space(search={"num_samples": 4, "metric": ["val_auc", "param_count"], "pack_size": 2})
+    path = write_space(tmp_path / "mo.yaml", space)
+    result = api.run(path, out=tmp_path / "run", export=tmp_path / "c.json", quiet=True, pick={"val_auc": 1})
+    front = result.pareto
+    assert front is not None and list(front.columns) == [
+        "trial",
+        "val_auc",
+        "param_count",
+        "router",
+        "picked",
+    ]
+    picked = front[front.picked].iloc[0]
+    assert picked.val_auc == front.val_auc.max() and result.best.number == picked.trial
+    router = result.pareto_router(int(front.trial.iloc[0]))
+    assert router is not None and result.pareto_router(999) is None
+    assert api.RunResult.load(tmp_path / "run").pareto.equals(front)
