@@ -21,7 +21,6 @@ import optuna
 
 from search.metrics.direction import Direction
 from search.results.dominance import record
-from search.results.study import held_writes
 from search.space.schema import SearchSpec
 
 
@@ -87,8 +86,7 @@ class Objectives:
         if vector is None:
             return False
         vectors[str(step)] = vector
-        with held_writes(self.study):  # one append for the vector and the intermediate value
-            record(self.study, trial._trial_id, step, vectors, chosen[self.primary])
+        record(self.study, trial._trial_id, vectors)
         stored = self.study._storage.get_trial(trial._trial_id)  # noqa: SLF001  # as the pruner reads it
         return bool(self.study.pruner.prune(self.study, stored))
 

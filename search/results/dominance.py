@@ -23,15 +23,17 @@ from search.space.schema import PrunerSpec
 VECTORS = "objectives_at"
 
 
-def record(
-    study: optuna.Study, trial_id: int, step: int, vectors: dict[str, list[float]], primary: float
-) -> None:
-    """Store a trial's objective vectors by step (``vectors``, its newest at ``step``), and its
-    primary objective as Optuna's intermediate value at ``step`` (what plots and the dashboard
-    draw)."""
-    storage = study._storage  # noqa: SLF001  # the trial refuses report() in a multi-objective study
-    storage.set_trial_user_attr(trial_id, VECTORS, vectors)
-    storage.set_trial_intermediate_value(trial_id, step, primary)
+def record(study: optuna.Study, trial_id: int, vectors: dict[str, list[float]]) -> None:
+    """Store a trial's objective vectors by step (``vectors``). Not as Optuna's intermediate
+    values: its samplers take a multi-objective trial with intermediate values for a
+    single-objective one (multi-objective TPE reads ``study.direction`` for a pruned trial that
+    has some, and fails)."""
+    study._storage.set_trial_user_attr(trial_id, VECTORS, vectors)  # noqa: SLF001  # report() is refused
+
+
+def curve(trial: FrozenTrial, index: int) -> dict[int, float]:
+    """Objective ``index`` of ``trial``'s recorded vectors, by step."""
+    return {int(s): float(v[index]) for s, v in trial.user_attrs.get(VECTORS, {}).items()}
 
 
 def vector_at(trial: FrozenTrial, step: int) -> list[float] | None:
@@ -95,7 +97,8 @@ class DominancePruner(BasePruner):
         return step >= self.warmup_steps and (step - self.warmup_steps) % self.interval_steps == 0
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        step = trial.last_step
+        steps = [int(s) for s in trial.user_attrs.get(VECTORS, {})]
+        step = max(steps) if steps else None  # the trial's newest vector
         if step is None or not self.is_rung(step):
             return False
         point = vector_at(trial, step)

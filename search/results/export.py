@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import UserError
+from search.results.dominance import curve
 from search.results.pareto import front_trials
 from search.results.rundir import read_object
 from search.rundir import RunDir
@@ -75,6 +76,13 @@ RESULT_METRICS = (
 )
 
 
+def primary_curve(t: Any, space: Any) -> dict[int, float]:
+    """A trial's best-so-far value of the primary objective at each epoch it reported."""
+    if not space.search.multi:
+        return dict(t.intermediate_values)
+    return curve(t, space.search.objectives.index(space.search.primary))
+
+
 def trial_value(t: Any, space: Any) -> float | None:
     """A trial's value of the primary objective (its only one in a single-objective study)."""
     if t.values is None:
@@ -98,7 +106,7 @@ def trial_rows(study: Any, space: Any) -> list[dict[str, Any]]:
             "pack": t.user_attrs.get("pack", t.number),
             "state": t.state.name,
             "value": trial_value(t, space),
-            "epochs_run": t.user_attrs.get("epochs_run", len(t.intermediate_values)),
+            "epochs_run": t.user_attrs.get("epochs_run", len(primary_curve(t, space))),
             "model_type": pipeline.get("model_type"),
         }
         if len(space.data.encoders) > 1:

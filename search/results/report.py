@@ -18,7 +18,7 @@ from search.io import atomic_write_bytes
 from search.metrics.direction import Direction
 from search.paths import check_dir_target
 from search.results.dominance import VECTORS
-from search.results.export import routers_of, trial_value
+from search.results.export import primary_curve, routers_of, trial_value
 from search.results.pareto import PICK_RULE, front_trials, pick_weights, picked_trial
 from search.results.routing_table import run_routing_table
 from search.results.rundir import read_object, read_run_info, recorded_options
@@ -88,8 +88,8 @@ def _plots(study: optuna.Study, out: Path, space: Any) -> list[tuple[str, str]]:
 
     def points(state: TrialState) -> list[tuple[int, float]]:
         if state == TrialState.PRUNED:  # no value: its last intermediate one
-            ended = [t for t in trials if t.state == state and t.last_step is not None]
-            return [(t.number, float(t.intermediate_values[t.last_step])) for t in ended]  # type: ignore[index]
+            curves = [(t.number, primary_curve(t, space)) for t in trials if t.state == state]
+            return [(n, c[max(c)]) for n, c in curves if c]
         done = [(t.number, trial_value(t, space)) for t in trials if t.state == state]
         return [(n, v) for n, v in done if v is not None]
 
@@ -120,10 +120,11 @@ def _plots(study: optuna.Study, out: Path, space: Any) -> list[tuple[str, str]]:
     # -- intermediate values ---------------------------------------------------------------
     fig, ax = plt.subplots(figsize=(7, 4))
     for t in trials:
-        if not t.intermediate_values:
+        by_step = primary_curve(t, space)
+        if not by_step:
             continue
-        steps = sorted(t.intermediate_values)
-        values = [t.intermediate_values[s] for s in steps]
+        steps = sorted(by_step)
+        values = [by_step[s] for s in steps]
         # pruned trials are many and stop early: drawn faint and below, so the completed ones
         # (the candidates) stay readable on top, each labeled with its trial number
         if t.state == TrialState.PRUNED:
@@ -337,7 +338,7 @@ def write_report(run_dir: Path) -> Path:
         f"pruner {space.search.pruner.type}",
         f"- trials: {len(trials)} — {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
         f"{counts['FAIL']} failed" + (f", {counts['RUNNING']} running" if counts["RUNNING"] else ""),
-        f"- epochs trained: {sum(len(t.intermediate_values) for t in trials)}",
+        f"- epochs trained: {sum(len(primary_curve(t, space)) for t in trials)}",
         *(f"- note: {note}" for note in notes),
     ]
     if counts["COMPLETE"]:

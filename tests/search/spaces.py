@@ -43,3 +43,13 @@ def tiny_space(**overrides: Any) -> dict[str, Any]:
 def write_space(path: Path, space: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(space, sort_keys=False))
     return path
+
+
+def fake_routers(storage: str, count: int) -> None:
+    """Trial routers 0..count-1 on ``storage``, as files that only need to exist."""
+    from search.rundir import trial_router_uri
+
+    for n in range(count):
+        path = Path(trial_router_uri(storage, n))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"router")

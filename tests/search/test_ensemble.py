@@ -11,6 +11,7 @@ from search.metrics.direction import Direction
 from search.results.ensemble import RouterKeeper, greedy_select, scorer
 from search.rundir import trial_router_uri
 from search.storage import exists
+from tests.search.spaces import fake_routers
 
 
 def _labels(n: int = 400, m: int = 5, seed: int = 0):
@@ -60,10 +61,7 @@ def test_selection_of_one_candidate_and_bad_arguments() -> None:
 
 def test_keeper_keeps_the_best_routers_and_deletes_the_rest(tmp_path: Path) -> None:
     storage = str(tmp_path)
-    for n in range(6):
-        path = Path(trial_router_uri(storage, n))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"x")
+    fake_routers(storage, 6)
     keeper = RouterKeeper(storage, keep=3, direction=Direction("max"), kept=[(0, 0.5), (1, 0.9)])
     for n, value in ((2, 0.7), (3, 0.1), (4, 0.95), (5, 0.8)):
         keeper.add(n, value)
