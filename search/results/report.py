@@ -4,7 +4,6 @@ importances, and the routing table (best router vs single best vs kNN vs oracle)
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -17,32 +16,15 @@ from search.errors import UserError
 from search.io import atomic_write_bytes
 from search.metrics.direction import Direction
 from search.paths import check_dir_target
-from search.results.dominance import VECTORS
 from search.results.export import primary_curve, routers_of, trial_value
-from search.results.pareto import PICK_RULE, front_trials, pick_weights, picked_trial
+from search.results.front_report import chosen_trial, front_text, pareto_plot, save_png
+from search.results.pareto import front_trials
 from search.results.routing_table import run_routing_table
 from search.results.rundir import read_object, read_run_info, recorded_options
 from search.results.study import open_study
 from search.rundir import RunDir, trial_router_uri
 from search.space import load_space
 from search.storage import exists
-
-
-def _save(fig: Any, path: Path) -> None:
-    """A figure as PNG, written whole or not at all."""
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=110, format="png")
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _chosen(run_dir: Path, study: optuna.Study, space: Any) -> optuna.trial.FrozenTrial:
-    """The trial the run exports: the best, or the front point picked with the weights its
-    pareto.json records (1 each when the run has not exported yet)."""
-    if not space.search.multi:
-        return study.best_trial
-    path = RunDir(run_dir).pareto
-    weights = read_object(path, "a run's Pareto front").get("weights") if path.is_file() else None
-    return picked_trial(study, pick_weights(space.search.objectives, weights))
 
 
 def _routers(run_dir: Path, study: optuna.Study, info: dict[str, Any], space: Any) -> list[tuple[str, Path]]:
@@ -54,7 +36,7 @@ def _routers(run_dir: Path, study: optuna.Study, info: dict[str, Any], space: An
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         return []
-    best = _chosen(run_dir, study, space).number
+    best = chosen_trial(run_dir, study, space).number
     uri = trial_router_uri(info.get("storage", str(run_dir)), best)
     return [(f"best trial {best}", Path(uri))] if "://" not in uri and exists(uri) else []
 
@@ -113,7 +95,7 @@ def _plots(study: optuna.Study, out: Path, space: Any) -> list[tuple[str, str]]:
     ax.set(xlabel="trial", ylabel=metric, title="Optimization history")
     ax.legend(loc="lower right" if maximize else "upper right")
     fig.tight_layout()
-    _save(fig, RunDir(out).plot("optimization_history"))
+    save_png(fig, RunDir(out).plot("optimization_history"))
     plt.close(fig)
     made.append(("Optimization history", RunDir.plot_name("optimization_history")))
 
@@ -147,7 +129,7 @@ def _plots(study: optuna.Study, out: Path, space: Any) -> list[tuple[str, str]]:
     ax.set(xlabel="epoch", ylabel=f"best {metric} so far", title="Intermediate values per trial")
     ax.legend()
     fig.tight_layout()
-    _save(fig, RunDir(out).plot("intermediate_values"))
+    save_png(fig, RunDir(out).plot("intermediate_values"))
     plt.close(fig)
     made.append(("Intermediate values", RunDir.plot_name("intermediate_values")))
 
@@ -170,104 +152,10 @@ def _plots(study: optuna.Study, out: Path, space: Any) -> list[tuple[str, str]]:
             title=f"Parameter importances over the {completed} completed trials (pruned ones left out)",
         )
         fig.tight_layout()
-        _save(fig, RunDir(out).plot("param_importances"))
+        save_png(fig, RunDir(out).plot("param_importances"))
         plt.close(fig)
         made.append(("Parameter importances", RunDir.plot_name("param_importances")))
     return made
-
-
-def _pareto_plot(study: optuna.Study, space: Any, out: Path, picked: int) -> tuple[str, str]:
-    """The primary objective against each other one: every completed trial, the front drawn
-    through its points, the picked one starred, pruned trials at their last vector."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(space.search.objectives)
-    p = names.index(space.search.primary)
-    others = [i for i in range(len(names)) if i != p]
-    trials = study.get_trials(deepcopy=False)
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
-    on = {t.number for t in front_trials(study)}
-    pruned = []
-    for t in trials:
-        vectors = t.user_attrs.get(VECTORS, {}) if t.state == TrialState.PRUNED else {}
-        if vectors:
-            pruned.append(vectors[max(vectors, key=int)])
-    fig, axes = plt.subplots(1, len(others), figsize=(6 * len(others), 4.5), squeeze=False)
-    for ax, i in zip(axes[0], others):
-        ax.scatter(
-            [v[i] for v in pruned],
-            [v[p] for v in pruned],
-            marker="x",
-            s=14,
-            color="tab:red",
-            alpha=0.4,
-            label="pruned (last values)",
-        )
-        rest = [t for t in done if t.number not in on]
-        ax.scatter(
-            [t.values[i] for t in rest], [t.values[p] for t in rest], s=16, color="gray", label="complete"
-        )
-        front = sorted((t for t in done if t.number in on), key=lambda t: t.values[i])
-        ax.plot(
-            [t.values[i] for t in front],
-            [t.values[p] for t in front],
-            "o-" if len(names) == 2 else "o",  # over more objectives a projection is no line
-            color="tab:blue",
-            ms=5,
-            label="Pareto front" if len(names) == 2 else f"Pareto front (over all {len(names)} objectives)",
-        )
-        for t in front:
-            ax.annotate(
-                str(t.number),
-                (t.values[i], t.values[p]),
-                fontsize=6,
-                xytext=(3, 2),
-                textcoords="offset points",
-            )
-        chosen = [t for t in done if t.number == picked]
-        ax.scatter(
-            [t.values[i] for t in chosen],
-            [t.values[p] for t in chosen],
-            marker="*",
-            s=160,
-            color="tab:orange",
-            zorder=5,
-            label=f"picked (trial {picked})",
-        )
-        if names[i] == "param_count":
-            ax.set_xscale("log")
-        directions = space.search.directions
-        ax.set(
-            xlabel=f"{names[i]} ({directions[i]})",
-            ylabel=f"{names[p]} ({directions[p]})",
-            title="Pareto front (val)",
-        )
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    _save(fig, RunDir(out).plot("pareto_front"))
-    plt.close(fig)
-    return "Pareto front", RunDir.plot_name("pareto_front")
-
-
-def _front_text(run_dir: Path, study: optuna.Study, space: Any) -> str:
-    front = front_trials(study)
-    picked = _chosen(run_dir, study, space).number
-    points = "; ".join(
-        f"{'**' if t.number == picked else ''}trial {t.number}{'**' if t.number == picked else ''}: "
-        + ", ".join(f"{m} {v:.4g}" for m, v in zip(space.search.objectives, t.values))
-        for t in front
-    )
-    return (
-        f"The front: the {len(front)} completed trials that no other completed trial dominates (is "
-        f"as good in every objective and better in one, on val), each with its router in "
-        f"`{RunDir.PARETO_ROUTERS}/`: "
-        f"{points}. The run exports trial {picked} (config.json, {RunDir.BEST_ROUTER}), by the "
-        f"{PICK_RULE}. A trial is pruned at a rung when enough of the trials there dominate it "
-        "(README, Several objectives)."
-    )
 
 
 def _cost_plot(table: Any, path: Path) -> None:
@@ -293,7 +181,7 @@ def _cost_plot(table: Any, path: Path) -> None:
     )
     ax.legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
 
 
@@ -342,7 +230,7 @@ def write_report(run_dir: Path) -> Path:
         *(f"- note: {note}" for note in notes),
     ]
     if counts["COMPLETE"]:
-        best = _chosen(run_dir, study, space)
+        best = chosen_trial(run_dir, study, space)
         pipeline = space.trial_config(best.params)["pipeline_config"]
         values = ", ".join(f"{m} = {v:.4g}" for m, v in zip(space.search.objectives, best.values))
         lines += [
@@ -372,16 +260,16 @@ def write_report(run_dir: Path) -> Path:
     if routers and info.get("data_source"):
         options = recorded_options(info)
         if len(space.data.encoders) > 1:  # the routers read the best trial's encoder's embeddings
-            options = options.merged(encoder=space.encoder_of(_chosen(run_dir, study, space).params))
+            options = options.merged(encoder=space.encoder_of(chosen_trial(run_dir, study, space).params))
         table = run_routing_table(routers, load_data(info["data_source"], options))
 
     plots = _plots(study, run_dir, space)
     if space.search.multi and counts["COMPLETE"]:
-        plots.insert(0, _pareto_plot(study, space, run_dir, _chosen(run_dir, study, space).number))
+        plots.insert(0, pareto_plot(study, space, run_dir, chosen_trial(run_dir, study, space).number))
     for title, png in plots:
         lines += ["", f"## {title}", "", f"![{title}]({png})"]
         if title == "Pareto front":
-            lines += ["", _front_text(run_dir, study, space)]
+            lines += ["", front_text(run_dir, study, space)]
     if table is not None:
         lines += [
             "",

@@ -1,0 +1,128 @@
+"""The report's pages of a multi-objective run: the Pareto plot, the front in words, and the
+trial the run exports (``report.py`` lays them out)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from search.io import atomic_write_bytes
+from search.results.dominance import VECTORS
+from search.results.pareto import PICK_RULE, front_trials, pick_weights, picked_trial
+from search.results.rundir import read_object
+from search.rundir import RunDir
+
+
+def save_png(fig: Any, path: Path) -> None:
+    """A figure as PNG, written whole or not at all."""
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, format="png")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def chosen_trial(run_dir: Path, study: optuna.Study, space: Any) -> optuna.trial.FrozenTrial:
+    """The trial the run exports: the best, or the front point picked with the weights its
+    pareto.json records (1 each when the run has not exported yet)."""
+    if not space.search.multi:
+        return study.best_trial
+    path = RunDir(run_dir).pareto
+    weights = read_object(path, "a run's Pareto front").get("weights") if path.is_file() else None
+    return picked_trial(study, pick_weights(space.search.objectives, weights))
+
+
+def pareto_plot(study: optuna.Study, space: Any, out: Path, picked: int) -> tuple[str, str]:
+    """The primary objective against each other one: every completed trial, the front drawn
+    through its points, the picked one starred, pruned trials at their last vector."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(space.search.objectives)
+    p = names.index(space.search.primary)
+    others = [i for i in range(len(names)) if i != p]
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
+    on = {t.number for t in front_trials(study)}
+    pruned = []
+    for t in trials:
+        vectors = t.user_attrs.get(VECTORS, {}) if t.state == TrialState.PRUNED else {}
+        if vectors:
+            pruned.append(vectors[max(vectors, key=int)])
+    fig, axes = plt.subplots(1, len(others), figsize=(6 * len(others), 4.5), squeeze=False)
+    for ax, i in zip(axes[0], others):
+        ax.scatter(
+            [v[i] for v in pruned],
+            [v[p] for v in pruned],
+            marker="x",
+            s=14,
+            color="tab:red",
+            alpha=0.4,
+            label="pruned (last values)",
+        )
+        rest = [t for t in done if t.number not in on]
+        ax.scatter(
+            [t.values[i] for t in rest], [t.values[p] for t in rest], s=16, color="gray", label="complete"
+        )
+        front = sorted((t for t in done if t.number in on), key=lambda t: t.values[i])
+        ax.plot(
+            [t.values[i] for t in front],
+            [t.values[p] for t in front],
+            "o-" if len(names) == 2 else "o",  # over more objectives a projection is no line
+            color="tab:blue",
+            ms=5,
+            label="Pareto front" if len(names) == 2 else f"Pareto front (over all {len(names)} objectives)",
+        )
+        for t in front:
+            ax.annotate(
+                str(t.number),
+                (t.values[i], t.values[p]),
+                fontsize=6,
+                xytext=(3, 2),
+                textcoords="offset points",
+            )
+        chosen = [t for t in done if t.number == picked]
+        ax.scatter(
+            [t.values[i] for t in chosen],
+            [t.values[p] for t in chosen],
+            marker="*",
+            s=160,
+            color="tab:orange",
+            zorder=5,
+            label=f"picked (trial {picked})",
+        )
+        if names[i] == "param_count":
+            ax.set_xscale("log")
+        directions = space.search.directions
+        ax.set(
+            xlabel=f"{names[i]} ({directions[i]})",
+            ylabel=f"{names[p]} ({directions[p]})",
+            title="Pareto front (val)",
+        )
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_png(fig, RunDir(out).plot("pareto_front"))
+    plt.close(fig)
+    return "Pareto front", RunDir.plot_name("pareto_front")
+
+
+def front_text(run_dir: Path, study: optuna.Study, space: Any) -> str:
+    front = front_trials(study)
+    picked = chosen_trial(run_dir, study, space).number
+    points = "; ".join(
+        f"{'**' if t.number == picked else ''}trial {t.number}{'**' if t.number == picked else ''}: "
+        + ", ".join(f"{m} {v:.4g}" for m, v in zip(space.search.objectives, t.values))
+        for t in front
+    )
+    return (
+        f"The front: the {len(front)} completed trials that no other completed trial dominates (is "
+        f"as good in every objective and better in one, on val), each with its router in "
+        f"`{RunDir.PARETO_ROUTERS}/`: "
+        f"{points}. The run exports trial {picked} (config.json, {RunDir.BEST_ROUTER}), by the "
+        f"{PICK_RULE}. A trial is pruned at a rung when enough of the trials there dominate it "
+        "(README, Several objectives)."
+    )
