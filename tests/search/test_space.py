@@ -13,7 +13,16 @@ from tests.search.spaces import tiny_space, write_space
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["residual.yaml", "mlp.yaml"])
+def test_every_shipped_space_is_tested_here() -> None:
+    assert sorted(p.name for p in (ROOT / "spaces").glob("*.yaml")) == [
+        "mlp.yaml",
+        "pareto.yaml",
+        "residual.yaml",
+        "routers.yaml",
+    ]
+
+
+@pytest.mark.parametrize("name", ["residual.yaml", "mlp.yaml", "pareto.yaml"])
 def test_shipped_spaces_validate(name: str) -> None:
     space = load_space(ROOT / "spaces" / name)
     dists = space.distributions()
@@ -174,6 +183,11 @@ def _conditional(**overrides):
         "residual_mlp": {"hidden_dims": [8], "num_blocks": {"low": 1, "high": 2}},
     }
     return raw
+
+
+def test_shipped_pareto_space_searches_two_objectives() -> None:
+    search = load_space(ROOT / "spaces" / "pareto.yaml").search
+    assert search.objectives == ("val_route_acc", "router_latency_ms") and search.directions == ("max", "min")
 
 
 def test_shipped_routers_space_searches_three_types() -> None:
