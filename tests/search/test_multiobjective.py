@@ -411,3 +411,36 @@ def test_the_python_api_reads_a_front(tmp_path: Path) -> None:
     router = result.pareto_router(int(front.trial.iloc[0]))
     assert router is not None and result.pareto_router(999) is None
     assert api.RunResult.load(tmp_path / "run").pareto.equals(front)
+
+
+@pytest.mark.slow
+def test_a_search_over_quality_and_llm_cost_records_each_routers_cost(tmp_path: Path, capsys) -> None:
+    from search.data import load_data
+    from search.inference import val_logits
+    from tests.conftest import write_embedllm
+    from tests.search.test_costs import _with_costs
+
+    folder = write_embedllm(tmp_path / "csv", n=200, m=4, d=8)
+    _with_costs(folder)
+    space = tiny_space(search={"num_samples": 4, "metric": ["val_route_acc", "val_cost"], "pack_size": 2})
+    space["data"] = {"path": str(folder)}
+    path = write_space(tmp_path / "cost.yaml", space)
+    out = tmp_path / "run"
+    assert main(["run", str(path), "--out", str(out), "--export", str(tmp_path / "c.json")]) == 0
+    data = load_data(str(folder))
+    _, y, mask = data.split("val")
+    cost, mean_cost = torch.from_numpy(data.split_cost("val")), torch.from_numpy(data.mean_cost())
+    for p in json.loads((out / "pareto.json").read_text())["front"]:
+        router, _ = load_router(out / p["router"])
+        logits = val_logits(router, data).unsqueeze(0)
+        row = M.evaluate_members(logits, torch.from_numpy(y), torch.from_numpy(mask), cost, mean_cost)[0]
+        # the values of one router: its best epoch's routing accuracy and LLM cost
+        assert row["cost"] == pytest.approx(p["values"]["val_cost"], rel=1e-5)
+        assert row["route_acc"] == pytest.approx(p["values"]["val_route_acc"], abs=1e-6)
+
+    space["data"] = {"synthetic": {"n_questions": 100, "n_models": 3, "dim": 8, "seed": 0}}
+    path = write_space(tmp_path / "nocost.yaml", space)
+    capsys.readouterr()
+    assert main(["run", str(path), "--out", str(tmp_path / "other")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: search.metric val_cost needs data with costs") and err.count("\n") == 1
