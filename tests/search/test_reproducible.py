@@ -117,7 +117,10 @@ def _run(tmp: Path, name: str, space: dict) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_two_runs_with_one_seed_at_concurrency_two_match_and_every_type_completes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("metric", ["val_auc", ["val_route_acc", "param_count"]], ids=["one", "two"])
+def test_two_runs_with_one_seed_at_concurrency_two_match_and_every_type_completes(
+    tmp_path: Path, metric
+) -> None:
     space = tiny_space(
         model_type={"choices": ["mlp", "mf"]},
         params={"lr": {"low": 1.0e-3, "high": 3.0e-2, "log": True}, "batch_size": 64, "epochs": 4},
@@ -127,6 +130,7 @@ def test_two_runs_with_one_seed_at_concurrency_two_match_and_every_type_complete
         },
         search={
             "num_samples": 10,
+            "metric": metric,  # with two, pruned by dominance, judged per model type in a view
             "sampler": {"type": "tpe", "n_startup_trials": 3},
             "pruner": {"type": "successive_halving", "min_resource": 1, "reduction_factor": 2},
             "max_concurrent_trials": 2,
@@ -139,6 +143,8 @@ def test_two_runs_with_one_seed_at_concurrency_two_match_and_every_type_complete
     first = _run(tmp_path, "a", space)
     second = _run(tmp_path, "b", space)
     columns = ("trial", "state", "value", "model_type", "pack", "epochs_run")
+    if isinstance(metric, list):
+        columns += ("value_param_count", "pareto")
     assert [tuple(r[c] for c in columns) for r in first] == [tuple(r[c] for c in columns) for r in second]
     params = [c for c in first[0] if c.startswith("params_") or c.startswith("mlp.") or c.startswith("mf.")]
     assert [[r[c] for c in params] for r in first] == [[r[c] for c in params] for r in second]
