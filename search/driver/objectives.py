@@ -21,7 +21,7 @@ import optuna
 
 from search.metrics.direction import Direction
 from search.results.dominance import record
-from search.space.schema import SearchSpec
+from search.space.search_spec import SearchSpec
 
 
 class Objectives:

@@ -23,7 +23,7 @@ from search.paths import check_dir_target, check_file_target
 from search.results.rundir import holds_run, space_difference
 from search.rundir import RunDir
 from search.space import Space, load_space
-from search.space.schema import SearchSpec
+from search.space.search_spec import SearchSpec
 from search.storage import check_storage
 
 

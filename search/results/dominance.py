@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.metrics.direction import Direction
 from search.metrics.pareto import prune_at_rung
-from search.space.schema import PrunerSpec
+from search.space.search_spec import PrunerSpec
 
 # A trial's user attribute: its objective vector at each step it reported, {"<step>": [...]}.
 VECTORS = "objectives_at"

@@ -8,17 +8,8 @@ lists or the compact ``{layers, width, shrink}`` form: ``layers`` hidden layers,
 
 from search.space.load import load_space, make_pruner, make_sampler, parse_space
 from search.space.params import MIN_SHRUNK_WIDTH, Choice, CompactHidden, FloatRange, IntRange
-from search.space.schema import (
-    TRAIN_PARAMS,
-    DataSpec,
-    EnsembleSpec,
-    PrunerSpec,
-    Resources,
-    SamplerSpec,
-    SearchSpec,
-    Space,
-    searchable_models,
-)
+from search.space.schema import TRAIN_PARAMS, DataSpec, Resources, Space, searchable_models
+from search.space.search_spec import EnsembleSpec, PrunerSpec, SamplerSpec, SearchSpec
 
 __all__ = [
     "MIN_SHRUNK_WIDTH",

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from search.errors import SpaceError
 from search.parse import MAX_SPACE_BYTES, ParseError, load_yaml, read_text
-from search.space.schema import AT, PrunerSpec, SamplerSpec, Space, error_text
+from search.space.schema import Space, error_text
+from search.space.search_spec import AT, PrunerSpec, SamplerSpec
 
 
 def _format_error(exc: ValidationError) -> str:

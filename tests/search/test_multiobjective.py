@@ -27,7 +27,7 @@ from search.results.pareto import FrontKeeper, front_trials
 from search.results.study import open_study
 from search.rundir import trial_router_uri
 from search.space import load_space, parse_space
-from search.space.schema import PrunerSpec
+from search.space.search_spec import PrunerSpec
 from search.storage import exists
 from search.trial.train import train_pack
 from tests.search.spaces import fake_routers, tiny_space, write_space
