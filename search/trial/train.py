@@ -4,31 +4,29 @@
 the pack of one. Members share the data and the batch order; each keeps its own init seed,
 learning rate, weight decay, dropout, best epoch, and fate (a :class:`Status`).
 
-The loop, in phases: build the members (:func:`_members`), put the data on the device once,
+The loop, in phases: build the members (``members.build_members``), put the data on the device once,
 then per epoch train (:func:`_train_epoch`), evaluate on val, judge each member
-(:func:`_judge`: diverged members fail, improved ones keep their weights), report, and let the
+(``members.judge``: diverged members fail, improved ones keep their weights), report, and let the
 members the report names (and the failed ones) leave the pack.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from router_models import BaseModel, ConfigError
+from router_models import ConfigError
 from search import metrics as M
 from search.data import RouterData
 from search.fidelity import Fidelity
 from search.inference import latency_ms, predict
 from search.metrics.direction import ARCHITECTURE_METRICS, COST_METRICS, METRIC_MODES, Direction
-from search.train_config import resolve_train_config
-from search.trial.config import build_model, check_fits
+from search.trial.members import MemberState, build_members, judge, result_of
 from search.trial.outcomes import (
     EpochReport,
     Joiner,
@@ -39,7 +37,6 @@ from search.trial.outcomes import (
     TrainingDiverged,
     TrainResult,
 )
-from search.trial.packable import incompatibility
 from search.trial.packs import Pack
 
 __all__ = [
@@ -58,28 +55,11 @@ __all__ = [
 
 
 @dataclass
-class _Member:
-    """The loop's record of one member: what it trains and how it fares."""
-
-    index: int
-    model: BaseModel
-    train_config: dict[str, Any]
-    status: Status = Status.TRAINING
-    best_key: float = math.inf  # its best value of the metric, as a key: lower is better
-    best_epoch: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
-    error: str | None = None
-    state: dict[str, torch.Tensor] | None = None  # its best weights, once it left the pack
-    seed: int = 0
-    arch: dict[str, float] = field(default_factory=dict)  # its architecture's metrics, every epoch
-
-
-@dataclass
 class _Cohort:
     """Members that joined the pack together: one :class:`Pack`, trained at its own epoch on
     its own batch order (``gen``); the first cohort is the pack's first members."""
 
-    members: list[_Member]
+    members: list[MemberState]
     pack: Pack
     gen: torch.Generator
     epoch: int = 0
@@ -150,44 +130,6 @@ def train_router(
     return result
 
 
-def _member(index: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)``; a ConfigError becomes member ``index``'s own."""
-    try:
-        return fn(*args, **kwargs)
-    except ConfigError as exc:
-        raise MemberConfigError(index, str(exc)) from exc
-
-
-def _members(
-    configs: Sequence[Mapping[str, Any]],
-    data: RouterData,
-    seeds: Sequence[int],
-    epochs: int | None,
-    device: torch.device,
-    names: Sequence[str] | None,
-) -> list[_Member]:
-    """Check every config (a member that does not build, or would not fit, fails alone), that
-    they can share a pack, and build each member's model as it would be built alone."""
-    tcs = [_member(k, resolve_train_config, c, epochs) for k, c in enumerate(configs)]
-    for k, c in enumerate(configs):
-        _member(k, check_fits, _member(k, build_model, c, data, meta=True), device)
-    if len(configs) > 1:
-        problem = incompatibility(
-            configs,
-            tcs,
-            names or [f"config {i}" for i in range(len(configs))],
-            data.embedding_dim,
-            data.num_models,
-        )
-        if problem:
-            raise ConfigError(problem)
-    members = []
-    for k, (c, seed) in enumerate(zip(configs, seeds)):
-        torch.manual_seed(seed)  # each member's init is what it would be alone
-        members.append(_Member(k, _member(k, build_model, c, data), tcs[k], seed=seed))
-    return members
-
-
 def _train_epoch(
     pack: Pack, X: torch.Tensor, Y: torch.Tensor, mask: torch.Tensor, perm: torch.Tensor, batch_size: int
 ) -> list[float]:
@@ -206,43 +148,6 @@ def _train_epoch(
         pack.step()
         total += losses.detach() * idx.numel()
     return (total / perm.numel()).tolist()  # one sync per epoch, not per batch
-
-
-def _judge(
-    members: Sequence[_Member], rows: Sequence[dict[str, float]], epoch: int, metric: str, rep: EpochReport
-) -> list[int]:
-    """Each live member's epoch (its own, ``epoch``), written into ``rep``: diverged ones fail;
-    the others record their metrics, and those that beat their best so far are returned (their
-    weights are kept)."""
-    direction = Direction.of(metric)
-    improved = []
-    for m, metrics in zip(members, rows):
-        for name, what in (("train_loss", "training"), ("val_loss", "validation")):
-            if not math.isfinite(metrics[name]):
-                rep.failed[m.index] = f"TrainingDiverged: {what} loss became {metrics[name]} at epoch {epoch}"
-                break
-        if m.index in rep.failed:
-            continue
-        m.history.append({"epoch": epoch, **metrics})
-        rep.metrics[m.index] = metrics
-        if direction.key(metrics[metric]) < m.best_key:
-            m.best_key, m.best_epoch = direction.key(metrics[metric]), epoch
-            improved.append(m.index)
-    return improved
-
-
-def _result(m: _Member, direction: Direction) -> TrainResult:
-    value = direction.key(m.best_key)  # the key is its own inverse
-    if m.status == Status.FAILED:
-        return TrainResult(
-            None, m.best_epoch, value, len(m.history), m.status, m.error, m.history, m.train_config
-        )
-    assert m.state is not None
-    m.model.load_state_dict(m.state)
-    m.model.eval()
-    return TrainResult(
-        m.model, m.best_epoch, value, len(m.history), m.status, None, m.history, m.train_config
-    )
 
 
 def train_pack(
@@ -307,7 +212,7 @@ def train_pack(
     device = torch.device(device)
     fidelity = fidelity or Fidelity()
     direction = Direction.of(metric)
-    members = _members(configs, data, seeds, epochs, device, names)
+    members = build_members(configs, data, seeds, epochs, device, names)
 
     # -- data: on the device once, batched by index ------------------------------------------
     # On CPU the arrays are used in place (zero-copy from the object store); batches gather rows
@@ -322,7 +227,7 @@ def train_pack(
     mean, std = column_stats(X, train_idx)
     pad = device.type == "cuda" if pad is None else pad
 
-    def cohort(new: list[_Member], seed: int) -> _Cohort:
+    def cohort(new: list[MemberState], seed: int) -> _Cohort:
         for m in new:
             m.model.set_input_normalization(mean.cpu(), std.cpu())  # part of the saved router
             m.arch = {"param_count": float(sum(p.numel() for p in m.model.parameters()))}
@@ -344,13 +249,15 @@ def train_pack(
         when they cannot share one module, one cohort each); one whose config does not build
         fails alone, said in the next report."""
         base = len(members)
-        members.extend(_Member(base + i, members[0].model, {}, Status.FAILED) for i in range(len(joiners)))
+        members.extend(
+            MemberState(base + i, members[0].model, {}, Status.FAILED) for i in range(len(joiners))
+        )
         groups = [list(range(len(joiners)))]
         while groups:
             group = groups.pop(0)
             batch = [joiners[i] for i in group]
             try:
-                new = _members(
+                new = build_members(
                     [j.config for j in batch],
                     data,
                     [j.seed for j in batch],
@@ -389,7 +296,7 @@ def train_pack(
                 {"train_loss": loss, **{f"val_{k}": v for k, v in row.items()}, **m.arch}
                 for loss, row, m in zip(train_loss, val, live)
             ]
-            c.pack.remember(_judge(live, rows, c.epoch, metric, rep))
+            c.pack.remember(judge(live, rows, c.epoch, metric, rep))
             rep.steps.update({m.index: c.epoch for m in live})
 
         # -- report; members that failed or were stopped leave the pack ----------------------
@@ -404,7 +311,7 @@ def train_pack(
                 elif c.epoch >= c.epochs:  # ran every epoch
                     m.status, m.state = Status.COMPLETE, c.pack.best_state(m.index)
                     if done is not None:
-                        done(m.index, _result(m, direction))
+                        done(m.index, result_of(m, direction))
             leaving = [m.index for m in live if m.status != Status.TRAINING]
             if len(leaving) == len(live):
                 cohorts.remove(c)
@@ -414,4 +321,4 @@ def train_pack(
         joiners = list(refill()) if refill is not None else []
         if joiners:
             join(joiners)
-    return [_result(m, direction) for m in members]
+    return [result_of(m, direction) for m in members]
