@@ -328,6 +328,20 @@ def test_a_packed_search_over_two_objectives_prunes_and_exports_its_front(tmp_pa
     assert {r["trial"] for r in rows if r["pareto"]} == set(numbers)
     assert all(r["value_param_count"] is not None for r in rows if r["state"] == "COMPLETE")
 
+    from search import api  # the Python API reads the same front
+
+    table = api.RunResult.load(out).pareto
+    assert table is not None and list(table.columns) == [
+        "trial",
+        "val_route_acc",
+        "param_count",
+        "router",
+        "picked",
+    ]
+    assert table.trial.tolist() == numbers and table[table.picked].trial.tolist() == [picked]
+    assert api.RunResult.load(out).pareto_router(numbers[0]) is not None
+    assert api.RunResult.load(out).pareto_router(999) is None
+
     assert main(["report", str(out)]) == 0
     assert (out / "pareto_front.png").stat().st_size > 0
     assert "## Pareto front" in (out / "report.md").read_text()
@@ -392,28 +406,6 @@ def test_a_tracked_trial_carries_each_objective_value() -> None:
 
 
 @pytest.mark.slow
-def test_the_python_api_reads_a_front(tmp_path: Path) -> None:
-    from search import api
-
-    space = tiny_space(search={"num_samples": 4, "metric": ["val_auc", "param_count"], "pack_size": 2})
-    path = write_space(tmp_path / "mo.yaml", space)
-    result = api.run(path, out=tmp_path / "run", export=tmp_path / "c.json", quiet=True, pick={"val_auc": 1})
-    front = result.pareto
-    assert front is not None and list(front.columns) == [
-        "trial",
-        "val_auc",
-        "param_count",
-        "router",
-        "picked",
-    ]
-    picked = front[front.picked].iloc[0]
-    assert picked.val_auc == front.val_auc.max() and result.best.number == picked.trial
-    router = result.pareto_router(int(front.trial.iloc[0]))
-    assert router is not None and result.pareto_router(999) is None
-    assert api.RunResult.load(tmp_path / "run").pareto.equals(front)
-
-
-@pytest.mark.slow
 def test_a_search_over_quality_and_llm_cost_records_each_routers_cost(tmp_path: Path, capsys) -> None:
     from search.data import load_data
     from search.inference import val_logits
@@ -426,7 +418,12 @@ def test_a_search_over_quality_and_llm_cost_records_each_routers_cost(tmp_path: 
     space["data"] = {"path": str(folder)}
     path = write_space(tmp_path / "cost.yaml", space)
     out = tmp_path / "run"
-    assert main(["run", str(path), "--out", str(out), "--export", str(tmp_path / "c.json")]) == 0
+    from search import api  # through the Python API, picking the cheapest point
+
+    result = api.run(path, out=out, export=tmp_path / "c.json", quiet=True, pick={"val_cost": 1})
+    front = result.pareto
+    assert front is not None and result.best is not None
+    assert result.best.number == front.sort_values(["val_cost", "trial"]).trial.iloc[0]
     data = load_data(str(folder))
     _, y, mask = data.split("val")
     cost, mean_cost = torch.from_numpy(data.split_cost("val")), torch.from_numpy(data.mean_cost())
