@@ -6,7 +6,9 @@ Optuna trials (its members; see ``packer.py``). After each epoch the scheduler r
 member's metric to its own Optuna trial and asks the study's pruner about each: a pruned member
 is told PRUNED at once (not COMPLETE with a partial value) and leaves its pack through the
 control actor; when no member is left Tune stops the pack. Only public extension points are
-used: Optuna's ask/tell and Tune's Searcher and TrialScheduler.
+used: Optuna's ask/tell and Tune's Searcher and TrialScheduler (``tune_side.py``: what Tune
+calls, forwarded here). With several objectives, what is told and how a member is judged is
+``objectives.py``'s.
 """
 
 from __future__ import annotations
@@ -19,15 +21,14 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
-from ray.tune import Callback
-from ray.tune.experiment import Trial
-from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
 
 from search.data.options import ENCODER_PARAM
 from search.driver.objectives import Objectives
 from search.driver.ordering import AskGate
 from search.driver.packer import Packer
+from search.driver.tune_side import BridgeRestarts, BridgeScheduler, BridgeSearcher
 from search.errors import DISK_ERRORS
 from search.messages import SAVE_FAILED, EpochResult, Member, PackFailed, PackResult, PackSpec, decode
 from search.metrics.direction import METRIC_MODES, Direction
@@ -120,9 +121,9 @@ class OptunaBridge:
             study.pruner.scope = self.gate.scope
         self.members: dict[int, _Live] = {}  # every member of this session by trial number
         self.leaders: dict[str, dict[str, Any]] = {}  # Tune trial id -> its first member's params
-        self.searcher = _Searcher(self)
-        self.scheduler = _Scheduler(self)
-        self.callback = _Restarts(self)
+        self.searcher = BridgeSearcher(self)
+        self.scheduler = BridgeScheduler(self)
+        self.callback = BridgeRestarts(self)
 
     def stop_run(self, exc: OSError) -> None:
         """The study cannot be written (a full or read-only disk): end the run, keep the error
@@ -317,53 +318,3 @@ class OptunaBridge:
             live.best[k] = Direction.of(k).best([live.best.get(k, float(v)), float(v)])
         if self.objectives.better(live.history[-1][2], live.chosen):
             live.chosen = dict(live.history[-1][2])
-
-
-class _Searcher(Searcher):
-    def __init__(self, bridge: OptunaBridge) -> None:
-        # No metric for Tune to enforce: a pack's reports carry its members' metrics.
-        super().__init__(metric=None, mode=None)
-        self.bridge = bridge
-
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
-        return True
-
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
-        # Tune's own annotation leaves out Searcher.FINISHED, a str it accepts.
-        if self.bridge.fatal is not None:
-            return Searcher.FINISHED
-        try:
-            return self.bridge.suggest(trial_id)
-        except OSError as exc:
-            self.bridge.stop_run(exc)
-            return Searcher.FINISHED
-
-    def on_trial_complete(
-        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
-    ) -> None:
-        try:
-            self.bridge.complete(trial_id, result, error)
-        except OSError as exc:
-            self.bridge.stop_run(exc)
-
-
-class _Scheduler(FIFOScheduler):
-    def __init__(self, bridge: OptunaBridge) -> None:
-        super().__init__()
-        self.bridge = bridge
-
-    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
-        try:
-            return self.bridge.on_result(trial.trial_id, result)
-        except OSError as exc:
-            self.bridge.stop_run(exc)
-            return TrialScheduler.STOP
-
-
-class _Restarts(Callback):
-    # Tune tells neither the searcher nor the scheduler of a retry; only callbacks hear it.
-    def __init__(self, bridge: OptunaBridge) -> None:
-        self.bridge = bridge
-
-    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self.bridge.restarted(trial.trial_id)
