@@ -55,6 +55,13 @@ def write_table(path: str | os.PathLike[str], table: pa.Table) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def save_png(fig: Any, path: str | os.PathLike[str]) -> None:
+    """A figure as PNG, written whole or not at all."""
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, format="png")
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` as UTF-8, atomically."""
     atomic_write_bytes(path, text.encode())

@@ -25,7 +25,7 @@ from search.results.export import (
     routers_of,
     trial_rows,
 )
-from search.results.pareto import FrontKeeper, pick_weights, picked_trial, write_front
+from search.results.pareto import FrontKeeper, front_trials, pick_weights, picked_trial, write_front
 from search.results.routing_table import run_routing_table
 from search.rundir import RunDir, trial_router_uri
 from search.storage import exists, get_bytes, keep_routers
@@ -120,7 +120,8 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
         print(f"error: no trial completed; first error: {first}")
         return 1
     weights = pick_weights(space.search.objectives, plan.pick)
-    chosen = picked_trial(study, weights) if multi else study.best_trial
+    points = front_trials(study) if multi else []
+    chosen = picked_trial(points, study, weights) if multi else study.best_trial
     encoder = space.encoder_of(chosen.params)
     data = datas[encoder]
     config = best_config(
@@ -134,7 +135,7 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
         print(f"warning: trial {best}'s router not found at {uri}; {RunDir.BEST_ROUTER} not written")
     front: list[int] = []
     if multi:
-        pareto = write_front(plan.run_dir, plan.storage, study, space, best, weights)
+        pareto = write_front(plan.run_dir, plan.storage, points, space, best, weights)
         front = [p["trial"] for p in pareto["front"]]
         config["search_result"]["pareto"] = {"file": RunDir.PARETO, "trials": front, **pareto_pick(pareto)}
         print_front(pareto)

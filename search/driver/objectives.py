@@ -54,10 +54,7 @@ class Objectives:
     def vector(self, chosen: Mapping[str, float]) -> list[float] | None:
         """The values of the objectives in ``chosen``, in order; None when one is missing or not
         finite."""
-        values = [chosen.get(n) for n in self.names]
-        if any(v is None or not math.isfinite(v) for v in values):
-            return None
-        return [float(v) for v in values if v is not None]
+        return None if self.missing(chosen) is not None else [float(chosen[n]) for n in self.names]
 
     def missing(self, chosen: Mapping[str, float]) -> str | None:
         """The first objective without a finite value in ``chosen``, or None."""

@@ -158,10 +158,8 @@ class Tracker:
 def trial_record(frozen: Any, live: Any, objectives: Sequence[str]) -> dict[str, Any]:
     """What :meth:`Tracker.trial` takes, from the bridge's frozen trial and live record: its
     value as ``value``, or with several ``objectives`` each as ``value_<objective>``."""
-    values = list(frozen.values or [])
-    named = {"value": values[0]} if len(objectives) == 1 and values else {}
-    if len(objectives) > 1:
-        named = {f"value_{n}": v for n, v in zip(objectives, values)}
+    names = ["value"] if len(objectives) == 1 else [f"value_{n}" for n in objectives]
+    named = dict(zip(names, frozen.values or []))
     return {
         "number": frozen.number,
         "state": frozen.state.name,

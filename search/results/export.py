@@ -80,14 +80,14 @@ def primary_curve(t: Any, space: Any) -> dict[int, float]:
     """A trial's best-so-far value of the primary objective at each epoch it reported."""
     if not space.search.multi:
         return dict(t.intermediate_values)
-    return curve(t, space.search.objectives.index(space.search.primary))
+    return curve(t, space.search.primary_index)
 
 
 def trial_value(t: Any, space: Any) -> float | None:
     """A trial's value of the primary objective (its only one in a single-objective study)."""
     if t.values is None:
         return None
-    return float(t.values[space.search.objectives.index(space.search.primary)])
+    return float(t.values[space.search.primary_index])
 
 
 def trial_rows(study: Any, space: Any) -> list[dict[str, Any]]:

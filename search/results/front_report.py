@@ -3,38 +3,35 @@ trial the run exports (``report.py`` lays them out)."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from search.io import atomic_write_bytes
+from search.io import save_png
 from search.results.dominance import VECTORS
-from search.results.pareto import PICK_RULE, front_trials, pick_weights, picked_trial
+from search.results.pareto import PICK_RULE, pick_weights, picked_trial
 from search.results.rundir import read_object
 from search.rundir import RunDir
 
 
-def save_png(fig: Any, path: Path) -> None:
-    """A figure as PNG, written whole or not at all."""
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=110, format="png")
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def chosen_trial(run_dir: Path, study: optuna.Study, space: Any) -> optuna.trial.FrozenTrial:
-    """The trial the run exports: the best, or the front point picked with the weights its
-    pareto.json records (1 each when the run has not exported yet)."""
+def chosen_trial(
+    run_dir: Path, study: optuna.Study, space: Any, front: list[optuna.trial.FrozenTrial]
+) -> optuna.trial.FrozenTrial:
+    """The trial the run exports (the study has a COMPLETE trial): the best, or the point of
+    ``front`` picked with the weights its pareto.json records (1 each when the run has not
+    exported yet)."""
     if not space.search.multi:
         return study.best_trial
     path = RunDir(run_dir).pareto
     weights = read_object(path, "a run's Pareto front").get("weights") if path.is_file() else None
-    return picked_trial(study, pick_weights(space.search.objectives, weights))
+    return picked_trial(front, study, pick_weights(space.search.objectives, weights))
 
 
-def pareto_plot(study: optuna.Study, space: Any, out: Path, picked: int) -> tuple[str, str]:
+def pareto_plot(
+    study: optuna.Study, space: Any, out: Path, front: list[optuna.trial.FrozenTrial], picked: int
+) -> tuple[str, str]:
     """The primary objective against each other one: every completed trial, the front drawn
     through its points, the picked one starred, pruned trials at their last vector."""
     import matplotlib
@@ -43,11 +40,11 @@ def pareto_plot(study: optuna.Study, space: Any, out: Path, picked: int) -> tupl
     import matplotlib.pyplot as plt
 
     names = list(space.search.objectives)
-    p = names.index(space.search.primary)
+    p = space.search.primary_index
     others = [i for i in range(len(names)) if i != p]
     trials = study.get_trials(deepcopy=False)
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
-    on = {t.number for t in front_trials(study)}
+    on = {t.number for t in front}
     pruned = []
     for t in trials:
         vectors = t.user_attrs.get(VECTORS, {}) if t.state == TrialState.PRUNED else {}
@@ -68,16 +65,16 @@ def pareto_plot(study: optuna.Study, space: Any, out: Path, picked: int) -> tupl
         ax.scatter(
             [t.values[i] for t in rest], [t.values[p] for t in rest], s=16, color="gray", label="complete"
         )
-        front = sorted((t for t in done if t.number in on), key=lambda t: t.values[i])
+        line = sorted(front, key=lambda t: t.values[i])
         ax.plot(
-            [t.values[i] for t in front],
-            [t.values[p] for t in front],
+            [t.values[i] for t in line],
+            [t.values[p] for t in line],
             "o-" if len(names) == 2 else "o",  # over more objectives a projection is no line
             color="tab:blue",
             ms=5,
             label="Pareto front" if len(names) == 2 else f"Pareto front (over all {len(names)} objectives)",
         )
-        for t in front:
+        for t in line:
             ax.annotate(
                 str(t.number),
                 (t.values[i], t.values[p]),
@@ -110,9 +107,7 @@ def pareto_plot(study: optuna.Study, space: Any, out: Path, picked: int) -> tupl
     return "Pareto front", RunDir.plot_name("pareto_front")
 
 
-def front_text(run_dir: Path, study: optuna.Study, space: Any) -> str:
-    front = front_trials(study)
-    picked = chosen_trial(run_dir, study, space).number
+def front_text(space: Any, front: list[optuna.trial.FrozenTrial], picked: int) -> str:
     points = "; ".join(
         f"{'**' if t.number == picked else ''}trial {t.number}{'**' if t.number == picked else ''}: "
         + ", ".join(f"{m} {v:.4g}" for m, v in zip(space.search.objectives, t.values))

@@ -43,9 +43,9 @@ def pick_weights(objectives: Sequence[str], weights: Mapping[str, float] | None)
     return [float(weights.get(name, 0.0)) for name in objectives]
 
 
-def picked_trial(study: optuna.Study, weights: Sequence[float]) -> FrozenTrial:
-    """The front point the run exports, by :data:`PICK_RULE` (the study has a COMPLETE trial)."""
-    points = front_trials(study)
+def picked_trial(points: Sequence[FrozenTrial], study: optuna.Study, weights: Sequence[float]) -> FrozenTrial:
+    """The front point the run exports, by :data:`PICK_RULE`, of the study's front ``points``
+    (:func:`front_trials`, not empty)."""
     return points[pick([t.values for t in points], Direction.each_of_study(study), weights)]
 
 
@@ -89,12 +89,17 @@ class FrontKeeper:
 
 
 def write_front(
-    run_dir: Path, storage: str, study: optuna.Study, space: Any, picked: int, weights: Sequence[float]
+    run_dir: Path,
+    storage: str,
+    points: Sequence[FrozenTrial],
+    space: Any,
+    picked: int,
+    weights: Sequence[float],
 ) -> dict[str, Any]:
-    """Copy each front point's router into the run dir's ``pareto/`` (removing routers of points
-    no longer on it) and write ``pareto.json``; returns what it holds."""
+    """Copy the router of each front point (``points``, :func:`front_trials`) into the run
+    dir's ``pareto/`` (removing routers of points no longer on it) and write ``pareto.json``;
+    returns what it holds."""
     rd = RunDir(run_dir)
-    points = front_trials(study)
     rd.pareto_routers.mkdir(parents=True, exist_ok=True)
     names = {t.number: RunDir.pareto_router_name(t.number) for t in points}
     for old in rd.pareto_routers.glob("trial_*.pt"):

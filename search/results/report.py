@@ -13,11 +13,11 @@ from optuna.trial import TrialState
 
 from search.data import load_data
 from search.errors import UserError
-from search.io import atomic_write_bytes
+from search.io import atomic_write_bytes, save_png
 from search.metrics.direction import Direction
 from search.paths import check_dir_target
 from search.results.export import primary_curve, routers_of, trial_value
-from search.results.front_report import chosen_trial, front_text, pareto_plot, save_png
+from search.results.front_report import chosen_trial, front_text, pareto_plot
 from search.results.pareto import front_trials
 from search.results.routing_table import run_routing_table
 from search.results.rundir import read_object, read_run_info, recorded_options
@@ -27,16 +27,18 @@ from search.space import load_space
 from search.storage import exists
 
 
-def _routers(run_dir: Path, study: optuna.Study, info: dict[str, Any], space: Any) -> list[tuple[str, Path]]:
-    """The run's routers: from its config.json when it finished, else the best trial's on storage."""
+def _routers(
+    run_dir: Path, info: dict[str, Any], chosen: optuna.trial.FrozenTrial | None
+) -> list[tuple[str, Path]]:
+    """The run's routers: from its config.json when it finished, else the exported trial's
+    (``chosen``, None when no trial completed) on storage."""
     if (RunDir(run_dir).config).exists():
         routers = routers_of(run_dir, read_object(RunDir(run_dir).config, "a run's config.json"))
         if routers:
             return routers
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
+    if chosen is None:
         return []
-    best = chosen_trial(run_dir, study, space).number
+    best = chosen.number
     uri = trial_router_uri(info.get("storage", str(run_dir)), best)
     return [(f"best trial {best}", Path(uri))] if "://" not in uri and exists(uri) else []
 
@@ -135,7 +137,7 @@ def _plots(study: optuna.Study, out: Path, space: Any) -> list[tuple[str, str]]:
 
     # -- parameter importances -------------------------------------------------------------
     evaluator, method = importance_evaluator()
-    primary = space.search.objectives.index(metric)
+    primary = space.search.primary_index
     try:
         importances = optuna.importance.get_param_importances(
             study, evaluator=evaluator, target=(lambda t: t.values[primary]) if space.search.multi else None
@@ -217,6 +219,9 @@ def write_report(run_dir: Path) -> Path:
     trials = study.get_trials(deepcopy=False)
     counts = {s: sum(t.state.name == s for t in trials) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
     metric = space.search.primary
+    # the front and the exported trial, once: every part of the report below shows them
+    front = front_trials(study) if space.search.multi else []
+    best = chosen_trial(run_dir, study, space, front) if counts["COMPLETE"] else None
     lines = [
         f"# Search report: {study.study_name}",
         "",
@@ -229,12 +234,11 @@ def write_report(run_dir: Path) -> Path:
         f"- epochs trained: {sum(len(primary_curve(t, space)) for t in trials)}",
         *(f"- note: {note}" for note in notes),
     ]
-    if counts["COMPLETE"]:
-        best = chosen_trial(run_dir, study, space)
+    if best is not None:
         pipeline = space.trial_config(best.params)["pipeline_config"]
         values = ", ".join(f"{m} = {v:.4g}" for m, v in zip(space.search.objectives, best.values))
         lines += [
-            f"- picked from the Pareto front of {len(front_trials(study))}: trial {best.number}, {values}"
+            f"- picked from the Pareto front of {len(front)}: trial {best.number}, {values}"
             if space.search.multi
             else f"- best: trial {best.number}, {metric} = {best.value:.4f}",
             "",
@@ -253,23 +257,23 @@ def write_report(run_dir: Path) -> Path:
         ]
     # Everything is read and checked before the first file is written: a damaged file of the
     # run is one line, and leaves no half-made report.
-    routers = _routers(run_dir, study, info, space)
+    routers = _routers(run_dir, info, best)
     ensemble = RunDir(run_dir).ensemble_summary
     ensemble_lines = _ensemble_lines(ensemble) if routers and ensemble.exists() else []
     table = None
     if routers and info.get("data_source"):
         options = recorded_options(info)
-        if len(space.data.encoders) > 1:  # the routers read the best trial's encoder's embeddings
-            options = options.merged(encoder=space.encoder_of(chosen_trial(run_dir, study, space).params))
+        if len(space.data.encoders) > 1 and best is not None:  # they read its encoder's embeddings
+            options = options.merged(encoder=space.encoder_of(best.params))
         table = run_routing_table(routers, load_data(info["data_source"], options))
 
     plots = _plots(study, run_dir, space)
-    if space.search.multi and counts["COMPLETE"]:
-        plots.insert(0, pareto_plot(study, space, run_dir, chosen_trial(run_dir, study, space).number))
+    if space.search.multi and best is not None:
+        plots.insert(0, pareto_plot(study, space, run_dir, front, best.number))
     for title, png in plots:
         lines += ["", f"## {title}", "", f"![{title}]({png})"]
-        if title == "Pareto front":
-            lines += ["", front_text(run_dir, study, space)]
+        if title == "Pareto front" and best is not None:
+            lines += ["", front_text(space, front, best.number)]
     if table is not None:
         lines += [
             "",

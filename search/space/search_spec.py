@@ -161,6 +161,11 @@ class SearchSpec(Strict):
         return f"{'objectives' if self.multi else 'metric'} {named}"
 
     @property
+    def primary_index(self) -> int:
+        """Where :attr:`primary` stands among the objectives (in a trial's values)."""
+        return self.objectives.index(self.primary)
+
+    @property
     def direction(self) -> str:
         """The direction of :attr:`primary`."""
-        return self.directions[self.objectives.index(self.primary)]
+        return self.directions[self.primary_index]
