@@ -125,10 +125,12 @@ def evaluate_members(
     if cost is not None and mean_cost is not None:
         from search.metrics.costs import aiq_of
 
+        # on the CPU, where the curves are scored: each split copied there once per call
+        lc, mc, cc = logits.cpu(), m.cpu(), cost.cpu()
+        aiqs = aiq_of(lc, yf.cpu(), mc, cc, mean_cost.cpu())
         # the mean cost of the LLM each question is routed to, over the questions with a score
-        c = cost.to(logits.device).float().expand_as(logits).gather(2, choice.unsqueeze(2)).squeeze(2)
-        spent = c[:, m.any(dim=1)].mean(1).tolist() if routed.shape[1] else [float("nan")] * len(out)
-        aiqs = aiq_of(logits.cpu(), yf.cpu(), m.cpu(), cost.cpu(), mean_cost.cpu())
+        paid_per = cc.float().expand_as(lc).gather(2, choice.cpu().unsqueeze(2)).squeeze(2)
+        spent = paid_per[:, mc.any(dim=1)].mean(1).tolist() if routed.shape[1] else [float("nan")] * len(out)
         for row, value, paid in zip(out, aiqs, spent):
             row["aiq"] = float(value)
             row["cost"] = float(paid)
