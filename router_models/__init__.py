@@ -8,6 +8,8 @@ from router_models.base_model import ACTIVATIONS, INIT_METHODS, BaseModel
 from router_models.checkpoint import load_router, router_config, save_router
 from router_models.ensemble import EnsembleModel
 from router_models.errors import ConfigError
+from router_models.group_mean import GroupMeanModel
+from router_models.knn import KNNModel
 from router_models.mf import MFModel
 
 # One import line per model: importing the module registers it.
@@ -20,6 +22,7 @@ from router_models.model_factory import (
     read_pipeline_config,
     register_model,
 )
+from router_models.prior import PRIORS, GroupPrior
 from router_models.residual_mlp import ResidualMLPModel
 from router_models.routing import margin_offsets, route
 from router_models.template import TemplateModel
@@ -30,7 +33,11 @@ __all__ = [
     "BaseModel",
     "ConfigError",
     "EnsembleModel",
+    "GroupMeanModel",
+    "GroupPrior",
+    "KNNModel",
     "MFModel",
+    "PRIORS",
     "MLPModel",
     "ResidualMLPModel",
     "TemplateModel",

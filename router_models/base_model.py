@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from router_models.errors import ConfigError
+from router_models.prior import GroupPrior, check_prior
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -61,12 +62,24 @@ class BaseModel(nn.Module, abc.ABC):
     Every model carries an input standardization (``input_mean``, ``input_std`` buffers, identity
     by default) applied before ``forward``, so a saved router scores raw query embeddings.
 
+    Any model may predict a residual over a prior (``prior.py``): ``model(x, tasks)`` is then
+    ``logit(prior[group]) + forward(x)``, the group being the query's task (``tasks``, indices
+    into ``task_names``; -1 or None: the nearest task centroid) or its nearest cluster; with
+    ``group_input`` the group also enters as an input feature (a learned vector per group added
+    to the standardized embedding). The prior is fitted from the train split by :meth:`fit`
+    before training. Without a prior (the default) ``model(x)`` is ``forward(x)``.
+
     Args:
         input_dim: Embedding width, >= 1.
         hidden_dims: Non-empty list of hidden widths, each >= 1.
         output_dim: Number of LLMs scored, >= 1.
         dropout: Dropout probability in [0, 1) (0 inclusive, 1 exclusive).
         activation: One of :data:`ACTIVATIONS`.
+        prior: ``none``, ``task`` or ``cluster`` (``prior.py``).
+        clusters: The number of clusters of a cluster prior, 1 to 4096.
+        prior_strength: Pseudo-questions each group's mean is shrunk toward the overall mean by.
+        group_input: Also feed the group as an input feature (learned models only).
+        task_names: The tasks of a task prior, in index order (filled in from the data).
         **kwargs: Model-specific settings, reported by :meth:`get_model_info`.
 
     Raises:
@@ -75,6 +88,14 @@ class BaseModel(nn.Module, abc.ABC):
 
     model_type: str = ""  # set by register_model
     searchable: bool = True  # built from hidden_dims/dropout/activation and trained by a search
+    # Fitted in one step from the train split (no parameters, no gradient steps): kNN, group means
+    fitted: bool = False
+    requires_hidden: bool = True  # hidden_dims must be a non-empty list
+    always_prior: bool = False  # keeps a prior even with ``prior: none`` (one group)
+    # model_config keys the training data decides, not settings (a search fills them in)
+    data_keys: tuple[str, ...] = ("task_names",)
+    prior: GroupPrior | None
+    group_input: nn.Embedding | None
     hidden_layers: nn.ModuleList  # built by the subclass: one module per hidden layer
     input_mean: torch.Tensor
     input_std: torch.Tensor
@@ -86,6 +107,11 @@ class BaseModel(nn.Module, abc.ABC):
         output_dim: int,
         dropout: float = 0.1,
         activation: str = "relu",
+        prior: str = "none",
+        clusters: int = 8,
+        prior_strength: float = 10.0,
+        group_input: bool = False,
+        task_names: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__()
@@ -93,7 +119,7 @@ class BaseModel(nn.Module, abc.ABC):
         check_positive_int("output_dim", output_dim)
         if isinstance(hidden_dims, (str, bytes)) or not isinstance(hidden_dims, Sequence):
             raise ConfigError(f"hidden_dims must be a list of positive integers, got {hidden_dims!r}")
-        if len(hidden_dims) == 0:
+        if len(hidden_dims) == 0 and type(self).requires_hidden:
             raise ConfigError("hidden_dims must be a non-empty list of positive integers, got []")
         for i, width in enumerate(hidden_dims):
             check_positive_int(f"hidden_dims[{i}]", width)
@@ -102,6 +128,11 @@ class BaseModel(nn.Module, abc.ABC):
         if not 0.0 <= float(dropout) < 1.0:
             raise ConfigError(f"dropout must be in [0, 1) (1 excluded), got {dropout!r}")
         self.get_activation_function(activation)  # validates the name
+        kind, groups, strength, names = check_prior(prior, clusters, prior_strength, task_names)
+        if not isinstance(group_input, bool):
+            raise ConfigError(f"group_input must be true or false, got {group_input!r}")
+        if group_input and type(self).fitted:
+            raise ConfigError(f"group_input: a {self.model_type} learns no input; leave group_input out")
 
         self.input_dim = int(input_dim)
         self.hidden_dims = [int(w) for w in hidden_dims]
@@ -109,6 +140,27 @@ class BaseModel(nn.Module, abc.ABC):
         self.dropout = float(dropout)
         self.activation = activation
         self.extra_config: dict[str, Any] = dict(kwargs)
+        self.prior_config: dict[str, Any] = {}  # the prior's settings, in model_config when it has one
+        if kind != "none" or type(self).always_prior:
+            self.prior_config = {"prior": kind, "prior_strength": strength}
+            if kind == "cluster":
+                self.prior_config["clusters"] = groups
+            if kind == "task":
+                self.prior_config["task_names"] = names
+            if group_input:
+                self.prior_config["group_input"] = True
+        self.prior_strength = strength
+        self.task_names = names
+        self.prior = (
+            GroupPrior(kind, groups, self.output_dim, self.input_dim, strength) if self.prior_config else None
+        )
+        self.group_input = None
+        if group_input and self.prior is not None and groups > 1:
+            # zero at first, and made without drawing from the random stream: the model starts
+            # as it would without the group input, every other layer initialized alike
+            self.group_input = nn.Embedding(
+                groups, self.input_dim, _weight=torch.zeros(groups, self.input_dim)
+            )
         self.register_buffer("input_mean", torch.zeros(self.input_dim))
         self.register_buffer("input_std", torch.ones(self.input_dim))
         self.register_forward_pre_hook(_standardize_input)
@@ -141,6 +193,43 @@ class BaseModel(nn.Module, abc.ABC):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map standardized embeddings (batch, input_dim) to logits (batch, output_dim)."""
 
+    # -- calling a router: the prior around forward -------------------------------------------
+    def __call__(self, x: torch.Tensor, tasks: torch.Tensor | None = None) -> Any:
+        """Logits for raw embeddings ``x [..., B, d]``; ``tasks [B]`` (long, -1 unknown) is read
+        only by a task prior. Without a prior this is ``nn.Module.__call__`` (hooks, forward)."""
+        if self.prior is None:
+            return super().__call__(x)
+        return self.combine(x, self.prior.assign(x, tasks))
+
+    def combine(self, x: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        """Logits of raw embeddings ``x`` in ``groups``: the prior's plus ``forward``'s residual
+        (the group added to the input first with ``group_input``). A model that uses its prior
+        otherwise (kNN shrinks its vote toward it) overrides this."""
+        if self.group_input is not None:
+            # x + E[g] * std is standardized to z + E[g]: the vector is learned in the
+            # standardized space, where the first layer reads it
+            x = x + self.group_input(groups) * self.input_std
+        out = super().__call__(x)
+        assert self.prior is not None
+        return out + self.prior.logits(groups)
+
+    @torch.no_grad()
+    def fit(
+        self,
+        X: torch.Tensor,
+        Y: torch.Tensor,
+        mask: torch.Tensor,
+        tasks: torch.Tensor | None = None,
+        centroids: torch.Tensor | None = None,
+    ) -> None:
+        """Fit what the model takes from the train split in one step, before any gradient step:
+        the prior's table and centroids (``GroupPrior.fit``; ``centroids``: a cluster prior's,
+        already computed for these rows). A fitted model (kNN) also keeps its references here.
+        Rows: raw embeddings ``X``, scores ``Y``, observed pairs ``mask``, tasks (indices into
+        ``task_names``)."""
+        if self.prior is not None:
+            self.prior.fit(X, Y, mask, tasks, centroids)
+
     # -- configuration ----------------------------------------------------------------------
     def model_config(self) -> dict[str, Any]:
         """The ``model_config`` block that rebuilds this model through ``create_model``."""
@@ -149,6 +238,7 @@ class BaseModel(nn.Module, abc.ABC):
             "output_dim": self.output_dim,
             "dropout": self.dropout,
             "activation": self.activation,
+            **self.prior_config,
             **self.extra_config,
         }
 
@@ -181,6 +271,7 @@ class BaseModel(nn.Module, abc.ABC):
             "output_dim": self.output_dim,
             "dropout": self.dropout,
             "activation": self.activation,
+            **self.prior_config,
             **self.extra_config,
             "total_parameters": self.count_parameters(),
             "trainable_parameters": self.count_parameters(trainable_only=True),

@@ -36,6 +36,7 @@ class EnsembleModel(BaseModel):
     """
 
     searchable = False
+    requires_hidden = False  # a member may have none (knn, group_mean)
     weight_vector: torch.Tensor
 
     def __init__(
@@ -91,10 +92,15 @@ class EnsembleModel(BaseModel):
         assert isinstance(first, BaseModel)
         return first.hidden_layers
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probs = torch.stack([torch.sigmoid(m(x).float()) for m in self.members])
+    def __call__(self, x: torch.Tensor, tasks: torch.Tensor | None = None) -> Any:
+        """The members' weighted mean probability as a logit; ``tasks`` goes to every member
+        (read by those with a task prior)."""
+        probs = torch.stack([torch.sigmoid(m(x, tasks).float()) for m in self.members])
         mean = (probs * self.weight_vector.view(-1, *([1] * (probs.dim() - 1)))).sum(0)
         return prob_logit(mean)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x)
 
     def model_config(self) -> dict[str, Any]:
         return {

@@ -135,6 +135,8 @@ def create_model(
             "remove output_dim or make it equal"
         )
     valid = model_params(pipeline["model_type"])
+    if not cls.requires_hidden and "hidden_dims" in valid:
+        model_config.setdefault("hidden_dims", [])
     for key in model_config:
         if key not in valid:
             raise ConfigError(f"model_config: {unknown_key_message(key, valid)}")

@@ -15,6 +15,7 @@ from torch import nn
 
 from router_models.base_model import ACTIVATIONS
 from router_models.layers import GaussianNoise
+from router_models.prior import GroupPrior
 
 
 class NotPackable(ValueError):
@@ -373,3 +374,44 @@ class PackedGaussianNoise(PackedLeaf):
         self.scale = self.scale[idx.to(self.scale.device)]
         self.stds = [self.stds[i] for i in idx.tolist()]
         self.dims = [self.dims[i] for i in idx.tolist()]
+
+
+@register_packed_leaf(GroupPrior)
+class SharedPrior(PackedLeaf):
+    """K members' priors, which are one: members with equal prior settings fitted on the same
+    train split have equal tables and centroids, so the pack keeps one copy and every member
+    reads it (its buffers are not trained)."""
+
+    def __init__(self, members: Sequence[GroupPrior]) -> None:
+        super().__init__()
+        first = members[0]
+        for k, m in enumerate(members[1:], 1):
+            if not (torch.equal(m.table, first.table) and torch.equal(m.centroids, first.centroids)):
+                raise NotPackable(f"pack members 0 and {k} have priors fitted apart (other tables)")
+        self.inner = copy.deepcopy(first)
+        self.count = len(members)
+
+    @classmethod
+    def signature(cls, module: nn.Module) -> tuple[Any, ...]:
+        assert isinstance(module, GroupPrior)
+        return ("prior", module.kind, module.groups, module.strength)
+
+    @property
+    def num_members(self) -> int:
+        return self.count
+
+    def assign(self, x: torch.Tensor, tasks: torch.Tensor | None = None) -> torch.Tensor:
+        # packed inputs [K, B, d] share the rows of the pack's input: assign from one of them
+        return self.inner.assign(x[0] if x.dim() == 3 else x, tasks)
+
+    def probs(self, groups: torch.Tensor) -> torch.Tensor:
+        return self.inner.probs(groups)
+
+    def logits(self, groups: torch.Tensor) -> torch.Tensor:
+        return self.inner.logits(groups)
+
+    def unpack(self, k: int) -> dict[str, torch.Tensor]:
+        return {"table": self.inner.table, "centroids": self.inner.centroids}
+
+    def select(self, idx: torch.Tensor) -> None:
+        self.count = int(idx.numel())

@@ -136,8 +136,8 @@ class PackedRouter(nn.Module):
     def num_members(self) -> int:
         return next(iter(self.leaves.values())).num_members
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.body(x)
+    def forward(self, x: torch.Tensor, tasks: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.body(x, tasks)
         return out if out.dim() == 3 else out.expand(self.num_members, *out.shape)
 
     def member_state_dict(self, k: int) -> dict[str, torch.Tensor]:

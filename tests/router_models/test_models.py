@@ -29,16 +29,20 @@ EMB, N_LLM = 24, 7
 
 def build(model_type: str, **overrides: object) -> BaseModel:
     cfg = {"hidden_dims": [16, 8], "dropout": 0.1, "activation": "relu", **overrides}
+    if not get_model_class(model_type).requires_hidden:  # knn, group_mean: no hidden layers
+        cfg.pop("hidden_dims")
     return create_model({"model_type": model_type, "model_config": cfg}, EMB, N_LLM)
 
 
-SEARCHABLE = [m for m in list_models() if get_model_class(m).searchable]
+SEARCHABLE = [m for m in list_models() if get_model_class(m).searchable and not get_model_class(m).fitted]
 
 
 @pytest.fixture(params=SEARCHABLE)
 def model_type(request: pytest.FixtureRequest) -> str:
-    """Every registered model a search builds from hidden_dims, dropout and activation (an
-    ensemble is assembled from trained routers: tests/router_models/test_ensemble.py)."""
+    """Every registered model a search builds from hidden_dims, dropout and activation and trains
+    by gradient steps (an ensemble is assembled from trained routers:
+    tests/router_models/test_ensemble.py; fitted models, kNN and group means, have their own
+    loop: tests/router_models/test_priors.py)."""
     return request.param
 
 
@@ -271,7 +275,7 @@ def test_create_model_config_forms(tmp_path) -> None:
     [
         (
             {"model_type": "transformer", "model_config": {"hidden_dims": [8]}},
-            r"unknown model_type 'transformer'; registered: ensemble, mf, mlp, residual_mlp",
+            r"unknown model_type 'transformer'; registered: ensemble, group_mean, knn, mf, mlp, residual_mlp",
         ),
         (
             {"model_type": "mlp", "model_config": {"hidden_dims": [8], "output_dim": 112}},
@@ -283,12 +287,13 @@ def test_create_model_config_forms(tmp_path) -> None:
         # a key the model does not take would be stored and have no effect: refused
         (
             {"model_type": "mlp", "model_config": {"hidden_dims": [8], "num_blocks": 2}},
-            r"model_config: unknown key 'num_blocks'; valid: hidden_dims, output_dim, dropout, activation$",
+            r"model_config: unknown key 'num_blocks'; valid: hidden_dims, output_dim, dropout, activation, "
+            r"prior, clusters, prior_strength, group_input, task_names$",
         ),
         (
             {"model_type": "residual_mlp", "model_config": {"hidden_dims": [8], "dropuot": 0.3}},
             r"unknown key 'dropuot' \(did you mean 'dropout'\?\); valid: hidden_dims, output_dim, dropout, "
-            r"activation, num_blocks$",
+            r"activation, prior, clusters, prior_strength, group_input, task_names, num_blocks$",
         ),
     ],
 )

@@ -23,7 +23,9 @@ def build(model_type: str, **cfg: object) -> BaseModel:
     return create_model({"model_type": model_type, "model_config": cfg}, EMB, N_LLM)
 
 
-@pytest.fixture(params=[m for m in list_models() if get_model_class(m).searchable])
+@pytest.fixture(
+    params=[m for m in list_models() if get_model_class(m).searchable and not get_model_class(m).fitted]
+)
 def model_type(request: pytest.FixtureRequest) -> str:
     return request.param
 
