@@ -14,11 +14,19 @@ from search.data import RouterData
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, X: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
-    """Logits for X in chunks, in eval mode, float32 (``[Q, M]``, or ``[K, Q, M]`` for a pack)."""
+def predict(
+    model: torch.nn.Module, X: torch.Tensor, chunk: int = 8192, tasks: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Logits for X in chunks, in eval mode, float32 (``[Q, M]``, or ``[K, Q, M]`` for a pack);
+    ``tasks [Q]`` (long, -1 unknown) goes to routers with a task prior."""
     was_training = model.training
     model.eval()
-    out = torch.cat([model(X[i : i + chunk]).float() for i in range(0, X.shape[0], chunk)], dim=-2)
+
+    def part(i: int) -> torch.Tensor:
+        t = tasks[i : i + chunk] if tasks is not None else None
+        return model(X[i : i + chunk], t).float() if t is not None else model(X[i : i + chunk]).float()
+
+    out = torch.cat([part(i) for i in range(0, X.shape[0], chunk)], dim=-2)
     model.train(was_training)
     return out
 
@@ -46,19 +54,34 @@ def latency_ms(model: torch.nn.Module, x: torch.Tensor, repeats: int = 30, warmu
     return best * 1000.0
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where a model's tensors are (a fitted model has buffers only)."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def split_logits(model: torch.nn.Module, data: RouterData, split: str) -> torch.Tensor:
+    """``model``'s logits for one split's questions (with their tasks), on the CPU."""
+    device = model_device(model)
+    tasks = data.split_tasks(split)
+    return predict(
+        model,
+        torch.from_numpy(data.split(split)[0].copy()).to(device),
+        tasks=torch.from_numpy(tasks).long().to(device) if tasks is not None else None,
+    ).cpu()
+
+
 def val_logits(model: torch.nn.Module, data: RouterData) -> torch.Tensor:
     """``model``'s logits for ``data``'s val questions, on the CPU (what offsets are tuned on)."""
-    device = next(iter(model.parameters())).device
-    return predict(model, torch.from_numpy(data.split("val")[0].copy()).to(device)).cpu()
+    return split_logits(model, data, "val")
 
 
 def split_metrics(model: torch.nn.Module, data: RouterData, split: str) -> dict[str, float]:
     """Full metrics of a trained model on one split, with that split's baselines."""
-    device = next(model.parameters()).device
-    X, y, mask = data.split(split)
+    _, y, mask = data.split(split)
     _, y_train, m_train = data.split("train")
-    on_device = [torch.from_numpy(a).to(device) for a in (X, y, mask)]
     return {
-        **M.evaluate(predict(model, on_device[0]), on_device[1], on_device[2]),
+        **M.evaluate(split_logits(model, data, split), torch.from_numpy(y), torch.from_numpy(mask)),
         **M.baselines(y_train, m_train, y, mask),
     }

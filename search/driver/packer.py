@@ -25,10 +25,12 @@ from optuna.trial import TrialState
 
 from router_models import ConfigError
 from router_models.packing import NotPackable
+from search.data import RouterData
 from search.data.options import ENCODER_PARAM
 from search.results.study import held_writes
 from search.space import Space
 from search.train_config import resolve_train_config
+from search.trial.config import complete_config
 from search.trial.packable import pack_key
 
 
@@ -54,6 +56,8 @@ class Packer:
         pack_size: Most trials per pack, >= 1.
         embedding_dim: The data's embedding width, or each encoder's (a search choosing encoders).
         num_models: The data's number of LLMs.
+        data: The run's data, which fills in what a config takes from it (a task prior's tasks,
+            a kNN router's references: ``trial.config.complete_config``); None: configs as given.
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class Packer:
         pack_size: int,
         embedding_dim: int | Mapping[str, int],
         num_models: int,
+        data: RouterData | None = None,
     ) -> None:
         if pack_size < 1:
             raise ValueError(f"pack_size must be >= 1, got {pack_size}")
@@ -72,6 +77,7 @@ class Packer:
         # the embedding width of each encoder a trial may choose ("" when there is no choice)
         self.widths = dict(embedding_dim) if isinstance(embedding_dim, Mapping) else {"": embedding_dim}
         self.num_models = num_models
+        self.data = data
         self.pending: list[optuna.trial.Trial] = []  # asked, waiting to lead a later pack
         self.asking = study  # what next_pack asks through (the sampler's view); all else: study
 
@@ -81,6 +87,8 @@ class Packer:
         config = self.space.trial_config(params)
         encoder = self.space.encoder_of(params)  # one pack, one encoder: its members share inputs
         try:
+            if self.data is not None:
+                config = complete_config(config, self.data)
             key = pack_key(config, resolve_train_config(config), self.widths[encoder], self.num_models)
         except (ConfigError, NotPackable, ValueError):
             return None

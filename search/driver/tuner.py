@@ -85,7 +85,7 @@ def run_trials(
     )
     pack_size = resolve_pack_size(plan.pack_size, gpu is not None, packable, remaining, slots)
     widths = {encoder: d.embedding_dim for encoder, d in datas.items()}
-    packer = Packer(study, space, pack_size, widths, first(datas).num_models)
+    packer = Packer(study, space, pack_size, widths, first(datas).num_models, data=first(datas))
     prunes = space.search.pruner.type != "none"
     refill = uses_refill(space.search, pack_size, gpu is not None)
     control = start_control() if (prunes or refill) and pack_size > 1 else None
@@ -99,7 +99,7 @@ def run_trials(
             if isinstance(keeper, FrontKeeper):
                 keeper.add(frozen.number, frozen.values)
             else:
-                keeper.add(frozen.number, float(frozen.value))
+                keeper.add(frozen.number, float(frozen.value), space.model_type_of(frozen.params))
 
     bridge = OptunaBridge(
         study,

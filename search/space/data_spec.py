@@ -41,6 +41,7 @@ class DataSpec(Strict):
     template: str | None = None
     task_column: str | None = None
     metric_rule: str | float | dict[str, str | float] | None = None
+    tasks: str | None = None
     dedupe: bool | None = None
 
     @field_validator("metric_rule")
@@ -132,5 +133,6 @@ class DataSpec(Strict):
             template=self.template,
             task_column=self.task_column,
             metric_rule=self.metric_rule,
+            tasks=self.tasks,
             dedupe=self.dedupe,
         )

@@ -25,12 +25,22 @@ from pydantic import (
     model_validator,
 )
 
-from router_models import ACTIVATIONS
+from router_models import ACTIVATIONS, PRIORS
+from router_models.knn import WEIGHTINGS
+from router_models.prior import MAX_GROUPS
 from search.limits import MAX_BATCH, MAX_EPOCHS
 
-FLOAT_PARAMS = {"dropout", "lr", "weight_decay", "noise_std"}
-INT_PARAMS = {"num_blocks", "batch_size", "epochs"}
-INT_PARAM_MAX = {"num_blocks": 1000, "batch_size": MAX_BATCH, "epochs": MAX_EPOCHS}
+FLOAT_PARAMS = {"dropout", "lr", "weight_decay", "noise_std", "prior_strength", "temperature"}
+INT_PARAMS = {"num_blocks", "batch_size", "epochs", "clusters", "k"}
+INT_PARAM_MAX = {
+    "num_blocks": 1000,
+    "batch_size": MAX_BATCH,
+    "epochs": MAX_EPOCHS,
+    "clusters": MAX_GROUPS,
+    "k": 100_000,
+}
+# params that take one of a few names
+NAMED_PARAMS = {"prior": PRIORS, "weighting": WEIGHTINGS}
 MIN_SHRUNK_WIDTH = 16
 
 
@@ -173,7 +183,13 @@ def check_param_values(name: str, p: Any) -> None:
             raise ValueError(f"dropout: {v!r} must be in [0, 1) (1 excluded)")
         elif name == "activation" and v not in ACTIVATIONS:
             raise ValueError(f"activation: unknown {v!r}; valid: {', '.join(ACTIVATIONS)}")
-        elif name in ("lr", "weight_decay", "noise_std") and not (
+        elif name in NAMED_PARAMS and v not in NAMED_PARAMS[name]:
+            raise ValueError(f"{name}: unknown {v!r}; valid: {', '.join(NAMED_PARAMS[name])}")
+        elif name == "group_input" and not isinstance(v, bool):
+            raise ValueError(f"group_input: {v!r} must be true or false")
+        elif name == "temperature" and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise ValueError(f"temperature: {v!r} must be a number > 0")
+        elif name in ("lr", "weight_decay", "noise_std", "prior_strength") and not (
             isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 and (v > 0 or name != "lr")
         ):
             raise ValueError(f"{name}: {v!r} must be a number {'> 0' if name == 'lr' else '>= 0'}")

@@ -123,11 +123,16 @@ class Space(Strict):
                     f"{AT}models.{t}: not a model type of this space; model_type: {', '.join(self.types)}"
                 )
         for t in self.types:
-            if "hidden_dims" not in self.params and "hidden_dims" not in self.models.get(t, {}):
+            needs = get_model_class(t).requires_hidden
+            if needs and "hidden_dims" not in self.params and "hidden_dims" not in self.models.get(t, {}):
                 where = f"models.{t}.hidden_dims" if self.conditional else "params.hidden_dims"
                 raise ValueError(f"{where} is required")
         for t in self.types:
-            valid = [k for k in model_params(t) if k != "output_dim"] + list(TRAIN_DEFAULTS)
+            cls = get_model_class(t)
+            # what the data decides (a task prior's tasks, a kNN router's references) is no param;
+            # nor are hidden layers of a model without any (shared params skip them)
+            skip = {"output_dim", *cls.data_keys} | (set() if cls.requires_hidden else {"hidden_dims"})
+            valid = [k for k in model_params(t) if k not in skip] + list(TRAIN_DEFAULTS)
             shared = f" for {t} (params are shared by every type; put it under models.<type>)"
             blocks = [
                 ("params", self.params, shared if self.conditional else ""),
@@ -220,6 +225,43 @@ class Space(Strict):
         if len(self.data.encoders) < 2:
             return ""
         return str(sampled.get(ENCODER_PARAM, self.data.encoders[0]))
+
+    def for_data(self, has_tasks: bool, source: str = "the data") -> tuple[Space, str | None]:
+        """This space for data with or without tasks: without, a ``prior`` choice loses
+        ``task`` (returned with a note saying so), and a ``prior`` that can only be ``task``
+        is an error.
+
+        Raises:
+            ValueError: ``prior`` is fixed to ``task`` (or a choice of it alone) and the data has
+                no tasks; the message names the key path.
+        """
+        if has_tasks:
+            return self, None
+        update: dict[str, Any] = {}
+        dropped = []
+        for where, block in [("params", self.params), *((f"models.{t}", b) for t, b in self.models.items())]:
+            p = block.get("prior")
+            if p is None:
+                continue
+            values = list(p.choices) if isinstance(p, Choice) else [p]
+            if "task" not in values:
+                continue
+            left = [v for v in values if v != "task"]
+            if not left:
+                raise ValueError(
+                    f"{AT}{where}.prior: 'task' needs data with tasks; {source} has none (give --tasks FILE "
+                    "or --task-column, or use prior: cluster)"
+                )
+            new = {**block, "prior": Choice(choices=left) if len(left) > 1 else left[0]}
+            dropped.append(f"{where}.prior")
+            if where == "params":
+                update["params"] = new
+            else:
+                update.setdefault("models", dict(self.models))[where.removeprefix("models.")] = new
+        if not update:
+            return self, None
+        note = f"{source} has no tasks, so {', '.join(dropped)} leaves out 'task'"
+        return self.model_copy(update=update), note
 
     @property
     def max_epochs(self) -> int:

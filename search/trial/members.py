@@ -15,7 +15,7 @@ from router_models import BaseModel, ConfigError
 from search.data import RouterData
 from search.metrics.direction import Direction
 from search.train_config import resolve_train_config
-from search.trial.config import build_model, check_fits
+from search.trial.config import build_model, check_fits, complete_config
 from search.trial.outcomes import EpochReport, MemberConfigError, Status, TrainResult
 from search.trial.packable import incompatibility
 
@@ -55,6 +55,7 @@ def build_members(
 ) -> list[MemberState]:
     """Check every config (a member that does not build, or would not fit, fails alone), that
     they can share a pack, and build each member's model as it would be built alone."""
+    configs = [_as_member(k, complete_config, c, data) for k, c in enumerate(configs)]
     tcs = [_as_member(k, resolve_train_config, c, epochs) for k, c in enumerate(configs)]
     for k, c in enumerate(configs):
         _as_member(k, check_fits, _as_member(k, build_model, c, data, meta=True), device)

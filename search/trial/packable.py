@@ -33,6 +33,8 @@ def pack_key(
         sorted((k, json.dumps(v)) for k, v in train_config.items() if k not in PER_MEMBER_TRAIN_KEYS)
     )
     model = meta_model(config, embedding_dim, num_models)
+    if model.fitted:  # fitted in one step, each its own group: any of one type share a pack
+        return (model.model_type, shared, ("fitted",))
     return (model.model_type, shared, pack_signature(model))
 
 

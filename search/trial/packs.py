@@ -5,7 +5,8 @@ Where the pieces of packing live (one concept each):
 - ``search.trial.optim.PackedAdamW``: AdamW with an lr and a weight decay per member.
 - :class:`Group` (here): members trained as one module, fused (:class:`FusedGroup`) or a
   member alone (:class:`SoloGroup`, the plain path: its own model and torch's fused AdamW,
-  bit for bit what a lone trial always trained).
+  bit for bit what a lone trial always trained), or a fitted member (:class:`FittedGroup`:
+  kNN, group means; no parameters, nothing to step).
 - :class:`Pack` (here): the groups of one pack; it owns the order of its members. Callers name
   members by their own index (0..K-1) and never see positions.
 - ``search.trial.packable``: what may share a pack. ``search.trial.train``: the loop.
@@ -37,8 +38,9 @@ class Group(ABC):
         self.size = size
 
     @abstractmethod
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``[size, B, num_models]`` for a batch ``x`` of ``[B, d]``."""
+    def forward(self, x: torch.Tensor, tasks: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``[size, B, num_models]`` for a batch ``x`` of ``[B, d]`` (``tasks [B]``: each
+        query's task, read by members with a task prior)."""
 
     @abstractmethod
     def zero_grad(self) -> None: ...
@@ -70,8 +72,8 @@ class SoloGroup(Group):
         )
         self.best = [p.detach().clone() for p in self.module.parameters()]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.module(x).unsqueeze(0)
+    def forward(self, x: torch.Tensor, tasks: torch.Tensor | None = None) -> torch.Tensor:
+        return self.module(x, tasks).unsqueeze(0)
 
     def zero_grad(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -109,8 +111,8 @@ class FusedGroup(Group):
         # members costs a few kernels per tensor, not a few per member.
         self.best = [p.detach().clone() for p in self.module.parameters()]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.packed(x)
+    def forward(self, x: torch.Tensor, tasks: torch.Tensor | None = None) -> torch.Tensor:
+        return self.packed(x, tasks)
 
     def zero_grad(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -138,6 +140,33 @@ class FusedGroup(Group):
         self.size = len(keep)
 
 
+class FittedGroup(Group):
+    """One fitted member (kNN, group means: no parameters, fitted before training): it takes
+    no step, and its best state is its state."""
+
+    def __init__(self, model: BaseModel, device: torch.device) -> None:
+        super().__init__(1)
+        self.module = model.to(device)
+
+    def forward(self, x: torch.Tensor, tasks: torch.Tensor | None = None) -> torch.Tensor:
+        return self.module(x, tasks).unsqueeze(0)
+
+    def zero_grad(self) -> None:
+        pass
+
+    def step(self) -> None:
+        pass
+
+    def remember(self, positions: Sequence[int]) -> None:
+        pass
+
+    def best_state(self, position: int) -> dict[str, torch.Tensor]:
+        return {n: t.detach().clone() for n, t in self.module.state_dict().items()}
+
+    def select(self, keep: Sequence[int]) -> None:
+        raise ValueError("a member alone cannot keep some of its members: it stays or leaves whole")
+
+
 class _weights:
     """Within the block, ``module``'s parameters hold ``tensors`` (then their own again)."""
 
@@ -158,7 +187,11 @@ class _weights:
 def make_group(
     models: Sequence[BaseModel], lrs: Sequence[float], weight_decays: Sequence[float], device: torch.device
 ) -> Group:
-    """A member alone, or several fused."""
+    """A member alone, or several fused; a fitted member is always alone."""
+    if models[0].fitted:
+        if len(models) > 1:
+            raise ValueError("fitted members are not fused: one group each")
+        return FittedGroup(models[0], device)
     if len(models) == 1:
         return SoloGroup(models[0], lrs[0], weight_decays[0], device)
     return FusedGroup(models, lrs, weight_decays, device)
@@ -205,7 +238,9 @@ class Pack(torch.nn.Module):
         shape = (lambda m: ()) if pad else _shapes
         order = sorted(range(len(models)), key=lambda k: (shape(models[k]), activation_key(models[k])))
         bounds = [0] + [
-            i for i in range(1, len(order)) if shape(models[order[i]]) != shape(models[order[i - 1]])
+            i
+            for i in range(1, len(order))
+            if shape(models[order[i]]) != shape(models[order[i - 1]]) or models[order[i]].fitted
         ]
         bounds.append(len(order))
         self.groups: list[Group] = []
@@ -221,12 +256,17 @@ class Pack(torch.nn.Module):
         self.modules_ = torch.nn.ModuleList(g.module for g in self.groups)
 
     @property
+    def trains(self) -> bool:
+        """Whether any member takes gradient steps (fitted members do not)."""
+        return any(not isinstance(g, FittedGroup) for g in self.groups)
+
+    @property
     def live(self) -> list[int]:
         """The members still training, in the order of the pack's logits."""
         return [k for ks in self.members for k in ks]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = [g.forward(x) for g in self.groups]
+    def forward(self, x: torch.Tensor, tasks: torch.Tensor | None = None) -> torch.Tensor:
+        outs = [g.forward(x, tasks) for g in self.groups]
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     def zero_grad(self, set_to_none: bool = True) -> None:

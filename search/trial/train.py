@@ -26,6 +26,7 @@ from search.data import RouterData
 from search.fidelity import Fidelity
 from search.inference import latency_ms, predict
 from search.metrics.direction import ARCHITECTURE_METRICS, COST_METRICS, METRIC_MODES, Direction
+from search.trial.config import Fitter
 from search.trial.members import MemberState, build_members, judge, result_of
 from search.trial.outcomes import (
     EpochReport,
@@ -131,16 +132,28 @@ def train_router(
 
 
 def _train_epoch(
-    pack: Pack, X: torch.Tensor, Y: torch.Tensor, mask: torch.Tensor, perm: torch.Tensor, batch_size: int
+    pack: Pack,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    mask: torch.Tensor,
+    perm: torch.Tensor,
+    batch_size: int,
+    T: torch.Tensor | None = None,
 ) -> list[float]:
-    """One pass over ``perm`` (global question indices); each live member's mean train loss."""
+    """One pass over ``perm`` (global question indices; ``T``: each question's task); each
+    live member's mean train loss. A pack of fitted members takes no step: its loss is
+    measured in eval mode."""
+    if not pack.trains:
+        with torch.no_grad():
+            logits = predict(pack, X[perm], tasks=T[perm] if T is not None else None)
+            return M.masked_bce_members(logits, Y[perm], mask[perm]).tolist()
     pack.train()
     device = X.device
     total = torch.zeros(len(pack.live), device=device)
     for start in range(0, perm.numel(), batch_size):
         idx = perm[start : start + batch_size]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = pack(X[idx])
+            logits = pack(X[idx], T[idx] if T is not None else None)
         # Summed, not averaged: each member gets exactly the gradient of its own loss.
         losses = M.masked_bce_members(logits, Y[idx], mask[idx])
         pack.zero_grad()
@@ -218,9 +231,12 @@ def train_pack(
     # On CPU the arrays are used in place (zero-copy from the object store); batches gather rows
     # by global question index, so no per-split copy of the embeddings is made.
     X, Y, mask = _device_arrays(data, device)
+    T = torch.from_numpy(data.tasks).long().to(device) if data.tasks is not None else None
     train_idx = fidelity.order(torch.from_numpy(data.splits["train"]).to(device))
     val_idx = torch.from_numpy(data.splits["val"]).to(device)
     Xva, Yva, Mva = X[val_idx], Y[val_idx], mask[val_idx]
+    Tva = T[val_idx] if T is not None else None
+    fitter = Fitter(data)
     # With costs, each epoch also scores every member's accuracy-cost curve on val (val_aiq).
     val_cost = torch.from_numpy(data.split_cost("val")) if data.has_costs else None
     mean_cost = torch.from_numpy(data.mean_cost()) if data.has_costs else None
@@ -230,10 +246,13 @@ def train_pack(
     def cohort(new: list[MemberState], seed: int) -> _Cohort:
         for m in new:
             m.model.set_input_normalization(mean.cpu(), std.cpu())  # part of the saved router
+            fitter.fit(m.model)  # its prior (and a kNN router's references): one step, on train
             m.arch = {"param_count": float(sum(p.numel() for p in m.model.parameters()))}
             if latency:  # a copy: the pack may take the model itself over
                 alone = copy.deepcopy(m.model).to(device)
                 m.arch["router_latency_ms"] = latency_ms(alone, Xva[:1])
+            if m.model.fitted:
+                m.train_config["epochs"] = 1  # nothing more to learn after its one step
         pack = Pack(
             [m.model for m in new],
             [m.train_config["lr"] for m in new],
@@ -289,9 +308,9 @@ def train_pack(
             c.epoch += 1
             live = [members[k] for k in c.pack.live]
             train_loss = _train_epoch(
-                c.pack, X, Y, mask, fidelity.rows(train_idx, c.epoch, c.gen), c.batch_size
+                c.pack, X, Y, mask, fidelity.rows(train_idx, c.epoch, c.gen), c.batch_size, T
             )
-            val = M.evaluate_members(predict(c.pack, Xva), Yva, Mva, val_cost, mean_cost)
+            val = M.evaluate_members(predict(c.pack, Xva, tasks=Tva), Yva, Mva, val_cost, mean_cost)
             rows = [
                 {"train_loss": loss, **{f"val_{k}": v for k, v in row.items()}, **m.arch}
                 for loss, row, m in zip(train_loss, val, live)

@@ -87,7 +87,7 @@ CASES = {
     ),
     "model_type": (
         lambda t: ["run", _space(t, tiny_space(model_type="gpt"))],
-        "model_type: unknown model_type 'gpt'; searchable: mf, mlp",
+        "model_type: unknown model_type 'gpt'; searchable: group_mean, knn, mf, mlp",
     ),
     "pruner": (
         lambda t: ["run", _space(t, tiny_space(search={"pruner": {"type": "asha"}}))],

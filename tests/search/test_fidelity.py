@@ -57,9 +57,9 @@ def test_the_trainer_trains_each_epoch_on_its_scheduled_rows(monkeypatch) -> Non
     seen: list[set[int]] = []
     real = train_module._train_epoch
 
-    def spy(pack, X, Y, mask, perm, batch_size):
+    def spy(pack, X, Y, mask, perm, batch_size, T=None):
         seen.append(set(perm.tolist()))
-        return real(pack, X, Y, mask, perm, batch_size)
+        return real(pack, X, Y, mask, perm, batch_size, T)
 
     monkeypatch.setattr(train_module, "_train_epoch", spy)
     fidelity = Fidelity("data", 0.25, 3, seed=1)

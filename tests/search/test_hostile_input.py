@@ -188,7 +188,7 @@ CASES = {
     ),
     "unknown param": (
         lambda t: ["run", _space(t, tiny_space(params={"colour": "blue"}))],
-        "params.colour: unknown key 'colour'; valid: hidden_dims, dropout, activation, lr",
+        "params.colour: unknown key 'colour'; valid: hidden_dims, dropout, activation, prior, clusters, prior_strength, group_input, lr",
     ),
     "seed below 0": (
         lambda t: ["run", _space(t, tiny_space(search={"seed": -1}))],

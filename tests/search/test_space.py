@@ -103,7 +103,7 @@ def test_float_strings_like_1e_minus_4_are_numbers(tmp_path: Path) -> None:
         (tiny_space(params={"hidden_dims": [16, 0]}), r"hidden_dims: \[16, 0\] must be a non-empty list"),
         (
             tiny_space(model_type="transformer"),
-            r"model_type: unknown model_type 'transformer'; searchable: mf, mlp",
+            r"model_type: unknown model_type 'transformer'; searchable: group_mean, knn, mf, mlp",
         ),
         (tiny_space(search={"pruner": {"type": "asha"}}), r"search.pruner.type: Input should be 'median'"),
         (
@@ -190,17 +190,15 @@ def test_shipped_pareto_space_searches_two_objectives() -> None:
     assert search.objectives == ("val_route_acc", "router_latency_ms") and search.directions == ("max", "min")
 
 
-def test_shipped_routers_space_searches_three_types() -> None:
+def test_shipped_routers_space_searches_every_family_and_prior() -> None:
     space = load_space(ROOT / "spaces" / "routers.yaml")
-    assert space.types == ["mlp", "residual_mlp", "mf"] and space.conditional
-    assert set(space.distributions("mf")) == {
-        "model_type",
-        "lr",
-        "weight_decay",
-        "mf.hidden_dims",
-        "mf.noise_std",
-        "mf.dropout",
-    }
+    assert space.types == ["group_mean", "knn", "mlp", "residual_mlp", "mf"] and space.conditional
+    shared = {"model_type", "prior", "clusters", "prior_strength", "lr", "weight_decay"}
+    assert set(space.distributions("mf")) == shared | {"mf.hidden_dims", "mf.noise_std", "mf.dropout"}
+    assert set(space.distributions("knn")) == shared | {"knn.k", "knn.weighting", "knn.temperature"}
+    assert set(space.distributions("group_mean")) == shared
+    assert space.distributions("mlp")["prior"].choices == ("none", "task", "cluster")
+    assert "mlp.group_input" in space.distributions("mlp")
     for t in space.types:
         assert space.trial_config({"model_type": t})["pipeline_config"]["model_type"] == t
 
@@ -239,7 +237,7 @@ def test_a_trial_samples_only_its_types_params() -> None:
         ),
         (
             lambda r: r["models"]["mlp"].update(colour=1),
-            r"models.mlp.colour: unknown key 'colour'; valid: hidden_dims, dropout, activation, lr, ",
+            r"models.mlp.colour: unknown key 'colour'; valid: hidden_dims, dropout, activation, prior, clusters, prior_strength, group_input, lr, ",
         ),
         (
             lambda r: r["models"]["residual_mlp"].update(num_blcks=2),
