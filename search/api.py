@@ -149,6 +149,27 @@ class RunResult:
         return self._router(self.run_dir.ensemble_router)
 
     @property
+    def recommended(self) -> str | None:
+        """The name of the router the run recommends (chosen on val among the searched
+        routers, the ensemble and the baselines; routing.json), or None."""
+        from search.results.rundir import read_object
+
+        if not self.run_dir.routing_table.is_file():
+            return None
+        named = read_object(self.run_dir.routing_table, "a routing table").get("recommended")
+        return str(named) if named is not None else None
+
+    @property
+    def recommended_router(self) -> Router | None:
+        """The router the run recommends, ready to route (a baseline's, when one won on val);
+        None when the run exported none."""
+        from search.router import Router
+
+        if not self.run_dir.config.is_file() or not self.run_dir.best_router.is_file():
+            return None
+        return Router.load(self.run_dir.path)
+
+    @property
     def pareto(self) -> pd.DataFrame | None:
         """A multi-objective run's front (pareto.json): one row per point with its trial, each
         objective's value, its router file and whether it is the exported one; None otherwise."""
@@ -229,7 +250,7 @@ def run(
         verbose: Also show Ray's own progress. quiet: Print nothing (the result says it all).
         data_options: How to read ``data``: ``embeddings``, ``align``, ``id_column``,
             ``threshold``, ``split_seed``, ``encoder``, ``template``, ``task_column``,
-            ``metric_rule`` (a list), ``dedupe``, as the command line's flags.
+            ``metric_rule`` (a list), ``tasks`` (a file), ``dedupe``, as the command line's flags.
 
     Returns:
         The run's :class:`RunResult` (``interrupted`` is False; Ctrl-C raises instead).

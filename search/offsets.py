@@ -41,6 +41,21 @@ def margin_routing(logits_val: torch.Tensor, data: RouterData) -> dict[str, Any]
     return block
 
 
+def plain_routing(logits_val: torch.Tensor, data: RouterData, rule: str = "plain argmax") -> dict[str, Any]:
+    """The routing block of a router that routes plainly (zero offsets; a baseline), with its
+    val routing and, with costs, its val cost curve (so a budget can be met later)."""
+    _, y, m = data.split("val")
+    block: dict[str, Any] = {
+        "offsets": [0.0] * data.num_models,
+        "rule": rule,
+        "val_route_acc": M.route_acc(logits_val, y, m),
+    }
+    if data.has_costs:
+        lambdas, _, costs = _val_cost_curve(logits_val, data)
+        block["cost_curve"] = {"lambda": lambdas, "val_cost": costs.tolist()}
+    return block
+
+
 def _val_cost_curve(logits_val: torch.Tensor, data: RouterData) -> tuple[list[float], np.ndarray, np.ndarray]:
     """Willingness-to-pay values and the val routing accuracy and mean cost at each."""
     _, y, m = data.split("val")

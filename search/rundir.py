@@ -48,6 +48,8 @@ class RunDir:
     ROUTING_TABLE = "routing.json"  # routing accuracy of the routers and baselines, on test
     PARETO = "pareto.json"  # a multi-objective run's front: each point's values and router
     PARETO_ROUTERS = "pareto"  # the folder of the front's routers (trial_<n>.pt)
+    BASELINES = "baselines"  # the baseline routers (single best, best per task, kNN): <key>.pt
+    FAMILIES = "families"  # each other model type's best trial router: <model_type>.pt
     REPORT = "report.md"
     TUNE = "tune"  # Ray Tune's own experiment files (local runs)
 
@@ -115,6 +117,22 @@ class RunDir:
     def pareto_router_name(number: int) -> str:
         """A front point's router, relative to the run dir."""
         return f"{RunDir.PARETO_ROUTERS}/trial_{number}.pt"
+
+    @staticmethod
+    def baseline_router_name(key: str) -> str:
+        """A baseline's router, relative to the run dir."""
+        return f"{RunDir.BASELINES}/{key}.pt"
+
+    def baseline_router(self, key: str) -> Path:
+        return self.path / self.baseline_router_name(key)
+
+    @staticmethod
+    def family_router_name(model_type: str) -> str:
+        """A model type's best trial router, relative to the run dir."""
+        return f"{RunDir.FAMILIES}/{model_type}.pt"
+
+    def family_router(self, model_type: str) -> Path:
+        return self.path / self.family_router_name(model_type)
 
     @property
     def report(self) -> Path:

@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from router_models import load_router, save_router
+from router_models import load_router, router_config, save_router
 from router_models.checkpoint import set_routing
 from search.data import RouterData
 from search.data.leakage import find_leakage
@@ -19,12 +19,9 @@ from search.inference import val_logits
 from search.io import atomic_write_bytes, write_json, write_parquet
 from search.metrics.direction import Direction
 from search.offsets import budget_routing
-from search.results.ensemble import Ensemble, RouterKeeper, build_ensemble
-from search.results.export import (
-    best_config,
-    routers_of,
-    trial_rows,
-)
+from search.results.baselines import Baseline, baselines
+from search.results.ensemble import Ensemble, Label, RouterKeeper, build_ensemble, load_trial_routers
+from search.results.export import RouterEntry, best_config, routers_of, trial_rows
 from search.results.pareto import FrontKeeper, front_trials, pick_weights, picked_trial, write_front
 from search.results.routing_table import run_routing_table
 from search.rundir import RunDir, trial_router_uri
@@ -39,57 +36,110 @@ def router_keeper(plan: RunPlan, study: optuna.Study) -> RouterKeeper | FrontKee
     if plan.space.search.multi:
         front = [(t.number, t.values) for t in complete if t.values is not None]
         return FrontKeeper(plan.storage, Direction.each_of_study(study), front)
-    done = [(t.number, float(t.value)) for t in complete if t.value is not None]
+    # the best trial overall is the best of its model type: keeping each type's best keeps it
+    done = [
+        (t.number, float(t.value), plan.space.model_type_of(t.params))
+        for t in complete
+        if t.value is not None
+    ]
     keep = spec.candidates if spec.size > 0 else 1
     return RouterKeeper(plan.storage, keep, Direction.of_study(study), done)
 
 
 def _ensemble(
-    plan: RunPlan, study: optuna.Study, data: RouterData, keeper: RouterKeeper | FrontKeeper, encoder: str
-) -> Ensemble | None:
+    plan: RunPlan,
+    study: optuna.Study,
+    data: RouterData,
+    keeper: RouterKeeper | FrontKeeper,
+    encoder: str,
+    refs: list[Baseline],
+) -> tuple[Ensemble | None, str]:
+    """Stacking over the kept trials (the best of each model type) and the baselines; the
+    ensemble, or None and why none was built."""
     spec = plan.space.search.ensemble
     if spec.size < 1:
-        return None
+        return None, "ensembles are off (search.ensemble.size is 0)"
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     # Members average over one input: the trials that chose the best trial's encoder.
     candidates = [n for n in keeper.numbers if plan.space.encoder_of(by_number[n].params) == encoder]
-    ens = build_ensemble(plan.storage, candidates, data, plan.space.search.primary, spec.size)
+    routers: dict[Label, tuple[Any, dict[str, Any]]] = dict(load_trial_routers(plan.storage, candidates))
+    for b in refs:
+        routers[b.key] = (b.model, {"config": router_config(b.model)})
+    ens, why = build_ensemble(routers, data, plan.space.search.primary, spec.size)
     if ens is None:
-        return None
+        return None, why
     save_router(
         ens.model,
         RunDir(plan.run_dir).ensemble_router,
         **data.saved_with(),
         routing=ens.routing,
         trials=ens.trials,
+        baselines=[n for n in ens.members if isinstance(n, str)],
         data_source=data.source,
     )
+    members = []
+    for i, (n, w) in enumerate(zip(ens.members, ens.weights)):
+        model_type = ens.model.member_configs[i]["model_type"]
+        if isinstance(n, str):
+            members.append({"baseline": n, "weight": w, "model_type": model_type})
+        else:
+            t = by_number[n]
+            members.append(
+                {
+                    "trial": n,
+                    "weight": w,
+                    "model_type": t.user_attrs.get("model_type") or model_type,
+                    "value": t.value,
+                }
+            )
     summary = {
         "router": RunDir.ENSEMBLE_ROUTER,
-        "members": [
-            {
-                "trial": n,
-                "weight": w,
-                "model_type": by_number[n].user_attrs.get("model_type")
-                or ens.model.member_configs[i]["model_type"],
-                "value": by_number[n].value,
-            }
-            for i, (n, w) in enumerate(zip(ens.trials, ens.weights))
-        ],
+        "members": members,
         "picks": ens.picks,
+        "candidates": [n if isinstance(n, int) else f"baseline {n}" for n in routers],
         "metric": plan.space.search.primary,
         "val": {"ensemble": abs(ens.val_score), "best_single": abs(ens.best_single_val_score)},
         "routing": {k: v for k, v in ens.routing.items() if k != "offsets"},
     }
     write_json(RunDir(plan.run_dir).ensemble_summary, summary)
-    return ens
+    return ens, ""
 
 
-def _apply_budget(routers: list[tuple[str, Any]], data: RouterData, budget: float) -> dict[str, Any]:
-    """Set every exported router's routing to the willingness to pay meeting ``budget`` on val;
-    returns the best router's (for config.json)."""
+def family_bests(study: optuna.Study, space: Any) -> dict[str, int]:
+    """Each model type's best completed trial (by the search metric): model type -> number."""
+    direction = Direction.of_study(study)
+    out: dict[str, int] = {}
+    best: dict[str, float] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.value is None:
+            continue
+        kind = space.model_type_of(t.params)
+        if kind not in best or direction.key(t.value) < direction.key(best[kind]):
+            out[kind], best[kind] = t.number, float(t.value)
+    return out
+
+
+def _save_baselines(plan: RunPlan, data: RouterData, refs: list[Baseline]) -> dict[str, str]:
+    """Each baseline as a router file in the run dir; key -> its name in the table."""
+    for b in refs:
+        save_router(
+            b.model,
+            RunDir(plan.run_dir).baseline_router(b.key),
+            **data.saved_with(),
+            routing=b.routing,
+            baseline=b.key,
+            baseline_name=b.name,
+            data_source=data.source,
+        )
+    return {b.key: b.name for b in refs}
+
+
+def _apply_budget(routers: list[RouterEntry], data: RouterData, budget: float) -> dict[str, Any]:
+    """Set every exported router's routing (baselines too) to the willingness to pay meeting
+    ``budget`` on val; returns the first router's (the best trial's, for config.json)."""
     first: dict[str, Any] = {}
-    for name, path in routers:
+    for entry in routers:
+        name, path = entry.name, entry.path
         model, _ = load_router(path)
         routing = budget_routing(val_logits(model, data), data, budget)
         set_routing(path, routing)
@@ -139,19 +189,31 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
         front = [p["trial"] for p in pareto["front"]]
         config["search_result"]["pareto"] = {"file": RunDir.PARETO, "trials": front, **pareto_pick(pareto)}
         print_front(pareto)
+    refs = baselines(data)
+    config["search_result"]["baselines"] = _save_baselines(plan, data, refs)
+    if multi:
         # an ensemble's size and latency are its members' summed: it is off every front
-        print("no ensemble for a search over several objectives: its front is exported instead")
-        ens = None
+        ens, why = None, "a search over several objectives exports its front instead"
     else:
-        ens = _ensemble(plan, study, data, router_keeper(plan, study), encoder)
-    # The best router, the ensemble's members and the front stay, so a later --resume can
-    # export and assemble again; every other trial router goes.
-    keep_routers(plan.storage, {best, *(ens.trials if ens else ()), *front})
+        ens, why = _ensemble(plan, study, data, router_keeper(plan, study), encoder, refs)
+    if ens is None:
+        print(f"no ensemble: {why}")
+    # The best router, each model type's best, the ensemble's members and the front stay, so a
+    # later --resume can export and assemble again (and each family's best can be compared);
+    # every other trial router goes.
+    families = family_bests(study, space) if not multi else {}
+    config["search_result"]["family_bests"] = families
+    for family, number in families.items():
+        uri = trial_router_uri(plan.storage, number)
+        if number != best and exists(uri):
+            atomic_write_bytes(RunDir(plan.run_dir).family_router(family), get_bytes(uri))
+    keep_routers(plan.storage, {best, *families.values(), *(ens.trials if ens else ()), *front})
     if ens is not None:
         config["search_result"]["ensemble"] = {
             "router": RunDir.ENSEMBLE_ROUTER,
             "summary": RunDir.ENSEMBLE_SUMMARY,
             "trials": ens.trials,
+            "baselines": [n for n in ens.members if isinstance(n, str)],
             "weights": ens.weights,
         }
     routers = routers_of(plan.run_dir, config)
@@ -162,7 +224,15 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
             path = RunDir(plan.run_dir).path / RunDir.pareto_router_name(n)
             if path.exists():
                 own = datas[space.encoder_of(by_number[n].params)]
-                _apply_budget([(f"trial {n}", path)], own, plan.budget)
+                _apply_budget([RouterEntry(f"trial {n}", path)], own, plan.budget)
+    table = run_routing_table(routers, data, recommend=not multi) if routers else None
+    if table is not None and table.recommended:
+        entry = next(e for e in routers if e.name == table.recommended)
+        config["search_result"]["recommended"] = {
+            "router": table.recommended,
+            "file": entry.path.relative_to(plan.run_dir).as_posix(),
+            "kind": entry.kind,
+        }
     write_json(RunDir(plan.run_dir).config, config)
     try:
         write_json(plan.export, config)
@@ -171,13 +241,13 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
             f"--export {plan.export}: could not write it ({exc.strerror}); the results are in "
             f"{plan.run_dir} (config.json, {RunDir.BEST_ROUTER})"
         ) from exc
-    if routers:
-        table = run_routing_table(routers, data)
+    if table is not None:
         write_json(
             RunDir(plan.run_dir).routing_table,
             {
                 "rows": table.rows,
                 "recommended": table.recommended,
+                "recommendation": table.recommendation,
                 "tasks": table.tasks,
                 "graded": table.graded,
                 "leakage": find_leakage(data).to_dict(),
@@ -189,9 +259,10 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
         f"{'picked' if multi else 'best'}: trial {best}, {sr['metric']} {sr['value']:.4f}; "
         f"{sr['trials']['COMPLETE']} complete, {sr['trials']['PRUNED']} pruned, "
         f"{sr['trials']['FAIL']} failed"
-        + (f"; ensemble of {len(ens.trials)} trials ({ens.picks} picks)" if ens else "")
+        + (f"; ensemble of {len(ens.members)} routers ({ens.picks} picks)" if ens else "")
     )
     extra = f", {RunDir.ENSEMBLE_ROUTER}, {RunDir.ENSEMBLE_SUMMARY}" if ens else ""
+    extra += f", {len(refs)} baseline routers in {RunDir.BASELINES}/"
     extra += f", {RunDir.PARETO} and {len(front)} routers in {RunDir.PARETO_ROUTERS}/" if multi else ""
     print(f"wrote {plan.export}, {plan.run_dir}/config.json, {RunDir.BEST_ROUTER}{extra}, results.parquet")
     if data.encoder is not None:

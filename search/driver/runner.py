@@ -26,7 +26,7 @@ from search.driver.rundata import check_resumed_data, first, load_run_data
 from search.driver.session import process_state, start_ray, stop_ray
 from search.driver.tracking import Tracker
 from search.driver.tuner import run_trials
-from search.errors import DISK_ERRORS, UserError
+from search.errors import DISK_ERRORS, SpaceError, UserError
 from search.io import atomic_write_bytes, write_json, write_parquet
 from search.results.export import trial_rows
 from search.results.lock import RunLock, describe_holder
@@ -112,9 +112,15 @@ def _run_claimed(plan: RunPlan, hard_exit: bool) -> int:
 
 def _run_locked(plan: RunPlan, lock: RunLock, hard_exit: bool) -> int:
     info = read_run_info(plan.run_dir) if plan.resume else {}
-    space = plan.space
     datas = load_run_data(plan)
     data = first(datas)
+    try:  # a space's prior choice may name tasks the data does not have
+        plan.space, note = plan.space.for_data(bool(data.task_names) and data.tasks is not None, data.source)
+    except ValueError as exc:
+        raise SpaceError(f"{plan.space_path}: {str(exc).removeprefix('@')}") from exc
+    space = plan.space
+    if note:
+        print(f"note: {note}")
     data_fp = check_resumed_data(plan, info, datas)
     run_id = info.get("run_id") if plan.resume else new_run_id(plan.run_dir)
     plan.storage = run_storage(plan.storage_root, plan.run_dir, run_id)

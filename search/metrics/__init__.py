@@ -4,7 +4,7 @@ Pure functions over scores, labels and masks, used by the trainer, the routing t
 report and ensemble selection alike.
 """
 
-from search.metrics.compare import paired_bootstrap, verdict
+from search.metrics.compare import paired_bootstrap, simplest_within_noise, verdict
 from search.metrics.costs import (
     aiq,
     aiq_of,
@@ -72,6 +72,7 @@ __all__ = [
     "single_best",
     "single_best_route_acc",
     "single_best_scores",
+    "simplest_within_noise",
     "tune_margin",
     "verdict",
 ]

@@ -54,3 +54,41 @@ def verdict(low: float, high: float) -> str:
     if high < 0:
         return "worse"
     return "not distinguishable"
+
+
+def simplest_within_noise(
+    outcomes: dict[str, torch.Tensor], ranks: dict[str, int], seed: int = 0
+) -> tuple[str, str, tuple[float, float, float]]:
+    """The candidate to recommend from per-question outcomes on val, without trusting val noise.
+
+    The best on val is the candidate with the highest mean outcome (the simpler on ties). The
+    recommendation is the simplest candidate (lowest rank; within a rank the better on val)
+    whose paired difference to the best has a 95% bootstrap interval reaching 0: a more complex
+    router is chosen only when it routes significantly better on val than every simpler one.
+
+    Args:
+        outcomes: Candidate name -> per-question outcomes on the same val questions.
+        ranks: Candidate name -> its simplicity (lower is simpler).
+
+    Returns:
+        ``(recommended, best on val, (difference, low, high))``: the difference of the
+        recommended to the best in mean outcome, with its interval (zeros when they are one).
+
+    Raises:
+        ValueError: With no candidates, or a candidate without a rank.
+    """
+    if not outcomes:
+        raise ValueError("need at least one candidate")
+    missing = [n for n in outcomes if n not in ranks]
+    if missing:
+        raise ValueError(f"no rank for {missing[0]!r}")
+    means = {n: float(o.double().mean()) for n, o in outcomes.items()}
+    order = sorted(outcomes, key=lambda n: (ranks[n], -means[n]))
+    best = max(order, key=lambda n: (means[n], -order.index(n)))
+    for name in order:
+        if name == best:
+            return name, best, (0.0, 0.0, 0.0)
+        diff, low, high = paired_bootstrap(outcomes[name], outcomes[best], seed=seed)
+        if high >= 0:
+            return name, best, (diff, low, high)
+    raise AssertionError("unreachable: the best candidate is in the order")

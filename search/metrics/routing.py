@@ -84,33 +84,38 @@ def oracle_route_acc(y: ArrayLike, mask: ArrayLike) -> float:
     return float(best.mean()) if best.numel() else float("nan")
 
 
+def _task_accuracy(y_train: torch.Tensor, mask_train: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Each LLM's mean score on the ``rows`` of a task; its overall mean where it was never
+    observed there (so the best-per-task rule never picks an LLM for lack of data; the
+    ``group_mean`` baseline router's rule)."""
+    overall = torch.nan_to_num(model_accuracy(y_train, mask_train), nan=0.0)
+    if not bool(rows.any()):
+        return overall
+    own = model_accuracy(y_train[rows], mask_train[rows])
+    return torch.where(torch.isnan(own), overall, own)
+
+
 def task_best(y_train: ArrayLike, mask_train: ArrayLike, tasks_train: np.ndarray, n_tasks: int) -> list[int]:
     """Per task, the LLM with the best mean score on its train questions (the single best
-    overall for a task with no train question)."""
-    overall = single_best(y_train, mask_train)
+    overall for a task with no train question; the first on ties)."""
     y_train, mask_train = as_tensor(y_train), as_tensor(mask_train)
-    best = []
-    for t in range(n_tasks):
-        rows = torch.from_numpy(np.asarray(tasks_train) == t)
-        best.append(single_best(y_train[rows], mask_train[rows]) if bool(rows.any()) else overall)
-    return best
+    return [
+        int(_task_accuracy(y_train, mask_train, torch.from_numpy(np.asarray(tasks_train) == t)).argmax())
+        for t in range(n_tasks)
+    ]
 
 
 def task_best_scores(
     y_train: ArrayLike, mask_train: ArrayLike, tasks_train: np.ndarray, tasks: np.ndarray, n_tasks: int
 ) -> torch.Tensor:
-    """Logits that route each question to its task's best LLM on train (``task_best``), the
-    next best where that one is unobserved: the baseline of picking one LLM per task."""
+    """Logits of each question's task's mean scores on train (``task_best``): routed, the
+    baseline of picking one LLM per task."""
     y_train, mask_train = as_tensor(y_train), as_tensor(mask_train)
     out = torch.empty(len(tasks), y_train.shape[1])
-    overall = single_best_scores(y_train, mask_train, 1)[0]
     for t in range(n_tasks):
-        rows_train = torch.from_numpy(np.asarray(tasks_train) == t)
         rows = torch.from_numpy(np.asarray(tasks) == t)
-        if bool(rows_train.any()):
-            out[rows] = single_best_scores(y_train[rows_train], mask_train[rows_train], 1)[0]
-        else:
-            out[rows] = overall
+        acc = _task_accuracy(y_train, mask_train, torch.from_numpy(np.asarray(tasks_train) == t))
+        out[rows] = prob_logit(acc)
     return out
 
 

@@ -1,5 +1,6 @@
-"""Ensembles of a run's routers: greedy selection with replacement on val (Caruana et al.), the
-ensemble router and its summary, and which trial routers to keep while the run goes."""
+"""Ensembles of a run's routers (stacking): greedy selection with replacement on val (Caruana et
+al.) among the best trials of every family and the baselines, the ensemble router and its
+summary, and which trial routers to keep while the run goes."""
 
 from __future__ import annotations
 
@@ -81,32 +82,43 @@ def greedy_select(
     return chosen
 
 
+Label = int | str  # a candidate: a trial's number, or a baseline's key
+
+
 @dataclass
 class Ensemble:
     model: EnsembleModel
-    trials: list[int]  # distinct member trials, in the model's member order
+    members: list[Label]  # distinct members (trial numbers, baseline keys), in the model's order
     weights: list[float]
     picks: int
     routing: dict[str, Any]
     val_score: float  # the search metric on val, ensemble
     best_single_val_score: float
 
+    @property
+    def trials(self) -> list[int]:
+        """The member trials' numbers (baselines left out)."""
+        return [n for n in self.members if isinstance(n, int)]
+
 
 def _load(uri: str) -> tuple[Any, dict[str, Any]]:
     return load_router(io.BytesIO(get_bytes(uri)))
 
 
+def load_trial_routers(storage: str, numbers: Sequence[int]) -> dict[Label, tuple[Any, dict[str, Any]]]:
+    """The saved routers of those trials that have one on storage."""
+    return {n: _load(trial_router_uri(storage, n)) for n in numbers if exists(trial_router_uri(storage, n))}
+
+
 def build_ensemble(
-    storage: str, candidates: Sequence[int], data: RouterData, metric: str, size: int
-) -> Ensemble | None:
-    """Select an ensemble from the candidate trials' saved routers; None when fewer than 2
-    candidates have a router, or when selection keeps a single member (nothing gained)."""
-    routers = {
-        n: _load(trial_router_uri(storage, n)) for n in candidates if exists(trial_router_uri(storage, n))
-    }
+    routers: dict[Label, tuple[Any, dict[str, Any]]], data: RouterData, metric: str, size: int
+) -> tuple[Ensemble | None, str]:
+    """Stacking: greedy selection with replacement (weights on val) among ``routers`` (trial
+    numbers or baseline keys -> (model, info)); returns the ensemble, or None and why not (fewer
+    than 2 candidates, or selection kept a single member: nothing gained on val)."""
     if len(routers) < 2:
-        return None
-    numbers = list(routers)
+        return None, f"fewer than 2 candidate routers ({len(routers)})"
+    labels = list(routers)
     _, y, m = data.split("val")
     yt, mt = torch.from_numpy(y), torch.from_numpy(m)
     costs = (
@@ -115,12 +127,15 @@ def build_ensemble(
         else (None, None)
     )
     score = scorer(yt, mt, metric, *costs)
-    probs = [torch.sigmoid(val_logits(routers[n][0], data)) for n in numbers]
+    probs = [torch.sigmoid(val_logits(routers[n][0], data)) for n in labels]
     picks = greedy_select(probs, yt, mt, metric, size, score)
-    members = list(dict.fromkeys(numbers[i] for i in picks))
+    members = list(dict.fromkeys(labels[i] for i in picks))
     if len(members) < 2:
-        return None
-    counts = [sum(numbers[i] == n for i in picks) for n in members]
+        return None, (
+            f"selection kept one router ({_label(members[0])}): adding any of the {len(labels) - 1} other "
+            f"candidates did not improve {metric} on val"
+        )
+    counts = [sum(labels[i] == n for i in picks) for n in members]
     configs = [routers[n][1]["config"]["pipeline_config"] for n in members]
     model = create_model(
         {"model_type": "ensemble", "model_config": {"members": configs, "weights": counts}},
@@ -132,30 +147,40 @@ def build_ensemble(
         member.load_state_dict(routers[n][0].state_dict())
     model.eval()
     logits = val_logits(model, data)
-    return Ensemble(
+    ens = Ensemble(
         model=model,
-        trials=members,
+        members=members,
         weights=list(model.weights),
         picks=len(picks),
         routing=margin_routing(logits, data),
         val_score=score(torch.sigmoid(logits)),
         best_single_val_score=max(score(p) for p in probs),
     )
+    return ens, ""
+
+
+def _label(n: Label) -> str:
+    return f"trial {n}" if isinstance(n, int) else f"baseline {n}"
 
 
 class RouterKeeper:
-    """Keeps the routers of the best ``keep`` completed trials on storage while the run goes;
-    a router that falls out of them is deleted at once.
+    """Keeps the routers of the best ``keep`` completed trials of each group (a model type:
+    stacking selects among every family) on storage while the run goes; a router that falls
+    out of its group's best is deleted at once.
 
     Args:
         storage: Where trial routers are saved.
-        keep: How many to keep, >= 1.
+        keep: How many to keep per group, >= 1.
         direction: Which trial values are better.
-        kept: Trials (number, value) whose routers are already kept (a resumed run).
+        kept: Trials (number, value, group) whose routers are already kept (a resumed run).
     """
 
     def __init__(
-        self, storage: str, keep: int, direction: Direction, kept: Sequence[tuple[int, float]] = ()
+        self,
+        storage: str,
+        keep: int,
+        direction: Direction,
+        kept: Sequence[tuple[int, float, str]] = (),
     ) -> None:
         if keep < 1:
             raise ValueError(f"keep must be >= 1, got {keep}")
@@ -163,15 +188,21 @@ class RouterKeeper:
         self.keep = keep
         self.direction = direction
         self.kept: dict[int, float] = {}
-        for number, value in kept:
-            self.add(number, value)
+        self.group: dict[int, str] = {}
+        for number, value, group in kept:
+            self.add(number, value, group)
 
-    def add(self, number: int, value: float) -> None:
-        """A trial completed with ``value``: keep its router if it is among the best."""
+    def add(self, number: int, value: float, group: str = "") -> None:
+        """A trial of ``group`` completed with ``value``: keep its router if it is among its
+        group's best."""
         self.kept[number] = value
-        while len(self.kept) > self.keep:
-            worst = max(self.kept, key=lambda n: (self.direction.key(self.kept[n]), n))
+        self.group[number] = group
+        mine = [n for n in self.kept if self.group[n] == group]
+        while len(mine) > self.keep:
+            worst = max(mine, key=lambda n: (self.direction.key(self.kept[n]), n))
+            mine.remove(worst)
             del self.kept[worst]
+            del self.group[worst]
             delete(trial_router_uri(self.storage, worst))
 
     @property

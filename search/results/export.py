@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from search.errors import UserError
+from search.results.baselines import BASELINES
 from search.results.dominance import curve
 from search.results.pareto import front_trials
 from search.results.rundir import read_object
@@ -16,8 +18,48 @@ from search.trial.config import trial_seed
 # -- search outputs -------------------------------------------------------------------------
 
 
-def routers_of(run_dir: Path, config: dict[str, Any]) -> list[tuple[str, Path]]:
-    """The run's routers for the routing table: the best trial's and the ensemble, when written.
+@dataclass(frozen=True)
+class RouterEntry:
+    """One router of a run, as the routing table and the recommendation see it.
+
+    ``kind`` is ``trial``, ``ensemble`` or ``baseline``; ``key`` a baseline's key
+    (``single_best``, ``task_best``, ``knn``); ``rank`` its simplicity, lower being simpler
+    (the recommendation prefers the simpler router within val noise): the baselines in the
+    order of ``baselines.BASELINES``, then a fitted trial (``group_mean``, ``knn``), then a
+    learned one, then the ensemble."""
+
+    name: str
+    path: Path
+    kind: str = "trial"
+    key: str = ""
+    rank: int = 4
+
+
+LEARNED_TRIAL_RANK, ENSEMBLE_RANK = 4, 5
+# A fitted family is as simple as the baseline it generalizes: group means as the best LLM per
+# task (a table per group), kNN as the kNN baseline; their trials were tuned on val as kNN's k is.
+FAMILY_RANKS = {"group_mean": BASELINES.index("task_best"), "knn": BASELINES.index("knn")}
+
+
+def trial_rank(model_type: str) -> int:
+    """The simplicity rank of a trial of ``model_type`` (see :class:`RouterEntry`)."""
+    return FAMILY_RANKS.get(model_type, LEARNED_TRIAL_RANK)
+
+
+def baseline_entries(run_dir: Path, names: dict[str, str]) -> list[RouterEntry]:
+    """The run's saved baseline routers (``names``: key -> name in the table), simplest first."""
+    out = []
+    for rank, key in enumerate(BASELINES):
+        path = RunDir(run_dir).baseline_router(key)
+        if key in names and path.exists():
+            out.append(RouterEntry(names[key], path, "baseline", key, rank))
+    return out
+
+
+def routers_of(run_dir: Path, config: dict[str, Any]) -> list[RouterEntry]:
+    """The run's routers for the routing table: the best trial's, each other model type's best
+    (``search_result.family_bests``, in ``families/``) and the ensemble, when written, then the
+    baselines config.json names (``search_result.baselines``).
 
     Raises:
         UserError: ``config`` is not a run's config.json (one line naming what it lacks).
@@ -28,8 +70,11 @@ def routers_of(run_dir: Path, config: dict[str, Any]) -> list[tuple[str, Path]]:
         t = config["pipeline_config"]["model_type"]
         trial = sr["trial"]
         ens = sr.get("ensemble")
-        ens_file, ens_size = (ens["router"], len(ens["trials"])) if ens else (None, 0)
-    except (KeyError, TypeError, AttributeError) as exc:
+        ens_file = ens["router"] if ens else None
+        ens_size = len(ens["trials"]) + len(ens.get("baselines") or ()) if ens else 0
+        names = {str(k): str(v) for k, v in (sr.get("baselines") or {}).items()}
+        families = {str(k): int(v) for k, v in (sr.get("family_bests") or {}).items()}
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise UserError(f"{where}: not a run's config.json (no search_result with trial {exc})") from exc
     if ens_file is not None and (not isinstance(ens_file, str) or Path(ens_file).name != ens_file):
         raise UserError(
@@ -38,19 +83,28 @@ def routers_of(run_dir: Path, config: dict[str, Any]) -> list[tuple[str, Path]]:
     out = []
     if (RunDir(run_dir).best_router).exists():
         what = "picked" if sr.get("pareto") else "best"  # a multi-objective run's front point
-        out.append((f"{what} trial {trial} ({t})", RunDir(run_dir).best_router))
+        out.append(
+            RouterEntry(
+                f"{what} trial {trial} ({t})", RunDir(run_dir).best_router, "trial", "", trial_rank(t)
+            )
+        )
+    for family, number in sorted(families.items()):
+        path = RunDir(run_dir).family_router(family)
+        if number != trial and path.exists():
+            out.append(RouterEntry(f"best {family} trial {number}", path, "trial", "", trial_rank(family)))
     if ens_file is not None and (run_dir / ens_file).exists():
-        out.append((f"ensemble of {ens_size} trials", run_dir / ens_file))
-    return out
+        name = f"ensemble of {ens_size} " + ("routers" if ens and ens.get("baselines") else "trials")
+        out.append(RouterEntry(name, run_dir / ens_file, "ensemble", "", ENSEMBLE_RANK))
+    return out + baseline_entries(run_dir, names)
 
 
 def recommended_router(run_dir: Path) -> tuple[Path, str]:
-    """The router file a run recommends (chosen on val) and its name; the best trial's when the
-    run recommended none."""
+    """The router file a run recommends (chosen on val: a searched router, the ensemble or a
+    baseline) and its name; the best trial's when the run recommended none."""
     config_path = RunDir(run_dir).config
     if not config_path.is_file():
         raise UserError(f"{run_dir}: no config.json; give a router file (.pt) or a finished run dir")
-    routers = dict(routers_of(run_dir, read_object(config_path, "a run's config.json")))
+    routers = {e.name: e.path for e in routers_of(run_dir, read_object(config_path, "a run's config.json"))}
     if not routers:
         raise UserError(f"{run_dir}: holds no router ({RunDir.BEST_ROUTER} is missing)")
     table = RunDir(run_dir).routing_table

@@ -16,7 +16,7 @@ from search.errors import UserError
 from search.io import atomic_write_bytes, save_png
 from search.metrics.direction import Direction
 from search.paths import check_dir_target
-from search.results.export import primary_curve, routers_of, trial_value
+from search.results.export import RouterEntry, primary_curve, routers_of, trial_value
 from search.results.front_report import chosen_trial, front_text, pareto_plot
 from search.results.pareto import front_trials
 from search.results.routing_table import run_routing_table
@@ -29,7 +29,7 @@ from search.storage import exists
 
 def _routers(
     run_dir: Path, info: dict[str, Any], chosen: optuna.trial.FrozenTrial | None
-) -> list[tuple[str, Path]]:
+) -> list[RouterEntry]:
     """The run's routers: from its config.json when it finished, else the exported trial's
     (``chosen``, None when no trial completed) on storage."""
     if (RunDir(run_dir).config).exists():
@@ -40,7 +40,7 @@ def _routers(
         return []
     best = chosen.number
     uri = trial_router_uri(info.get("storage", str(run_dir)), best)
-    return [(f"best trial {best}", Path(uri))] if "://" not in uri and exists(uri) else []
+    return [RouterEntry(f"best trial {best}", Path(uri))] if "://" not in uri and exists(uri) else []
 
 
 def importance_evaluator() -> tuple[optuna.importance.BaseImportanceEvaluator, str]:
@@ -191,14 +191,16 @@ def _ensemble_lines(path: Path) -> list[str]:
     summary = read_object(path, "a run's ensemble summary")
     try:
         members = ", ".join(
-            f"trial {int(m['trial'])} ({m['model_type']}, weight {float(m['weight']):.3f})"
+            (f"trial {int(m['trial'])}" if "trial" in m else f"baseline {m['baseline']}")
+            + f" ({m['model_type']}, weight {float(m['weight']):.3f})"
             for m in summary["members"]
         )
         text = (
-            f"Greedy selection with replacement on val {summary['metric']}: {int(summary['picks'])} picks "
-            f"of {len(summary['members'])} trials: {members}. Val {summary['metric']} "
+            f"Greedy selection with replacement on val {summary['metric']} among the best trials of "
+            f"each model type and the baselines: {int(summary['picks'])} picks of "
+            f"{len(summary['members'])} routers: {members}. Val {summary['metric']} "
             f"{float(summary['val']['ensemble']):.4f} vs {float(summary['val']['best_single']):.4f} for "
-            "the best single trial."
+            "the best single candidate."
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path}: not a run's ensemble summary (bad or missing {exc})") from exc
@@ -265,7 +267,8 @@ def write_report(run_dir: Path) -> Path:
         options = recorded_options(info)
         if len(space.data.encoders) > 1 and best is not None:  # they read its encoder's embeddings
             options = options.merged(encoder=space.encoder_of(best.params))
-        table = run_routing_table(routers, load_data(info["data_source"], options))
+        data = load_data(info["data_source"], options)
+        table = run_routing_table(routers, data, recommend=not space.search.multi)
 
     plots = _plots(study, run_dir, space)
     if space.search.multi and best is not None:
@@ -290,7 +293,9 @@ def write_report(run_dir: Path) -> Path:
             "counts s right). The "
             "intervals resample the test questions (2,000 paired bootstrap draws): a router is "
             "better or worse than a reference only when its whole interval is above or below 0. "
-            "The recommended router is the one that routes best on val.",
+            "The recommended router is chosen on val among the searched routers and the baselines "
+            "(each a router file in baselines/): the simplest one whose val routing is not "
+            "significantly below the best on val.",
         ]
         if table.curves:
             _cost_plot(table, RunDir(run_dir).plot("cost_curve"))

@@ -1,27 +1,29 @@
-"""The routing table: the search's routers against the single best LLM, kNN and the oracle on the
-test split, each difference with a paired bootstrap 95% interval, said in words, and the router
-to use (chosen on val, never on test)."""
+"""The routing table: the search's routers against every baseline (the single best LLM, the best
+LLM per task, kNN; each a router) and the oracle on the test split, each difference with a
+paired bootstrap 95% interval, said in words, val and test side by side, and the router to use:
+chosen on val (never on test) among the searched routers and the baselines, the simplest one
+within val noise."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from router_models import load_router
-from router_models.probs import prob_logit
 from search import metrics as M
 from search.data import RouterData
 from search.data.scores import is_graded
-from search.inference import predict
-from search.results.baselines import knn_scores, tune_knn
+from search.inference import split_logits
+from search.results.baselines import BASELINES, KNN, SINGLE_BEST, TASK_BEST, baselines
+from search.results.export import LEARNED_TRIAL_RANK, RouterEntry
 
 
 @dataclass
 class Routed:
-    """A router's scores on val and test, and its routing offsets."""
+    """A router's scores on val and test, its routing offsets, and what it is: ``kind``
+    (``trial``, ``ensemble``, ``baseline``), a baseline's ``key``, its simplicity ``rank``."""
 
     name: str
     test: torch.Tensor  # logits [Q_test, M]
@@ -29,6 +31,9 @@ class Routed:
     offsets: list[float] | None = None
     note: str = ""
     correctness: bool = True  # whether its per-pair predictions mean anything
+    kind: str = "trial"
+    key: str = ""
+    rank: int = LEARNED_TRIAL_RANK
 
 
 @dataclass
@@ -36,6 +41,8 @@ class Table:
     rows: list[dict[str, Any]] = field(default_factory=list)
     recommended: str | None = None
     text: str = ""
+    # how the recommended router was chosen on val (``recommend``)
+    recommendation: dict[str, Any] = field(default_factory=dict)
     # with costs: each router's accuracy-cost curve on test, and each single LLM's point
     curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
     singles: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -44,95 +51,136 @@ class Table:
     graded: bool = False  # scores in (0, 1) occur: the figures are mean scores
 
 
-def load_routed(name: str, path: Path, data: RouterData) -> Routed:
-    """A saved router's logits on val and test, with the offsets saved with it."""
-    model, info = load_router(path)
-
-    def logits(split: str) -> torch.Tensor:
-        return predict(model, torch.from_numpy(data.split(split)[0].copy()))
-
+def routed(
+    name: str,
+    model: torch.nn.Module,
+    info: dict[str, Any],
+    data: RouterData,
+    kind: str = "trial",
+    key: str = "",
+    rank: int = LEARNED_TRIAL_RANK,
+) -> Routed:
+    """A router's logits on val and test (with the splits' tasks) and its saved offsets."""
     routing = info.get("routing") or {}
     note = f"margin {routing['margin']:.3f} on {routing['anchor_name']}" if "margin" in routing else ""
-    return Routed(name, logits("test"), logits("val"), info["offsets"], note)
+    # the baselines' per-pair predictions: the single best and best per task predict one
+    # probability per LLM (per task), not a question's; kNN's are a vote, which counts
+    correctness = key not in (SINGLE_BEST, TASK_BEST)
+    return Routed(
+        name,
+        split_logits(model, data, "test"),
+        split_logits(model, data, "val"),
+        info.get("offsets"),
+        note,
+        correctness,
+        kind,
+        key,
+        rank,
+    )
 
 
-TASK_BEST = "best LLM per task (on train)"
+def load_routed(entry: RouterEntry, data: RouterData) -> Routed:
+    """A saved router's logits on val and test, with the offsets saved with it."""
+    model, info = load_router(entry.path)
+    return routed(entry.name, model, info, data, entry.kind, entry.key, entry.rank)
+
+
 ORACLE = "oracle (best LLM per question)"
 
 
-def references(data: RouterData) -> list[Routed]:
-    """The reference routers: the best LLM per task on train (with tasks), the single best LLM
-    on train, and kNN (k tuned on val); the oracle is a row of its own."""
-    _, y_tr, m_tr = data.split("train")
-    n_val, n_test = (len(data.splits[s]) for s in ("val", "test"))
-    best = data.single_best()
-    k = tune_knn(data)
-    per_task = []
-    tasks = data.tasks
-    if tasks is not None and data.task_names:
-        t_tr, n_t = tasks[data.splits["train"]], len(data.task_names)
-
-        def by_task(split: str) -> torch.Tensor:
-            return M.task_best_scores(y_tr, m_tr, t_tr, tasks[data.splits[split]], n_t)
-
-        per_task = [Routed(TASK_BEST, by_task("test"), by_task("val"), correctness=False)]
+def baseline_routed(data: RouterData) -> list[Routed]:
+    """The baselines fitted anew (for a table without saved baseline files)."""
     return [
-        *per_task,
-        Routed(
-            f"single best LLM ({data.model_names[best]})",
-            M.single_best_scores(y_tr, m_tr, n_test),
-            M.single_best_scores(y_tr, m_tr, n_val),
-            correctness=False,
-        ),
-        Routed(
-            f"kNN, cosine, k={k} (tuned on val)",
-            prob_logit(knn_scores(data, "test", k)),
-            prob_logit(knn_scores(data, "val", k)),
-        ),
+        routed(
+            b.name,
+            b.model,
+            {"offsets": b.routing["offsets"]},
+            data,
+            "baseline",
+            b.key,
+            BASELINES.index(b.key),
+        )
+        for b in baselines(data)
     ]
 
 
-def routing_table(routers: list[Routed], data: RouterData) -> Table:
-    """Rows for ``routers`` and the references, with intervals against kNN and the single best."""
+def routing_table(
+    routers: list[Routed], data: RouterData, refs: list[Routed] | None = None, recommend: bool = True
+) -> Table:
+    """Rows for ``routers`` and the baselines ``refs`` (fitted here when None), each searched
+    router with paired intervals against every baseline on test, val and test side by side, and
+    the recommended router: chosen on val among the routers and (``recommend``) the baselines,
+    the simplest within val noise (``metrics.simplest_within_noise``); without ``recommend``
+    (a run over several objectives, whose pick is the user's rule) among the routers only."""
     _, y, m = data.split("test")
     _, yv, mv = data.split("val")
-    refs = references(data)
-    single, knn = refs[-2:]
+    refs = [r for r in routers if r.kind == "baseline"] + (refs if refs is not None else [])
+    routers = [r for r in routers if r.kind != "baseline"]
+    if not any(r.kind == "baseline" for r in refs):
+        refs = baseline_routed(data)
+    by_key = {r.key: r for r in refs}
     table = Table(graded=is_graded(data.Y, data.mask))
-    outcomes = {r.name: M.routed_correct(r.test, y, m, r.offsets) for r in (*routers, *refs)}
-    for i, r in enumerate((*routers, *refs)):
+    everyone = (*routers, *refs)
+    outcomes = {r.name: M.routed_correct(r.test, y, m, r.offsets) for r in everyone}
+    for r in everyone:
         row: dict[str, Any] = {
             "router": r.name,
+            "kind": r.kind,
+            "baseline": r.key or None,
             "note": r.note,
             "route_acc": float(outcomes[r.name].mean()),
             "correctness_acc": M.correctness_acc(r.test, y, m) if r.correctness else None,
             "val_route_acc": M.route_acc(r.val, yv, mv, r.offsets),
         }
-        if i < len(routers):
-            for ref, key in ((knn, "vs_knn"), (single, "vs_single_best")):
+        if r.kind != "baseline":
+            for ref in refs:
                 diff, low, high = M.paired_bootstrap(outcomes[r.name], outcomes[ref.name])
-                row[key] = {"difference": diff, "low": low, "high": high, "verdict": M.verdict(low, high)}
+                row[f"vs_{ref.key}"] = {
+                    "baseline": ref.name,
+                    "difference": diff,
+                    "low": low,
+                    "high": high,
+                    "verdict": M.verdict(low, high),
+                }
         table.rows.append(row)
     table.rows.append(
         {
             "router": ORACLE,
+            "kind": "oracle",
+            "baseline": None,
             "note": "",
             "route_acc": M.oracle_route_acc(y, m),
             "correctness_acc": None,
             "val_route_acc": M.oracle_route_acc(yv, mv),
         }
     )
-    if routers:
-        best = max(table.rows[: len(routers)], key=lambda row: row["val_route_acc"])
-        table.recommended = best["router"]
+    candidates = [*routers, *(refs if recommend or not routers else [])]
+    if candidates:
+        val_out = {r.name: M.routed_correct(r.val, yv, mv, r.offsets) for r in candidates}
+        chosen, best, (diff, low, high) = M.simplest_within_noise(
+            val_out, {r.name: r.rank for r in candidates}
+        )
+        kind = next(r.kind for r in candidates if r.name == chosen)
+        table.recommended = chosen
+        table.recommendation = {
+            "router": chosen,
+            "kind": kind,
+            "best_on_val": best,
+            "vs_best_on_val": {"difference": diff, "low": low, "high": high},
+            "rule": "the simplest router whose val routing is not significantly below the best on val "
+            "(95% paired bootstrap on val questions)",
+        }
     if data.has_costs:
-        _cost_rows(table, [*routers, knn], data)
+        _cost_rows(table, [*routers, *refs], data)
     if data.tasks is not None and data.task_names:
-        rec = next((r for r in routers if r.name == table.recommended), None)
+        rec = next((r for r in everyone if r.name == table.recommended), None)
         outcomes_by = {
             **({"recommended": M.routed_outcomes(rec.test, y, m, rec.offsets)} if rec else {}),
-            "single_best": M.routed_outcomes(single.test, y, m),
-            "task_best": M.routed_outcomes(refs[0].test, y, m),
+            **{
+                key: M.routed_outcomes(by_key[key].test, y, m)
+                for key in (SINGLE_BEST, TASK_BEST)
+                if key in by_key
+            },
             "oracle": M.oracle_outcomes(y, m),
         }
         table.tasks = M.per_task(outcomes_by, data.tasks[data.splits["test"]], data.task_names)
@@ -177,10 +225,11 @@ def _cost_rows(table: Table, routers: list[Routed], data: RouterData) -> None:
 
 TASK_COLUMNS = [
     ("recommended", "recommended"),
-    ("single_best", "single best"),
-    ("task_best", "best per task"),
+    (SINGLE_BEST, "single best"),
+    (TASK_BEST, "best per task"),
     ("oracle", "oracle"),
 ]
+SHORT = {SINGLE_BEST: "single best", TASK_BEST: "best per task", KNN: "kNN"}
 
 
 def _interval(c: dict[str, float]) -> str:
@@ -188,26 +237,32 @@ def _interval(c: dict[str, float]) -> str:
 
 
 def format_table(table: Table, n_test: int) -> str:
-    width = max(len(r["router"]) for r in table.rows)
-    lines = [f"{'router (test split, ' + str(n_test) + ' questions)':<{width}}  routing acc  correctness acc"]
+    width = max(len(r["router"]) + (11 if r["kind"] == "baseline" else 0) for r in table.rows)
+    head = f"router ({n_test} test questions)"
+    lines = [f"{head:<{width}}  val routing  test routing  correctness acc"]
     if table.graded:
         lines.append("(graded scores: routing is the mean score of the chosen LLM; README, Graded scores)")
     for r in table.rows:
         corr = f"{r['correctness_acc']:.4f}" if r["correctness_acc"] is not None else "-"
         note = f"  ({r['note']})" if r["note"] else ""
-        lines.append(f"{r['router']:<{width}}  {r['route_acc']:>11.4f}  {corr:>15}{note}")
-    compared = [r for r in table.rows if "vs_knn" in r]
+        name = r["router"] + (" [baseline]" if r["kind"] == "baseline" else "")
+        lines.append(
+            f"{name:<{width}}  {r['val_route_acc']:>11.4f}  {r['route_acc']:>12.4f}  {corr:>15}{note}"
+        )
+    compared = [r for r in table.rows if any(k.startswith("vs_") for k in r)]
     if compared:
         lines.append("")
         lines.append(
-            "routing accuracy difference in points, 95% paired bootstrap interval on test questions:"
+            "test routing difference to each baseline, in points, 95% paired bootstrap interval on "
+            "test questions:"
         )
         for r in compared:
-            knn, single = r["vs_knn"], r["vs_single_best"]
-            lines.append(
-                f"  {r['router']}: vs kNN {_interval(knn)}, {knn['verdict']}; "
-                f"vs single best {_interval(single)}, {single['verdict']}"
-            )
+            parts = [
+                f"vs {SHORT.get(k.removeprefix('vs_'), k.removeprefix('vs_'))} {_interval(c)}, {c['verdict']}"
+                for k, c in r.items()
+                if k.startswith("vs_")
+            ]
+            lines.append(f"  {r['router']}: " + "; ".join(parts))
     costed = [r for r in table.rows if "costs" in r]
     if costed:
         c0 = costed[0]["costs"]
@@ -230,22 +285,34 @@ def format_table(table: Table, n_test: int) -> str:
     if table.tasks:
         lines.append("")
         lines.append("routing per task (test; mean score of the chosen LLM):")
-        columns = TASK_COLUMNS
-        lines += [
-            "  " + line
-            for line in M.format_tasks(table.tasks, [c for c in columns if c[0] in table.tasks[0]])
-        ]
+        columns = [c for c in TASK_COLUMNS if c[0] in table.tasks[0]]
+        lines += ["  " + line for line in M.format_tasks(table.tasks, columns)]
     if table.recommended:
-        rec = next(r for r in table.rows if r["router"] == table.recommended)
-        others = ", ".join(f"{r['val_route_acc']:.4f} for {r['router']}" for r in compared if r is not rec)
-        lines.append(
-            f"recommended: {rec['router']} (val routing {rec['val_route_acc']:.4f}"
-            + (f" vs {others}" if others else "")
-            + "; chosen on val, not on test)"
-        )
+        lines += ["", recommendation_text(table)]
     return "\n".join(lines)
 
 
-def run_routing_table(routers: list[tuple[str, Path]], data: RouterData) -> Table:
-    """The table for saved routers (name, path)."""
-    return routing_table([load_routed(name, path, data) for name, path in routers], data)
+def recommendation_text(table: Table) -> str:
+    """The recommendation in words: which router, whether it is a baseline, why, and its val
+    and test routing side by side."""
+    rec = table.recommendation
+    row = next(r for r in table.rows if r["router"] == table.recommended)
+    figures = f"val routing {row['val_route_acc']:.4f}, test {row['route_acc']:.4f}"
+    best = rec.get("best_on_val")
+    if best is None or best == table.recommended:
+        why = "it routes best on val"
+    else:
+        other = next(r for r in table.rows if r["router"] == best)
+        why = (
+            f"the best on val, {best} ({other['val_route_acc']:.4f}), is not significantly better "
+            f"({_interval(rec['vs_best_on_val'])} points on val), so the simpler router"
+        )
+    head = f"recommended: {table.recommended}"
+    if rec.get("kind") == "baseline":
+        head += " -- a baseline: no searched router routes significantly better on val"
+    return f"{head} ({why}; {figures}; chosen on val, not on test)"
+
+
+def run_routing_table(routers: list[RouterEntry], data: RouterData, recommend: bool = True) -> Table:
+    """The table for a run's saved routers (searched ones and baselines)."""
+    return routing_table([load_routed(e, data) for e in routers], data, recommend=recommend)

@@ -18,7 +18,8 @@ from search.data.router_data import no_signal, split_by_question
 from search.data.scores import apply_rules, parse_rules, rule_text
 from search.errors import DataError
 from search.inference import predict
-from search.results.routing_table import TASK_BEST, routing_table
+from search.results.baselines import TASK_BEST
+from search.results.routing_table import routing_table
 from search.trial.train import train_router
 
 
@@ -163,7 +164,7 @@ def test_routing_table_and_describe_report_per_task(tmp_path: Path, capsys) -> N
     np.save(emb, np.random.default_rng(1).normal(size=(300, 4)).astype(np.float32))
     data = load_data(path, embeddings=str(emb))
     table = routing_table([], data)
-    assert any(r["router"] == TASK_BEST for r in table.rows)
+    assert any(r["baseline"] == TASK_BEST for r in table.rows)
     assert {row["task"] for row in table.tasks} == {"mc", "mc-b"}
     assert all({"single_best", "task_best", "oracle"} <= set(row) for row in table.tasks)
     assert all(row["task_best"] <= row["oracle"] + 1e-9 for row in table.tasks)

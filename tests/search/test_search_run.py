@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from router_models import create_model, load_router
+from search import metrics as M
 from search.__main__ import main
 from search.data import load_data
 from search.driver.session import KEPT, PREFIX, TEMP_ROOT
@@ -90,12 +91,21 @@ def test_prunes_inside_ray_and_writes_every_output(tmp_path: Path, capsys) -> No
     assert type(router) is type(model)
     assert info["metadata"]["trial_number"] == result["trial"]
     assert router(torch.from_numpy(data.X[:5])).shape == (5, data.num_models)
-    assert "router (test split, " in text and "kNN, cosine" in text  # the routing table
+    assert "test questions)" in text and "val routing  test routing" in text and "kNN, cosine" in text
     assert f"best trial {result['trial']} (mlp)" in text and "95% paired bootstrap" in text
     assert "recommended: " in text and "chosen on val, not on test" in text
     table = json.loads((out / "routing.json").read_text())
     assert table["recommended"] in {r["router"] for r in table["rows"]}
     assert {"vs_knn", "vs_single_best"} <= set(table["rows"][0])
+    assert table["recommendation"]["router"] == table["recommended"]
+    # the baselines are routers in the run dir, each making its row's decisions on test
+    _, y, m = data.split("test")
+    for key in ("single_best", "knn"):
+        base, _ = load_router(out / "baselines" / f"{key}.pt")
+        row = next(r for r in table["rows"] if r["baseline"] == key)
+        logits = base(torch.from_numpy(data.split("test")[0]))
+        assert M.route_acc(logits, y, m) == pytest.approx(row["route_acc"])
+    assert set(result["baselines"]) == {"single_best", "knn"}  # the synthetic data has no tasks
 
     # the ensemble: its router loads like any other, and config.json names its files
     ens = result.get("ensemble")
