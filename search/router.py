@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from router_models import load_router, route
+from router_models import GroupPrior, load_router, route
 from search.data.encode import Encoder, EncoderIdentity, load_encoder
 from search.errors import UserError
 from search.inference import predict
@@ -89,6 +89,40 @@ class Router:
     def names(self) -> list[str]:
         n = int(self.info["num_models"])
         return list(self.info.get("model_names") or [str(j) for j in range(n)])
+
+    @property
+    def task_names(self) -> list[str]:
+        """The tasks its training data had (a query's task is one of them), else []."""
+        names = (self.info.get("metadata") or {}).get("task_names")
+        return [str(n) for n in names] if isinstance(names, list) else []
+
+    @property
+    def reads_tasks(self) -> bool:
+        """Whether a query's task changes its routing (a task prior in the router or a member)."""
+        return any(isinstance(m, GroupPrior) and m.kind == "task" for m in self.model.modules())
+
+    def task_indices(self, tasks: Sequence[str | None] | None, n: int) -> torch.Tensor | None:
+        """Task names (None: not known, the router infers it) as the router's indices, -1 for
+        unknown; None when no task is given.
+
+        Raises:
+            UserError: A count that is not one per query, or a name the router does not know.
+        """
+        if tasks is None or all(t is None for t in tasks):
+            return None
+        if len(tasks) != n:
+            raise UserError(f"got {len(tasks)} tasks for {n} queries; give one per query (or none)")
+        known = {name: i for i, name in enumerate(self.task_names)}
+        out = []
+        for t in tasks:
+            if t is not None and t not in known:
+                valid = ", ".join(self.task_names) if known else "none: its data had no tasks"
+                raise UserError(
+                    f"task {t!r} is not one of the router's tasks ({valid}); leave it out and the "
+                    "router takes the task nearest the query"
+                )
+            out.append(-1 if t is None else known[t])
+        return torch.tensor(out, dtype=torch.long)
 
     @property
     def embedding_dim(self) -> int:
@@ -166,12 +200,18 @@ class Router:
             )
         return np.ascontiguousarray(X, dtype=np.float32)
 
-    def logits(self, X: np.ndarray, where: str = "embeddings") -> torch.Tensor:
-        """The router's logits ``[n, M]`` for embeddings ``X`` ``[n, dim]``."""
+    def logits(
+        self, X: np.ndarray, where: str = "embeddings", tasks: Sequence[str | None] | None = None
+    ) -> torch.Tensor:
+        """The router's logits ``[n, M]`` for embeddings ``X`` ``[n, dim]`` (``tasks``: each
+        query's task name or None, read by a task prior; see :meth:`task_indices`)."""
         X = self.check_embeddings(X, where)
+        t = self.task_indices(tasks, len(X))
         if len(X) > CHUNK:
-            return predict(self.model, torch.from_numpy(X), CHUNK)
+            return predict(self.model, torch.from_numpy(X), CHUNK, tasks=t)
         with torch.inference_mode():  # the hot path of a served router: no mode switches
+            if t is not None:
+                return self.model(torch.from_numpy(X), t).float()
             return self._forward(torch.from_numpy(X)).float()
 
     def freeze(self) -> bool:
@@ -213,13 +253,19 @@ class Router:
         lam: float | None = None,
         where: str = "embeddings",
         budget: float | None = None,
+        tasks: Sequence[str | None] | None = None,
     ) -> Decision:
-        return self.decide_logits(self.logits(X, where), self.offsets_for(plain, lam, budget))
+        return self.decide_logits(self.logits(X, where, tasks), self.offsets_for(plain, lam, budget))
 
     def route_embeddings(
-        self, X: np.ndarray, plain: bool = False, lam: float | None = None, budget: float | None = None
+        self,
+        X: np.ndarray,
+        plain: bool = False,
+        lam: float | None = None,
+        budget: float | None = None,
+        tasks: Sequence[str | None] | None = None,
     ) -> list[str]:
-        return self.decide_embeddings(X, plain, lam, budget=budget).names
+        return self.decide_embeddings(X, plain, lam, budget=budget, tasks=tasks).names
 
     def scores_embeddings(self, X: np.ndarray) -> np.ndarray:
         return self.decide_embeddings(X).scores
@@ -264,16 +310,31 @@ class Router:
         return self.encoder.encode(list(texts), progress=False)
 
     def decide(
-        self, texts: Sequence[str], plain: bool = False, lam: float | None = None, budget: float | None = None
+        self,
+        texts: Sequence[str],
+        plain: bool = False,
+        lam: float | None = None,
+        budget: float | None = None,
+        tasks: Sequence[str | None] | None = None,
     ) -> Decision:
-        return self.decide_embeddings(self.embed(texts), plain, lam, budget=budget)
+        if isinstance(texts, str):
+            texts = [texts]
+        self.task_indices(tasks, len(texts))  # a bad task fails before the texts are embedded
+        return self.decide_embeddings(self.embed(texts), plain, lam, budget=budget, tasks=tasks)
 
     def route(
-        self, texts: Sequence[str], plain: bool = False, lam: float | None = None, budget: float | None = None
+        self,
+        texts: Sequence[str],
+        plain: bool = False,
+        lam: float | None = None,
+        budget: float | None = None,
+        tasks: Sequence[str | None] | None = None,
     ) -> list[str]:
-        """Each text's LLM name (at the saved offsets; or plain, at ``lam``, or meeting ``budget``)."""
-        return self.decide(texts, plain, lam, budget).names
+        """Each text's LLM name (at the saved offsets; or plain, at ``lam``, or meeting
+        ``budget``); ``tasks``: each text's task (a router with a task prior reads it; one left
+        out, None, is the task nearest the text)."""
+        return self.decide(texts, plain, lam, budget, tasks).names
 
-    def scores(self, texts: Sequence[str]) -> np.ndarray:
+    def scores(self, texts: Sequence[str], tasks: Sequence[str | None] | None = None) -> np.ndarray:
         """Every LLM's predicted correctness for each text ([n, M], in ``names`` order)."""
-        return self.decide(texts).scores
+        return self.decide(texts, tasks=tasks).scores

@@ -30,6 +30,9 @@ def add_data_options(parser: argparse.ArgumentParser, source: str = "flag", seed
         "--task-column", help="the column or field naming each question's task (default: task, category)"
     )
     parser.add_argument(
+        "--tasks", help="a table or JSON lines joining each question (by id or exact text) to its task"
+    )
+    parser.add_argument(
         "--metric-rule",
         action="append",
         help="how a task's scores count: mean, positive or a threshold; TASK=RULE per task (repeatable)",

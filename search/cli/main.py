@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--scores", action="store_true", help="also every LLM's predicted correctness")
     rt.add_argument("--budget", type=float, help="meet this mean cost per query (by the router's val curve)")
     rt.add_argument("--lambda", dest="lam", type=float, help="route at this willingness to pay")
+    rt.add_argument(
+        "--task", help="every query's task, for a router with a task prior (prompts files: a task field)"
+    )
     rt.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     data = sub.add_parser("data", help="describe, convert or embed router data")
@@ -180,6 +183,7 @@ def _cmd_route(args: argparse.Namespace) -> int:
         encoder=args.encoder,
         budget=args.budget,
         lam=args.lam,
+        task=args.task,
     )
 
 

@@ -2,6 +2,8 @@
 
 The queries are embeddings (a file), prompts (``--text``, repeatable) or a prompts file
 (``--prompts``); prompts are embedded with the router's recorded encoder (``search/router.py``).
+A router with a task prior reads each query's task: ``--task`` for all, or a prompts file's
+``task`` (or ``category``) field; a query without one takes the task nearest it.
 The decision is the one the routing table measured: the router's predicted correctness plus the
 offsets saved with it (the switching margin tuned on val, or ``-lambda x cost`` for a budget),
 argmax over LLMs. One row per query, in the order given. Given a run dir, the router the run
@@ -53,6 +55,7 @@ def run_route(
     encoder: str | None = None,
     budget: float | None = None,
     lam: float | None = None,
+    task: str | None = None,
 ) -> int:
     given = [what for what, v in (("EMBEDDINGS", embeddings), ("--text", texts), ("--prompts", prompts)) if v]
     if len(given) != 1:
@@ -67,13 +70,18 @@ def run_route(
     r = Router.load(router, encoder=encoder)
     chosen = f"; the run's recommended router, {r.chosen}" if r.chosen else ""
     offsets = r.offsets_for(plain, lam, budget)  # before embedding: a bad budget fails at once
+    tasks: list[str | None] = []
     if embeddings is not None:
         X = r.check_embeddings(load_matrix(Path(embeddings)), embeddings)
+        tasks = [task] * len(X)
     else:
         r.encoder  # noqa: B018 - the router must embed text before its prompts are read
-        queries = texts if texts else read_prompts(Path(str(prompts)), r.identity)
+        queries = texts if texts else read_prompts(Path(str(prompts)), r.identity, tasks)
+        if task is not None or not tasks:  # --task for every query
+            tasks = [task] * len(queries)
+        r.task_indices(tasks, len(queries))  # an unknown task fails before embedding
         X = r.embed(queries)
-    decision = r.decide_logits(r.logits(X), offsets)
+    decision = r.decide_logits(r.logits(X, tasks=tasks), offsets)
     table = routes_table(decision, r.names, scores)
     write_table(out_path, table)
     rule = "plain argmax" if plain else r.rule
@@ -81,6 +89,11 @@ def run_route(
         rule = f"cost, budget {budget:g}: lambda {r.lambda_for_budget(budget):g} by the val cost curve"
     elif lam is not None:
         rule = f"cost, at lambda {lam:g}"
+    with_task = sum(t is not None for t in tasks)
+    if r.reads_tasks:
+        rule += f"; {with_task} of {len(X)} queries with a task, the others the nearest task's"
+    elif with_task:
+        rule += "; the tasks given do not change this router's routing (it has no task prior)"
     print(f"routed {len(X)} queries with {r.path} ({rule}{chosen}); wrote {out_path}")
     counts = Counter(decision.names)
     for name, n in counts.most_common(5):

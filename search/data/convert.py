@@ -112,6 +112,7 @@ def assemble(parsed: Parsed, X: np.ndarray, splits: dict[str, np.ndarray], **ext
         source=str(parsed.source),
         cost=parsed.cost,
         texts=parsed.texts,
+        ids=parsed.ids,
         **extra,
     )
 

@@ -12,8 +12,8 @@ from search.data.router_data import SPLITS, RouterData
 
 
 def content_hash(data: RouterData) -> str:
-    """SHA-256 of everything a trial reads: embeddings, labels, observed pairs, costs, splits
-    and LLM names (about 0.1 s for an EmbedLLM-size set)."""
+    """SHA-256 of everything a trial reads: embeddings, labels, observed pairs, costs, splits,
+    LLM names and tasks (about 0.1 s for an EmbedLLM-size set)."""
     h = hashlib.sha256()
     for name, array in (("X", data.X), ("Y", data.Y), ("mask", data.mask), ("cost", data.cost)):
         h.update(name.encode())
@@ -25,6 +25,10 @@ def content_hash(data: RouterData) -> str:
         h.update(split.encode())
         h.update(np.ascontiguousarray(data.splits[split], dtype=np.int64).tobytes())
     h.update("\x00".join(data.model_names).encode())
+    if data.tasks is not None:  # a task prior trains on them
+        h.update(b"tasks")
+        h.update(np.ascontiguousarray(data.tasks, dtype=np.int64).tobytes())
+        h.update("\x00".join(data.task_names or ()).encode())
     return h.hexdigest()
 
 

@@ -33,6 +33,7 @@ class DataOptions:
     template: How a record becomes text (``search/data/encode/template.py``).
     task_column: The column or field naming each question's task (default: task, category).
     metric_rule: How each task's scores count (``search/data/scores.py``), canonical text.
+    tasks: A file joining questions to tasks (``search/data/tasks_file.py``).
     dedupe: Drop val and test questions that also occur in an earlier split (``leakage.py``).
     """
 
@@ -45,6 +46,7 @@ class DataOptions:
     template: str | None = None
     task_column: str | None = None
     metric_rule: str | None = None
+    tasks: str | None = None
     dedupe: bool = False
 
     def __post_init__(self) -> None:
@@ -79,6 +81,7 @@ FLAG_NAMES = (
     "template",
     "task_column",
     "metric_rule",
+    "tasks",
     "dedupe",
 )
 
@@ -96,5 +99,6 @@ def data_options(args: Any, base: DataOptions | None = None) -> DataOptions:
         template=args.template,
         task_column=args.task_column,
         metric_rule=",".join(args.metric_rule) if args.metric_rule else None,
+        tasks=args.tasks,
         dedupe=True if args.dedupe else None,
     )

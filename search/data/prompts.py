@@ -42,8 +42,15 @@ def _rows(path: Path) -> list[Any]:
     return rows
 
 
-def read_prompts(path: Path, identity: EncoderIdentity | None) -> list[str]:
-    """The prompts of ``path``, rendered with the router's template (see the module doc).
+TASK_FIELDS = ("task", "category")  # a record's task, for routers with a task prior
+
+
+def read_prompts(
+    path: Path, identity: EncoderIdentity | None, tasks: list[str | None] | None = None
+) -> list[str]:
+    """The prompts of ``path``, rendered with the router's template (see the module doc); each
+    record's task (its ``task`` or ``category`` field, None without one) is appended to
+    ``tasks`` when a list is given.
 
     Raises:
         DataError: Another format, no prompts, or a record that lacks a field the template uses.
@@ -64,9 +71,16 @@ def read_prompts(path: Path, identity: EncoderIdentity | None) -> list[str]:
         where = f"{path} line {i + 1}" if path.suffix.lower() in (".txt", ".jsonl") else f"{path}: prompt {i}"
         if isinstance(row, str):
             texts.append(row)
+            if tasks is not None:
+                tasks.append(None)
             continue
         if not isinstance(row, dict):
             raise DataError(f"{where}: a prompt is a text or a record, got {type(row).__name__}")
+        if tasks is not None:
+            task = next((row[f] for f in TASK_FIELDS if row.get(f) is not None), None)
+            if task is not None and not isinstance(task, str):
+                raise DataError(f"{where}: task must be a text, got {task!r}")
+            tasks.append(task)
         if single and template.fields[0] not in row:
             field = next((f for f in TEXT_FIELDS if isinstance(row.get(f), str)), None)
             if field is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,8 @@ class RouterData:
             when X was precomputed by an encoder nobody recorded.
         tasks: int [num_prompts], each question's task (an index into ``task_names``), or None.
         task_names: the tasks' names (a split file's stem, a category), or None.
+        ids: int [num_prompts], each question's id in its source (an id column), or None.
+        notes: lines about how the data was read, for the user (a tasks file's matches).
     """
 
     X: np.ndarray
@@ -45,6 +47,8 @@ class RouterData:
     encoder: dict[str, Any] | None = None
     tasks: np.ndarray | None = None
     task_names: list[str] | None = None
+    ids: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         """Checks every loader needs: one name per LLM, each once; costs that are costs."""
@@ -89,6 +93,10 @@ class RouterData:
         idx = self.splits[name]
         return self.X[idx], self.Y[idx], self.mask[idx]
 
+    def split_tasks(self, name: str) -> np.ndarray | None:
+        """Each question's task in one split (indices into ``task_names``), or None."""
+        return None if self.tasks is None else self.tasks[self.splits[name]]
+
     def single_best(self) -> int:
         """The LLM with the best accuracy on train (the first on ties): the anchor of the
         switching margin, and the reference of the routing table and of the cost figures."""
@@ -120,11 +128,12 @@ class RouterData:
 
     def saved_with(self) -> dict[str, Any]:
         """What every router trained on this data records about it (``save_router``'s
-        ``model_names``, ``encoder`` and ``costs``)."""
+        ``model_names``, ``encoder`` and ``costs``, and its tasks in ``metadata.task_names``)."""
         return {
             "model_names": list(self.model_names),
             "encoder": self.encoder,
             "costs": self.mean_cost().tolist() if self.cost is not None else None,
+            "task_names": list(self.task_names) if self.task_names else None,
         }
 
     def check_embedding_dim(self, expected: int | None, where: str) -> None:

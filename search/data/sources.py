@@ -23,6 +23,7 @@ from search.data.parts import load_parts, parts_of
 from search.data.router_data import RouterData
 from search.data.scores import apply_rules, parse_rules
 from search.data.synthetic import SyntheticSpec, make_synthetic
+from search.data.tasks_file import attach_tasks
 from search.errors import DataError
 
 
@@ -42,9 +43,11 @@ def load_data(
 
 
 def prepared(data: RouterData, options: DataOptions) -> RouterData:
-    """``data`` as the options say it counts: each task's metric rule applied to its scores
-    (``scores.py``), and with ``dedupe`` the val and test questions that repeat an earlier
-    split's dropped (``leakage.py``)."""
+    """``data`` as the options say it counts: its tasks from a tasks file (``tasks_file.py``),
+    each task's metric rule applied to its scores (``scores.py``), and with ``dedupe`` the val
+    and test questions that repeat an earlier split's dropped (``leakage.py``)."""
+    if options.tasks is not None:
+        data = attach_tasks(data, options.tasks, options)
     if options.metric_rule is not None:
         data.Y = apply_rules(
             data.Y, data.mask, parse_rules(options.metric_rule), data.tasks, data.task_names, data.source

@@ -17,6 +17,7 @@ def describe(data: RouterData, top: int = 10) -> str:
         f"texts: {_texts(data)}",
         f"embeddings: {_embeddings(data)}",
         f"scores: {_scores(data)}",
+        *data.notes,
         "",
         f"{'split':<6} {'questions':>9} {'pairs':>9} {'mean score':>10} {'single best':>11} {'oracle':>7}",
     ]

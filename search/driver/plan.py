@@ -118,6 +118,7 @@ class RunRequest:
     template: str | None = None
     task_column: str | None = None
     metric_rule: list[str] | None = None
+    tasks: str | None = None
     dedupe: bool = False
     enqueue: list[dict[str, Any]] = field(default_factory=list)
     mlflow: str | None = None

@@ -36,6 +36,8 @@ def load_run_data(plan: RunPlan) -> RunData:
     reason = no_signal(data)
     if reason is not None:
         raise UserError(reason)
+    for note in data.notes:
+        print(note)
     leak = find_leakage(data).line()
     if leak is not None:
         print(leak)

@@ -114,7 +114,9 @@ def build_app(
             router,
             settings.max_prompts,
         )
-        answer = await batcher.submit(Query(job.texts, job.X, job.offsets), settings.request_timeout_s)
+        answer = await batcher.submit(
+            Query(job.texts, job.X, job.offsets, tasks=job.tasks), settings.request_timeout_s
+        )
         return 200, orjson.dumps(route_answer(router, job.scores, answer, max_len)), JSON
 
     async def healthz(_: Receive) -> tuple[int, bytes, str]:

@@ -43,6 +43,7 @@ class Query:
     X: np.ndarray | None
     offsets: list[float]
     allowed: torch.Tensor | None = None
+    tasks: list[str | None] | None = None  # each query's task (checked), or None
     future: asyncio.Future[Answer] | None = field(default=None, repr=False)
 
     @property
@@ -202,7 +203,9 @@ class Batcher:
                 assert q.X is not None
                 parts.append(q.X)
                 flags.append(None)
-        logits = router.logits(np.concatenate(parts) if len(parts) > 1 else parts[0])
+        tasks = [t for q in batch for t in (q.tasks or [None] * q.n)]
+        X = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        logits = router.logits(X, tasks=tasks if any(t is not None for t in tasks) else None)
         answers, row = [], 0
         for q, flag in zip(batch, flags):
             decision = router.decide_logits(logits[row : row + q.n], q.offsets, q.allowed)

@@ -4,8 +4,10 @@
 ``embedding`` (a list of numbers) or ``embeddings`` (a list of such lists), and optionally
 ``budget`` (a mean cost per query to meet, by the router's val cost curve) or ``lambda`` (a
 willingness to pay), ``plain`` (ignore the router's saved offsets) and ``scores`` (every LLM's
-predicted correctness in the answer). Messages name the field and what is valid; they never
-carry a file path (the router's own messages may, so none of them is passed on).
+predicted correctness in the answer). ``task`` (a name, for every item) or ``tasks`` (one name
+or null per item) gives each query's task to a router with a task prior (an item without one
+takes the task nearest it). Messages name the field and what is valid; they never carry a file
+path (the router's own messages may, so none of them is passed on).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from search.router import Router
 from search.serve.errors import HTTPError
 
 INPUTS = ("prompt", "prompts", "embedding", "embeddings")
-FIELDS = (*INPUTS, "budget", "lambda", "plain", "scores")
+FIELDS = (*INPUTS, "budget", "lambda", "plain", "scores", "task", "tasks")
 
 
 @dataclass
@@ -32,6 +34,7 @@ class RouteJob:
     X: np.ndarray | None
     offsets: list[float]
     scores: bool
+    tasks: list[str | None] | None = None
 
 
 def bad(message: str, status: int = 400) -> HTTPError:
@@ -118,6 +121,30 @@ def _embeddings(value: Any, name: str, dim: int, max_prompts: int) -> np.ndarray
     return X
 
 
+def _tasks(body: dict[str, Any], router: Router, n: int) -> list[str | None] | None:
+    """Each item's task from ``task`` or ``tasks``, checked against the router's tasks."""
+    if "task" in body and "tasks" in body:
+        raise bad("give task or tasks, not both")
+    if "task" in body:
+        if not isinstance(body["task"], str):
+            raise bad(f"task must be a string, got {_show(body['task'])}")
+        tasks: list[Any] = [body["task"]] * n
+    elif "tasks" in body:
+        tasks = body["tasks"]
+        if not isinstance(tasks, list) or len(tasks) != n:
+            raise bad(f"tasks must be a list of {n} task names or nulls, one per item")
+        if not all(t is None or isinstance(t, str) for t in tasks):
+            raise bad("tasks must hold strings or nulls only")
+    else:
+        return None
+    known = set(router.task_names)
+    unknown = next((t for t in tasks if t is not None and t not in known), None)
+    if unknown is not None:
+        valid = ", ".join(router.task_names) if known else "none: its data had no tasks"
+        raise bad(f"unknown task {_show(unknown)}; this router's tasks: {valid}")
+    return list(tasks)
+
+
 def parse_route(body: Any, router: Router, max_prompts: int) -> RouteJob:
     """The route request ``body`` (parsed JSON) as a job for ``router``.
 
@@ -145,5 +172,7 @@ def parse_route(body: Any, router: Router, max_prompts: int) -> RouteJob:
                 "this router was trained on embeddings of an encoder nobody recorded, so it routes "
                 "embeddings only: send embedding or embeddings"
             )
-        return RouteJob(_texts(body[name], name, max_prompts), None, offsets, scores)
-    return RouteJob(None, _embeddings(body[name], name, router.embedding_dim, max_prompts), offsets, scores)
+        texts = _texts(body[name], name, max_prompts)
+        return RouteJob(texts, None, offsets, scores, _tasks(body, router, len(texts)))
+    X = _embeddings(body[name], name, router.embedding_dim, max_prompts)
+    return RouteJob(None, X, offsets, scores, _tasks(body, router, len(X)))

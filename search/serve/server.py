@@ -65,6 +65,8 @@ def router_card(router: Router, target: Path) -> dict[str, Any]:
         "budgets": isinstance(routing.get("cost_curve"), dict),
         "encoder": router.identity.to_dict() if router.identity is not None else None,
         "metadata": router.info.get("metadata") or {},
+        "tasks": router.task_names,
+        "reads_tasks": router.reads_tasks,
     }
     config = RunDir(target).config if target.is_dir() else None
     if config is not None and config.is_file():

@@ -115,13 +115,17 @@ def _run_dir(tmp_path: Path, recommended: str | None) -> Path:
 
     run = tmp_path / "run"
     run.mkdir()
-    for seed, name in ((1, "best_router.pt"), (2, "ensemble_router.pt")):
+    for seed, name in ((1, "best_router.pt"), (2, "ensemble_router.pt"), (3, "baselines/knn.pt")):
         torch.manual_seed(seed)
         model = create_model({"model_type": "mlp", "model_config": {"hidden_dims": [16]}}, 6, 3)
         save_router(model, run / name, model_names=NAMES)
     config = {
         "pipeline_config": {"model_type": "mlp", "model_config": {"hidden_dims": [16]}},
-        "search_result": {"trial": 7, "ensemble": {"router": "ensemble_router.pt", "trials": [7, 9]}},
+        "search_result": {
+            "trial": 7,
+            "ensemble": {"router": "ensemble_router.pt", "trials": [7, 9]},
+            "baselines": {"knn": "kNN, cosine, k=5 (tuned on val)"},
+        },
     }
     (run / "config.json").write_text(json.dumps(config))
     if recommended is not None:
@@ -134,6 +138,7 @@ def _run_dir(tmp_path: Path, recommended: str | None) -> Path:
     [
         ("ensemble of 2 trials", "ensemble_router.pt"),
         ("best trial 7 (mlp)", "best_router.pt"),
+        ("kNN, cosine, k=5 (tuned on val)", "baselines/knn.pt"),  # a baseline is a router too
         (None, "best_router.pt"),
     ],
 )
@@ -165,7 +170,10 @@ def test_a_folder_that_is_no_run(saved, tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "r.csv").exists()
 
 
-@pytest.mark.parametrize("model_type", [m for m in list_models() if get_model_class(m).searchable])
+@pytest.mark.parametrize(
+    "model_type",
+    [m for m in list_models() if get_model_class(m).searchable and not get_model_class(m).fitted],
+)
 def test_a_frozen_router_decides_as_the_eager_one(model_type: str, tmp_path: Path) -> None:
     """Router.freeze (what a served router runs): the same logits for every model type, any batch."""
     from search.router import Router
@@ -212,3 +220,70 @@ def test_route_meets_a_budget_or_a_lambda_with_the_saved_costs(tmp_path: Path, c
     save_router(model, plain, model_names=NAMES)
     assert main(["route", str(plain), str(tmp_path / "q.npy"), "--out", str(out), "--budget", "1"]) == 2
     assert "knows no LLM costs" in capsys.readouterr().err
+
+
+def _task_router(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    """Each task's best LLM: small-llm on task a, big-llm on task b."""
+    model = create_model(
+        {
+            "model_type": "group_mean",
+            "model_config": {"prior": "task", "task_names": ["a", "b"], "prior_strength": 0},
+        },
+        6,
+        3,
+    )
+    X = np.random.default_rng(0).standard_normal((40, 6)).astype(np.float32)
+    Y = torch.zeros(40, 3)
+    Y[:20, 0], Y[20:, 2] = 1, 1
+    tasks = torch.tensor([0] * 20 + [1] * 20)
+    model.fit(torch.from_numpy(X), Y, torch.ones(40, 3, dtype=torch.bool), tasks)
+    path = tmp_path / "tasks.pt"
+    save_router(model, path, model_names=NAMES, task_names=["a", "b"])
+    np.save(tmp_path / "q.npy", X)
+    return path, X
+
+
+def test_a_task_prior_routes_each_query_by_its_task(tmp_path: Path, capsys) -> None:
+    from search.router import Router
+
+    path, X = _task_router(tmp_path)
+    for task, llm in (("a", "small-llm"), ("b", "big-llm")):
+        out = tmp_path / f"{task}.csv"
+        assert main(["route", str(path), str(tmp_path / "q.npy"), "--task", task, "--out", str(out)]) == 0
+        assert set(pacsv.read_csv(out).column("llm").to_pylist()) == {llm}
+        assert "40 of 40 queries with a task" in capsys.readouterr().out
+    router = Router.load(path)
+    assert router.reads_tasks and router.task_names == ["a", "b"]
+    assert router.route_embeddings(X[:3], tasks=["a", None, "b"])[::2] == ["small-llm", "big-llm"]
+    # without a task, a query takes the task whose train centroid is nearest
+    nearest = router.model.prior.assign(torch.from_numpy(X[:5])).tolist()
+    assert router.route_embeddings(X[:5]) == [["small-llm", "big-llm"][g] for g in nearest]
+    assert (
+        main(
+            ["route", str(path), str(tmp_path / "q.npy"), "--task", "poems", "--out", str(tmp_path / "x.csv")]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "task 'poems' is not one of the router's tasks (a, b)" in err
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_a_task_given_to_a_router_without_a_task_prior_is_said(saved, tmp_path: Path, capsys) -> None:
+    path, emb, X = saved
+    assert main(["route", str(path), str(emb), "--task", "a", "--out", str(tmp_path / "r.csv")]) == 2
+    assert (
+        "task 'a' is not one of the router's tasks (none: its data had no tasks)" in capsys.readouterr().err
+    )
+
+
+def test_prompts_files_carry_each_records_task(tmp_path: Path) -> None:
+    from search.data.prompts import read_prompts
+
+    path = tmp_path / "p.jsonl"
+    path.write_text(
+        '{"prompt": "one", "task": "a"}\n{"prompt": "two"}\n{"prompt": "three", "category": "b"}\n'
+    )
+    tasks: list[str | None] = []
+    assert read_prompts(path, None, tasks) == ["one", "two", "three"]
+    assert tasks == ["a", None, "b"]

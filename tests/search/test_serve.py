@@ -612,3 +612,45 @@ def test_a_local_copy_of_the_recorded_encoder_is_accepted(
             "plain routes at zero offsets",
         )
     assert [g["llm"] for g in got] == Router.load(router_file).route(PROMPTS)
+
+
+def test_a_task_prior_reads_each_items_task_over_http(tmp_path: Path) -> None:
+    from router_models import create_model, save_router
+
+    model = create_model(
+        {
+            "model_type": "group_mean",
+            "model_config": {"prior": "task", "task_names": ["a", "b"], "prior_strength": 0},
+        },
+        16,
+        3,
+    )
+    import torch
+
+    X = torch.randn(40, 16, generator=torch.Generator().manual_seed(0))
+    Y = torch.zeros(40, 3)
+    Y[:20, 0], Y[20:, 2] = 1, 1  # small-llm answers task a, big-llm task b
+    model.fit(X, Y, torch.ones(40, 3, dtype=torch.bool), torch.tensor([0] * 20 + [1] * 20))
+    path = tmp_path / "tasks.pt"
+    save_router(model, path, model_names=NAMES, task_names=["a", "b"])
+    rows = X[:2].tolist()
+    with running(path) as srv:
+        card = httpx.get(srv.url + "/v1/models").json()["router"]
+        assert card["tasks"] == ["a", "b"] and card["reads_tasks"] is True
+        got = httpx.post(srv.url + "/v1/route", json={"embeddings": rows, "tasks": ["b", "a"]}).json()
+        assert [r["llm"] for r in got["routes"]] == ["big-llm", "small-llm"]
+        got = httpx.post(srv.url + "/v1/route", json={"embeddings": rows, "task": "b"}).json()
+        assert [r["llm"] for r in got["routes"]] == ["big-llm", "big-llm"]
+        untold = httpx.post(srv.url + "/v1/route", json={"embeddings": rows}).json()
+        assert [r["llm"] for r in untold["routes"]] == srv.router.route_embeddings(np.array(rows, np.float32))
+        for body, message in (
+            ({"embeddings": rows, "task": "c"}, "unknown task 'c'; this router's tasks: a, b"),
+            (
+                {"embeddings": rows, "tasks": ["a"]},
+                "tasks must be a list of 2 task names or nulls, one per item",
+            ),
+            ({"embeddings": rows, "task": "a", "tasks": ["a", "b"]}, "give task or tasks, not both"),
+            ({"embeddings": rows, "tasks": ["a", 3]}, "tasks must hold strings or nulls only"),
+        ):
+            bad = httpx.post(srv.url + "/v1/route", json=body)
+            assert bad.status_code == 400 and bad.json()["error"]["message"] == message
