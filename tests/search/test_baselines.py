@@ -159,3 +159,29 @@ def test_simplest_within_noise_on_hand_made_outcomes() -> None:
     assert chosen == best == "complex"
     with pytest.raises(ValueError, match="no rank for 'x'"):
         M.simplest_within_noise({"x": base}, {})
+
+
+def test_the_knn_baseline_file_routes_and_serves_the_tables_decisions(tasked, tmp_path, capsys) -> None:
+    import pyarrow.csv as pacsv
+
+    from search.__main__ import main
+    from search.router import Router
+
+    knn = next(b for b in baselines(tasked) if b.key == KNN)
+    path = tmp_path / "knn.pt"
+    save_router(knn.model, path, routing=knn.routing, **tasked.saved_with())
+    X = tasked.split("test")[0]
+    expected = route(split_logits(knn.model, tasked, "test")).tolist()
+    np.save(tmp_path / "test.npy", X)
+    assert main(["route", str(path), str(tmp_path / "test.npy"), "--out", str(tmp_path / "r.csv")]) == 0
+    assert pacsv.read_csv(tmp_path / "r.csv").column("llm_index").to_pylist() == expected
+    router = Router.load(path)
+    assert router.route_embeddings(X) == [tasked.model_names[i] for i in expected]
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    import httpx
+
+    from tests.search.serving import running
+
+    with running(path) as srv:
+        got = httpx.post(srv.url + "/v1/route", json={"embeddings": X[:64].tolist()}).json()
+    assert [r["index"] for r in got["routes"]] == expected[:64]
