@@ -35,10 +35,7 @@ def margin_routing(logits_val: torch.Tensor, data: RouterData) -> dict[str, Any]
         "val_route_acc": acc,
         "val_route_acc_plain": M.route_acc(logits_val, y, m),
     }
-    if data.has_costs:
-        lambdas, accs, costs = _val_cost_curve(logits_val, data)
-        block["cost_curve"] = {"lambda": lambdas, "val_cost": costs.tolist()}
-    return block
+    return _with_cost_curve(block, logits_val, data)
 
 
 def plain_routing(logits_val: torch.Tensor, data: RouterData, rule: str = "plain argmax") -> dict[str, Any]:
@@ -50,6 +47,12 @@ def plain_routing(logits_val: torch.Tensor, data: RouterData, rule: str = "plain
         "rule": rule,
         "val_route_acc": M.route_acc(logits_val, y, m),
     }
+    return _with_cost_curve(block, logits_val, data)
+
+
+def _with_cost_curve(block: dict[str, Any], logits_val: torch.Tensor, data: RouterData) -> dict[str, Any]:
+    """``block`` with the val cost curve (each willingness to pay and its mean cost per query)
+    when the data has costs, so a budget can be met later."""
     if data.has_costs:
         lambdas, _, costs = _val_cost_curve(logits_val, data)
         block["cost_curve"] = {"lambda": lambdas, "val_cost": costs.tolist()}

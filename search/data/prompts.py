@@ -20,12 +20,14 @@ from search.parse import ParseError, load_json, read_text
 SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".parquet")
 
 
-def _rows(path: Path) -> list[Any]:
+def read_rows(path: Path, what: str = "prompts file") -> list[Any]:
+    """The rows of a ``.txt`` (its non-blank lines), ``.jsonl``/``.json`` (records) or
+    ``.csv``/``.parquet`` file (one dict per row), each way it cannot be read one DataError."""
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".parquet"):
             return read_columns(path).to_pylist()
-        text = read_text(path, "prompts file")
+        text = read_text(path, what)
         if suffix == ".txt":
             return [line for line in text.splitlines() if line.strip()]
         if suffix == ".jsonl":
@@ -38,7 +40,7 @@ def _rows(path: Path) -> list[Any]:
     except ParseError as exc:
         raise DataError(str(exc)) from exc
     if not isinstance(rows, list):
-        raise DataError(f"{path}: expected a list of records or prompts")
+        raise DataError(f"{path}: expected a list of records")
     return rows
 
 
@@ -57,7 +59,7 @@ def read_prompts(
     """
     if path.suffix.lower() not in SUFFIXES:
         raise DataError(f"--prompts {path}: give a {', '.join(SUFFIXES)} file")
-    rows = _rows(path)
+    rows = read_rows(path)
     if not rows:
         raise DataError(f"{path}: no prompts in it")
     template = Template(identity.template) if identity and identity.template else Template("{prompt}")

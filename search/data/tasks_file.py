@@ -17,10 +17,9 @@ from typing import Any
 
 from search.data.encode.template import TEXT_FIELDS
 from search.data.options import DataOptions
+from search.data.prompts import read_rows
 from search.data.router_data import RouterData, index_tasks
-from search.data.tables import read_columns
 from search.errors import DataError
-from search.parse import ParseError, load_json, read_text
 
 TABLES = (".csv", ".parquet")
 RECORDS = (".jsonl", ".json")
@@ -30,27 +29,11 @@ NO_TASK = "(no task)"
 
 
 def _rows(path: Path) -> list[Any]:
-    suffix = path.suffix.lower()
-    if suffix not in TABLES + RECORDS:
+    if path.suffix.lower() not in TABLES + RECORDS:
         raise DataError(f"--tasks {path}: give a {', '.join(TABLES + RECORDS)} file")
     if not path.is_file():
         raise DataError(f"--tasks {path}: file not found")
-    if suffix in TABLES:
-        return read_columns(path).to_pylist()
-    try:
-        text = read_text(path, "tasks file")
-        if suffix == ".jsonl":
-            return [
-                load_json(line, str(path), first_line=i)
-                for i, line in enumerate(text.splitlines(), 1)
-                if line.strip()
-            ]
-        rows = load_json(text, str(path))
-    except ParseError as exc:
-        raise DataError(str(exc)) from exc
-    if not isinstance(rows, list):
-        raise DataError(f"--tasks {path}: expected a list of records")
-    return rows
+    return read_rows(path, "tasks file")
 
 
 def _pick(fields: set[str], wanted: str | None, defaults: tuple[str, ...]) -> str | None:
