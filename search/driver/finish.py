@@ -105,13 +105,14 @@ def _ensemble(
     return ens, ""
 
 
-def family_bests(study: optuna.Study, space: Any) -> dict[str, int]:
-    """Each model type's best completed trial (by the search metric): model type -> number."""
+def family_bests(study: optuna.Study, space: Any, encoder: str = "") -> dict[str, int]:
+    """Each model type's best completed trial (by the search metric) among those that chose
+    ``encoder`` (they read the same embeddings as the exported router): model type -> number."""
     direction = Direction.of_study(study)
     out: dict[str, int] = {}
     best: dict[str, float] = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if t.value is None:
+        if t.value is None or space.encoder_of(t.params) != encoder:
             continue
         kind = space.model_type_of(t.params)
         if kind not in best or direction.key(t.value) < direction.key(best[kind]):
@@ -201,7 +202,7 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
     # The best router, each model type's best, the ensemble's members and the front stay, so a
     # later --resume can export and assemble again (and each family's best can be compared);
     # every other trial router goes.
-    families = family_bests(study, space) if not multi else {}
+    families = family_bests(study, space, encoder) if not multi else {}
     config["search_result"]["family_bests"] = families
     for family, number in families.items():
         uri = trial_router_uri(plan.storage, number)

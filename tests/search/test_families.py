@@ -80,13 +80,18 @@ def test_fitted_trials_share_a_pack_each_on_its_own(data) -> None:
 
 
 def test_a_pack_of_routers_with_a_prior_trains_each_as_alone(data) -> None:
-    configs = [cfg("mlp", prior="task", group_input=True) for _ in range(2)]
+    configs = [cfg("mlp", prior="task", group_input=True, dropout=0.0) for _ in range(2)]  # no random masks
     for c, lr in zip(configs, (1e-3, 3e-3)):
         c["pipeline_config"]["train_config"]["lr"] = lr
-    packed = train_pack(configs, data, seeds=[0, 1], metric="val_auc", pad=True)
-    for c, r, seed in zip(configs, packed, (0, 1)):
-        alone = train_pack([c], data, seeds=[seed], metric="val_auc")[0]
-        assert r.best_value == pytest.approx(alone.best_value, abs=2e-3)
+    # one seed: the first member's also seeds the batch order a pack shares
+    packed = train_pack(configs, data, seeds=[0, 0], metric="val_loss", pad=True)
+    x, tasks = torch.from_numpy(data.X[:6]), torch.from_numpy(data.tasks[:6]).long()
+    for c, r in zip(configs, packed):
+        alone = train_pack([c], data, seeds=[0], metric="val_loss")[0]
+        # fused kernels round otherwise than a lone router's: alike, not bit for bit
+        for mine, own in zip(r.history, alone.history):
+            assert mine["val_loss"] == pytest.approx(own["val_loss"], abs=1e-3)
+        torch.testing.assert_close(r.model(x, tasks), alone.model(x, tasks), atol=1e-3, rtol=1e-3)
 
 
 def _space(**params: object) -> dict:
