@@ -299,16 +299,20 @@ def recommendation_text(table: Table) -> str:
     row = next(r for r in table.rows if r["router"] == table.recommended)
     figures = f"val routing {row['val_route_acc']:.4f}, test {row['route_acc']:.4f}"
     best = rec.get("best_on_val")
-    if best is None or best == table.recommended:
-        why = "it routes best on val"
-    else:
-        other = next(r for r in table.rows if r["router"] == best)
-        why = (
-            f"the best on val, {best} ({other['val_route_acc']:.4f}), is not significantly better "
-            f"({_interval(rec['vs_best_on_val'])} points on val), so the simpler router"
-        )
+    baseline = rec.get("kind") == "baseline"
     head = f"recommended: {table.recommended}"
-    if rec.get("kind") == "baseline":
+    if best is None or best == table.recommended:
+        why = "the best on val" + (": no searched router routes better there" if baseline else "")
+        head += " -- a baseline, " + why if baseline else f" ({why}"
+        if baseline:
+            return f"{head} ({figures}; chosen on val, not on test)"
+        return f"{head}; {figures}; chosen on val, not on test)"
+    other = next(r for r in table.rows if r["router"] == best)
+    why = (
+        f"the best on val, {best} ({other['val_route_acc']:.4f}), is not significantly better "
+        f"({_interval(rec['vs_best_on_val'])} points on val), so the simpler router"
+    )
+    if baseline:
         head += " -- a baseline: no searched router routes significantly better on val"
     return f"{head} ({why}; {figures}; chosen on val, not on test)"
 
