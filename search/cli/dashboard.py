@@ -3,6 +3,10 @@
 The dashboard is optuna-dashboard over the run's study journal (read as the run appends to
 it, so a run in progress shows each trial as it is told), bound to 127.0.0.1 unless ``--host``
 says otherwise. It has no login: on another host anyone who reaches the port sees the study.
+It is read-only: a request that would change the study (any method but GET and HEAD: delete or
+rename a study, tell a trial, write notes) is refused with 405, and the journal is opened
+through a reader that cannot write (``results/journal.py``), so no page, not even another site's
+in the user's browser, can change a run. A damaged line of the journal is passed over.
 """
 
 from __future__ import annotations
@@ -41,17 +45,51 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UserError(f"search dashboard needs optuna-dashboard: {INSTALL}") from exc
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+
+    from search.results.journal import ReadOnlyJournal
 
     bind(args.host, args.port).close()  # a busy port or a wrong host: one line, before serving
-    storage = JournalStorage(JournalFileBackend(str(rd.study)))
-    server = _server(args.host, args.port, optuna_dashboard.wsgi(storage))
+    journal = ReadOnlyJournal(rd.study)
+    try:
+        storage = JournalStorage(journal)  # type: ignore[arg-type]  # Optuna's backend interface
+    except Exception as exc:  # records that refer to lost ones: Optuna cannot replay them
+        raise UserError(
+            f"{rd.study}: the study cannot be read ({type(exc).__name__}); see search report"
+        ) from exc
+    server = _server(args.host, args.port, read_only(optuna_dashboard.wsgi(storage)))
     where = args.host if ":" not in args.host else f"[{args.host}]"
-    print(f"dashboard of {rd.path} on http://{where}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    port = server.server_address[1]  # the bound one, also for --port 0
+    if journal.damaged:
+        line, what = journal.damaged[0]
+        print(f"note: {rd.study}: {len(journal.damaged)} damaged line(s) passed over (line {line}: {what})")
+    print(f"dashboard of {rd.path} on http://{where}:{port}/ (read-only; Ctrl-C to stop)", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"note: the dashboard has no login; anyone who reaches {args.host}:{args.port} sees the study")
     serve_until_signal(server)
     return 0
+
+
+READ_METHODS = ("GET", "HEAD")
+
+
+def read_only(app: Any) -> Any:
+    """The WSGI ``app`` refusing every request that is not a read (405, one line of JSON)."""
+
+    def guarded(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("REQUEST_METHOD", "GET").upper() in READ_METHODS:
+            return app(environ, start_response)
+        body = b'{"reason": "the dashboard is read-only: the run\'s study is not changed here"}\n'
+        start_response(
+            "405 Method Not Allowed",
+            [
+                ("Content-Type", "application/json"),
+                ("Allow", ", ".join(READ_METHODS)),
+                ("Content-Length", str(len(body))),
+            ],
+        )
+        return [body]
+
+    return guarded
 
 
 def _server(host: str, port: int, app: Any) -> Any:

@@ -153,3 +153,56 @@ def repair_in_place(check: JournalCheck) -> Path:
 def restore(check: JournalCheck, backup: Path) -> None:
     shutil.copy2(backup, check.path)
     backup.unlink()
+
+
+class ReadOnlyJournal:
+    """A study journal read as it grows, never written (``search dashboard``): each complete
+    line that is a study record Optuna knows is a log; a damaged line is passed over (said once
+    through ``damaged``), a line still being written waits for its end. Any write raises
+    PermissionError. Implements Optuna's journal backend interface (``read_logs``,
+    ``append_logs``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0  # bytes of the file already read (whole lines only)
+        self.logs: list[dict] = []
+        self.damaged: list[tuple[int, str]] = []
+        self.lines = 0
+
+    def read_logs(self, log_number_from: int) -> list[dict]:
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            chunk = fh.read()
+        end = chunk.rfind(b"\n") + 1  # a last line without its end is not read yet
+        for line in chunk[:end].splitlines(keepends=True):
+            self.lines += 1
+            self.offset += len(line)
+            record = _record(line)
+            if isinstance(record, str):
+                self.damaged.append((self.lines, record))
+            else:
+                self.logs.append(record)
+        return self.logs[log_number_from:]
+
+    def append_logs(self, logs: list[dict]) -> None:
+        raise PermissionError(f"{self.path}: read-only here; the run's study is not changed")
+
+
+def _record(line: bytes) -> dict | str:
+    """A journal line's record, or why it is not one."""
+    if not line.strip():
+        return "an empty line"
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return "not valid JSON"
+    if not isinstance(record, dict) or "op_code" not in record:
+        return "not a study record"
+    op = record["op_code"]
+    if isinstance(op, bool) or not isinstance(op, int) or op not in _known_ops():
+        return f"op code {op!r} unknown to this Optuna"
+    if op in _trial_ops() and (
+        isinstance(record.get("trial_id"), bool) or not isinstance(record.get("trial_id"), int)
+    ):
+        return "a trial record without an integer trial_id"
+    return record
