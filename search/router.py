@@ -303,10 +303,18 @@ class Router:
         return encoder
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """The texts' embeddings by the router's encoder.
+
+        Raises:
+            UserError: No texts, or an empty or blank one (nothing to route on).
+        """
         if isinstance(texts, str):
             texts = [texts]
         if not texts:
             raise UserError("no texts to route")
+        blank = next((i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()), None)
+        if blank is not None:
+            raise UserError(f"text {blank}: the prompt is empty (or not a text); nothing to route on")
         return self.encoder.encode(list(texts), progress=False)
 
     def decide(

@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, ...]] = [
         "search.paths",
         "search.limits",
         "search.deadline",
+        "search.redact",
         "search.errors",
     ),
     ("router_models",),  # models, packing, checkpoints, route(): knows nothing of search

@@ -45,6 +45,21 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
         default=DEFAULTS.backend_timeout_s,
         help="seconds a backend may take (120)",
     )
+    sv.add_argument(
+        "--max-reply-bytes",
+        type=int,
+        default=DEFAULTS.max_reply_bytes,
+        help="longest non-streamed backend answer relayed (64 MiB)",
+    )
+    sv.add_argument(
+        "--header-timeout",
+        type=float,
+        default=DEFAULTS.header_timeout_s,
+        help="seconds a connection may take to send its headers (10)",
+    )
+    sv.add_argument(
+        "--max-connections", type=int, default=DEFAULTS.max_connections, help="most open connections (1024)"
+    )
     sv.add_argument("--cors-origin", action="append", default=[], help="an origin CORS allows (repeatable)")
     sv.add_argument("--access-log", action="store_true", help="log one line per request")
     sv.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -68,6 +83,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         queue_size=args.queue_size,
         request_timeout_s=args.request_timeout,
         backend_timeout_s=args.backend_timeout,
+        max_reply_bytes=args.max_reply_bytes,
+        header_timeout_s=args.header_timeout,
+        max_connections=args.max_connections,
         cors_origins=tuple(args.cors_origin),
         access_log=args.access_log,
     )

@@ -9,7 +9,9 @@ the rows, never split by hand.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -88,6 +90,32 @@ def read_columns(path: Path, wanted: list[str] | None = None) -> pa.Table:
                 "file as UTF-8"
             )
     return table
+
+
+def iter_table_rows(path: Path, batch_rows: int = 4096) -> Iterator[list[dict[str, Any]]]:
+    """The rows of a CSV or parquet file as dicts, a batch at a time (memory does not grow
+    with the file); text that is not UTF-8 is an error naming its column."""
+    _schema(path)
+    try:
+        if path.suffix == ".parquet":
+            for part in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+                yield _text_rows(part, path)
+            return
+        block = pacsv.ReadOptions(block_size=1 << 20)
+        with pacsv.open_csv(path, parse_options=_PARSE, read_options=block) as reader:
+            for part in reader:
+                yield _text_rows(part, path)
+    except DataError:
+        raise
+    except Exception as exc:
+        raise _unreadable(path, exc) from exc
+
+
+def _text_rows(part: pa.RecordBatch, path: Path) -> list[dict[str, Any]]:
+    for name, column in zip(part.schema.names, part.columns):
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            raise DataError(f"{path}: column {name} is not UTF-8 text; save the file as UTF-8")
+    return part.to_pylist()
 
 
 def int_column(table: pa.Table, name: str, path: Path) -> np.ndarray:

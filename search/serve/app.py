@@ -168,7 +168,14 @@ def build_app(
             offsets = offsets_of(router, budget=budget)
             answer = await batcher.submit(Query([text], None, offsets, allowed), settings.request_timeout_s)
             pinned = answer.decision.names[0]
-        return await forward(clients[0], backends[pinned], request.url.path, body, settings.backend_timeout_s)
+        return await forward(
+            clients[0],
+            backends[pinned],
+            request.url.path,
+            body,
+            settings.backend_timeout_s,
+            settings.max_reply_bytes,
+        )
 
     if backends:
         for path in ENDPOINTS:

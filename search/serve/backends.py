@@ -14,16 +14,18 @@ read from the environment once, at start, and are never printed or logged.
 
 from __future__ import annotations
 
+import base64
 import difflib
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from search.errors import UserError
 from search.parse import load_yaml, read_text
+from search.redact import redact, shown_url
 
 FIELDS = ("base_url", "model", "api_key_env", "timeout_s")
 MAX_BYTES = 1 << 20
@@ -45,9 +47,19 @@ class Backend:
 
     @property
     def shown(self) -> str:
-        """How messages name it: the LLM and its host (never the key)."""
+        """How messages name it: the LLM and its host and port (never a key, a user or a
+        password in the URL)."""
+        return f"{self.llm!r} ({shown_url(self.base_url)})"
+
+    @property
+    def secrets(self) -> list[str]:
+        """What no message may carry: its key, and the user and password of its URL."""
         parts = urlsplit(self.base_url)
-        return f"{self.llm!r} ({parts.scheme}://{parts.netloc})"
+        basic = None  # what an HTTP client sends for a URL's user and password
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            basic = base64.b64encode(pair.encode()).decode()
+        return [s for s in (self.api_key, parts.password, parts.username, basic) if s]
 
 
 def _entry(name: str, raw: Any, where: str) -> Backend:
@@ -60,9 +72,13 @@ def _entry(name: str, raw: Any, where: str) -> Backend:
     if unknown:
         raise UserError(f"{at}: unknown key {unknown[0]!r}; keys: {', '.join(FIELDS)}")
     url = raw.get("base_url")
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UserError(f"{at}.base_url: give an http:// or https:// URL, got {url!r}")
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        host, _ = (parts.hostname, parts.port) if parts is not None else (None, None)
+    except ValueError as exc:  # a bracket left open, a port out of 0-65535
+        raise UserError(f"{at}.base_url: not a URL ({exc}): {redact(str(url))!r}") from exc
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        raise UserError(f"{at}.base_url: give an http:// or https:// URL, got {redact(str(url))!r}")
     model = raw.get("model")
     if not isinstance(model, str) or not model.strip():
         raise UserError(f"{at}.model: give the model name to send the backend, got {model!r}")

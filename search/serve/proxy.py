@@ -5,28 +5,41 @@ router's saved offsets), ``"router:<budget>"`` (meeting a mean cost per query), 
 backends' LLM names (sent there, no routing). The body goes to the chosen backend unchanged but
 for ``model`` (the backend's model name); its answer comes back as it arrives, streamed
 (server-sent events) or not, with ``x-router-llm`` naming the LLM that answered (the body's own
-``model`` field is the backend's). A backend that cannot be reached, fails (5xx) or refuses its
-key gives 502, one that does not answer in time 504, each naming it; a backend's 4xx about the
-request itself is passed on as it is.
+``model`` field is the backend's). Answers pass through as they arrive, compressed or not, one
+chunk at a time: the proxy's memory does not grow with an answer's length, a non-streamed answer
+is cut at ``--max-reply-bytes``, and a client that leaves stops the reading. A backend that
+cannot be reached, fails (5xx), refuses its key or answers anything else the proxy does not
+relay (a redirect) gives 502, one that does not answer in time 504, each naming it by host
+(never a key, a user or a password, which are also redacted from the backend's own words); a
+backend's 4xx about the request itself is passed on as it is.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 from starlette.responses import Response, StreamingResponse
 
+from search.redact import redact
 from search.serve.backends import Backend
 from search.serve.errors import HTTPError, error_body
+
+log = logging.getLogger("search.serve")
 
 ROUTER_MODEL = "router"
 LLM_HEADER = "x-router-llm"
 ENDPOINTS = {"/v1/chat/completions": "chat/completions", "/v1/completions": "completions"}
-_PASSED_HEADERS = ("content-type", "cache-control")
+# content-encoding too: a compressed answer is passed on as it came, never inflated here
+_PASSED_HEADERS = ("content-type", "cache-control", "content-encoding")
 _DETAIL = 200  # characters of a backend's own error message shown
+ERROR_BYTES = 64 * 1024  # what is read of an answer the proxy does not relay, to name the error
+MAX_REPLY_BYTES = 64 * 1024 * 1024  # the longest non-streamed answer relayed (--max-reply-bytes)
+REFUSED_KEY = (401, 403, 407)
 
 
 def _text_of(content: Any, where: str) -> str:
@@ -98,32 +111,55 @@ def _failure(backend: Backend, exc: httpx.HTTPError, timeout_s: float) -> HTTPEr
     return HTTPError(502, f"backend {backend.shown} failed ({type(exc).__name__})")
 
 
-def _backend_message(raw: bytes) -> str:
+def _inflated(raw: bytes, encoding: str) -> bytes:
+    """A capped error body as text: gzip or deflate inflated to at most ``ERROR_BYTES`` (a
+    small body that inflates to gigabytes stays small here); another encoding gives nothing."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return raw[:ERROR_BYTES]
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        return b""
+    try:
+        return zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(raw, ERROR_BYTES)  # gzip or zlib
+    except zlib.error:
+        return b""
+
+
+def _backend_message(raw: bytes, backend: Backend) -> str:
+    """What a backend's error body says, in one short line with its secrets redacted."""
     try:
         error = json.loads(raw).get("error")
         message = error.get("message") if isinstance(error, dict) else error
     except (ValueError, AttributeError):
         message = None
-    return f": {' '.join(str(message).split())[:_DETAIL]}" if message else ""
+    if not message:
+        return ""
+    return f": {redact(' '.join(str(message).split()), backend.secrets)[:_DETAIL]}"
 
 
-def _refused(backend: Backend, status: int, raw: bytes, headers: dict[str, str]) -> Response:
-    """A backend's error answer: ours (502) when it is the backend's fault, else passed on."""
-    if status >= 500 or status in (401, 403, 407):
-        what = "refused its API key" if status in (401, 403, 407) else "failed"
-        err = HTTPError(502, f"backend {backend.shown} {what} ({status}){_backend_message(raw)}")
-        return Response(err.body(), 502, headers=headers, media_type="application/json")
-    return Response(raw, status, headers=headers, media_type="application/json")
+def relayed(status: int) -> bool:
+    """Whether a backend's answer of ``status`` goes to the client as it is: a success, or the
+    backend's objection to the request itself (a 4xx but for its refusing our key). Every other
+    answer (a redirect, a 1xx, a 5xx, a refused key) becomes our 502."""
+    return 200 <= status < 300 or (400 <= status < 500 and status not in REFUSED_KEY)
 
 
 async def forward(
-    client: httpx.AsyncClient, backend: Backend, path: str, body: dict[str, Any], timeout_s: float
+    client: httpx.AsyncClient,
+    backend: Backend,
+    path: str,
+    body: dict[str, Any],
+    timeout_s: float,
+    max_reply_bytes: int = MAX_REPLY_BYTES,
 ) -> Response:
-    """Send ``body`` (its ``model`` set to the backend's) to ``backend`` and answer with what it
-    answers; streamed when the request asks for a stream.
+    """Send ``body`` (its ``model`` set to the backend's) to ``backend`` and relay its answer as
+    it arrives, streamed or not, as the backend encoded it (a compressed body is passed on
+    compressed, never inflated here); the proxy holds one chunk at a time, stops reading when
+    the client is gone, and ends a non-streamed answer longer than ``max_reply_bytes``.
 
     Raises:
-        HTTPError: 502 or 504 naming the backend when it gives no answer (see the module doc).
+        HTTPError: 502 or 504 naming the backend when it gives no answer to relay (see the
+            module doc), its own words redacted.
     """
     timeout_s = backend.timeout_s or timeout_s
     sent = {**body, "model": backend.model}
@@ -142,28 +178,50 @@ async def forward(
         reply = await client.send(request, stream=True)
     except httpx.HTTPError as exc:
         raise _failure(backend, exc, timeout_s) from None
-    passed = {**{k: v for k, v in reply.headers.items() if k.lower() in _PASSED_HEADERS}, **ours}
-    if not body.get("stream") or reply.status_code != 200:
-        try:
-            raw = await reply.aread()
-        except httpx.HTTPError as exc:
-            raise _failure(backend, exc, timeout_s) from None
+    status = reply.status_code
+    if not relayed(status):
+        try:  # what it says, capped: never the whole of a body the backend chose the size of
+            raw = b""
+            async for chunk in reply.aiter_raw():
+                raw += chunk
+                if len(raw) >= ERROR_BYTES:
+                    break
+        except httpx.HTTPError:
+            raw = b""
         finally:
             await reply.aclose()
-        if reply.status_code >= 400:
-            return _refused(backend, reply.status_code, raw, ours)
-        return Response(raw, reply.status_code, headers=passed)
-    return StreamingResponse(_relay(reply, backend, timeout_s), 200, headers=passed)
+        said = _backend_message(
+            _inflated(raw[:ERROR_BYTES], reply.headers.get("content-encoding", "")), backend
+        )
+        what = {401: "refused its API key", 403: "refused its API key", 407: "refused its API key"}.get(
+            status, "failed" if status >= 500 else "answered what the proxy does not relay"
+        )
+        err = HTTPError(502, f"backend {backend.shown} {what} ({status}){said}")
+        return Response(err.body(), 502, headers=ours, media_type="application/json")
+    passed = {**{k: v for k, v in reply.headers.items() if k.lower() in _PASSED_HEADERS}, **ours}
+    streamed = bool(body.get("stream")) and status == 200
+    limit = None if streamed else max_reply_bytes
+    return StreamingResponse(_relay(reply, backend, timeout_s, limit, streamed), status, headers=passed)
 
 
-async def _relay(reply: httpx.Response, backend: Backend, timeout_s: float) -> AsyncIterator[bytes]:
-    """The backend's stream as it arrives; a failure mid-stream ends it with an error event (the
-    status was sent already)."""
+async def _relay(
+    reply: httpx.Response, backend: Backend, timeout_s: float, limit: int | None, streamed: bool
+) -> AsyncIterator[bytes]:
+    """The backend's answer as it arrives, as it was encoded. A failure mid-way ends a stream
+    with an error event (the status was sent already) and cuts a plain answer short; so does a
+    plain answer past ``limit`` bytes. The backend's connection is closed however it ends: the
+    client leaving stops the iteration, and with it the reading."""
+    sent = 0
     try:
-        async for chunk in reply.aiter_bytes():  # decoded: no content-encoding is passed on
+        async for chunk in reply.aiter_raw():
+            sent += len(chunk)
+            if limit is not None and sent > limit:
+                log.warning("backend %s: answer cut at %d bytes (--max-reply-bytes)", backend.shown, limit)
+                return
             yield chunk
     except httpx.HTTPError as exc:
         err = _failure(backend, exc, timeout_s)
-        yield b"data: " + error_body(err.status, err.message).rstrip(b"\n") + b"\n\n"
+        if streamed:
+            yield b"data: " + error_body(err.status, err.message).rstrip(b"\n") + b"\n\n"
     finally:
         await reply.aclose()

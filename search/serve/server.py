@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any
 
 from search.errors import UserError
+from search.redact import shown_path
 from search.results.rundir import read_object
 from search.router import Router
 from search.rundir import RunDir
@@ -63,8 +64,8 @@ def router_card(router: Router, target: Path) -> dict[str, Any]:
         "val_route_acc": routing.get("val_route_acc"),
         "costs": router.costs is not None,
         "budgets": isinstance(routing.get("cost_curve"), dict),
-        "encoder": router.identity.to_dict() if router.identity is not None else None,
-        "metadata": router.info.get("metadata") or {},
+        "encoder": _shown_identity(router),
+        "metadata": _shown_metadata(router.info.get("metadata") or {}),
         "tasks": router.task_names,
         "reads_tasks": router.reads_tasks,
     }
@@ -73,6 +74,20 @@ def router_card(router: Router, target: Path) -> dict[str, Any]:
         result = read_object(config, "a run's config.json").get("search_result") or {}
         card["metric"] = {k: result.get(k) for k in ("metric", "mode", "value", "trial")}
     return card
+
+
+def _shown_identity(router: Router) -> dict[str, Any] | None:
+    """The encoder's identity as other machines see it: a local folder by its last part."""
+    if router.identity is None:
+        return None
+    shown = router.identity.to_dict()
+    shown["name"] = shown_path(str(shown["name"]))
+    return shown
+
+
+def _shown_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """A router's metadata without the server's paths (its data source by its last part)."""
+    return {k: shown_path(v) if k == "data_source" and isinstance(v, str) else v for k, v in metadata.items()}
 
 
 def load_served(target: str, encoder: str | None) -> Router:
@@ -141,6 +156,25 @@ def make_app(
     return build_app(router, settings, router_card(router, Path(target)), served), router, served
 
 
+def uvicorn_config(app: Any, settings: ServeSettings, log_level: str = "warning") -> Any:
+    """How uvicorn runs ``app``: quiet, graceful on SIGTERM, and on a protocol that closes a
+    connection slow to send its headers and bounds the connections open at once
+    (``connections.py``)."""
+    import uvicorn
+
+    from search.serve.connections import guarded_protocol
+
+    return uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=settings.access_log,
+        timeout_graceful_shutdown=int(max(1, settings.graceful_timeout_s)),
+        server_header=False,
+        lifespan="on",
+        http=guarded_protocol(settings.header_timeout_s, settings.max_connections),
+    )
+
+
 def serve(
     target: str,
     settings: ServeSettings,
@@ -164,15 +198,7 @@ def serve(
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=settings.access_log,
-        timeout_graceful_shutdown=int(max(1, settings.graceful_timeout_s)),
-        server_header=False,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, settings))
     proxy = f"; proxy to {len(served)} LLM(s): POST /v1/chat/completions, /v1/completions" if served else ""
     auth = "bearer token required" if settings.token else "loopback only, no token"
     chosen = f" ({router.chosen})" if router.chosen else ""

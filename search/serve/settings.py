@@ -45,6 +45,11 @@ class ServeSettings:
         backend_timeout_s: Longest the proxy waits on a backend to connect or send the next
             bytes (504 after it), unless the backends file sets one per backend.
         graceful_timeout_s: On SIGTERM, how long requests in flight may take to finish.
+        max_reply_bytes: The longest non-streamed answer the proxy relays (cut beyond it);
+            answers pass through a chunk at a time, so this bounds time, not memory.
+        header_timeout_s: How long a connection may take to send a request's headers (from its
+            first byte, or the previous response); closed after it.
+        max_connections: Most connections open at once; one more is closed as it is accepted.
         cors_origins: Origins allowed by CORS; empty: no CORS headers at all.
         access_log: One log line per request (off: the hot path stays quiet).
     """
@@ -60,6 +65,9 @@ class ServeSettings:
     request_timeout_s: float = 30.0
     backend_timeout_s: float = 120.0
     graceful_timeout_s: float = 30.0
+    max_reply_bytes: int = 64 * 1024 * 1024
+    header_timeout_s: float = 10.0
+    max_connections: int = 1024
     cors_origins: tuple[str, ...] = ()
     access_log: bool = False
 
@@ -68,12 +76,25 @@ class ServeSettings:
             raise UserError(f"--host {self.host!r}: give an address to bind, such as 127.0.0.1")
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise UserError(f"--port {self.port!r}: give a TCP port in 0..65535 (0: any free one)")
-        positive_ints = ("max_body_bytes", "max_prompts", "max_batch", "queue_size")
+        positive_ints = (
+            "max_body_bytes",
+            "max_prompts",
+            "max_batch",
+            "queue_size",
+            "max_reply_bytes",
+            "max_connections",
+        )
         for name in positive_ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"--{name.replace('_', '-')} {value!r}: give a whole number >= 1")
-        for name in ("batch_wait_ms", "request_timeout_s", "backend_timeout_s", "graceful_timeout_s"):
+        for name in (
+            "batch_wait_ms",
+            "request_timeout_s",
+            "backend_timeout_s",
+            "graceful_timeout_s",
+            "header_timeout_s",
+        ):
             value = getattr(self, name)
             low_ok = value >= 0 if name == "batch_wait_ms" else value > 0
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low_ok:

