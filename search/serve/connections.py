@@ -32,7 +32,7 @@ def guarded_protocol(header_timeout_s: float, max_connections: int) -> type[asyn
     class Guarded(HttpToolsProtocol):
         header_timer: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             if len(self.connections) > max_connections:
                 log.warning("refused a connection: %d open (--max-connections)", len(self.connections) - 1)
