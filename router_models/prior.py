@@ -134,11 +134,14 @@ class GroupPrior(nn.Module):
         prior is over tasks, else the nearest centroid of its raw embedding."""
         if self.groups == 1:
             return torch.zeros(x.shape[-2], dtype=torch.long, device=x.device)
-        nearest = (F.normalize(x.float(), dim=-1) @ self.centroids.T).argmax(-1)
         if self.kind == "task" and tasks is not None:
             tasks = tasks.to(device=x.device, dtype=torch.long)
-            return torch.where(tasks >= 0, tasks, nearest)
-        return nearest
+            unknown = tasks < 0
+            if not bool(unknown.any()):  # every task given: no centroid to compare
+                return tasks
+            nearest = (F.normalize(x[..., unknown, :].float(), dim=-1) @ self.centroids.T).argmax(-1)
+            return tasks.masked_scatter(unknown, nearest)
+        return (F.normalize(x.float(), dim=-1) @ self.centroids.T).argmax(-1)
 
     def probs(self, groups: torch.Tensor) -> torch.Tensor:
         """The prior's probabilities ``[B, M]`` for groups ``[B]``."""

@@ -96,9 +96,11 @@ class RunResult:
         ...
         search.errors.UserError: /nonexistent/run: holds no run (study.journal not found)
         """
+        from search.arguments import PATH, check
         from search.results.rundir import read_object
         from search.rundir import RunDir
 
+        check("RunResult.load", run_dir=(run_dir, PATH))
         rd = RunDir(Path(run_dir).resolve())
         if not rd.holds_run():
             raise UserError(f"{rd}: holds no run ({RunDir.STUDY} not found)")
@@ -260,6 +262,20 @@ def run(
             line says it). KeyboardInterrupt: Ctrl-C; the state is saved, resume with
             ``resume=True`` and the same ``out``.
     """
+    from search.arguments import (
+        COUNT,
+        DATA,
+        ENQUEUE,
+        FLAG,
+        NUMBER,
+        PACK,
+        PATH,
+        PICK,
+        TEXT,
+        check,
+        check_data_options,
+        optional,
+    )
     from search.data.options import FLAG_NAMES
     from search.driver.plan import RunRequest
     from search.driver.runner import run_search
@@ -267,6 +283,27 @@ def run(
     unknown = sorted(set(data_options) - set(FLAG_NAMES))
     if unknown:
         raise UserError(f"search.run: unknown argument(s) {', '.join(unknown)}")
+    # every argument by type and range before anything starts or is written
+    check(
+        "search.run",
+        space=(space, PATH),
+        data=(data, DATA),
+        out=(out, optional(PATH)),
+        export=(export, optional(PATH)),
+        num_samples=(num_samples, COUNT),
+        pack_size=(pack_size, PACK),
+        budget=(budget, NUMBER),
+        address=(address, optional(TEXT)),
+        storage=(storage, optional(TEXT)),
+        resume=(resume, FLAG),
+        enqueue=(enqueue, ENQUEUE),
+        mlflow=(mlflow, optional(TEXT)),
+        pick=(pick, PICK),
+        verbose=(verbose, FLAG),
+        quiet=(quiet, FLAG),
+        debug=(debug, FLAG),
+    )
+    check_data_options("search.run", data_options)
     request = RunRequest(
         space=os.fspath(space),
         data=[data] if isinstance(data, str) else (list(data) if data is not None else None),
@@ -282,7 +319,8 @@ def run(
         debug=debug,
         enqueue=[dict(p) for p in enqueue],
         mlflow=mlflow,
-        pick=dict(pick) if pick is not None else None,
+        pick=dict(pick) if isinstance(pick, Mapping) else pick,
+        api=True,
         **data_options,
     )
     with _output(quiet):
@@ -327,6 +365,7 @@ def train(
     ...     print(exc)
     missing.json: file not found
     """
+    from search.arguments import COUNT, DATA, FLAG, PATH, SEED, TEXT, check, check_data_options, optional
     from search.data.options import FLAG_NAMES
     from search.data.options import data_options as to_options
     from search.data.parts import data_source
@@ -334,9 +373,27 @@ def train(
     from search.driver.train import run_train
     from search.paths import check_dir_target
 
-    paths = (
-        [os.fspath(configs)] if isinstance(configs, (str, os.PathLike)) else [os.fspath(c) for c in configs]
+    listed: list[Any] = (
+        [configs]
+        if isinstance(configs, (str, os.PathLike))
+        else list(configs)
+        if isinstance(configs, Sequence) and not isinstance(configs, bytes)
+        else [configs]
     )
+    for config in listed:
+        check("search.train", configs=(config, PATH))
+    check(
+        "search.train",
+        data=(data, DATA),
+        out=(out, PATH),
+        epochs=(epochs, COUNT),
+        device=(device, TEXT),
+        seed=(seed, SEED),
+        metric=(metric, optional(TEXT)),
+        quiet=(quiet, FLAG),
+    )
+    check_data_options("search.train", data_options)
+    paths = [os.fspath(c) for c in listed]
     if not paths:
         raise UserError("search.train: give at least one config.json")
     unknown = sorted(set(data_options) - set(FLAG_NAMES))

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from router_models import GroupPrior, load_router, route
+from search.arguments import PATH, check, optional
 from search.data.encode import Encoder, EncoderIdentity, load_encoder
 from search.errors import UserError
 from search.inference import predict
@@ -75,6 +76,7 @@ class Router:
         Raises:
             UserError / ConfigError: Not a router file or run dir (one line).
         """
+        check("Router.load", path=(path, PATH), encoder=(encoder, optional(PATH)))
         path = Path(path)
         chosen = ""
         if path.is_dir():

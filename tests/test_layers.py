@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
         "search.limits",
         "search.deadline",
         "search.redact",
+        "search.arguments",
         "search.errors",
     ),
     ("router_models",),  # models, packing, checkpoints, route(): knows nothing of search

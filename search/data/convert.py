@@ -32,7 +32,7 @@ from search.data.encode.template import Template, default_template
 from search.data.options import DataOptions
 from search.data.router_data import SPLITS, RouterData, index_tasks, split_by_question
 from search.data.scores import check_scores, thresholded
-from search.data.tables import float_column, label_column, read_columns, types_of
+from search.data.tables import float_column, in_int64, label_column, read_columns, types_of
 from search.errors import DataError
 from search.parse import ParseError, load_json, read_text
 
@@ -212,7 +212,7 @@ def parse_wide(path: Path, options: DataOptions) -> Parsed:
     if options.align == "id":
         if id_col is None:
             raise DataError(f"{path}: --align id needs an id column ({', '.join(ID_COLUMNS)} or --id-column)")
-        ids = float_column(table, id_col, path, allow_empty=False).astype(np.int64)
+        ids = in_int64(float_column(table, id_col, path, allow_empty=False), id_col, path)
     rows = table.select(fields).to_pylist() if template is not None else []
     texts, why = _render(template, rows, lambda i: f"{path} line {i + 2}", options.template is not None)
     split_values = table.column("split").to_pylist() if "split" in table.column_names else None
@@ -279,10 +279,15 @@ def parse_records(path: Path, options: DataOptions) -> Parsed:
     ids = None
     if options.align == "id":
         raw = [r.get(id_key) for r in records]
-        bad_ids = [i for i, v in enumerate(raw) if isinstance(v, bool) or not isinstance(v, int)]
+        bad_ids = [
+            i
+            for i, v in enumerate(raw)
+            if isinstance(v, bool) or not isinstance(v, int) or not -(2**63) <= v < 2**63
+        ]
         if bad_ids:
             raise DataError(
-                f"{path}: record {bad_ids[0]}: {id_key!r} must be an integer row of the embeddings"
+                f"{path}: record {bad_ids[0]}: {id_key!r} must be an integer row of the embeddings "
+                f"(< 2^63), got {str(raw[bad_ids[0]])[:40]}"
             )
         ids = np.asarray(raw, dtype=np.int64)
     keys = list(dict.fromkeys(k for r in records for k in r))

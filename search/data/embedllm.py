@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -36,6 +37,26 @@ def _table_path(folder: Path, stem: str, required: bool = True) -> Path | None:
     if required:
         raise DataError(f"{folder / (stem + '.csv')}: file not found (nor {stem}.parquet)")
     return None
+
+
+def not_a_layout(folder: Path) -> str:
+    """Why a folder does not load, with the layouts that do: EmbedLLM's, or its files given as
+    parts (one per task and split) or one by one."""
+    files = sorted(
+        p.name for p in folder.iterdir() if p.suffix.lower() in (".json", ".jsonl", ".csv", ".parquet")
+    )
+    listed = ", ".join(files[:3]) + (" ..." if len(files) > 3 else "")
+    found = f"; it holds {len(files)} table or records file(s) ({listed})"
+    parts = " --data ".join(f"train={folder / f}" for f in files[:2]) if files else ""
+    hint = (
+        f": give them as parts, one per task and split (--data {parts} ... --data test=FILE), or one file"
+        if files
+        else ""
+    )
+    return (
+        f"{folder}: not a data folder in EmbedLLM's layout (train.csv, val.csv, test.csv and "
+        f"question_embeddings.pth, or .parquet tables){found if files else ''}{hint}"
+    )
 
 
 def load_embeddings(folder: Path) -> tuple[np.ndarray, Path]:
@@ -80,6 +101,8 @@ def load_folder(folder: Path, options: DataOptions | None = None) -> RouterData:
     options = options or DataOptions()
     if not folder.is_dir():
         raise DataError(f"{folder}: data folder not found (or give 'synthetic', or a built-in name)")
+    if _table_path(folder, "train", required=False) is None:
+        raise DataError(not_a_layout(folder))
     has_file = any((folder / n).exists() for n in EMBEDDING_FILES)
     own, emb_path = load_embeddings(folder) if has_file else (None, folder / EMBEDDING_FILES[0])
     order, model_cost, order_path = _model_order(folder)
@@ -248,7 +271,9 @@ def write_parquet_layout(data: RouterData, dest: Path) -> None:
         os.rename(tmp, dest)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        code = getattr(exc, "errno", None) or (errno.ENOSPC if "No space left" in str(exc) else None)
+        # numpy's short write says "N requested and M written", with no errno: a full disk too
+        short = re.search(r"\d+ requested and \d+ written", str(exc)) is not None
+        code = getattr(exc, "errno", None) or (errno.ENOSPC if "No space left" in str(exc) or short else None)
         if isinstance(exc, OSError) and code is not None:
             raise OSError(code, os.strerror(code), str(dest)) from exc
         raise

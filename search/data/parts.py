@@ -4,7 +4,8 @@ or in a space ``data: {train: [a.json, b.json], test: [c.json]}``.
 
 Each file is a table or records file (``convert.py``); its own split column, if any, is not
 used. Each question keeps its file's stem as its task, without a trailing split name
-(``mmlu_train.json`` and ``mmlu_test.json`` are both task ``mmlu``). LLM sets that differ
+(``mmlu_train.json`` and ``mmlu_test.json`` are both task ``mmlu``); a file named after its split
+alone (``train.jsonl``) names no task, and data whose files all are has none. LLM sets that differ
 between files are joined, the pairs a file does not score unobserved. Without a val part, a
 seeded 10% of the train questions are val. The questions' texts are embedded with the encoder
 (an embeddings file cannot say which of many files a row belongs to).
@@ -21,7 +22,7 @@ import numpy as np
 from search.data.convert import RECORD_SUFFIXES, TABLE_SUFFIXES, Parsed, assemble, parse_records, parse_wide
 from search.data.embedding import embeddings_for
 from search.data.options import DataOptions
-from search.data.router_data import SPLITS, RouterData
+from search.data.router_data import NO_TASK, SPLITS, RouterData
 from search.errors import DataError
 
 VAL_SHARE = 0.1
@@ -70,11 +71,16 @@ def describe_parts(parts: Mapping[str, Sequence[str]]) -> str:
     return ";".join(f"{s}={','.join(str(p) for p in parts[s])}" for s in SPLITS if parts.get(s))
 
 
-def task_of(path: Path) -> str:
-    return (
-        re.sub(r"[-_.](train|val|valid|validation|dev|test)$", "", path.stem, flags=re.IGNORECASE)
-        or path.stem
-    )
+SPLIT_NAMES = ("train", "val", "valid", "validation", "dev", "test")
+
+
+def task_of(path: Path) -> str | None:
+    """A part's task from its file's name, less a trailing split name (``math_train.jsonl``:
+    ``math``); None for a file named after its split alone (``train.jsonl`` names no task)."""
+    if path.stem.lower() in SPLIT_NAMES:
+        return None
+    split = r"[-_.](train|val|valid|validation|dev|test)$"
+    return re.sub(split, "", path.stem, flags=re.IGNORECASE) or path.stem
 
 
 def _parse(path: Path, options: DataOptions) -> Parsed:
@@ -123,7 +129,7 @@ def load_parts(parts: Mapping[str, Sequence[str]], options: DataOptions) -> Rout
             cost[rows, cols] = parsed.cost
         texts += parsed.texts
         # A part's own task column or field names its questions' tasks; else the file's stem.
-        for i, task in enumerate(parsed.task_values or [task_of(path)] * parsed.n):
+        for i, task in enumerate(parsed.task_values or [task_of(path) or NO_TASK] * parsed.n):
             if task not in task_names:
                 task_names.append(task)
             tasks[start + i] = task_names.index(task)
@@ -139,7 +145,10 @@ def load_parts(parts: Mapping[str, Sequence[str]], options: DataOptions) -> Rout
     source = describe_parts(parts)
     merged = Parsed(Path(source), Y, names, cost, None, None, texts, read[0][2].template)
     X, encoder = embeddings_for(source, total, options, texts=texts, template=merged.template)
-    data = assemble(merged, X, splits, encoder=encoder, tasks=tasks, task_names=task_names)
+    if task_names == [NO_TASK]:  # every file named after its split alone: the data has no tasks
+        data = assemble(merged, X, splits, encoder=encoder)
+    else:
+        data = assemble(merged, X, splits, encoder=encoder, tasks=tasks, task_names=task_names)
     data.source = source
     return data
 

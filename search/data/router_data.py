@@ -12,6 +12,7 @@ import numpy as np
 from search.errors import DataError
 
 SPLITS = ("train", "val", "test")
+NO_TASK = "(no task)"  # the task of a question no task names, in data where others have one
 
 
 @dataclass
@@ -175,8 +176,18 @@ def split_by_question(n: int, seed: int = 0, rng: np.random.Generator | None = N
 
 
 def no_signal(data: RouterData) -> str | None:
-    """Why the data cannot train or pick a router (a split with no observed pair, or one label
-    only: nothing to learn on train, no AUC and no ranking on val); None when it can."""
+    """Why the data cannot train or pick a router (an LLM never observed on train, a split with
+    no observed pair, or one label only: nothing to learn on train, no AUC and no ranking on
+    val); None when it can."""
+    _, _, m_train = data.split("train")
+    unseen = np.flatnonzero(~m_train.any(axis=0))
+    if unseen.size:
+        names = ", ".join(repr(data.model_names[j]) for j in unseen[:3]) + (" ..." if unseen.size > 3 else "")
+        return (
+            f"data {data.source}: {unseen.size} of {data.num_models} LLMs have no score on train ({names}): "
+            "no router can learn them, and a routing table would route to them blind; give their train "
+            "scores, or leave them out of the data"
+        )
     for split in ("train", "val"):
         _, y, m = data.split(split)
         observed = y[m]

@@ -26,6 +26,8 @@ from search.data.synthetic import SyntheticSpec, make_synthetic
 from search.data.tasks_file import attach_tasks
 from search.errors import DataError
 
+MANY_TASKS = 50  # tasks beyond this and half the questions: said, a task column may be an id
+
 
 def load_data(
     spec: str | Path | Mapping[str, Sequence[str]] | None, options: DataOptions | None = None, **given: Any
@@ -54,6 +56,12 @@ def prepared(data: RouterData, options: DataOptions) -> RouterData:
         )
     if options.dedupe:
         data = deduped(data)
+    n, tasks = len(data.X), len(data.task_names or ())
+    if tasks > max(MANY_TASKS, n // 2):
+        data.notes.append(
+            f"warning: {tasks:,} tasks for {n:,} questions: nearly one per question, so a task says "
+            "little (is the task column an id? see --task-column)"
+        )
     return data
 
 

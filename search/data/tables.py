@@ -131,6 +131,23 @@ def int_column(table: pa.Table, name: str, path: Path) -> np.ndarray:
             raise DataError(f"{path} line {bad[0] + 2}: {name} {values[bad[0]]!r} is not an integer")
     elif values.dtype.kind not in "iub":
         raise DataError(f"{path}: column {name} must be integers, got {col.type}")
+    return in_int64(values, name, path)
+
+
+def in_int64(values: np.ndarray, name: str, path: Path) -> np.ndarray:
+    """Whole numbers as int64; one beyond int64's range (2^64 read as a float, a uint64) is an
+    error naming its line, never a wrapped, negative id."""
+    if values.dtype.kind == "f":
+        big = np.flatnonzero(~((values >= -(2.0**63)) & (values < 2.0**63)))
+    elif values.dtype.kind == "u":
+        big = np.flatnonzero(values > np.iinfo(np.int64).max)
+    else:
+        big = np.empty(0, dtype=np.int64)
+    if big.size:
+        shown = f"{values[big[0]]:.0f}" if values.dtype.kind == "f" else str(values[big[0]])
+        raise DataError(
+            f"{path} line {big[0] + 2}: {name} {shown} is beyond the integers an id can be (< 2^63)"
+        )
     return values.astype(np.int64)
 
 

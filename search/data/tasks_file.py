@@ -18,14 +18,13 @@ from typing import Any
 from search.data.encode.template import TEXT_FIELDS
 from search.data.options import DataOptions
 from search.data.prompts import read_rows
-from search.data.router_data import RouterData, index_tasks
+from search.data.router_data import NO_TASK, RouterData, index_tasks
 from search.errors import DataError
 
 TABLES = (".csv", ".parquet")
 RECORDS = (".jsonl", ".json")
 ID_FIELDS = ("id", "prompt_id", "question_id")
 TASK_FIELDS = ("task", "category")
-NO_TASK = "(no task)"
 
 
 def _rows(path: Path) -> list[Any]:

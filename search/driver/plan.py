@@ -57,6 +57,7 @@ class RunPlan:
     mlflow: str | None = None  # a tracking URI or file-store folder: every trial an MLflow run
     pick: dict[str, float] | None = None  # weights that pick a multi-objective run's export
     owns_ray: bool = False  # this run started (or joined) Ray, and shuts it down at the end
+    api: bool = False  # asked through search.run: messages name its arguments, not the flags
 
 
 def default_run_dir(space: Space) -> Path:
@@ -64,30 +65,54 @@ def default_run_dir(space: Space) -> Path:
     return Path(f"runs/{space.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}").resolve()
 
 
-def check_run_state(run_dir: Path, resume: bool, space: Space) -> None:
+# How search.run names the options the command line names by flags (messages say the caller's)
+API_NAMES = {
+    "--resume": "resume=True",
+    "--out": "out=",
+    "--num-samples": "num_samples",
+    "--budget": "budget",
+    "--export": "export=",
+    "--address": "address",
+    "--storage": "storage",
+    "--encoder": "encoder",
+    "--pick": "pick",
+}
+
+
+def named(flag: str, api: bool) -> str:
+    """An option as its caller names it: the command line's flag, or search.run's argument."""
+    return API_NAMES.get(flag, flag) if api else flag
+
+
+def check_run_state(run_dir: Path, resume: bool, space: Space, api: bool = False) -> None:
     """A fresh run needs a dir without a run; a resume needs one with a run that searched this
     space (read-only: the run dir is not touched).
 
     Raises:
-        UserError: One line naming the run dir and what to do.
+        UserError: One line naming the run dir and what to do (in the caller's words: the
+            command line's flags, or search.run's arguments with ``api``).
     """
     if resume:
         if not holds_run(run_dir):
-            raise UserError(f"--resume: {run_dir} holds no run ({RunDir.STUDY} not found)")
+            raise UserError(f"{named('--resume', api)}: {run_dir} holds no run ({RunDir.STUDY} not found)")
         recorded = RunDir(run_dir).space
         if recorded.is_file():
             try:
                 then = load_space(recorded)
             except UserError as exc:
-                raise UserError(f"--resume: the run's own space cannot be read: {exc}") from exc
+                what = named("--resume", api)
+                raise UserError(f"{what}: the run's own space cannot be read: {exc}") from exc
             diff = space_difference(then, space)
             if diff is not None:
                 raise UserError(
-                    f"--resume: {run_dir} searched another space ({diff}); resume with the run's "
-                    f"space ({recorded}), or start a new run with another --out"
+                    f"{named('--resume', api)}: {run_dir} searched another space ({diff}); resume with "
+                    f"the run's space ({recorded}), or start a new run with another {named('--out', api)}"
                 )
     elif holds_run(run_dir):
-        raise UserError(f"{run_dir} already holds a run: add --resume to continue it, or pick --out")
+        raise UserError(
+            f"{run_dir} already holds a run: add {named('--resume', api)} to continue it, or pick "
+            f"another {named('--out', api)}"
+        )
 
 
 @dataclass
@@ -123,6 +148,7 @@ class RunRequest:
     enqueue: list[dict[str, Any]] = field(default_factory=list)
     mlflow: str | None = None
     pick: str | Mapping[str, float] | None = None
+    api: bool = False  # asked through search.run: messages name its arguments, not the flags
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunRequest:
@@ -136,16 +162,21 @@ def plan_run(args: RunRequest) -> RunPlan:
     space = load_space(args.space)
     num_samples = args.num_samples if args.num_samples is not None else space.search.num_samples
     if not 1 <= num_samples <= MAX_SAMPLES:
-        raise UserError(f"--num-samples must be from 1 to {MAX_SAMPLES:,}, got {num_samples}")
+        what = named("--num-samples", args.api)
+        raise UserError(f"{what} must be from 1 to {MAX_SAMPLES:,}, got {num_samples}")
     pack_size = parse_pack_size(args.pack_size) if args.pack_size is not None else space.search.pack_size
     budget = args.budget if args.budget is not None else space.search.budget
     if budget is not None and not (budget > 0 and math.isfinite(budget)):
-        raise UserError(f"--budget must be a cost per query > 0, got {budget}")
+        raise UserError(f"{named('--budget', args.api)} must be a cost per query > 0, got {budget}")
     if args.resume and not args.out:
-        raise UserError("--resume needs --out RUN_DIR: the run dir to continue")
+        raise UserError(
+            f"{named('--resume', args.api)} needs {named('--out', args.api)}RUN_DIR: the run dir to continue"
+            if args.api
+            else "--resume needs --out RUN_DIR: the run dir to continue"
+        )
     run_dir = Path(args.out).resolve() if args.out else default_run_dir(space)
-    check_dir_target(run_dir, "--out")
-    check_run_state(run_dir, args.resume, space)  # again once the run dir is locked
+    check_dir_target(run_dir, named("--out", args.api))
+    check_run_state(run_dir, args.resume, space, args.api)  # again once the run dir is locked
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     if address == "local":
         address = None
@@ -188,6 +219,7 @@ def plan_run(args: RunRequest) -> RunPlan:
         enqueue=list(args.enqueue),
         mlflow=check_mlflow(args.mlflow),
         pick=parse_pick(args.pick, space.search) if args.pick is not None else None,
+        api=args.api,
     )
 
 
@@ -277,6 +309,8 @@ def parse_pick(value: str | Mapping[str, float], search: Any) -> dict[str, float
         pairs = list(value.items())
     weights: dict[str, float] = {}
     for name, weight in pairs:
+        if name in weights:
+            raise UserError(f"--pick: {name} is given twice; give each objective one weight")
         if name not in search.objectives:
             raise UserError(
                 f"--pick: {name} is not an objective of this search; objectives: "
@@ -291,11 +325,21 @@ def parse_pick(value: str | Mapping[str, float], search: Any) -> dict[str, float
         weights[name] = number
     if not any(w > 0 for w in weights.values()):
         raise UserError(f"--pick: at least one weight must be > 0, got {weights}")
+    # only the ratios count: scaled so the largest is 1, any scale (1e308, 5e-324) picks alike
+    top = max(weights.values())
+    weights = {name: w / top for name, w in weights.items()}
     return weights
 
 
 def check_mlflow(uri: str | None) -> str | None:
-    """``--mlflow``: a tracking URI or a folder, with MLflow installed (one line if not)."""
+    """``--mlflow``: a tracking URI (``http://host:5000``, ``sqlite:///mlflow.db``,
+    ``databricks``) or a folder (a database store is made in it: ``tracking.store_uri``), with
+    MLflow installed; one line for anything else, before anything starts.
+
+    Raises:
+        UserError: Empty; neither a URI nor a folder path; a sqlite database or a folder that
+            cannot be written; MLflow not installed.
+    """
     if uri is None:
         return None
     if not uri.strip():
@@ -304,4 +348,18 @@ def check_mlflow(uri: str | None) -> str | None:
         import mlflow  # noqa: F401
     except ImportError as exc:
         raise UserError(f'--mlflow {uri}: needs MLflow: pip install "router-search[mlflow]"') from exc
+    if uri == "databricks" or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", uri):
+        if uri.startswith("sqlite:///"):
+            folder = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
+            if not folder.is_dir() or not os.access(folder, os.W_OK):
+                raise UserError(
+                    f"--mlflow {uri}: {folder} is not a folder this user can write the database in"
+                )
+        return uri
+    if ":" in uri:
+        raise UserError(
+            f"--mlflow {uri!r}: neither a tracking URI (scheme://..., sqlite:///FILE, databricks) nor a "
+            "folder path"
+        )
+    check_dir_target(Path(uri).expanduser().resolve(), "--mlflow")
     return uri

@@ -31,7 +31,7 @@ from search.io import atomic_write_bytes, write_json, write_parquet
 from search.results.export import trial_rows
 from search.results.lock import RunLock, describe_holder
 from search.results.rundir import holds_run, new_run_id, read_run_info, run_storage
-from search.results.study import close_interrupted, counted_trials, open_study
+from search.results.study import close_interrupted, counted_trials, open_study, trials_started
 from search.rundir import RunDir
 from search.storage import probe_storage
 from search.trial.config import build_model, check_fits
@@ -94,11 +94,12 @@ def _run_claimed(plan: RunPlan, hard_exit: bool) -> int:
     with claim_run_dir(plan) as lock:
         # Checked again under the lock: another driver may have started or finished a run here
         # between the plan and the lock.
-        check_run_state(plan.run_dir, plan.resume, plan.space)
+        check_run_state(plan.run_dir, plan.resume, plan.space, plan.api)
         try:
             return _run_locked(plan, lock, hard_exit)
         except OSError as exc:
             if exc.errno not in DISK_ERRORS:
+                _forget_unstarted(plan, lock)
                 raise
             where = exc.filename or plan.run_dir  # a write inside Optuna or Tune names no file
             if holds_run(plan.run_dir):  # what was done is saved: say how to go on
@@ -108,6 +109,16 @@ def _run_claimed(plan: RunPlan, hard_exit: bool) -> int:
                     f"{plan.run_dir} --resume"
                 ) from exc
             raise OSError(exc.errno, exc.strerror, str(where)) from exc
+        except Exception:
+            _forget_unstarted(plan, lock)
+            raise
+
+
+def _forget_unstarted(plan: RunPlan, lock: RunLock) -> None:
+    """A fresh run that failed before its first trial leaves no half-made run dir behind (the
+    same ``--out`` would refuse it as holding a run)."""
+    if not plan.resume and not trials_started(plan.run_dir):
+        lock.forget_run()
 
 
 def _run_locked(plan: RunPlan, lock: RunLock, hard_exit: bool) -> int:

@@ -104,16 +104,17 @@ class Tracker:
         # A server that is down answers at once instead of after minutes of retries.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        uri = self.uri
-        if "://" not in uri and uri != "databricks":  # a folder: MLflow's file store
-            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-            uri = Path(uri).resolve().as_uri()
+        uri, artifacts = store_uri(self.uri)
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=uri)
         found = client.get_experiment_by_name(self.experiment)
-        experiment_id = found.experiment_id if found else client.create_experiment(self.experiment)
+        experiment_id = (
+            found.experiment_id
+            if found
+            else client.create_experiment(self.experiment, artifact_location=artifacts)
+        )
         self.experiment_id = experiment_id
         parent = client.create_run(
             experiment_id, run_name=self.experiment, tags={"router_search.kind": "search"}
@@ -153,6 +154,22 @@ class Tracker:
         # drain what is left, so close() does not wait on a dead store
         while self._queue.get() is not _DONE:
             pass
+
+
+DATABASE = "mlflow.db"  # the database store made in a --mlflow folder
+ARTIFACTS = "artifacts"  # and its artifacts' folder
+
+
+def store_uri(uri: str) -> tuple[str, str | None]:
+    """``(the tracking URI, the artifacts' location or None)`` of ``--mlflow``: a URI as it is;
+    a folder holds a database store (``FOLDER/mlflow.db``, which MLflow's current client and UI
+    open, unlike its retired file store) and the artifacts beside it (``FOLDER/artifacts``).
+    Read it back with ``mlflow ui --backend-store-uri sqlite:///FOLDER/mlflow.db``."""
+    if uri == "databricks" or "://" in uri:
+        return uri, None
+    folder = Path(uri).expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / DATABASE}", (folder / ARTIFACTS).as_uri()
 
 
 def trial_record(frozen: Any, live: Any, objectives: Sequence[str]) -> dict[str, Any]:

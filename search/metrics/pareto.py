@@ -90,6 +90,7 @@ def pick(points: Sequence[Vector], directions: Sequence[Direction], weights: Seq
         raise ValueError(f"need one weight per objective, got {len(weights)} for {len(directions)}")
     if any(not (math.isfinite(w) and w >= 0) for w in weights) or not any(w > 0 for w in weights):
         raise ValueError(f"weights must be finite, >= 0 and not all 0, got {list(weights)}")
-    scores = [sum(w * s for w, s in zip(weights, row)) for row in scaled(points, directions)]
+    top = max(weights)  # only ratios count: 1e308 or 5e-324 each weigh as 1 each does
+    scores = [sum(w / top * s for w, s in zip(weights, row)) for row in scaled(points, directions)]
     first = directions[0]
     return min(range(len(points)), key=lambda i: (-scores[i], first.key(points[i][0]), i))

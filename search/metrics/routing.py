@@ -84,25 +84,24 @@ def oracle_route_acc(y: ArrayLike, mask: ArrayLike) -> float:
     return float(best.mean()) if best.numel() else float("nan")
 
 
-def _task_accuracy(y_train: torch.Tensor, mask_train: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """Each LLM's mean score on the ``rows`` of a task; its overall mean where it was never
-    observed there (so the best-per-task rule never picks an LLM for lack of data; the
-    ``group_mean`` baseline router's rule)."""
-    overall = torch.nan_to_num(model_accuracy(y_train, mask_train), nan=0.0)
-    if not bool(rows.any()):
-        return overall
-    own = model_accuracy(y_train[rows], mask_train[rows])
-    return torch.where(torch.isnan(own), overall, own)
+def _task_accuracy_table(
+    y_train: ArrayLike, mask_train: ArrayLike, tasks_train: np.ndarray, n_tasks: int
+) -> torch.Tensor:
+    """Each task's mean score per LLM on train ``[n_tasks, M]``, in one pass over the questions;
+    an LLM's overall mean where it was never observed in a task (so the best-per-task rule never
+    picks an LLM for lack of data; the ``group_mean`` baseline router's rule)."""
+    y, m = as_tensor(y_train).float(), as_tensor(mask_train).float()
+    t = torch.from_numpy(np.asarray(tasks_train, dtype=np.int64))
+    hits = torch.zeros(n_tasks, y.shape[1]).index_add_(0, t, y * m)
+    seen = torch.zeros_like(hits).index_add_(0, t, m)
+    overall = torch.nan_to_num(model_accuracy(y, m), nan=0.0)
+    return torch.where(seen > 0, hits / seen.clamp_min(1.0), overall.expand_as(hits))
 
 
 def task_best(y_train: ArrayLike, mask_train: ArrayLike, tasks_train: np.ndarray, n_tasks: int) -> list[int]:
     """Per task, the LLM with the best mean score on its train questions (the single best
     overall for a task with no train question; the first on ties)."""
-    y_train, mask_train = as_tensor(y_train), as_tensor(mask_train)
-    return [
-        int(_task_accuracy(y_train, mask_train, torch.from_numpy(np.asarray(tasks_train) == t)).argmax())
-        for t in range(n_tasks)
-    ]
+    return _task_accuracy_table(y_train, mask_train, tasks_train, n_tasks).argmax(1).tolist()
 
 
 def task_best_scores(
@@ -110,13 +109,8 @@ def task_best_scores(
 ) -> torch.Tensor:
     """Logits of each question's task's mean scores on train (``task_best``): routed, the
     baseline of picking one LLM per task."""
-    y_train, mask_train = as_tensor(y_train), as_tensor(mask_train)
-    out = torch.empty(len(tasks), y_train.shape[1])
-    for t in range(n_tasks):
-        rows = torch.from_numpy(np.asarray(tasks) == t)
-        acc = _task_accuracy(y_train, mask_train, torch.from_numpy(np.asarray(tasks_train) == t))
-        out[rows] = prob_logit(acc)
-    return out
+    table = prob_logit(_task_accuracy_table(y_train, mask_train, tasks_train, n_tasks))
+    return table[torch.from_numpy(np.asarray(tasks, dtype=np.int64))]
 
 
 def tune_margin(

@@ -16,10 +16,10 @@ def per_task(
     routing accuracy on them (``outcomes``: name -> per question 1/0/NaN, aligned with
     ``tasks``; NaN questions are left out of the mean)."""
     rows: list[dict[str, object]] = []
-    for t, name in enumerate(task_names):
-        in_task = torch.from_numpy(np.asarray(tasks) == t)
-        if not bool(in_task.any()):
-            continue
+    tasks = np.asarray(tasks)
+    for t in np.unique(tasks).tolist():  # the tasks with questions here only: one pass each
+        name = task_names[t]
+        in_task = torch.from_numpy(tasks == t)
         row: dict[str, object] = {"task": name, "questions": int(in_task.sum())}
         for router, values in outcomes.items():
             v = values[in_task]

@@ -85,6 +85,13 @@ def _trial_ops() -> set[int]:
     }
 
 
+def asks_trials(path: Path) -> bool:
+    """Whether the journal records any trial being asked (its intact records)."""
+    from optuna.storages.journal._storage import JournalOperation as Op
+
+    return any(r.get("op_code") == Op.CREATE_TRIAL for _, r in check_journal(path).records)
+
+
 def other_optuna(check: JournalCheck) -> UserError | None:
     """The one line for a journal with op codes this Optuna does not know (written by another
     version): its records cannot be read, and dropping them would lose what they say."""

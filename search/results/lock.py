@@ -20,6 +20,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -77,6 +78,7 @@ class RunLock:
         self.took_over: dict[str, object] | None = None  # the dead driver's record, if any
         self._fd: int | None = None
         self._made: list[Path] = []  # the run dir and the parents this lock made, deepest first
+        self._made_once: list[Path] = []  # the same, kept after keep_dir (for forget_run)
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 
@@ -86,6 +88,7 @@ class RunLock:
             missing = [p for p in (self.run_dir, *self.run_dir.parents) if not p.exists()]
             self.run_dir.mkdir(parents=True)  # exclusive: two drivers cannot both make it
             self._made = missing
+            self._made_once = list(missing)
         try:
             for _ in range(5):  # another driver may unlink the file between our open and lock
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -199,6 +202,22 @@ class RunLock:
     def keep_dir(self) -> None:
         """The run has written its first files: the dir stays whatever happens next."""
         self._made = []
+
+    def forget_run(self) -> bool:
+        """A run that failed before its first trial, in a dir this lock made: everything it
+        wrote there goes, and the dir with it on release (a failed start leaves nothing that a
+        second try would refuse). Returns whether it did; a dir that existed before is left."""
+        if not self._made_once:
+            return False
+        for entry in self.run_dir.iterdir():
+            if entry == self.path:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        self._made = list(self._made_once)
+        return True
 
     @property
     def held(self) -> bool:

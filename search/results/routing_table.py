@@ -230,6 +230,7 @@ TASK_COLUMNS = [
     ("oracle", "oracle"),
 ]
 SHORT = {SINGLE_BEST: "single best", TASK_BEST: "best per task", KNN: "kNN"}
+SHOWN_TASKS = 40  # per-task rows printed (the tasks with the most test questions)
 
 
 def _interval(c: dict[str, float]) -> str:
@@ -286,7 +287,12 @@ def format_table(table: Table, n_test: int) -> str:
         lines.append("")
         lines.append("routing per task (test; mean score of the chosen LLM):")
         columns = [c for c in TASK_COLUMNS if c[0] in table.tasks[0]]
-        lines += ["  " + line for line in M.format_tasks(table.tasks, columns)]
+        shown = sorted(table.tasks, key=lambda r: -int(r["questions"]))[:SHOWN_TASKS]
+        shown.sort(key=lambda r: table.tasks.index(r))
+        lines += ["  " + line for line in M.format_tasks(shown, columns)]
+        if len(table.tasks) > SHOWN_TASKS:
+            more = len(table.tasks) - SHOWN_TASKS
+            lines.append(f"  ... {more:,} more tasks (the largest are shown; all in routing.json)")
     if table.recommended:
         lines += ["", recommendation_text(table)]
     return "\n".join(lines)

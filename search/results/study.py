@@ -196,6 +196,14 @@ def interrupted_numbers(study: optuna.Study) -> set[int]:
     return set(study.user_attrs.get("interrupted_trials", []))
 
 
+def trials_started(run_dir: Path) -> bool:
+    """Whether the run's study has asked any trial (read from its journal; no study: no)."""
+    from search.results.journal import asks_trials
+
+    journal = RunDir(run_dir).study
+    return journal.is_file() and asks_trials(journal)
+
+
 def counted_trials(study: optuna.Study) -> int:
     """Finished trials that count toward num_samples (interrupted ones do not)."""
     finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)

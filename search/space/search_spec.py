@@ -125,6 +125,15 @@ class SearchSpec(Strict):
             raise ValueError(f"{AT}mode: give one mode per metric ({n}), got {len(self.mode)}: {self.mode}")
         if isinstance(self.mode, str) and n > 1:
             raise ValueError(f"{AT}mode: give one mode per metric, a list of {n}, got {self.mode!r}")
+        modes = self.mode if isinstance(self.mode, list) else [self.mode] * n
+        for i, (name, mode) in enumerate(zip(self.objectives, modes)):
+            if mode is not None and mode != METRIC_MODES[name]:
+                where = f"mode[{i}]" if isinstance(self.mode, list) else "mode"
+                raise ValueError(
+                    f"{AT}{where}: {mode} for {name}, which is better {METRIC_MODES[name]} (a swapped "
+                    f"list?): the search would look for the worst routers; give {METRIC_MODES[name]} "
+                    "or leave mode out (each metric has its direction)"
+                )
         if n > 1 and self.pruner.type == "hyperband":
             raise ValueError(
                 f"{AT}pruner.type: hyperband judges one objective; a search over several metrics "

@@ -109,6 +109,28 @@ CASES = {
         lambda t: ["run", _space(t, tiny_space(search={"metric": "acc"}))],
         "search.metric: unknown metric 'acc'",
     ),
+    "swapped modes": (
+        lambda t: [
+            "run",
+            _space(
+                t, tiny_space(search={"metric": ["val_route_acc", "param_count"], "mode": ["min", "max"]})
+            ),
+        ],
+        "search.mode[0]: min for val_route_acc, which is better max (a swapped list?)",
+    ),
+    "pick twice": (
+        lambda t: [
+            "run",
+            _space(t, tiny_space(search={"metric": ["val_route_acc", "param_count"]})),
+            "--pick",
+            "val_route_acc=1,val_route_acc=0",
+        ],
+        "--pick: val_route_acc is given twice",
+    ),
+    "mlflow not a uri": (
+        lambda t: ["run", _space(t, tiny_space()), "--mlflow", "::::"],
+        "--mlflow '::::': neither a tracking URI",
+    ),
     "missing space": (lambda t: ["run", str(t / "nope.yaml")], "nope.yaml: file not found"),
     "missing data": (
         lambda t: ["run", _space(t, tiny_space()), "--data", str(t / "nodata")],

@@ -75,8 +75,10 @@ def test_atomic_write_on_a_full_disk_keeps_the_old_file_whole(full_disk: Path) -
     assert sorted(p.name for p in full_disk.iterdir()) == ["config.json", "filler"]  # no temp file left
 
 
-def test_convert_on_a_full_disk_leaves_nothing_and_reruns(full_disk: Path, capsys) -> None:
-    filler = _fill(full_disk)
+@pytest.mark.parametrize("leave", [0, 8192, 16384], ids=["full", "8 KB left", "16 KB left"])
+def test_convert_on_a_full_disk_leaves_nothing_and_reruns(full_disk: Path, capsys, leave: int) -> None:
+    # with a few KB left, a table is written and the embeddings' write comes up short
+    filler = _fill(full_disk, leave)
     dst = full_disk / "converted"
     assert main(["data", "convert", SYNTH, str(dst)]) == 2
     _one_line(capsys.readouterr().err, dst)

@@ -152,6 +152,11 @@ def test_pick_rule_on_a_hand_made_front() -> None:
     assert pick(points, MAX_MIN, [0, 1]) == 1  # size alone
     assert pick(points, MAX_MIN, [3, 1]) == 0  # 3.0 vs 1.0 vs 2.25
     assert pick(points[:2], MAX_MIN, [1, 1]) == 0  # a tie goes to the better first objective
+    for scale in (1e308, 5e-324, 1e-300):  # only the ratios count, at any scale
+        assert (
+            pick(points, MAX_MIN, [scale, scale]) == 2
+            and pick(points, MAX_MIN, [3 * min(scale, 1e307), min(scale, 1e307)]) == 0
+        )
     for bad in ([0, 0], [-1, 1], [float("inf"), 1]):
         with pytest.raises(ValueError, match="weights must be"):
             pick(points, MAX_MIN, bad)
@@ -159,8 +164,17 @@ def test_pick_rule_on_a_hand_made_front() -> None:
 
 def test_pick_weights_from_the_command_line() -> None:
     two = parse_space(tiny_space(search={"metric": ["val_route_acc", "param_count"]})).search
-    assert parse_pick("val_route_acc=2, param_count=0.5", two) == {"val_route_acc": 2.0, "param_count": 0.5}
-    assert parse_pick({"param_count": 1}, two) == {"param_count": 1.0}
+    # scaled so the largest is 1: only the ratios count
+    assert parse_pick("val_route_acc=2, param_count=0.5", two) == {"val_route_acc": 1.0, "param_count": 0.25}
+    assert parse_pick({"param_count": 7}, two) == {"param_count": 1.0}
+    assert parse_pick("val_route_acc=1e308,param_count=1e308", two) == {
+        "val_route_acc": 1.0,
+        "param_count": 1.0,
+    }
+    assert parse_pick("val_route_acc=5e-324,param_count=5e-324", two) == {
+        "val_route_acc": 1.0,
+        "param_count": 1.0,
+    }
     one = parse_space(tiny_space()).search
     cases = [
         ("val_auc=1", one, "--pick: needs a search over several metrics"),
@@ -169,6 +183,7 @@ def test_pick_weights_from_the_command_line() -> None:
         ("val_route_acc=x", two, "--pick val_route_acc=x: a weight must be a number >= 0"),
         ("val_route_acc", two, "--pick val_route_acc: give metric=weight pairs"),
         ("val_route_acc=0", two, "--pick: at least one weight must be > 0"),
+        ("val_route_acc=1,val_route_acc=0", two, "--pick: val_route_acc is given twice"),
     ]
     for text, search, message in cases:
         with pytest.raises(UserError) as info:

@@ -38,7 +38,9 @@ def test_every_trial_is_one_mlflow_run_with_its_params_steps_and_state(tmp_path:
     )
     assert rc == 0
     assert "warning" not in capsys.readouterr().out
-    client = MlflowClient(tracking_uri=store.resolve().as_uri())
+    # a folder holds a database store MLflow's own client opens as the README says
+    assert (store / "mlflow.db").is_file()
+    client = MlflowClient(tracking_uri=f"sqlite:///{store.resolve() / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("run")
     runs = client.search_runs([experiment.experiment_id], max_results=100)
     (parent,) = [r for r in runs if r.data.tags.get("router_search.kind") == "search"]
