@@ -8,6 +8,9 @@ whether what was on disk survived. The cases are the CLI cases of tests/search/
 
     python bench/hostile.py                      # this checkout
     python bench/hostile.py --root /tmp/old      # another checkout of the project
+    python bench/hostile.py --round3             # the proxy's server memory under 8 hostile
+                                                 # backends, descriptors under idle connections,
+                                                 # the per-task baseline at 10^5 tasks
 """
 
 from __future__ import annotations
@@ -244,8 +247,14 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds before a case is killed")
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--no-scenarios", action="store_true")
+    parser.add_argument(
+        "--round3", action="store_true", help="only the proxy's memory, idle connections and 10^5 tasks"
+    )
     args = parser.parse_args()
     root = Path(args.root).resolve()
+    if args.round3:
+        round3(root)
+        return
     rows = cli_cases(root, args.timeout)
     if not args.no_scenarios:
         rows += scenarios(root, 300.0)
@@ -269,6 +278,245 @@ def main() -> None:
         )
     if args.json:
         Path(args.json).write_text(json.dumps([{"class": c, "case": n, **r} for c, n, r in rows], indent=2))
+
+
+# -- the third round: the proxy's memory, idle connections, tasks as many as questions --------
+
+ROUND3_SERVER = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+from search.__main__ import cli
+sys.argv = ["search", *sys.argv[2:]]
+cli()
+"""
+
+
+def _rss_mb(pid: int) -> float:
+    import psutil
+
+    proc = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
+
+
+def _serve(
+    root: Path, router: Path, backends: Path, extra: list[str], cwd: Path
+) -> tuple[subprocess.Popen, str]:
+    env = {**os.environ, "PYTHONPATH": str(root), "HOSTILE_KEY": "sk-bench-0123456789"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            ROUND3_SERVER,
+            str(root),
+            "serve",
+            str(router),
+            "--port",
+            "0",
+            "--backends",
+            str(backends),
+            *extra,
+        ],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    line = proc.stdout.readline()
+    if "http://" not in line:
+        proc.kill()
+        raise SystemExit(f"the server did not start: {line}{proc.stderr.read()[-2000:]}")
+    return proc, line.split("http://")[1].split(" ")[0].rstrip("/")
+
+
+def _router8(tmp: Path) -> Path:
+    """A router of 8 LLMs (llm-0 .. llm-7) with a tiny encoder, for 8 backends on one server."""
+    from router_models import create_model, save_router
+    from search.data.encode import load_encoder
+    from tests.search.encoders import make_encoder
+
+    encoder = make_encoder(tmp / "enc8", seed=0, dim=16, max_seq_length=16)
+    model = create_model({"model_type": "mlp", "model_config": {"hidden_dims": [16]}}, 16, 8)
+    path = tmp / "router8.pt"
+    identity = load_encoder(str(encoder), "{prompt}").identity.to_dict()
+    save_router(model, path, model_names=[f"llm-{i}" for i in range(8)], encoder=identity)
+    return path
+
+
+def proxy_memory(root: Path, tmp: Path) -> list[str]:
+    """One server, 8 hostile backends answered at once (three 200 KB gzips of 200 MB, two 200 MB
+    plain answers, three plain answers that never end, their clients leaving after a while): the
+    server's resident memory at its peak, against its memory at rest."""
+    import gzip
+    import threading
+
+    import httpx
+
+    from tests.search.serving import write_backends
+    from tests.search.test_proxy_hostile import Hostile
+
+    router = _router8(tmp)
+    modes = ["gzip", "gzip", "gzip", "big200", "big200", "endless", "endless", "endless"]
+    bomb = gzip.compress(b" " * (200 * 2**20), 9)
+    backends = [Hostile(m) for m in modes]
+    for b in backends:
+        b.bomb = bomb
+    try:
+        cfg = write_backends(
+            tmp / "b8.yaml",
+            {
+                f"llm-{i}": {"base_url": b.url(), "model": "m", "api_key_env": "HOSTILE_KEY"}
+                for i, b in enumerate(backends)
+            },
+        )
+        server, where = _serve(root, router, cfg, [], tmp)
+        try:
+            base = peak = _rss_mb(server.pid)
+            stop = threading.Event()
+
+            def watch() -> None:
+                nonlocal peak
+                while not stop.is_set():
+                    peak = max(peak, _rss_mb(server.pid))
+                    time.sleep(0.05)
+
+            def client(i: int) -> None:
+                body = {"model": f"llm-{i}", "messages": [{"role": "user", "content": "what is the sum"}]}
+                try:
+                    with (
+                        httpx.Client(timeout=120) as c,
+                        c.stream("POST", f"http://{where}/v1/chat/completions", json=body) as r,
+                    ):
+                        for n, _ in enumerate(r.iter_raw()):
+                            if modes[i] == "endless" and n > 200:  # a client that leaves after a while
+                                break
+                except httpx.HTTPError:
+                    pass
+
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
+            start = time.monotonic()
+            threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(300)
+            time.sleep(1)
+            stop.set()
+            gone = [b.gone_at - start for b in backends if b.mode == "endless" and b.gone_at is not None]
+            return [
+                f"  8 hostile backends at once through one server: resident memory {base:.0f} MB at rest, "
+                f"{peak:.0f} MB at its peak (+{peak - base:.0f} MB), {time.monotonic() - start:.1f} s",
+                f"  endless answers: the backend saw its reader gone {len(gone)} of 3 times, after "
+                + ", ".join(f"{g:.1f} s" for g in gone),
+            ]
+        finally:
+            _stop(server)
+    finally:
+        for b in backends:
+            b.close()
+
+
+def idle_connections(root: Path, tmp: Path, count: int = 2000, timeout_s: float = 10.0) -> list[str]:
+    """``count`` connections that send nothing, and as many that send half their headers: the
+    server's open descriptors while they wait, and once the header timeout has passed."""
+    import socket
+
+    import psutil
+
+    from tests.search.serving import write_backends
+
+    router = _router8(tmp)
+    cfg = write_backends(tmp / "idle.yaml", {"llm-0": {"base_url": "http://127.0.0.1:9/v1", "model": "m"}})
+    has_flag = "--header-timeout" in (root / "search" / "cli" / "serve.py").read_text()
+    server, where = _serve(root, router, cfg, ["--header-timeout", str(timeout_s)] if has_flag else [], tmp)
+    host, port = where.rstrip("/").rsplit(":", 1)
+    socks = []
+    try:
+        fds0 = psutil.Process(server.pid).num_fds()
+        for i in range(count):
+            try:
+                s = socket.create_connection((host, int(port)), timeout=5)
+            except OSError:
+                break
+            if i % 2:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            socks.append(s)
+        time.sleep(0.5)
+        waiting = psutil.Process(server.pid).num_fds()
+        time.sleep(timeout_s + 2)
+        after = psutil.Process(server.pid).num_fds()
+        ok = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://{where}/healthz"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        return [
+            f"  {len(socks)} idle or half-sent connections: server descriptors {fds0} at rest, {waiting} "
+            f"while they wait, {after} after {timeout_s:g} s + 2 s; /healthz then answers {ok}"
+        ]
+    finally:
+        for s in socks:
+            s.close()
+        _stop(server)
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """SIGTERM, and SIGKILL when it has not drained within 30 s (a server still reading)."""
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(30)
+
+
+PER_TASK = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import dataclasses, numpy as np
+from search.data import load_data
+from search import metrics as M
+d = load_data("synthetic:n_questions=120000,n_models=20,dim=16,seed=1")
+T = 100_000
+tasks = np.random.default_rng(0).integers(0, T, 120000).astype(np.int32)
+d = dataclasses.replace(d, tasks=tasks, task_names=[f"t{i}" for i in range(T)])
+_, y, m = d.split("train")
+t = time.perf_counter()
+M.task_best_scores(y, m, d.split_tasks("train"), d.split_tasks("test"), T)
+print(f"{time.perf_counter() - t:.2f}")
+"""
+
+
+def per_task(root: Path, timeout: float = 600.0) -> list[str]:
+    """The per-task baseline at 10^5 tasks on 120,000 questions."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", PER_TASK, str(root)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        took = f"{out.stdout.strip()} s" if out.returncode == 0 else f"failed ({out.stderr.strip()[-200:]})"
+    except subprocess.TimeoutExpired:
+        took = f"more than {timeout:.0f} s (killed)"
+    return [f"  the per-task baseline, 10^5 tasks x 120,000 questions x 20 LLMs: {took}"]
+
+
+def round3(root: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        print("the proxy's memory under hostile backends:")
+        for line in proxy_memory(root, Path(tmp)):
+            print(line)
+        print("idle connections:")
+        for line in idle_connections(root, Path(tmp)):
+            print(line)
+        print("tasks as many as questions:")
+        for line in per_task(root):
+            print(line)
 
 
 if __name__ == "__main__":

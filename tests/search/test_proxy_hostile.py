@@ -85,6 +85,17 @@ class Hostile:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
+            def _big200(self) -> None:  # a plain answer of 200 MB, written a MB at a time
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(200 * 2**20))
+                self.end_headers()
+                try:
+                    for _ in range(200):
+                        self.wfile.write(b" " * 2**20)
+                except OSError:
+                    hostile.gone_at = time.monotonic()
+
             def _big(self) -> None:  # a plain answer of 3 MB
                 self._json(200, {"choices": [{"text": "y" * (3 * 1024 * 1024)}]})
 
