@@ -330,3 +330,21 @@ def test_damaged_foreign_and_hostile_cache_entries_are_embedded_again(
     start = time.monotonic()
     again = load_data(path, encoder=str(encoders["a"]))
     assert calls == [60, 60, 60, 60] and time.monotonic() - start < 30 and np.array_equal(again.X, first.X)
+
+
+class _Custom:  # a pickled object torch's safe loader refuses
+    pass
+
+
+def test_an_encoder_whose_weights_need_code_is_refused_without_unsafe_advice(encoders, tmp_path) -> None:
+    import torch
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(encoders["a"], folder)
+    (folder / "model.safetensors").unlink()
+    torch.save({"embeddings.word_embeddings.weight": _Custom()}, folder / "pytorch_model.bin")
+    with pytest.raises(UserError) as info:
+        load_encoder(str(folder), "{question}")
+    message = str(info.value)
+    assert "does not load as a sentence-transformers model" in message and "\n" not in message
+    assert "weights_only" not in message
