@@ -41,7 +41,7 @@ from trainer import matmul_flops
 from search.data import load_data
 from search.driver.packer import Packer
 from search.space import Space, parse_space
-from search.trial.packable import meta_model
+from search.trial.config import meta_model
 from search.trial.train import train_pack
 
 

@@ -103,6 +103,12 @@ def _read_payload(path: str | os.PathLike[str] | IO[bytes], map_location: Any) -
         raise _unreadable(path) from exc
     if not isinstance(payload, dict) or "state_dict" not in payload or "config" not in payload:
         raise ConfigError(f"{path}: not a router checkpoint (no 'config' / 'state_dict')")
+    version = payload.get("format_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise ConfigError(
+            f"{path}: router format {version!r}; this release reads formats 1 to {FORMAT_VERSION} "
+            "(a file written by a newer release of router-search: upgrade to read it)"
+        )
     for key in ("embedding_dim", "num_models"):
         v = payload.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:

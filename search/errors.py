@@ -21,6 +21,17 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def first_line(exc: BaseException | object, typed: bool = False) -> str:
+    """What an exception (or any answer) says, its first line only (a library's message may run
+    to many lines of advice); its type's name when it says nothing. With ``typed``, the type's
+    name first (``ValueError: ...``)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    name = type(exc).__name__
+    if typed:
+        return f"{name}: {text}" if text else name
+    return text or name
+
+
 class UserError(Exception):
     """Bad input from the user (data, space, CLI); the message says what, where, what is valid,
     on one line (control characters in it are escaped)."""

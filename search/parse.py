@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from search.errors import UserError
+from search.errors import UserError, first_line
 
 MAX_DEPTH = 100  # nested mappings/lists; a space or config needs fewer than 10
 MAX_VALUES = 100_000  # values after alias expansion; a large space has a few hundred
@@ -169,7 +169,7 @@ def load_yaml(text: str, where: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or first_line(exc)
         kind = "YAML syntax error: " if not isinstance(exc, yaml.constructor.ConstructorError) else ""
         raise ParseError(f"{where}{line}: {kind}{problem}") from exc
     except RecursionError as exc:

@@ -304,6 +304,11 @@ class Router:
         self._encoder = encoder
         return encoder
 
+    def load_encoder(self) -> Encoder:
+        """Load (once) and check the router's encoder now, so a text source fails before it is
+        read when the encoder is missing or another (see :attr:`encoder`)."""
+        return self.encoder
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """The texts' embeddings by the router's encoder.
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from search.deadline import in_thread
-from search.errors import UserError
+from search.errors import UserError, first_line
 from search.rundir import trial_router_uri
 
 PROBE_TIMEOUT_S = 10.0
@@ -61,7 +61,7 @@ def probe_storage(storage: str, timeout: float = PROBE_TIMEOUT_S) -> None:
             "the credentials (every node must reach it)"
         )
     if isinstance(answer, Exception):
-        text = str(answer).splitlines()[0] if str(answer) else type(answer).__name__
+        text = first_line(answer)
         raise UserError(f"--storage {storage}: cannot write there ({text})")
 
 

@@ -127,7 +127,7 @@ def run_route(
         r.task_indices(tasks, len(texts))  # an unknown task fails before embedding
         decision = r.decide_logits(r.logits(r.embed(texts), tasks=tasks), offsets)
     else:
-        r.encoder  # noqa: B018 - the router must embed text before its prompts are read
+        r.load_encoder()  # a missing or other encoder fails before the prompts are read
         decision, tasks = _from_file(r, Path(str(prompts)), task, offsets)
     n = len(decision.index)
     table = routes_table(decision, r.names, scores, texts if texts else None)

@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from search.data.scores import check_scores, thresholded
-from search.errors import DataError
+from search.errors import DataError, first_line
 
 # Quoted values may span lines (prompt texts do): parse them as one value.
 _PARSE = pacsv.ParseOptions(newlines_in_values=True)
@@ -29,7 +29,7 @@ _PARSE = pacsv.ParseOptions(newlines_in_values=True)
 def _unreadable(path: Path, exc: BaseException) -> DataError:
     if isinstance(exc, UnicodeDecodeError) or "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
         return DataError(f"{path}: not UTF-8 text (a Latin-1 or other encoding?); save it as UTF-8")
-    return DataError(f"{path}: not readable ({str(exc).splitlines()[0]})")
+    return DataError(f"{path}: not readable ({first_line(exc)})")
 
 
 def _schema(path: Path) -> pa.Schema:

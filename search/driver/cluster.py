@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from search.deadline import in_thread
-from search.errors import UserError
+from search.errors import UserError, first_line
 
 PROBE_TIMEOUT_S = 4.0
 TOKEN_HELP = (
@@ -167,7 +167,7 @@ def probe(address: str) -> str | None:
                 f"--address {address}: the cluster refused the token from {token}: it is not the "
                 f"token the cluster was started with; {TOKEN_HELP}"
             )
-        raise UserError(f"--address {address}: the cluster did not answer ({str(answer).splitlines()[0]})")
+        raise UserError(f"--address {address}: the cluster did not answer ({first_line(answer)})")
     metadata, alive = answer
     import platform
 
@@ -210,7 +210,7 @@ def connect(address: str, level: int, verbose: bool) -> None:
             + ("; give the Ray Client port of the head (default 10001)" if client else "")
         )
     if isinstance(answer, Exception):
-        text = str(answer).splitlines()[0] if str(answer) else type(answer).__name__
+        text = first_line(answer)
         if "Version mismatch" in str(answer) or "version" in text.lower():
             raise UserError(f"--address {address}: Ray or Python versions differ from the cluster's ({text})")
         if type(answer).__name__ == "AuthenticationError" or "Unauthenticated" in str(answer):

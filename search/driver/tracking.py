@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from search.errors import first_line
+
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 _DONE = object()  # the queue's last item
 
@@ -148,7 +150,7 @@ class Tracker:
         self.logged += 1
 
     def _fail(self, exc: BaseException) -> None:
-        line = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        line = first_line(exc, typed=True)[:300]
         self.warning = f"--mlflow {self.uri}: {line}; the search goes on without tracking"
         print(f"warning: {self.warning}", flush=True)
         # drain what is left, so close() does not wait on a dead store

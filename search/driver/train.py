@@ -13,6 +13,7 @@ import torch
 from router_models import read_pipeline_config, save_router
 from search import metrics as M
 from search.data import RouterData, load_data
+from search.data.encode.encoder import best_device
 from search.data.options import ENCODER_PARAM, DataOptions
 from search.data.options import FIELDS as DATA_FIELDS
 from search.errors import UserError
@@ -38,7 +39,7 @@ def _search_result(path: str) -> dict[str, Any]:
 def resolve_device(name: str) -> torch.device:
     """``auto`` is cuda when present, else cpu; an unavailable cuda is a user error."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(best_device())
     try:
         device = torch.device(name)
     except RuntimeError as exc:

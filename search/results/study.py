@@ -13,7 +13,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from search.errors import UserError
+from search.errors import UserError, first_line
 from search.metrics.direction import Direction
 from search.results.dominance import dominance_pruner
 from search.results.halving import IndexedHalving
@@ -169,7 +169,7 @@ def open_study(
         except UserError:
             raise
         except Exception as exc:  # records that are JSON but not a history Optuna can replay
-            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            text = first_line(exc)
             raise UserError(
                 f"{path}: the study cannot be read ({type(exc).__name__}: {text}); restore the file "
                 "from a backup, or start a new run with another --out"

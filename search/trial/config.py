@@ -71,9 +71,14 @@ def build_model(config: Mapping[str, Any], data: RouterData, meta: bool = False)
     data.check_embedding_dim(pipeline.get("embedding_dim"), "pipeline_config")
     config = complete_config(config, data)
     if meta:
-        with torch.device("meta"):
-            return create_model(config, data.embedding_dim, data.num_models)
+        return meta_model(config, data.embedding_dim, data.num_models)
     return create_model(config, data.embedding_dim, data.num_models)
+
+
+def meta_model(config: Mapping[str, Any], embedding_dim: int, num_models: int) -> BaseModel:
+    """The model a config describes, built on the meta device: shapes only, nothing allocated."""
+    with torch.device("meta"):
+        return create_model(config, embedding_dim, num_models)
 
 
 def _human(n: float) -> str:

@@ -8,17 +8,10 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import torch
-
-from router_models import BaseModel, ConfigError, create_model, read_pipeline_config
+from router_models import BaseModel, ConfigError, read_pipeline_config
 from router_models.packing import NotPackable, PackedRouter, pack_signature
 from search.train_config import PER_MEMBER_TRAIN_KEYS
-
-
-def meta_model(config: Mapping[str, Any], embedding_dim: int, num_models: int) -> BaseModel:
-    """The model a config describes, built on the meta device: shapes only, nothing allocated."""
-    with torch.device("meta"):
-        return create_model(config, embedding_dim, num_models)
+from search.trial.config import meta_model
 
 
 def pack_key(

@@ -22,6 +22,7 @@ from ray import tune
 from router_models import save_router
 from search.data import RouterData
 from search.data.options import ENCODER_PARAM
+from search.errors import first_line
 from search.inference import val_logits
 from search.messages import (
     SAVE_FAILED,
@@ -56,7 +57,7 @@ def pick_device(gpu_fraction: float | None) -> torch.device:
 
 
 def _first_line(exc: BaseException, debug: bool) -> str:
-    message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    message = first_line(exc, typed=True)
     return message + ("\n" + traceback.format_exc() if debug else "")
 
 

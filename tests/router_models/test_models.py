@@ -319,6 +319,14 @@ def test_load_router_bad_files(tmp_path) -> None:
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ConfigError, match="not a readable router checkpoint"):
         load_router(path)
+    # a file a newer release wrote: said, not misread
+    save_router(build("mlp"), path)
+    payload = torch.load(path, weights_only=True)
+    for version in (2, "1", None):
+        payload["format_version"] = version
+        torch.save(payload, path)
+        with pytest.raises(ConfigError, match=f"router format {version!r}; this release reads formats 1 to 1"):
+            load_router(path)
 
 
 def test_a_bug_inside_a_constructor_is_a_bug_not_a_config_error() -> None:

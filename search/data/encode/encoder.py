@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from search.errors import UserError
+from search.errors import UserError, first_line
 from search.redact import redact
 
 INSTALL = 'pip install -e ".[text]"'
@@ -372,7 +372,7 @@ def load_encoder(spec: str, template: str, device: str | None = None) -> Encoder
         try:
             model = SentenceTransformer(str(path), device=device, local_files_only=True)
         except Exception as exc:
-            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            text = first_line(exc)
             if "weights_only" in str(exc) or "pickle" in str(exc).lower():
                 # torch's own advice (load with weights_only=False) would run the file's code
                 text = "its weights are a pickle that needs code to load; give safetensors weights"
