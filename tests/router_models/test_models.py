@@ -325,7 +325,9 @@ def test_load_router_bad_files(tmp_path) -> None:
     for version in (2, "1", None):
         payload["format_version"] = version
         torch.save(payload, path)
-        with pytest.raises(ConfigError, match=f"router format {version!r}; this release reads formats 1 to 1"):
+        with pytest.raises(
+            ConfigError, match=f"router format {version!r}; this release reads formats 1 to 1"
+        ):
             load_router(path)
 
 
