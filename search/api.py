@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
+import logging
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -203,10 +203,12 @@ class RunResult:
         return Router.load(path) if path.is_file() else None
 
 
-@contextlib.contextmanager
-def _output(quiet: bool) -> Iterator[None]:
-    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-        yield
+def _output(quiet: bool) -> contextlib.AbstractContextManager[None]:
+    """The library's messages for the call: printed plainly unless the caller set up a handler
+    of their own (``search.log``); ``quiet`` keeps only warnings and errors."""
+    from search.log import plain_output
+
+    return plain_output(logging.WARNING if quiet else logging.INFO)
 
 
 @user_errors

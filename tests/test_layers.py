@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
         "search.limits",
         "search.deadline",
         "search.redact",
+        "search.log",
         "search.arguments",
         "search.errors",
     ),

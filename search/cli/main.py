@@ -8,6 +8,7 @@ import) is ``interrupted`` and exit 130.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from search.errors import DISK_ERRORS, UserError, one_line
+from search.log import plain_output
 from search.paths import check_dir_target
 
 
@@ -260,7 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        with plain_output(logging.INFO):  # the library logs; the command line prints it plainly
+            return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -32,7 +32,7 @@ def content_hash(data: RouterData) -> str:
     return h.hexdigest()
 
 
-def fingerprint(data: RouterData) -> dict[str, Any]:
+def data_record(data: RouterData) -> dict[str, Any]:
     return {
         "source": data.source,
         "model_names": list(data.model_names),

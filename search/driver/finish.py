@@ -17,6 +17,7 @@ from search.driver.plan import RunPlan
 from search.errors import UserError
 from search.inference import val_logits
 from search.io import atomic_write_bytes, write_json, write_parquet
+from search.log import logger
 from search.metrics.direction import Direction
 from search.offsets import budget_routing
 from search.results.baselines import Baseline, baselines
@@ -26,6 +27,8 @@ from search.results.pareto import FrontKeeper, front_trials, pick_weights, picke
 from search.results.routing_table import run_routing_table
 from search.rundir import RunDir, trial_router_uri
 from search.storage import exists, get_bytes, keep_routers
+
+log = logger("driver")
 
 
 def router_keeper(plan: RunPlan, study: optuna.Study) -> RouterKeeper | FrontKeeper:
@@ -146,7 +149,7 @@ def _apply_budget(routers: list[RouterEntry], data: RouterData, budget: float) -
         set_routing(path, routing)
         first = first or {k: v for k, v in routing.items() if k != "offsets"}
         if not routing["met"]:
-            print(
+            log.warning(
                 f"warning: {name}: no routing meets a mean cost of {budget:g} per query on val; "
                 f"the cheapest costs {routing['val_cost']:.6g}"
             )
@@ -168,7 +171,7 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
     if not complete:
         errors = [r["error"] for r in rows if r["state"] == "FAIL" and r["error"]]
         first = errors[0] if errors else "no trial completed"
-        print(f"error: no trial completed; first error: {first}")
+        log.error(f"error: no trial completed; first error: {first}")
         return 1
     weights = pick_weights(space.search.objectives, plan.pick)
     points = front_trials(study) if multi else []
@@ -183,7 +186,7 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
     if exists(uri):
         atomic_write_bytes(RunDir(plan.run_dir).best_router, get_bytes(uri))
     else:
-        print(f"warning: trial {best}'s router not found at {uri}; {RunDir.BEST_ROUTER} not written")
+        log.warning(f"warning: trial {best}'s router not found at {uri}; {RunDir.BEST_ROUTER} not written")
     front: list[int] = []
     if multi:
         pareto = write_front(plan.run_dir, plan.storage, points, space, best, weights)
@@ -198,7 +201,7 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
     else:
         ens, why = _ensemble(plan, study, data, router_keeper(plan, study), encoder, refs)
     if ens is None:
-        print(f"no ensemble: {why}")
+        log.info(f"no ensemble: {why}")
     # The best router, each model type's best, the ensemble's members and the front stay, so a
     # later --resume can export and assemble again (and each family's best can be compared);
     # every other trial router goes.
@@ -254,9 +257,9 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
                 "leakage": find_leakage(data).to_dict(),
             },
         )
-        print("\n" + table.text)
+        log.info("\n" + table.text)
     sr = config["search_result"]
-    print(
+    log.info(
         f"{'picked' if multi else 'best'}: trial {best}, {sr['metric']} {sr['value']:.4f}; "
         f"{sr['trials']['COMPLETE']} complete, {sr['trials']['PRUNED']} pruned, "
         f"{sr['trials']['FAIL']} failed"
@@ -265,11 +268,11 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
     extra = f", {RunDir.ENSEMBLE_ROUTER}, {RunDir.ENSEMBLE_SUMMARY}" if ens else ""
     extra += f", {len(refs)} baseline routers in {RunDir.BASELINES}/"
     extra += f", {RunDir.PARETO} and {len(front)} routers in {RunDir.PARETO_ROUTERS}/" if multi else ""
-    print(f"wrote {plan.export}, {plan.run_dir}/config.json, {RunDir.BEST_ROUTER}{extra}, results.parquet")
+    log.info(f"wrote {plan.export}, {plan.run_dir}/config.json, {RunDir.BEST_ROUTER}{extra}, results.parquet")
     if data.encoder is not None:
-        print(f'route new queries with: python -m search route {plan.run_dir} --text "a prompt"')
+        log.info(f'route new queries with: python -m search route {plan.run_dir} --text "a prompt"')
     else:
-        print(f"route new queries with: python -m search route {plan.run_dir} QUERY_EMBEDDINGS.npy")
+        log.info(f"route new queries with: python -m search route {plan.run_dir} QUERY_EMBEDDINGS.npy")
     return 0
 
 
@@ -291,9 +294,9 @@ def print_front(pareto: dict[str, Any]) -> None:
         for p in pareto["front"]
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    print(f"\nPareto front: {len(pareto['front'])} trials (* picked: {pareto['rule']})")
+    log.info(f"\nPareto front: {len(pareto['front'])} trials (* picked: {pareto['rule']})")
     for row in table:
-        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+        log.info("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
 
 
 def print_table(rows: list[dict[str, Any]], metric: str, direction: str, top: int = 8) -> None:
@@ -309,9 +312,9 @@ def print_table(rows: list[dict[str, Any]], metric: str, direction: str, top: in
         for r in done[:top]
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    print(f"\ntop {len(table) - 1} of {len(done)} completed trials:")
+    log.info(f"\ntop {len(table) - 1} of {len(done)} completed trials:")
     for row in table:
-        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+        log.info("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
 
 
 def _short(v: Any) -> str:

@@ -13,9 +13,12 @@ import os
 from pathlib import Path
 
 from search.errors import UserError
+from search.log import logger
 
 AUTOSCALE_WAIT_S = 900.0
 _BOOTSTRAP = "~/ray_bootstrap_config.yaml"  # written on the head node by the cluster launcher
+
+log = logger("driver")
 
 
 def has_autoscaler() -> bool:
@@ -56,10 +59,9 @@ def check_resources(cpu: float, gpu: float | None, cluster: bool) -> float | Non
     largest = max((n.get("CPU", 0) for n in nodes), default=0)
     where = "this machine has" if not cluster else f"the largest of the cluster's {len(nodes)} node(s) has"
     if cluster and has_autoscaler():
-        print(
+        log.info(
             f"note: resources.cpu {cpu:g}: no node has that many CPUs now ({where} {largest:g}); the "
-            f"cluster's autoscaler may add one: waiting up to {AUTOSCALE_WAIT_S:.0f} s for the first pack",
-            flush=True,
+            f"cluster's autoscaler may add one: waiting up to {AUTOSCALE_WAIT_S:.0f} s for the first pack"
         )
         return AUTOSCALE_WAIT_S
     raise UserError(

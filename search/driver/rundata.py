@@ -8,14 +8,17 @@ from __future__ import annotations
 from typing import Any
 
 from search.data import RouterData, load_data
-from search.data.fingerprint import difference, fingerprint
+from search.data.fingerprint import data_record, difference
 from search.data.leakage import find_leakage
 from search.data.router_data import no_signal
 from search.driver.plan import RunPlan
 from search.errors import UserError
+from search.log import logger
 from search.metrics.direction import COST_METRICS
 
 RunData = dict[str, RouterData]
+
+log = logger("driver")
 
 
 def load_run_data(plan: RunPlan) -> RunData:
@@ -37,10 +40,10 @@ def load_run_data(plan: RunPlan) -> RunData:
     if reason is not None:
         raise UserError(reason)
     for note in data.notes:
-        print(note)
+        log.info(note)
     leak = find_leakage(data).line()
     if leak is not None:
-        print(leak)
+        log.info(leak)
     return datas
 
 
@@ -56,7 +59,7 @@ def check_resumed_data(plan: RunPlan, info: dict[str, Any], datas: RunData) -> d
         UserError: Other data than the run's (one line saying what differs).
     """
     data = first(datas)
-    data_fp = fingerprint(data)
+    data_fp = data_record(data)
     recorded = info.get("data")
     if plan.resume and isinstance(recorded, dict):
         diff = difference(recorded, data_fp)
@@ -67,5 +70,5 @@ def check_resumed_data(plan: RunPlan, info: dict[str, Any], datas: RunData) -> d
                 "start a new run with another --out"
             )
         if recorded.get("source") != data.source:
-            print(f"note: the data is the run's ({recorded.get('source')}), read from {data.source}")
+            log.info(f"note: the data is the run's ({recorded.get('source')}), read from {data.source}")
     return data_fp

@@ -28,6 +28,7 @@ from search.driver.tracking import Tracker
 from search.driver.tuner import run_trials
 from search.errors import DISK_ERRORS, SpaceError, UserError
 from search.io import atomic_write_bytes, write_json, write_parquet
+from search.log import logger
 from search.results.export import trial_rows
 from search.results.lock import RunLock, describe_holder
 from search.results.rundir import holds_run, new_run_id, read_run_info, run_storage
@@ -36,6 +37,8 @@ from search.rundir import RunDir
 from search.storage import probe_storage
 from search.trial.config import build_model, check_fits
 from search.trial.packable import check_packable
+
+log = logger("driver")
 
 
 def claim_run_dir(plan: RunPlan) -> RunLock:
@@ -52,7 +55,7 @@ def claim_run_dir(plan: RunPlan) -> RunLock:
             continue
         if lock.took_over:
             gone = describe_holder(lock.took_over)
-            print(f"note: {plan.run_dir}: took over the lock of a driver that is gone ({gone})")
+            log.info(f"note: {plan.run_dir}: took over the lock of a driver that is gone ({gone})")
         return lock
 
 
@@ -131,7 +134,7 @@ def _run_locked(plan: RunPlan, lock: RunLock, hard_exit: bool) -> int:
         raise SpaceError(f"{plan.space_path}: {str(exc).removeprefix('@')}") from exc
     space = plan.space
     if note:
-        print(f"note: {note}")
+        log.info(f"note: {note}")
     data_fp = check_resumed_data(plan, info, datas)
     run_id = info.get("run_id") if plan.resume else new_run_id(plan.run_dir)
     plan.storage = run_storage(plan.storage_root, plan.run_dir, run_id)
@@ -165,11 +168,11 @@ def _run_locked(plan: RunPlan, lock: RunLock, hard_exit: bool) -> int:
     notes: list[str] = []
     study = open_study(plan.run_dir, plan.space, notes=notes)
     for note in notes:
-        print(f"note: {note}")
+        log.info(f"note: {note}")
     closed = close_interrupted(study)
     done = counted_trials(study)
     if plan.resume:
-        print(
+        log.info(
             f"resuming {plan.run_dir}: {done} trials done"
             + (f", {closed} interrupted trial(s) will be re-run" if closed else "")
         )
@@ -205,7 +208,7 @@ def _tracker(plan: RunPlan) -> Tracker | None:
         "pruner": search.pruner.type,
         "seed": search.seed,
     }
-    print(f"tracking every trial in MLflow: {plan.mlflow}, experiment {plan.run_dir.name}", flush=True)
+    log.info(f"tracking every trial in MLflow: {plan.mlflow}, experiment {plan.run_dir.name}")
     return Tracker(plan.mlflow, plan.run_dir.name, params)
 
 
@@ -233,10 +236,9 @@ def _interrupted(plan: RunPlan, study: optuna.Study, space_arg: str) -> int:
     """After Ctrl-C: save what is known, say how to resume; no export."""
     close_interrupted(study)
     write_parquet(RunDir(plan.run_dir).results, trial_rows(study, plan.space))
-    print(
+    log.info(
         f"interrupted: {counted_trials(study)} of {plan.num_samples} trials done, state saved "
         f"in {plan.run_dir}; resume with:\n  python -m search run {space_arg} "
-        f"--out {plan.run_dir} --resume",
-        flush=True,
+        f"--out {plan.run_dir} --resume"
     )
     return 130

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from search.driver.cluster import connect
+from search.log import logger
 
 if TYPE_CHECKING:
     from search.driver.plan import RunPlan
@@ -29,6 +30,8 @@ PREFIX = "rs-ray-"
 KEPT = "KEPT"  # marks a dir kept on purpose (--debug); no sweep removes it
 STALE_AFTER_S = 3600.0
 _local_dirs: list[Path] = []
+
+log = logger("driver")
 
 
 @contextlib.contextmanager
@@ -82,7 +85,7 @@ def stop_ray(keep_logs: bool = False) -> None:
         tmp = _local_dirs.pop()
         if keep_logs:
             (tmp / KEPT).touch()
-            print(f"Ray's logs of this run are kept in {tmp}", flush=True)
+            log.info(f"Ray's logs of this run are kept in {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 from typing import Any
 
@@ -92,11 +91,9 @@ class Interrupt:
         if self.flag.requested:
             if not self.hard_exit:
                 raise KeyboardInterrupt
-            print("\nforced exit", file=sys.stderr, flush=True)
+            # a signal handler: os.write, which takes no lock (logging's or a stream's could be
+            # held by the code the signal interrupted)
+            os.write(2, b"\nforced exit\n")
             os._exit(130)
         self.flag.requested = True
-        print(
-            "\nstopping: ending running trials and saving state (Ctrl-C again to force exit)",
-            file=sys.stderr,
-            flush=True,
-        )
+        os.write(2, b"\nstopping: ending running trials and saving state (Ctrl-C again to force exit)\n")

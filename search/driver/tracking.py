@@ -24,9 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import first_line
+from search.log import logger
 
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 _DONE = object()  # the queue's last item
+
+log = logger("driver")
 
 
 class Tracker:
@@ -152,7 +155,7 @@ class Tracker:
     def _fail(self, exc: BaseException) -> None:
         line = first_line(exc, typed=True)[:300]
         self.warning = f"--mlflow {self.uri}: {line}; the search goes on without tracking"
-        print(f"warning: {self.warning}", flush=True)
+        log.warning(f"warning: {self.warning}")
         # drain what is left, so close() does not wait on a dead store
         while self._queue.get() is not _DONE:
             pass

@@ -20,10 +20,13 @@ from search.errors import UserError
 from search.inference import predict, split_metrics, val_logits
 from search.io import write_json
 from search.limits import MAX_EPOCHS, check_int, check_seed
+from search.log import logger
 from search.metrics.direction import METRIC_MODES
 from search.offsets import margin_routing
 from search.parse import read_json
 from search.trial.train import EpochReport, TrainResult, train_pack
+
+log = logger("driver")
 
 
 def _search_result(path: str) -> dict[str, Any]:
@@ -64,14 +67,13 @@ def _progress(names: list[str], start: float) -> Any:
     def report(rep: EpochReport) -> list[int]:
         for k, m in sorted(rep.metrics.items()):
             who = f"{names[k]}  " if len(names) > 1 else ""
-            print(
+            log.info(
                 f"{who}epoch {rep.epoch:>3}  train_loss {m['train_loss']:.4f}  val_loss {m['val_loss']:.4f}  "
                 f"val_auc {m['val_auc']:.4f}  val_route_acc {m['val_route_acc']:.4f}  "
-                f"({time.perf_counter() - start:.1f}s)",
-                flush=True,
+                f"({time.perf_counter() - start:.1f}s)"
             )
         for k, message in rep.failed.items():
-            print(f"{names[k]}: failed: {message}", flush=True)
+            log.info(f"{names[k]}: failed: {message}")
         return []
 
     return report
@@ -147,11 +149,11 @@ def run_train(
         given = options is not None and options != DataOptions()  # any data flag on the command line
         if not given and isinstance(recorded.get("data_options"), dict):
             options = DataOptions(**{k: v for k, v in recorded["data_options"].items() if k in DATA_FIELDS})
-        print(f"data: the search's ({data_spec}), as {config_paths[0]} records")
+        log.info(f"data: the search's ({data_spec}), as {config_paths[0]} records")
     elif data_spec is not None and recorded.get("data_source") and str(data_spec) != recorded["data_source"]:
-        print(f"note: training on {data_spec}, not on the search's data ({recorded['data_source']})")
+        log.info(f"note: training on {data_spec}, not on the search's data ({recorded['data_source']})")
     elif data_spec is None:
-        print("note: no --data and no search in the config: synthetic data")
+        log.info("note: no --data and no search in the config: synthetic data")
     if metric not in METRIC_MODES:
         raise UserError(f"--metric {metric!r}: valid: {', '.join(METRIC_MODES)}")
     names = _names(config_paths)
@@ -165,7 +167,7 @@ def run_train(
     dev = resolve_device(device)
     data = load_data(data_spec, options)
     packed = f"; {len(configs)} configs as one pack" if len(configs) > 1 else ""
-    print(f"data: {data.source} ({data.num_models} models, {data.embedding_dim}-d); device: {dev}{packed}")
+    log.info(f"data: {data.source} ({data.num_models} models, {data.embedding_dim}-d); device: {dev}{packed}")
 
     results = train_pack(
         configs,
@@ -180,19 +182,19 @@ def run_train(
     trained = []
     for name, result in zip(names, results):
         if result.status == "failed":
-            print(f"{name}: failed: {result.error}")
+            log.info(f"{name}: failed: {result.error}")
             trained.append(Trained(name, "failed", error=result.error))
             continue
         dest = out if len(configs) == 1 else out / name
         metrics = _write(result, data, dest, metric)
         t = metrics["test"]
         who = f"{name}: " if len(configs) > 1 else ""
-        print(
+        log.info(
             f"{who}best epoch {result.best_epoch}; test route_acc {t['route_acc']:.4f}, with the val-tuned "
             f"margin {t['route_acc_with_margin']:.4f} (single best {t['single_best_route_acc']:.4f}, "
             f"oracle {t['oracle_route_acc']:.4f}), correctness_acc {t['correctness_acc']:.4f}, "
             f"auc {t['auc']:.4f}"
         )
-        print(f"wrote {dest / 'router.pt'} and {dest / 'metrics.json'}")
+        log.info(f"wrote {dest / 'router.pt'} and {dest / 'metrics.json'}")
         trained.append(Trained(name, "complete", dest / "router.pt", metrics, best_epoch=result.best_epoch))
     return trained

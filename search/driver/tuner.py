@@ -19,13 +19,16 @@ from search.driver.session import QUIETED_LOGGERS, start_ray
 from search.driver.stopping import Interrupt, disk_error
 from search.driver.tracking import trial_record
 from search.errors import UserError
+from search.log import logger
 from search.messages import TrialSettings
 from search.results.pareto import FrontKeeper
 from search.results.study import close_interrupted, counted_trials
 from search.rundir import RunDir
 
+log = logger("driver")
 
-def print_progress(frozen: Any, live: Any, bridge: Any) -> None:
+
+def say_progress(frozen: Any, live: Any, bridge: Any) -> None:
     """One line per finished trial: its state and value, the best so far (resumed runs
     included), and the running / pruned / done counts."""
     study = bridge.study
@@ -38,13 +41,12 @@ def print_progress(frozen: Any, live: Any, bridge: Any) -> None:
         best = "best " + (f"{study.best_value:.4f}" if TrialState.COMPLETE in states else "-")
     extra = f"  ({frozen.user_attrs.get('error')})" if frozen.state == TrialState.FAIL else ""
     packs = sum(any(not m.closed for m in pack.values()) for pack in bridge.packs.values())
-    print(
+    log.info(
         f"trial {frozen.number:>3}  {frozen.state.name:<8}  epochs {live.epochs:>2}  "
         f"{bridge.metric} {shown}  {best}  | training {bridge.running()} trials in {packs} "
         f"pack{'s' if packs != 1 else ''}  "
         f"pruned {states.count(TrialState.PRUNED)}  done {counted_trials(study)}/{bridge.num_samples}"
-        f"{extra}",
-        flush=True,
+        f"{extra}"
     )
 
 
@@ -76,7 +78,7 @@ def run_trials(
     resources: dict[str, float] = {"cpu": space.resources.cpu}
     gpu = space.resources.gpu
     if gpu and ray.cluster_resources().get("GPU", 0) == 0:
-        print(f"no GPU in the Ray cluster: resources.gpu {gpu} ignored, trials run on CPU threads")
+        log.info(f"no GPU in the Ray cluster: resources.gpu {gpu} ignored, trials run on CPU threads")
         gpu = None
     if gpu:
         resources["gpu"] = gpu
@@ -92,7 +94,7 @@ def run_trials(
     keeper = router_keeper(plan, study)
 
     def on_finish(frozen: Any, live: Any, bridge: Any) -> None:
-        print_progress(frozen, live, bridge)
+        say_progress(frozen, live, bridge)
         if tracker is not None:
             tracker.trial(trial_record(frozen, live, space.search.objectives))
         if frozen.state == TrialState.COMPLETE:
@@ -142,15 +144,14 @@ def run_trials(
     )
     tune_storage = plan.storage if plan.address else str(RunDir(plan.run_dir).tune)
     concurrency = space.search.max_concurrent_trials
-    print(
+    log.info(
         f"searching {space.name}: {remaining} trial(s) to run, {plan.num_samples} in total, "
         f"{space.search.objective_text}, pruner "
         f"{space.search.pruner.type}, packs of up to {pack_size}{' refilled' if refill else ''}, "
         f"resources {resources} per pack, "
-        f"data {first(datas).source}",
-        flush=True,
+        f"data {first(datas).source}"
     )
-    print(f"watch it live: python -m search dashboard {plan.run_dir}", flush=True)
+    log.info(f"watch it live: python -m search dashboard {plan.run_dir}")
     with warnings.catch_warnings():  # Optuna calls metric names experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if study.metric_names is None:  # the objective's name, for a dashboard's tables and plots

@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from search.data import load_data
 from search.errors import UserError
 from search.io import atomic_write_bytes, save_png
+from search.log import logger
 from search.metrics.direction import Direction
 from search.paths import check_dir_target
 from search.results.export import RouterEntry, primary_curve, routers_of, trial_value
@@ -25,6 +26,8 @@ from search.results.study import open_study
 from search.rundir import RunDir, trial_router_uri
 from search.space import load_space
 from search.storage import exists
+
+log = logger("results")
 
 
 def _routers(
@@ -217,7 +220,7 @@ def write_report(run_dir: Path) -> Path:
     notes: list[str] = []
     study = open_study(run_dir, space, write=False, notes=notes)
     for note in notes:
-        print(f"note: {note}")
+        log.info(f"note: {note}")
     trials = study.get_trials(deepcopy=False)
     counts = {s: sum(t.state.name == s for t in trials) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
     metric = space.search.primary

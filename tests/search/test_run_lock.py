@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from search.data.fingerprint import difference, fingerprint
+from search.data.fingerprint import data_record, difference
 from search.data.sources import load_synthetic
 from search.data.synthetic import SyntheticSpec
 from search.driver.plan import default_run_dir
@@ -133,19 +133,19 @@ def _data(**kw):
 
 
 def test_data_fingerprints_tell_other_data_from_the_same() -> None:
-    a = fingerprint(_data())
-    assert difference(a, fingerprint(_data())) is None
-    moved = {**fingerprint(_data()), "source": "/elsewhere/data"}
+    a = data_record(_data())
+    assert difference(a, data_record(_data())) is None
+    moved = {**data_record(_data()), "source": "/elsewhere/data"}
     assert difference(a, moved) is None  # a moved folder with the same content is the same data
-    assert difference(a, fingerprint(_data(seed=1))) == (
+    assert difference(a, data_record(_data(seed=1))) == (
         "the same shape, other contents (labels, embeddings, costs or splits differ)"
     )
-    assert difference(a, fingerprint(_data(dim=5))) == "4-d embeddings then, 5-d now"
-    assert difference(a, fingerprint(_data(n_models=4))) == "other LLMs: 1 new ('synthetic-llm-003'...)"
-    assert difference(a, fingerprint(_data(n_questions=61))) == "60 questions then, 61 now"
+    assert difference(a, data_record(_data(dim=5))) == "4-d embeddings then, 5-d now"
+    assert difference(a, data_record(_data(n_models=4))) == "other LLMs: 1 new ('synthetic-llm-003'...)"
+    assert difference(a, data_record(_data(n_questions=61))) == "60 questions then, 61 now"
     one = _data()
     one.Y[one.splits["train"][0], 0] = 1 - one.Y[one.splits["train"][0], 0]
-    assert fingerprint(one)["sha256"] != a["sha256"]  # one label flipped is other data
+    assert data_record(one)["sha256"] != a["sha256"]  # one label flipped is other data
 
 
 def test_a_garbage_run_record_is_one_line(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from search.errors import UserError, first_line
+from search.log import TO_STDERR, logger
 from search.redact import redact
 
 INSTALL = 'pip install -e ".[text]"'
@@ -50,6 +51,8 @@ _TOKENIZER_FILES = (
     "sentencepiece.bpe.model",
     "tokenizer.model",
 )
+
+log = logger("data")
 
 
 @dataclass(frozen=True)
@@ -313,11 +316,10 @@ class Encoder:
         )
         X = np.ascontiguousarray(X, dtype=np.float32)
         if not shown and len(texts) > 1000:
-            print(
+            log.info(
                 f"embedded {len(texts):,} texts with {self.identity.name} on {self.device} in "
                 f"{time.perf_counter() - start:.1f} s",
-                file=sys.stderr,
-                flush=True,
+                extra=TO_STDERR,
             )
         return X
 
