@@ -120,3 +120,42 @@ def test_the_layer_check_catches_an_upward_import(tmp_path):
     assert [t for _, t, _ in found] == ["search.driver.runner", "router_models"]
     assert layer_of("search.driver.runner") < layer_of("search.data.router_data")
     assert layer_of("router_models.io") > layer_of("search.io")
+
+
+def import_graph() -> dict[str, list[str]]:
+    """Each of our modules -> the modules of ours it imports (deferred imports inside functions
+    count too: a cycle through one still ties the two modules together)."""
+    mods = modules()
+    return {
+        m: sorted({t for _, t, _ in imports(p, set(mods)) if t in mods and t != m}) for m, p in mods.items()
+    }
+
+
+def cycles_in(graph: dict[str, list[str]]) -> list[list[str]]:
+    """The cycles a depth-first walk of ``graph`` meets, each as a path back to its start."""
+    cycles: list[list[str]] = []
+    state = dict.fromkeys(graph, 0)  # 0 unseen, 1 on the path, 2 done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in graph[node]:
+            if state[nxt] == 1:
+                cycles.append(path[path.index(nxt) :] + [nxt])
+            elif state[nxt] == 0:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for m in sorted(graph):
+        if state[m] == 0:
+            visit(m, [m])
+    return cycles
+
+
+def test_no_module_imports_itself_around_a_cycle():
+    cycles = cycles_in(import_graph())
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_cycle_check_catches_a_cycle():
+    assert cycles_in({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}) == [["a", "b", "c", "a"]]
+    assert cycles_in({"a": ["b"], "b": [], "c": ["a", "b"]}) == []

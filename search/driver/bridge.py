@@ -5,14 +5,15 @@ The study is the truth: sampled params, each epoch's intermediate value, and the
 Optuna trials (its members; see ``packer.py``). After each epoch the scheduler reports every
 member's metric to its own Optuna trial and asks the study's pruner about each: a pruned member
 is told PRUNED at once (not COMPLETE with a partial value) and leaves its pack through the
-control actor; when no member is left Tune stops the pack. Only public extension points are
-used: Optuna's ask/tell and Tune's Searcher and TrialScheduler (``tune_side.py``: what Tune
-calls, forwarded here). With several objectives, what is told and how a member is judged is
-``objectives.py``'s.
+control actor; when no member is left Tune stops the pack. The bridge answers in its own terms
+(a :class:`Verdict`) and knows nothing of Ray: ``tune_side.py`` is what Tune calls, forwarded
+here, and maps each verdict to Tune's constants. With several objectives, what is told and how
+a member is judged is ``objectives.py``'s.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 import time
 from collections.abc import Callable
@@ -21,14 +22,11 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
-from ray.tune.schedulers import TrialScheduler
-from ray.tune.search import Searcher
 
 from search.data.options import ENCODER_PARAM
 from search.driver.objectives import Objectives
 from search.driver.ordering import AskGate
 from search.driver.packer import Packer
-from search.driver.tune_side import BridgeRestarts, BridgeScheduler, BridgeSearcher
 from search.errors import DISK_ERRORS
 from search.messages import SAVE_FAILED, EpochResult, Member, PackFailed, PackResult, PackSpec, decode
 from search.metrics.direction import METRIC_MODES, Direction
@@ -36,6 +34,20 @@ from search.results.study import counted_trials, held_writes, mark_interrupted
 from search.results.views import GroupedPruner, view
 from search.space import Space
 from search.train_config import resolve_train_config
+
+
+class Verdict(enum.Enum):
+    """What the bridge answers: to an ask (``suggest``) and to a pack's report (``on_result``).
+
+    ``WAIT`` and ``FINISHED`` answer an ask: nothing may be asked yet (ask again later), or no
+    trial is left to ask. ``CONTINUE`` and ``STOP`` answer a report: the pack trains on, or
+    every member is closed and the pack ends.
+    """
+
+    WAIT = "wait"
+    FINISHED = "finished"
+    CONTINUE = "continue"
+    STOP = "stop"
 
 
 @dataclass
@@ -121,9 +133,6 @@ class OptunaBridge:
             study.pruner.scope = self.gate.scope
         self.members: dict[int, _Live] = {}  # every member of this session by trial number
         self.leaders: dict[str, dict[str, Any]] = {}  # Tune trial id -> its first member's params
-        self.searcher = BridgeSearcher(self)
-        self.scheduler = BridgeScheduler(self)
-        self.callback = BridgeRestarts(self)
 
     def stop_run(self, exc: OSError) -> None:
         """The study cannot be written (a full or read-only disk): end the run, keep the error
@@ -144,15 +153,18 @@ class OptunaBridge:
         live = self.members.get(number)
         return live is None or live.closed
 
-    def suggest(self, tune_id: str) -> dict[str, Any] | str | None:
+    def suggest(self, tune_id: str) -> dict[str, Any] | Verdict:
+        """The config of pack ``tune_id`` (its members), or WAIT or FINISHED."""
+        if self.fatal is not None:
+            return Verdict.FINISHED
         if not self.gate.may_ask(self._ended):
-            return None  # Tune asks again; a pack the next one must see is still training
+            return Verdict.WAIT  # a pack the next one must see is still training
         keep = self.gate.keep({t.number for t in self.packer.pending})
         asking = view(self.study, keep, pruner=self.study.pruner) if keep is not None else None
         trials, asked = self.packer.next_pack(self.num_samples - self.asked, study=asking)
         self.asked += asked
         if not trials:
-            return Searcher.FINISHED
+            return Verdict.FINISHED
         if asking is not None:  # the members report to the study itself, not to the view
             trials = [optuna.trial.Trial(self.study, t._trial_id) for t in trials]
         leader = trials[0].number
@@ -267,11 +279,12 @@ class OptunaBridge:
                 live.restarts += 1
 
     # -- scheduler side ---------------------------------------------------------------------
-    def on_result(self, tune_id: str, result: dict[str, Any]) -> str:
+    def on_result(self, tune_id: str, result: dict[str, Any]) -> Verdict:
+        """Pack ``tune_id`` reported an epoch: record it, prune whom the pruner says, refill."""
         members = self.packs.get(tune_id)
         report = decode(result)
         if members is None or not isinstance(report, EpochResult):
-            return TrialScheduler.CONTINUE
+            return Verdict.CONTINUE
         for number, reason in report.failed.items():
             live = members.get(number)
             if live is not None and not live.closed:
@@ -294,11 +307,11 @@ class OptunaBridge:
                 self._close(live, TrialState.PRUNED)
         joined = self._refill(tune_id, members, report) if self.refill else []
         if all(m.closed for m in members.values()):
-            return TrialScheduler.STOP
+            return Verdict.STOP
         if self.control is not None:
             closed = [n for n, m in members.items() if m.closed]
             self.control.decide.remote(tune_id, report.epoch, closed, [asdict(m) for m in joined])
-        return TrialScheduler.CONTINUE
+        return Verdict.CONTINUE
 
     def _record(self, live: _Live, metrics: dict[str, float], report: EpochResult) -> None:
         live.node = report.node_id or live.node

@@ -70,6 +70,7 @@ def run_trials(
     from search.driver.bridge import OptunaBridge
     from search.driver.control import start_control
     from search.driver.packer import Packer
+    from search.driver.tune_side import TuneSide
     from search.trial.trainable import data_payload, router_trainable
 
     space = plan.space
@@ -160,11 +161,12 @@ def run_trials(
     bridge.on_fatal = lambda exc: setattr(interrupt.flag, "fatal", True)
     if plan.start_wait_s is not None:
         interrupt.flag.deadline = time.monotonic() + plan.start_wait_s
+    tune_side = TuneSide.of(bridge)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=bridge.searcher,
-            scheduler=bridge.scheduler,
+            search_alg=tune_side.searcher,
+            scheduler=tune_side.scheduler,
             num_samples=remaining,
             max_concurrent_trials=concurrency,
             reuse_actors=True,
@@ -177,7 +179,7 @@ def run_trials(
             log_to_file=True,
             stop=interrupt.stopper(),
             failure_config=tune.FailureConfig(max_failures=1),
-            callbacks=[bridge.callback],
+            callbacks=[tune_side.callback],
         ),
     )
     if not plan.verbose:

@@ -15,6 +15,7 @@ import pytest
 
 from search.driver.bridge import OptunaBridge
 from search.driver.packer import Packer
+from search.driver.tune_side import TuneSide
 from search.messages import EpochResult, PackResult
 from search.results.study import open_study
 from search.space import parse_space
@@ -40,7 +41,7 @@ def _get(url: str) -> dict | None:
 
 def _pack(bridge: OptunaBridge, tune_id: str, value: float) -> None:
     """One pack through the bridge as a run drives it: asked, one epoch, completed."""
-    members = bridge.searcher.suggest(tune_id)["members"]
+    members = TuneSide.of(bridge).searcher.suggest(tune_id)["members"]
     numbers = [m["number"] for m in members]
     bridge.on_result(
         tune_id, EpochResult(1, {n: {"val_auc": value, "val_loss": 0.5} for n in numbers}).to_result()

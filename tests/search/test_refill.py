@@ -13,6 +13,7 @@ from ray.tune.search import Searcher
 from search.data import load_data
 from search.driver.bridge import OptunaBridge
 from search.driver.packer import Packer
+from search.driver.tune_side import TuneSide
 from search.errors import SpaceError
 from search.messages import EpochResult, PackResult
 from search.space import parse_space
@@ -117,10 +118,10 @@ def _tune(trial_id: str) -> Any:
 
 def test_the_bridge_refills_freed_slots_with_new_trials() -> None:
     bridge, control = _bridge(5)
-    members = bridge.searcher.suggest("a")["members"]
+    members = TuneSide.of(bridge).searcher.suggest("a")["members"]
     first, second = (m["number"] for m in members)
     # epoch 1: the second member fails; its slot takes a new trial with the pack's structure
-    bridge.scheduler.on_trial_result(
+    TuneSide.of(bridge).scheduler.on_trial_result(
         None, _tune("a"), EpochResult(1, {first: {"val_auc": 0.6}}, {second: "NaN loss"}).to_result()
     )
     ((_, epoch, closed, joined),) = control.calls
@@ -132,12 +133,12 @@ def test_the_bridge_refills_freed_slots_with_new_trials() -> None:
     for e in (2, 3, 4):
         steps = {2: e - 1}
         metrics = {first: {"val_auc": 0.6 + e / 100}, 2: {"val_auc": 0.5 + e / 100}}
-        bridge.scheduler.on_trial_result(None, _tune("a"), EpochResult(e, metrics, steps=steps).to_result())
+        TuneSide.of(bridge).scheduler.on_trial_result(None, _tune("a"), EpochResult(e, metrics, steps=steps).to_result())
     assert [c[1] for c in control.calls] == [1, 2, 3, 4]
     assert [j["number"] for j in control.calls[-1][3]] == [3]
     assert [len(c[3]) for c in control.calls[1:3]] == [0, 0]  # no slot freed at epochs 2, 3
     # the first member's router was saved after epoch 4: said in the next report, it is COMPLETE
-    bridge.scheduler.on_trial_result(
+    TuneSide.of(bridge).scheduler.on_trial_result(
         None,
         _tune("a"),
         EpochResult(
@@ -150,16 +151,16 @@ def test_the_bridge_refills_freed_slots_with_new_trials() -> None:
     # the joiner's intermediate values are at its own epochs
     assert sorted(study.trials[2].intermediate_values) == [1, 2, 3, 4]
     # the pack is stopped from outside: trial 4, which never reported, ran no epoch
-    bridge.searcher.on_trial_complete("a", PackResult({first: 4, 2: 3, 3: 1}, {}).to_result())
+    TuneSide.of(bridge).searcher.on_trial_complete("a", PackResult({first: 4, 2: 3, 3: 1}, {}).to_result())
     assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE", "FAIL"]
-    assert bridge.searcher.suggest("b") == Searcher.FINISHED
+    assert TuneSide.of(bridge).searcher.suggest("b") == Searcher.FINISHED
 
 
 def test_no_refill_without_trials_left() -> None:
     bridge, control = _bridge(2)
-    members = bridge.searcher.suggest("a")["members"]
+    members = TuneSide.of(bridge).searcher.suggest("a")["members"]
     first, second = (m["number"] for m in members)
-    bridge.scheduler.on_trial_result(
+    TuneSide.of(bridge).scheduler.on_trial_result(
         None, _tune("a"), EpochResult(1, {first: {"val_auc": 0.6}}, {second: "NaN loss"}).to_result()
     )
     assert control.calls[0][3] == [] and bridge.asked == 2
@@ -176,8 +177,8 @@ def test_refill_on_a_reproducible_search_is_refused_in_one_line() -> None:
 
 def test_member_dicts_round_trip_through_the_control_message() -> None:
     bridge, control = _bridge(3)
-    members = bridge.searcher.suggest("a")["members"]
-    bridge.scheduler.on_trial_result(
+    members = TuneSide.of(bridge).searcher.suggest("a")["members"]
+    TuneSide.of(bridge).scheduler.on_trial_result(
         None, _tune("a"), EpochResult(1, {members[0]["number"]: {"val_auc": 0.6}}, {1: "x"}).to_result()
     )
     (joined,) = control.calls[0][3]
