@@ -41,8 +41,8 @@ import search
 from router_models import load_router
 from search import metrics as M
 from search.data import RouterData, load_data
-from search.inference import predict
-from search.rundir import RunDir
+from search.files.rundir import RunDir
+from search.routing.inference import predict
 
 EPOCHS, RUNGS = 30, (3, 9, 27)
 METRIC = "val_correctness_acc"

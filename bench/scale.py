@@ -51,7 +51,7 @@ def stand_in(config: dict[str, Any], data: dict[str, Any] | None = None, setting
     import ray
     from ray import tune
 
-    from search.messages import EpochResult, Member, PackResult, PackSpec
+    from search.trial.protocol import EpochResult, Member, PackResult, PackSpec
 
     spec = PackSpec.from_config(config)
     tune_id = tune.get_context().get_trial_id()
@@ -166,7 +166,7 @@ def run(trials: int, slots: int, args: argparse.Namespace, tmp: Path) -> dict[st
     from search.driver.plan import RunRequest, plan_run
     from search.driver.rundata import load_run_data
     from search.driver.tuner import run_trials
-    from search.results.study import close_interrupted, counted_trials, open_study
+    from search.study.store import close_interrupted, counted_trials, open_study
 
     trainable.router_trainable = stand_in  # what run_trials trains
     os.environ["SCALE_EPOCH_S"] = str(args.epoch_s)
@@ -236,9 +236,9 @@ def driver_loop(trials: int, slots: int, pack_size: int, tmp: Path) -> dict[str,
 
     from search.driver.bridge import OptunaBridge
     from search.driver.packer import Packer
-    from search.messages import EpochResult, PackResult
-    from search.results.study import close_interrupted, counted_trials, open_study
     from search.space import parse_space
+    from search.study.store import close_interrupted, counted_trials, open_study
+    from search.trial.protocol import EpochResult, PackResult
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sim = parse_space(space(trials, slots, pack_size, "random", True))

@@ -37,7 +37,7 @@ QUESTIONS = ROOT.parent / "shared" / "data" / "mmlu_pro" / "questions.csv"
 
 from router_models import create_model, save_router  # noqa: E402
 from search.data.encode import load_encoder  # noqa: E402
-from search.router import Router  # noqa: E402
+from search.routing.router import Router  # noqa: E402
 from tests.search.procs import start_python  # noqa: E402
 
 SERVER_ENV: dict = {}

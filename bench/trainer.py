@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from router_models import create_model
 from search import metrics as M
 from search.data import load_data
-from search.inference import split_metrics
+from search.routing.inference import split_metrics
 from search.trial.train import train_router
 
 MMLU = Path(__file__).resolve().parents[2] / "shared" / "data" / "mmlu_pro" / "embedllm"

@@ -1,5 +1,5 @@
 """Atomic file writes: the one primitive every write of this project goes through (router
-checkpoints here, and through ``search.io`` every file a run, a conversion or a report writes).
+checkpoints here, and through ``search.files.atomic`` every file a run, a conversion or a report writes).
 Torch-free, so light readers and the data layer can use it."""
 
 from __future__ import annotations

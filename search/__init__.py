@@ -19,7 +19,7 @@ _LAZY = {
     "train": "search.api",
     "RunResult": "search.api",
     "BestTrial": "search.api",
-    "Router": "search.router",
+    "Router": "search.routing.router",
 }
 
 

@@ -34,9 +34,9 @@ if TYPE_CHECKING:
     import optuna
     import pandas as pd
 
-    from search.driver.train import Trained
-    from search.router import Router
-    from search.rundir import RunDir
+    from search.driver.train_command import Trained
+    from search.files.rundir import RunDir
+    from search.routing.router import Router
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,7 +74,7 @@ class RunResult:
     gives the same for a run made earlier (or by the command line).
 
     Attributes:
-        run_dir: The run's files (:class:`search.results.rundir.RunDir`).
+        run_dir: The run's files (:class:`search.files.rundir.RunDir`).
         best: The best trial, or None when no trial completed.
         interrupted: Whether Ctrl-C ended the run before all its trials ran.
     """
@@ -97,8 +97,8 @@ class RunResult:
         search.errors.UserError: /nonexistent/run: holds no run (study.journal not found)
         """
         from search.arguments import PATH, check
-        from search.results.rundir import read_object
-        from search.rundir import RunDir
+        from search.files.rundir import RunDir
+        from search.results.records import read_object
 
         check("RunResult.load", run_dir=(run_dir, PATH))
         rd = RunDir(Path(run_dir).resolve())
@@ -115,8 +115,8 @@ class RunResult:
     def study(self) -> optuna.Study:
         """The run's Optuna study (every trial, its params, values and state)."""
         if "study" not in self._cache:
-            from search.results.study import open_study
             from search.space import load_space
+            from search.study.store import open_study
 
             self._cache["study"] = open_study(self.run_dir.path, load_space(self.run_dir.space), write=False)
         return self._cache["study"]
@@ -134,7 +134,7 @@ class RunResult:
         row per router; None when the run exported none."""
         import pandas as pd
 
-        from search.results.rundir import read_object
+        from search.results.records import read_object
 
         if not self.run_dir.routing_table.is_file():
             return None
@@ -154,7 +154,7 @@ class RunResult:
     def recommended(self) -> str | None:
         """The name of the router the run recommends (chosen on val among the searched
         routers, the ensemble and the baselines; routing.json), or None."""
-        from search.results.rundir import read_object
+        from search.results.records import read_object
 
         if not self.run_dir.routing_table.is_file():
             return None
@@ -165,7 +165,7 @@ class RunResult:
     def recommended_router(self) -> Router | None:
         """The router the run recommends, ready to route (a baseline's, when one won on val);
         None when the run exported none."""
-        from search.router import Router
+        from search.routing.router import Router
 
         if not self.run_dir.config.is_file() or not self.run_dir.best_router.is_file():
             return None
@@ -177,7 +177,7 @@ class RunResult:
         objective's value, its router file and whether it is the exported one; None otherwise."""
         import pandas as pd
 
-        from search.results.rundir import read_object
+        from search.results.records import read_object
 
         if not self.run_dir.pareto.is_file():
             return None
@@ -198,7 +198,7 @@ class RunResult:
         return self._router(self.run_dir.path / self.run_dir.pareto_router_name(trial))
 
     def _router(self, path: Path) -> Router | None:
-        from search.router import Router
+        from search.routing.router import Router
 
         return Router.load(path) if path.is_file() else None
 
@@ -250,7 +250,7 @@ def run(
         enqueue: Params to try first, in order (each a dict of the space's params).
         mlflow: Log every trial as an MLflow run (a tracking URI or a file-store folder).
         pick: Weights by objective that pick the exported point of a multi-objective run's
-            front (default: 1 each; see ``results/pareto.py``).
+            front (default: 1 each; see ``search/results/front_export.py``).
         verbose: Also show Ray's own progress. quiet: Print nothing (the result says it all).
         data_options: How to read ``data``: ``embeddings``, ``align``, ``id_column``,
             ``threshold``, ``split_seed``, ``encoder``, ``template``, ``task_column``,
@@ -354,7 +354,7 @@ def train(
     metric and seed) unless told otherwise.
 
     Returns:
-        One :class:`search.driver.train.Trained` per config, in order: its status, router
+        One :class:`search.driver.train_command.Trained` per config, in order: its status, router
         path and metrics (``metrics["test"]["route_acc"]`` and the rest).
 
     Raises:
@@ -372,8 +372,8 @@ def train(
     from search.data.options import data_options as to_options
     from search.data.parts import data_source
     from search.driver.session import process_state
-    from search.driver.train import run_train
-    from search.paths import check_dir_target
+    from search.driver.train_command import run_train
+    from search.files.paths import check_dir_target
 
     listed: list[Any] = (
         [configs]

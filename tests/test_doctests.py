@@ -10,8 +10,8 @@ import pytest
 MODULES = [
     "search.api",
     "search.metrics.direction",
-    "search.rundir",
-    "search.messages",
+    "search.files.rundir",
+    "search.trial.protocol",
 ]
 
 

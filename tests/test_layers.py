@@ -7,6 +7,7 @@ Run alone: ``pytest tests/test_layers.py``; it reads the source, imports nothing
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,22 +18,19 @@ LAYERS: list[tuple[str, ...]] = [
     ("search", "search.api"),  # the Python API (``search.run``, ``search.train``)
     ("search.serve",),  # a router behind HTTP: the routing API and the routing proxy
     ("search.driver",),  # Ray, the Tuner, the study as Tune's searcher and scheduler
-    ("search.router",),  # texts or embeddings in, LLM names out, with a saved router
-    ("search.results",),  # what a run leaves: its dir, study, exports, tables, report
+    ("search.routing.router",),  # texts or embeddings in, LLM names out, with a saved router
+    ("search.results",),  # what a run leaves: its records, exports, tables, report
+    ("search.study",),  # the study: storage, journal, lock, pruners, views, objectives
     ("search.trial",),  # one Tune trial: the trainable, packs, the training loop
     ("search.space",),  # YAML -> typed Space -> distributions -> trial configs
-    ("search.offsets", "search.inference"),  # a trained router's logits and its offsets
+    ("search.routing",),  # a trained router's offsets, logits and decisions over data
     ("search.data",),  # RouterData and its sources
     ("search.metrics",),  # pure functions over scores, labels and masks
     (  # the ground floor: shared by every layer above
-        "search.messages",
-        "search.fidelity",
-        "search.rundir",
-        "search.train_config",
-        "search.storage",
-        "search.io",
-        "search.parse",
-        "search.paths",
+        "search.trial.protocol",  # the trainable's typed messages to the driver
+        "search.trial.fidelity",
+        "search.trial.train_config",
+        "search.files",  # run-dir names, atomic writes, path checks, remote storage, parsing
         "search.limits",
         "search.deadline",
         "search.redact",
@@ -119,7 +117,7 @@ def test_the_layer_check_catches_an_upward_import(tmp_path):
     found = imports(fake, set(modules()))
     assert [t for _, t, _ in found] == ["search.driver.runner", "router_models"]
     assert layer_of("search.driver.runner") < layer_of("search.data.router_data")
-    assert layer_of("router_models.io") > layer_of("search.io")
+    assert layer_of("router_models.io") > layer_of("search.files.atomic")
 
 
 def import_graph() -> dict[str, list[str]]:
@@ -159,3 +157,37 @@ def test_no_module_imports_itself_around_a_cycle():
 def test_the_cycle_check_catches_a_cycle():
     assert cycles_in({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}) == [["a", "b", "c", "a"]]
     assert cycles_in({"a": ["b"], "b": [], "c": ["a", "b"]}) == []
+
+
+# Optuna's private names we reach for; only search/study/optuna_internals.py may name them.
+OPTUNA_PRIVATE = re.compile(
+    r"\._storage\b|\._trial_id\b|\._backend\b|\._min_resource\b|\._reduction_factor\b"
+    r"|\._min_early_stopping_rate\b|\._bootstrap_count\b|completed_rung_|optuna(\.\w+)*\._(?!_)\w"
+)
+OPTUNA_INTERNALS = "search/study/optuna_internals.py"
+
+
+def optuna_private_reads(path: Path, root: Path = ROOT) -> list[str]:
+    """Lines of ``path`` that name one of Optuna's private names (comments aside)."""
+    found = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if OPTUNA_PRIVATE.search(line.split("#", 1)[0]):
+            found.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
+    return found
+
+
+def test_only_one_module_touches_optunas_private_api():
+    found = []
+    for path in modules().values():
+        if path.relative_to(ROOT).as_posix() != OPTUNA_INTERNALS:
+            found += optuna_private_reads(path)
+    assert not found, f"Optuna's private API outside {OPTUNA_INTERNALS}:\n" + "\n".join(found)
+    assert optuna_private_reads(ROOT / OPTUNA_INTERNALS), "the check no longer sees the names it guards"
+
+
+def test_the_private_check_catches_a_private_read(tmp_path):
+    fake = tmp_path / "fake.py"
+    fake.write_text(
+        "x = study._storage\nfrom optuna.storages.journal._storage import Op\nok = t.number  # t._trial_id\n"
+    )
+    assert [line.split(":")[1] for line in optuna_private_reads(fake, tmp_path)] == ["1", "2"]

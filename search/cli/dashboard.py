@@ -5,7 +5,7 @@ it, so a run in progress shows each trial as it is told), bound to 127.0.0.1 unl
 says otherwise. It has no login: on another host anyone who reaches the port sees the study.
 It is read-only: a request that would change the study (any method but GET and HEAD: delete or
 rename a study, tell a trial, write notes) is refused with 405, and the journal is opened
-through a reader that cannot write (``results/journal.py``), so no page, not even another site's
+through a reader that cannot write (``search/study/journal.py``), so no page, not even another site's
 in the user's browser, can change a run. A damaged line of the journal is passed over.
 """
 
@@ -32,7 +32,7 @@ def add_dashboard_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from search.rundir import RunDir
+    from search.files.rundir import RunDir
     from search.serve.server import bind
 
     rd = RunDir(Path(args.run_dir).resolve())
@@ -46,7 +46,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         raise UserError(f"search dashboard needs optuna-dashboard: {INSTALL}") from exc
     from optuna.storages import JournalStorage
 
-    from search.results.journal import ReadOnlyJournal
+    from search.study.journal import ReadOnlyJournal
 
     bind(args.host, args.port).close()  # a busy port or a wrong host: one line, before serving
     journal = ReadOnlyJournal(rd.study)

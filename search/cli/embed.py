@@ -18,8 +18,8 @@ from search.data.embedding import encoder_file
 from search.data.options import data_options
 from search.data.parts import data_source
 from search.errors import UserError
-from search.io import atomic_write_bytes, write_json
-from search.paths import check_file_target
+from search.files.atomic import atomic_write_bytes, write_json
+from search.files.paths import check_file_target
 
 
 def run_embed(args: argparse.Namespace) -> int:

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from search.errors import DISK_ERRORS, UserError, one_line
+from search.files.paths import check_dir_target
 from search.log import plain_output
-from search.paths import check_dir_target
 
 
 class _Parser(argparse.ArgumentParser):
@@ -154,7 +154,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from search.data.options import data_options
     from search.data.parts import data_source
-    from search.driver.train import run_train
+    from search.driver.train_command import run_train
 
     out = Path(args.out or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
     check_dir_target(out, "--out")

@@ -1,7 +1,7 @@
 """``search route``: send new queries to LLMs with a saved router.
 
 The queries are embeddings (a file), prompts (``--text``, repeatable) or a prompts file
-(``--prompts``); prompts are embedded with the router's recorded encoder (``search/router.py``).
+(``--prompts``); prompts are embedded with the router's recorded encoder (``search/routing/router.py``).
 A router with a task prior reads each query's task: ``--task`` for all, or a prompts file's
 ``task`` (or ``category``) field; a query without one takes the task nearest it.
 The decision is the one the routing table measured: the router's predicted correctness plus the
@@ -25,9 +25,9 @@ import pyarrow as pa
 from search.data.prompts import BATCH, check_file, count_prompts, iter_prompts
 from search.data.tables import load_matrix
 from search.errors import UserError
-from search.io import write_table
-from search.paths import check_file_target
-from search.router import Decision, Router
+from search.files.atomic import write_table
+from search.files.paths import check_file_target
+from search.routing.router import Decision, Router
 
 FORMATS = (".csv", ".parquet")
 SCORE_PREFIX = "p|"  # a per-LLM score column: p|<llm>, as wide tables name cost columns <llm>|...

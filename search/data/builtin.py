@@ -19,7 +19,7 @@ from search.data.encode.template import Template
 from search.data.options import DataOptions
 from search.data.router_data import RouterData
 from search.data.tables import load_matrix
-from search.parse import read_json
+from search.files.parse import read_json
 
 HERE = Path(__file__).resolve().parent / "builtin"
 BUILTIN = {

@@ -34,7 +34,7 @@ from search.data.router_data import SPLITS, RouterData, index_tasks, split_by_qu
 from search.data.scores import check_scores, thresholded
 from search.data.tables import float_column, in_int64, label_column, read_columns, types_of
 from search.errors import DataError
-from search.parse import ParseError, load_json, read_text
+from search.files.parse import ParseError, load_json, read_text
 
 TABLE_SUFFIXES = (".csv", ".parquet")
 RECORD_SUFFIXES = (".json", ".jsonl")

@@ -23,7 +23,7 @@ from search.data.encode import EncoderIdentity, embed, load_encoder
 from search.data.options import DataOptions
 from search.data.tables import load_matrix
 from search.errors import DataError
-from search.parse import ParseError, read_json
+from search.files.parse import ParseError, read_json
 
 
 def _from_file(path: Path, source: str, n: int, ids: np.ndarray | None, align: str) -> np.ndarray:

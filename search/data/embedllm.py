@@ -259,7 +259,7 @@ def write_parquet_layout(data: RouterData, dest: Path) -> None:
     Raises:
         OSError: Naming ``dest`` (ENOSPC on a full disk); the temp folder is removed.
     """
-    from search.io import current_umask  # not at the top: search.data stays torch-free
+    from search.files.atomic import current_umask  # not at the top: search.data stays torch-free
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))

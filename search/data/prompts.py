@@ -22,7 +22,7 @@ from search.data.encode.encoder import EncoderIdentity
 from search.data.encode.template import TEXT_FIELDS, Template
 from search.data.tables import iter_table_rows
 from search.errors import DataError
-from search.parse import ParseError, decode_utf8, load_json, read_text
+from search.files.parse import ParseError, decode_utf8, load_json, read_text
 
 SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".parquet")
 MAX_PROMPTS_BYTES = 4 << 30  # 4 GiB: read as a stream, a batch at a time

@@ -8,7 +8,7 @@ is told PRUNED at once (not COMPLETE with a partial value) and leaves its pack t
 control actor; when no member is left Tune stops the pack. The bridge answers in its own terms
 (a :class:`Verdict`) and knows nothing of Ray: ``tune_side.py`` is what Tune calls, forwarded
 here, and maps each verdict to Tune's constants. With several objectives, what is told and how
-a member is judged is ``objectives.py``'s.
+a member is judged is ``search/study/objectives.py``'s.
 """
 
 from __future__ import annotations
@@ -24,16 +24,17 @@ import optuna
 from optuna.trial import TrialState
 
 from search.data.options import ENCODER_PARAM
-from search.driver.objectives import Objectives
-from search.driver.ordering import AskGate
 from search.driver.packer import Packer
 from search.errors import DISK_ERRORS
-from search.messages import SAVE_FAILED, EpochResult, Member, PackFailed, PackResult, PackSpec, decode
 from search.metrics.direction import METRIC_MODES, Direction
-from search.results.study import counted_trials, held_writes, mark_interrupted
-from search.results.views import GroupedPruner, view
 from search.space import Space
-from search.train_config import resolve_train_config
+from search.study.objectives import Objectives
+from search.study.optuna_internals import trial_of
+from search.study.ordering import AskGate
+from search.study.store import counted_trials, held_writes, mark_interrupted
+from search.study.views import GroupedPruner, view
+from search.trial.protocol import SAVE_FAILED, EpochResult, Member, PackFailed, PackResult, PackSpec, decode
+from search.trial.train_config import resolve_train_config
 
 
 class Verdict(enum.Enum):
@@ -90,7 +91,7 @@ class OptunaBridge:
             ever pruned.
         on_finish: Called with (frozen trial, live record, bridge) when a member ends.
         ordered: Give each pack a fixed view of the study (asked behind a lag of ``slots``
-            packs), so the search does not depend on timing (``ordering.py``).
+            packs), so the search does not depend on timing (``search/study/ordering.py``).
         slots: Packs that train at once.
         refill: Fill the slots a running pack's members free (pruned, failed, finished) with
             new trials, asked at its epoch boundary, drawn as a new pack is (they train as a
@@ -166,7 +167,7 @@ class OptunaBridge:
         if not trials:
             return Verdict.FINISHED
         if asking is not None:  # the members report to the study itself, not to the view
-            trials = [optuna.trial.Trial(self.study, t._trial_id) for t in trials]
+            trials = [trial_of(self.study, t) for t in trials]
         leader = trials[0].number
         self.packs[tune_id] = {}
         self.leaders[tune_id] = trials[0].params

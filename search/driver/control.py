@@ -3,7 +3,7 @@
 Ray Tune can only continue or stop a whole Tune trial, but a pack is several Optuna trials and
 the pruner decides about each. After each epoch's report the driver posts the pack's closed
 members (pruned, failed) here, and with refill the new trials that take their slots (as
-:class:`~search.messages.Member` dicts); the pack waits for that epoch's word before its next
+:class:`~search.trial.protocol.Member` dicts); the pack waits for that epoch's word before its next
 epoch, so a pruned member costs no compute after the epoch it was pruned at, as an unpacked
 trial would, and a freed slot trains again from the next epoch. A Tune function trial's report
 already waits for the driver to take it, so the wait is short.

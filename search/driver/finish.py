@@ -15,18 +15,18 @@ from search.data import RouterData
 from search.data.leakage import find_leakage
 from search.driver.plan import RunPlan
 from search.errors import UserError
-from search.inference import val_logits
-from search.io import atomic_write_bytes, write_json, write_parquet
+from search.files.atomic import atomic_write_bytes, write_json, write_parquet
+from search.files.remote import exists, get_bytes, keep_routers
+from search.files.rundir import RunDir, trial_router_uri
 from search.log import logger
 from search.metrics.direction import Direction
-from search.offsets import budget_routing
 from search.results.baselines import Baseline, baselines
 from search.results.ensemble import Ensemble, Label, RouterKeeper, build_ensemble, load_trial_routers
 from search.results.export import RouterEntry, best_config, routers_of, trial_rows
-from search.results.pareto import FrontKeeper, front_trials, pick_weights, picked_trial, write_front
+from search.results.front_export import FrontKeeper, front_trials, pick_weights, picked_trial, write_front
 from search.results.routing_table import run_routing_table
-from search.rundir import RunDir, trial_router_uri
-from search.storage import exists, get_bytes, keep_routers
+from search.routing.inference import val_logits
+from search.routing.offsets import budget_routing
 
 log = logger("driver")
 

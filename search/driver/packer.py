@@ -27,11 +27,11 @@ from router_models import ConfigError
 from router_models.packing import NotPackable
 from search.data import RouterData
 from search.data.options import ENCODER_PARAM
-from search.results.study import held_writes
 from search.space import Space
-from search.train_config import resolve_train_config
+from search.study.store import held_writes
 from search.trial.config import complete_config
 from search.trial.packable import pack_key
+from search.trial.train_config import resolve_train_config
 
 
 def probe_values(dist: BaseDistribution) -> list[Any]:
@@ -146,7 +146,7 @@ class Packer:
         Args:
             budget: How many new trials may be asked (the rest of num_samples); a trial left
                 waiting from an earlier pack is used first and does not count.
-            study: A view of the study to ask through (``results/views.py``), or None for the
+            study: A view of the study to ask through (``study/views.py``), or None for the
                 study itself.
         """
         self.asking = study or self.study

@@ -17,14 +17,14 @@ from search.data.options import DataOptions, data_options
 from search.data.parts import data_source
 from search.driver.cluster import check_reachable
 from search.errors import UserError
-from search.fidelity import Fidelity
+from search.files.paths import check_dir_target, check_file_target
+from search.files.remote import check_storage
+from search.files.rundir import RunDir
 from search.limits import MAX_PACK, MAX_SAMPLES
-from search.paths import check_dir_target, check_file_target
-from search.results.rundir import holds_run, space_difference
-from search.rundir import RunDir
+from search.results.records import holds_run, space_difference
 from search.space import Space, load_space
 from search.space.search_spec import SearchSpec
-from search.storage import check_storage
+from search.trial.fidelity import Fidelity
 
 
 @dataclass

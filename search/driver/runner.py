@@ -27,14 +27,14 @@ from search.driver.session import process_state, start_ray, stop_ray
 from search.driver.tracking import Tracker
 from search.driver.tuner import run_trials
 from search.errors import DISK_ERRORS, SpaceError, UserError
-from search.io import atomic_write_bytes, write_json, write_parquet
+from search.files.atomic import atomic_write_bytes, write_json, write_parquet
+from search.files.remote import probe_storage
+from search.files.rundir import RunDir
 from search.log import logger
 from search.results.export import trial_rows
-from search.results.lock import RunLock, describe_holder
-from search.results.rundir import holds_run, new_run_id, read_run_info, run_storage
-from search.results.study import close_interrupted, counted_trials, open_study, trials_started
-from search.rundir import RunDir
-from search.storage import probe_storage
+from search.results.records import holds_run, new_run_id, read_run_info, run_storage
+from search.study.lock import RunLock, describe_holder
+from search.study.store import close_interrupted, counted_trials, open_study, trials_started
 from search.trial.config import build_model, check_fits
 from search.trial.packable import check_packable
 

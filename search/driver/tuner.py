@@ -19,11 +19,11 @@ from search.driver.session import QUIETED_LOGGERS, start_ray
 from search.driver.stopping import Interrupt, disk_error
 from search.driver.tracking import trial_record
 from search.errors import UserError
+from search.files.rundir import RunDir
 from search.log import logger
-from search.messages import TrialSettings
-from search.results.pareto import FrontKeeper
-from search.results.study import close_interrupted, counted_trials
-from search.rundir import RunDir
+from search.results.front_export import FrontKeeper
+from search.study.store import close_interrupted, counted_trials
+from search.trial.protocol import TrialSettings
 
 log = logger("driver")
 

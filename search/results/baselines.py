@@ -21,8 +21,8 @@ from typing import Any
 from router_models import BaseModel
 from search import metrics as M
 from search.data import RouterData
-from search.inference import val_logits
-from search.offsets import plain_routing
+from search.routing.inference import val_logits
+from search.routing.offsets import plain_routing
 from search.trial.config import Fitter, build_model
 
 SINGLE_BEST, TASK_BEST, KNN = "single_best", "task_best", "knn"

@@ -16,11 +16,11 @@ from router_models import EnsembleModel, create_model, load_router
 from router_models.probs import prob_logit
 from search import metrics as M
 from search.data import RouterData
-from search.inference import val_logits
+from search.files.remote import delete, exists, get_bytes
+from search.files.rundir import trial_router_uri
 from search.metrics.direction import Direction
-from search.offsets import margin_routing
-from search.rundir import trial_router_uri
-from search.storage import delete, exists, get_bytes
+from search.routing.inference import val_logits
+from search.routing.offsets import margin_routing
 
 Scorer = Callable[[torch.Tensor], float]
 

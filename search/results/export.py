@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import UserError
+from search.files.rundir import RunDir
 from search.results.baselines import BASELINES
-from search.results.dominance import curve
-from search.results.pareto import front_trials
-from search.results.rundir import read_object
-from search.rundir import RunDir
+from search.results.front_export import front_trials
+from search.results.records import read_object
+from search.study.dominance import curve
 from search.trial.config import trial_seed
 
 # -- search outputs -------------------------------------------------------------------------

@@ -9,11 +9,11 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search.io import save_png
-from search.results.dominance import VECTORS
-from search.results.pareto import PICK_RULE, pick_weights, picked_trial
-from search.results.rundir import read_object
-from search.rundir import RunDir
+from search.files.atomic import save_png
+from search.files.rundir import RunDir
+from search.results.front_export import PICK_RULE, pick_weights, picked_trial
+from search.results.records import read_object
+from search.study.dominance import VECTORS
 
 
 def chosen_trial(

@@ -13,19 +13,19 @@ from optuna.trial import TrialState
 
 from search.data import load_data
 from search.errors import UserError
-from search.io import atomic_write_bytes, save_png
+from search.files.atomic import atomic_write_bytes, save_png
+from search.files.paths import check_dir_target
+from search.files.remote import exists
+from search.files.rundir import RunDir, trial_router_uri
 from search.log import logger
 from search.metrics.direction import Direction
-from search.paths import check_dir_target
 from search.results.export import RouterEntry, primary_curve, routers_of, trial_value
+from search.results.front_export import front_trials
 from search.results.front_report import chosen_trial, front_text, pareto_plot
-from search.results.pareto import front_trials
+from search.results.records import read_object, read_run_info, recorded_options
 from search.results.routing_table import run_routing_table
-from search.results.rundir import read_object, read_run_info, recorded_options
-from search.results.study import open_study
-from search.rundir import RunDir, trial_router_uri
 from search.space import load_space
-from search.storage import exists
+from search.study.store import open_study
 
 log = logger("results")
 

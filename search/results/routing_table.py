@@ -15,9 +15,9 @@ from router_models import load_router
 from search import metrics as M
 from search.data import RouterData
 from search.data.scores import is_graded
-from search.inference import split_logits
 from search.results.baselines import BASELINES, KNN, SINGLE_BEST, TASK_BEST, baselines
 from search.results.export import LEARNED_TRIAL_RANK, RouterEntry
+from search.routing.inference import split_logits
 
 
 @dataclass

@@ -26,12 +26,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from search.router import Router
+from search.routing.router import Router
 from search.serve.backends import Backend
 from search.serve.batcher import Answer, Batcher, Query
-from search.serve.errors import HTTPError, error_body
+from search.serve.counters import Metrics
 from search.serve.front import ASGI, JSON, Front, Handler, Receive, read_json
-from search.serve.metrics import Metrics
+from search.serve.http_errors import HTTPError, error_body
 from search.serve.proxy import ENDPOINTS, ROUTER_MODEL, forward, model_choice, routing_text
 from search.serve.requests import offsets_of, parse_route
 from search.serve.settings import ServeSettings

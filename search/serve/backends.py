@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from search.errors import UserError
-from search.parse import load_yaml, read_text
+from search.files.parse import load_yaml, read_text
 from search.redact import redact, shown_url
 
 FIELDS = ("base_url", "model", "api_key_env", "timeout_s")

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from search.router import Decision, Router
-from search.serve.errors import HTTPError
-from search.serve.metrics import Metrics
+from search.routing.router import Decision, Router
+from search.serve.counters import Metrics
+from search.serve.http_errors import HTTPError
 
 log = logging.getLogger("search.serve")
 RETRY_AFTER_S = "1"

@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from search.serve.errors import HTTPError, error_body
-from search.serve.metrics import Metrics
+from search.serve.counters import Metrics
+from search.serve.http_errors import HTTPError, error_body
 from search.serve.settings import ServeSettings
 
 log = logging.getLogger("search.serve")

@@ -27,7 +27,7 @@ from starlette.responses import Response, StreamingResponse
 
 from search.redact import redact
 from search.serve.backends import Backend
-from search.serve.errors import HTTPError, error_body
+from search.serve.http_errors import HTTPError, error_body
 
 log = logging.getLogger("search.serve")
 

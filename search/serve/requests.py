@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from search.errors import UserError
-from search.router import Router
-from search.serve.errors import HTTPError
+from search.routing.router import Router
+from search.serve.http_errors import HTTPError
 
 INPUTS = ("prompt", "prompts", "embedding", "embeddings")
 FIELDS = (*INPUTS, "budget", "lambda", "plain", "scores", "task", "tasks")

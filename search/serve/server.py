@@ -20,10 +20,10 @@ from types import FrameType
 from typing import Any
 
 from search.errors import UserError
+from search.files.rundir import RunDir
 from search.redact import shown_path
-from search.results.rundir import read_object
-from search.router import Router
-from search.rundir import RunDir
+from search.results.records import read_object
+from search.routing.router import Router
 from search.serve import INSTALL
 from search.serve.settings import TOKEN_ENV, ServeSettings
 

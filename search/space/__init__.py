@@ -6,7 +6,7 @@ lists or the compact ``{layers, width, shrink}`` form: ``layers`` hidden layers,
 ``width`` wide, each next one half the previous (``shrink: true``, never below 16) or the same.
 """
 
-from search.space.load import load_space, make_pruner, make_sampler, parse_space
+from search.space.load import load_space, make_sampler, parse_space
 from search.space.params import MIN_SHRUNK_WIDTH, Choice, CompactHidden, FloatRange, IntRange
 from search.space.schema import TRAIN_PARAMS, DataSpec, Resources, Space, searchable_models
 from search.space.search_spec import EnsembleSpec, PrunerSpec, SamplerSpec, SearchSpec
@@ -26,7 +26,6 @@ __all__ = [
     "SearchSpec",
     "Space",
     "load_space",
-    "make_pruner",
     "make_sampler",
     "parse_space",
     "searchable_models",

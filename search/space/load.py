@@ -1,5 +1,5 @@
 """Reading a space: YAML (``yaml.safe_load``) to a validated Space, errors as one line with the
-key path; and the Optuna sampler and pruner a space asks for."""
+key path; and the Optuna sampler a space asks for (its pruner is ``search/study/pruners.py``'s)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import optuna
 from pydantic import ValidationError
 
 from search.errors import SpaceError
-from search.parse import MAX_SPACE_BYTES, ParseError, load_yaml, read_text
+from search.files.parse import MAX_SPACE_BYTES, ParseError, load_yaml, read_text
 from search.space.schema import Space, error_text
-from search.space.search_spec import AT, PrunerSpec, SamplerSpec
+from search.space.search_spec import AT, SamplerSpec
 
 
 def _format_error(exc: ValidationError) -> str:
@@ -60,7 +60,7 @@ def parse_space(raw: Any, where: str = "space", name: str = "space") -> Space:
 
 def load_space(path: str | Path) -> Space:
     """Read and validate a space YAML file: safe types only, UTF-8, at most 1 MiB, no duplicate
-    keys, bounded alias expansion (``search/parse.py``)."""
+    keys, bounded alias expansion (``search/files/parse.py``)."""
     path = Path(path)
     try:
         raw = load_yaml(read_text(path, "space file", MAX_SPACE_BYTES), str(path))
@@ -80,20 +80,3 @@ def make_sampler(spec: SamplerSpec, seed: int) -> optuna.samplers.BaseSampler:
         constant_liar=spec.constant_liar,
         seed=seed,
     )
-
-
-def make_pruner(spec: PrunerSpec, max_epochs: int) -> optuna.pruners.BasePruner:
-    if spec.type == "median":
-        return optuna.pruners.MedianPruner(spec.n_startup_trials, spec.n_warmup_steps, spec.interval_steps)
-    if spec.type == "percentile":
-        return optuna.pruners.PercentilePruner(
-            spec.percentile, spec.n_startup_trials, spec.n_warmup_steps, spec.interval_steps
-        )
-    if spec.type == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(
-            spec.min_resource, spec.reduction_factor, spec.min_early_stopping_rate
-        )
-    if spec.type == "hyperband":
-        min_resource = 1 if spec.min_resource == "auto" else spec.min_resource
-        return optuna.pruners.HyperbandPruner(min_resource, max_epochs, spec.reduction_factor)
-    return optuna.pruners.NopPruner()

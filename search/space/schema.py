@@ -37,7 +37,7 @@ from search.space.params import (
     parse_param,
 )
 from search.space.search_spec import AT, SearchSpec
-from search.train_config import TRAIN_DEFAULTS
+from search.trial.train_config import TRAIN_DEFAULTS
 
 TRAIN_PARAMS = set(TRAIN_DEFAULTS)  # lr, weight_decay, batch_size, epochs
 

@@ -76,7 +76,7 @@ class SearchSpec(Strict):
     ensemble: EnsembleSpec = EnsembleSpec()
     # mean cost per query the exported routers may spend (data with costs): sets their lambda
     budget: float | None = Field(None, gt=0, allow_inf_nan=False)
-    # the same command and seed give the same search at any concurrency (driver/ordering.py)
+    # the same command and seed give the same search at any concurrency (search/study/ordering.py)
     reproducible: bool = True
     # fill the slots a running pack's pruned, failed or finished members free with new trials
     # (auto: on for GPU packs of more than one when the search need not be reproducible)

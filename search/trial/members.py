@@ -14,10 +14,10 @@ import torch
 from router_models import BaseModel, ConfigError
 from search.data import RouterData
 from search.metrics.direction import Direction
-from search.train_config import resolve_train_config
 from search.trial.config import build_model, check_fits, complete_config
 from search.trial.outcomes import EpochReport, MemberConfigError, Status, TrainResult
 from search.trial.packable import incompatibility
+from search.trial.train_config import resolve_train_config
 
 
 @dataclass

@@ -10,8 +10,8 @@ from typing import Any
 
 from router_models import BaseModel, ConfigError, read_pipeline_config
 from router_models.packing import NotPackable, PackedRouter, pack_signature
-from search.train_config import PER_MEMBER_TRAIN_KEYS
 from search.trial.config import meta_model
+from search.trial.train_config import PER_MEMBER_TRAIN_KEYS
 
 
 def pack_key(

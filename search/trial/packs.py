@@ -11,7 +11,7 @@ Where the pieces of packing live (one concept each):
   members by their own index (0..K-1) and never see positions.
 - ``search.trial.packable``: what may share a pack. ``search.trial.train``: the loop.
 - ``search.driver.packer.Packer``: asks the study for packs; ``search.driver.control``: the
-  driver's prune decisions back into running packs; ``search.messages``: what they say.
+  driver's prune decisions back into running packs; ``search.trial.protocol``: what they say.
 """
 
 from __future__ import annotations

@@ -23,10 +23,10 @@ import torch
 from router_models import ConfigError
 from search import metrics as M
 from search.data import RouterData
-from search.fidelity import Fidelity
-from search.inference import latency_ms, predict
 from search.metrics.direction import ARCHITECTURE_METRICS, COST_METRICS, METRIC_MODES, Direction
+from search.routing.inference import latency_ms, predict
 from search.trial.config import Fitter
+from search.trial.fidelity import Fidelity
 from search.trial.members import MemberState, build_members, judge, result_of
 from search.trial.outcomes import (
     EpochReport,

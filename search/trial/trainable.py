@@ -23,8 +23,12 @@ from router_models import save_router
 from search.data import RouterData
 from search.data.options import ENCODER_PARAM
 from search.errors import first_line
-from search.inference import val_logits
-from search.messages import (
+from search.files.remote import put_file
+from search.files.rundir import trial_router_uri
+from search.routing.inference import val_logits
+from search.routing.offsets import margin_routing
+from search.trial.config import trial_seed
+from search.trial.protocol import (
     SAVE_FAILED,
     EpochResult,
     Member,
@@ -33,10 +37,6 @@ from search.messages import (
     PackSpec,
     TrialSettings,
 )
-from search.offsets import margin_routing
-from search.rundir import trial_router_uri
-from search.storage import put_file
-from search.trial.config import trial_seed
 from search.trial.train import EpochReport, Joiner, MemberConfigError, TrainResult, train_pack
 
 DECISION_TIMEOUT_S = 120.0  # a driver that stays silent this long is gone; train on

@@ -47,7 +47,7 @@ def write_space(path: Path, space: dict[str, Any]) -> Path:
 
 def fake_routers(storage: str, count: int) -> None:
     """Trial routers 0..count-1 on ``storage``, as files that only need to exist."""
-    from search.rundir import trial_router_uri
+    from search.files.rundir import trial_router_uri
 
     for n in range(count):
         path = Path(trial_router_uri(storage, n))

@@ -12,9 +12,9 @@ import torch
 from router_models import load_router, route, save_router
 from search import metrics as M
 from search.data import load_data
-from search.inference import split_logits
 from search.results.baselines import KNN, SINGLE_BEST, TASK_BEST, baselines, knn_baseline
 from search.results.routing_table import Routed, routing_table
+from search.routing.inference import split_logits
 from tests.conftest import TINY_SYNTH
 
 
@@ -165,7 +165,7 @@ def test_the_knn_baseline_file_routes_and_serves_the_tables_decisions(tasked, tm
     import pyarrow.csv as pacsv
 
     from search.__main__ import main
-    from search.router import Router
+    from search.routing.router import Router
 
     knn = next(b for b in baselines(tasked) if b.key == KNN)
     path = tmp_path / "knn.pt"

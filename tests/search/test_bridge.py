@@ -12,8 +12,8 @@ import pytest
 from search.driver.bridge import OptunaBridge, Verdict
 from search.driver.packer import Packer
 from search.driver.tune_side import TuneSide
-from search.messages import EpochResult, PackResult
 from search.space import parse_space
+from search.trial.protocol import EpochResult, PackResult
 from tests.search.spaces import tiny_space
 
 

@@ -212,8 +212,8 @@ def test_exported_routers_keep_the_val_cost_curve_a_served_budget_is_met_by(tmp_
     """A router saved at its margin records the val cost curve; meeting a budget with it where it
     is served picks the lambda the search's own budget export picks."""
     from router_models import create_model, save_router
-    from search.offsets import budget_routing, margin_routing
-    from search.router import Router
+    from search.routing.offsets import budget_routing, margin_routing
+    from search.routing.router import Router
 
     folder = write_embedllm(tmp_path / "csv", m=4)
     _with_costs(folder)

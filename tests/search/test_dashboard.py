@@ -16,9 +16,9 @@ import pytest
 from search.driver.bridge import OptunaBridge
 from search.driver.packer import Packer
 from search.driver.tune_side import TuneSide
-from search.messages import EpochResult, PackResult
-from search.results.study import open_study
 from search.space import parse_space
+from search.study.store import open_study
+from search.trial.protocol import EpochResult, PackResult
 from tests.search.procs import start_python, wait_for
 from tests.search.spaces import tiny_space
 
@@ -150,7 +150,7 @@ def test_no_request_changes_the_runs_study(tmp_path: Path) -> None:
     from optuna.storages import JournalStorage
 
     from search.cli.dashboard import read_only
-    from search.results.journal import ReadOnlyJournal
+    from search.study.journal import ReadOnlyJournal
 
     run_dir = _finished_run(tmp_path)
     journal = run_dir / "study.journal"
@@ -169,7 +169,7 @@ def test_no_request_changes_the_runs_study(tmp_path: Path) -> None:
 
 
 def test_a_damaged_line_is_passed_over_and_port_0_says_the_bound_port(tmp_path: Path) -> None:
-    from search.results.journal import ReadOnlyJournal
+    from search.study.journal import ReadOnlyJournal
 
     run_dir = _finished_run(tmp_path)
     journal = run_dir / "study.journal"

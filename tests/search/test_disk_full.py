@@ -18,7 +18,7 @@ import pytest
 
 from search.__main__ import main
 from search.data import load_folder
-from search.io import atomic_write_bytes
+from search.files.atomic import atomic_write_bytes
 from tests.search.spaces import tiny_space, write_space
 
 SYNTH = "synthetic:n_questions=300,n_models=6,dim=16,seed=1"

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from search.files.remote import exists
+from search.files.rundir import trial_router_uri
 from search.metrics.direction import Direction
 from search.results.ensemble import RouterKeeper, greedy_select, scorer
-from search.rundir import trial_router_uri
-from search.storage import exists
 from tests.search.spaces import fake_routers
 
 
@@ -103,9 +103,9 @@ def _stack_data():
 
 def test_stacking_weighs_trials_and_baselines_by_their_picks_on_val() -> None:
     from router_models import router_config
-    from search.inference import val_logits
     from search.results.baselines import baselines
     from search.results.ensemble import build_ensemble
+    from search.routing.inference import val_logits
     from search.trial.train import train_router
 
     data = _stack_data()

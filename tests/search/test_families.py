@@ -13,7 +13,7 @@ from router_models import ConfigError
 from search import metrics as M
 from search.data import load_data
 from search.errors import SpaceError
-from search.inference import split_logits
+from search.routing.inference import split_logits
 from search.space import parse_space
 from search.trial.config import complete_config
 from search.trial.packable import pack_key

@@ -9,8 +9,8 @@ import search.trial.train as train_module
 from search.data import load_data
 from search.driver.plan import make_fidelity
 from search.errors import SpaceError
-from search.fidelity import Fidelity
 from search.space import parse_space
+from search.trial.fidelity import Fidelity
 from search.trial.train import train_pack
 from tests.search.spaces import tiny_space
 from tests.search.test_packs import DATA, cfg

@@ -17,9 +17,9 @@ from search.data.leakage import NEAR_COSINE, deduped, find_leakage
 from search.data.router_data import no_signal, split_by_question
 from search.data.scores import apply_rules, parse_rules, rule_text
 from search.errors import DataError
-from search.inference import predict
 from search.results.baselines import TASK_BEST
 from search.results.routing_table import routing_table
+from search.routing.inference import predict
 from search.trial.train import train_router
 
 

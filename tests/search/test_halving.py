@@ -7,7 +7,7 @@ import random
 import optuna
 import pytest
 
-from search.results.halving import IndexedHalving
+from search.study.halving import IndexedHalving
 
 
 def _decisions(pruner: optuna.pruners.BasePruner, curves: list[list[float]], direction: str, bind: bool):
@@ -73,8 +73,8 @@ def test_a_resumed_study_is_read_once_and_decides_as_a_fresh_scan() -> None:
 def test_the_run_storage_knows_its_waiting_trials_without_a_scan(tmp_path) -> None:
     from optuna.trial import TrialState
 
-    from search.results.study import held_writes, open_study
     from search.space import parse_space
+    from search.study.store import held_writes, open_study
     from tests.search.spaces import tiny_space
 
     space = parse_space(tiny_space())

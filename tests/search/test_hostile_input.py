@@ -115,8 +115,8 @@ def _study_dir(
 ) -> str:
     """A run dir with a space and a study of one completed trial, for ``report``; optionally a
     (garbage) config.json, or a good one with a router and a (garbage) ensemble.json."""
-    from search.results.study import open_study
     from search.space import parse_space
+    from search.study.store import open_study
 
     run = tmp / "study"
     run.mkdir()

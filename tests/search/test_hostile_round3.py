@@ -67,7 +67,7 @@ def test_other_entry_points_check_their_arguments(tmp_path) -> None:
 
 
 def test_a_run_dir_that_holds_a_run_is_said_in_the_apis_words(space, tmp_path, monkeypatch) -> None:
-    from search.rundir import RunDir
+    from search.files.rundir import RunDir
 
     run = tmp_path / "run"
     run.mkdir()

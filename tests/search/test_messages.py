@@ -8,7 +8,7 @@ import pickle
 
 import pytest
 
-from search.messages import (
+from search.trial.protocol import (
     EPOCH_KEY,
     EpochResult,
     Member,

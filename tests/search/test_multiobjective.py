@@ -20,15 +20,16 @@ from search import metrics as M
 from search.__main__ import main
 from search.driver.plan import parse_pick
 from search.errors import UserError
+from search.files.remote import exists
+from search.files.rundir import trial_router_uri
 from search.metrics.direction import Direction
 from search.metrics.pareto import dominates, front, pick, prune_at_rung, scaled
-from search.results.dominance import VECTORS, DominancePruner, dominance_pruner
-from search.results.pareto import FrontKeeper, front_trials
-from search.results.study import open_study
-from search.rundir import trial_router_uri
+from search.results.front_export import FrontKeeper, front_trials
 from search.space import load_space, parse_space
 from search.space.search_spec import PrunerSpec
-from search.storage import exists
+from search.study.dominance import VECTORS, DominancePruner
+from search.study.pruners import dominance_pruner
+from search.study.store import open_study
 from search.trial.train import train_pack
 from tests.search.spaces import fake_routers, tiny_space, write_space
 
@@ -423,7 +424,7 @@ def test_a_tracked_trial_carries_each_objective_value() -> None:
 @pytest.mark.slow
 def test_a_search_over_quality_and_llm_cost_records_each_routers_cost(tmp_path: Path, capsys) -> None:
     from search.data import load_data
-    from search.inference import val_logits
+    from search.routing.inference import val_logits
     from tests.conftest import write_embedllm
     from tests.search.test_costs import _with_costs
 

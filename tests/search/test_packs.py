@@ -12,10 +12,10 @@ from router_models import ConfigError, get_model_class, list_models
 from search.data import load_data
 from search.driver.packer import Packer
 from search.space import parse_space
-from search.train_config import resolve_train_config
 from search.trial.optim import PackedAdamW
 from search.trial.packable import incompatibility
 from search.trial.train import EpochReport, MemberConfigError, train_pack, train_router
+from search.trial.train_config import resolve_train_config
 from tests.search.spaces import tiny_space
 
 DATA = "synthetic:n_questions=400,n_models=8,dim=16,n_topics=4,seed=5"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from search.errors import SpaceError, UserError
-from search.parse import MAX_VALUES, ParseError, load_json, load_yaml, read_json, read_text
+from search.files.parse import MAX_VALUES, ParseError, load_json, load_yaml, read_json, read_text
 from search.space import load_space
 
 

@@ -28,11 +28,11 @@ from router_models import ConfigError, create_model, load_router, save_router
 from search.data.sources import load_records, load_synthetic, load_wide
 from search.data.synthetic import SyntheticSpec
 from search.errors import UserError
-from search.results.journal import check_journal
-from search.results.study import open_study
 from search.space import load_space, parse_space
-from search.train_config import resolve_train_config
+from search.study.journal import check_journal
+from search.study.store import open_study
 from search.trial.config import build_model
+from search.trial.train_config import resolve_train_config
 from tests.search.spaces import tiny_space
 
 SETTINGS = settings(

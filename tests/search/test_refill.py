@@ -15,8 +15,8 @@ from search.driver.bridge import OptunaBridge
 from search.driver.packer import Packer
 from search.driver.tune_side import TuneSide
 from search.errors import SpaceError
-from search.messages import EpochResult, PackResult
 from search.space import parse_space
+from search.trial.protocol import EpochResult, PackResult
 from search.trial.train import EpochReport, Joiner, train_pack, train_router
 from tests.search.spaces import tiny_space
 from tests.search.test_packs import DATA, cfg
@@ -133,7 +133,9 @@ def test_the_bridge_refills_freed_slots_with_new_trials() -> None:
     for e in (2, 3, 4):
         steps = {2: e - 1}
         metrics = {first: {"val_auc": 0.6 + e / 100}, 2: {"val_auc": 0.5 + e / 100}}
-        TuneSide.of(bridge).scheduler.on_trial_result(None, _tune("a"), EpochResult(e, metrics, steps=steps).to_result())
+        TuneSide.of(bridge).scheduler.on_trial_result(
+            None, _tune("a"), EpochResult(e, metrics, steps=steps).to_result()
+        )
     assert [c[1] for c in control.calls] == [1, 2, 3, 4]
     assert [j["number"] for j in control.calls[-1][3]] == [3]
     assert [len(c[3]) for c in control.calls[1:3]] == [0, 0]  # no slot freed at epochs 2, 3
@@ -192,9 +194,9 @@ def test_a_refilled_search_with_data_as_fidelity_runs_each_trial_once_in_fewer_p
 ) -> None:
     from router_models import load_router
     from search.__main__ import main
-    from search.results.study import open_study
-    from search.rundir import RunDir
+    from search.files.rundir import RunDir
     from search.space import load_space
+    from search.study.store import open_study
     from tests.search.spaces import write_space
 
     space = tiny_space(

@@ -12,8 +12,8 @@ import pytest
 from optuna.trial import TrialState
 
 from search.__main__ import main
-from search.driver.ordering import AskGate
-from search.results.views import GroupedPruner
+from search.study.ordering import AskGate
+from search.study.views import GroupedPruner
 from tests.search.spaces import tiny_space, write_space
 
 

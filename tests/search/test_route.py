@@ -176,7 +176,7 @@ def test_a_folder_that_is_no_run(saved, tmp_path: Path, capsys) -> None:
 )
 def test_a_frozen_router_decides_as_the_eager_one(model_type: str, tmp_path: Path) -> None:
     """Router.freeze (what a served router runs): the same logits for every model type, any batch."""
-    from search.router import Router
+    from search.routing.router import Router
 
     torch.manual_seed(1)
     cfg = {"hidden_dims": [16, 8], "dropout": 0.1, "activation": "relu"}
@@ -244,7 +244,7 @@ def _task_router(tmp_path: Path) -> tuple[Path, np.ndarray]:
 
 
 def test_a_task_prior_routes_each_query_by_its_task(tmp_path: Path, capsys) -> None:
-    from search.router import Router
+    from search.routing.router import Router
 
     path, X = _task_router(tmp_path)
     for task, llm in (("a", "small-llm"), ("b", "big-llm")):
@@ -300,7 +300,7 @@ def text_router(tmp_path_factory) -> Path:
 
 
 def test_texts_are_routed_with_their_text_and_an_empty_one_is_refused(text_router, tmp_path, capsys) -> None:
-    from search.router import Router
+    from search.routing.router import Router
 
     out = tmp_path / "r.csv"
     texts = ["what is the sum", "write a poem"]
@@ -325,7 +325,7 @@ def test_a_prompts_file_is_routed_as_a_stream_in_batches(text_router, tmp_path, 
     import json
 
     import search.cli.route as route_cli
-    from search.router import Router
+    from search.routing.router import Router
 
     monkeypatch.setattr(route_cli, "BATCH", 7)
     texts = [f"what is the sum of {i}" for i in range(30)]

@@ -18,10 +18,10 @@ from search.data.sources import load_synthetic
 from search.data.synthetic import SyntheticSpec
 from search.driver.plan import default_run_dir
 from search.errors import UserError
-from search.results.lock import STALE_AFTER_S, RunDirInUse, RunLock, holder_of
-from search.results.rundir import new_run_id, read_run_info, run_storage, space_difference
-from search.rundir import RunDir
+from search.files.rundir import RunDir
+from search.results.records import new_run_id, read_run_info, run_storage, space_difference
 from search.space import parse_space
+from search.study.lock import STALE_AFTER_S, RunDirInUse, RunLock, holder_of
 from tests.search.procs import ROOT
 from tests.search.spaces import tiny_space
 
@@ -59,7 +59,7 @@ def test_release_keeps_a_dir_that_was_there_or_was_written_in(tmp_path: Path) ->
 def test_the_lock_of_a_killed_driver_is_taken_over(tmp_path: Path) -> None:
     run = tmp_path / "run"
     code = (
-        "import sys, time; from pathlib import Path; from search.results.lock import RunLock; "
+        "import sys, time; from pathlib import Path; from search.study.lock import RunLock; "
         f"RunLock(Path({str(run)!r})).acquire(); print('held', flush=True); time.sleep(60)"
     )
     proc = subprocess.Popen(

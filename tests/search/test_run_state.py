@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from search.__main__ import main
-from search.results.journal import check_journal
+from search.study.journal import check_journal
 from tests.search.spaces import tiny_space, write_space
 
 pytestmark = pytest.mark.slow

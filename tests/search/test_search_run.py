@@ -17,8 +17,8 @@ from search import metrics as M
 from search.__main__ import main
 from search.data import load_data
 from search.driver.session import KEPT, PREFIX, TEMP_ROOT
-from search.results.study import open_study
 from search.space import load_space
+from search.study.store import open_study
 from tests.search.spaces import TINY_DATA, tiny_space, write_space
 
 pytestmark = pytest.mark.slow

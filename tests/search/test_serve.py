@@ -21,7 +21,7 @@ pytest.importorskip("fastapi", reason="the serve extra (FastAPI, uvicorn, httpx)
 import httpx  # noqa: E402
 
 from search.__main__ import main  # noqa: E402
-from search.router import Router  # noqa: E402
+from search.routing.router import Router  # noqa: E402
 from tests.search.encoders import WORDS, make_encoder  # noqa: E402
 from tests.search.serving import (  # noqa: E402
     COSTS,

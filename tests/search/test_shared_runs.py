@@ -13,7 +13,7 @@ import pytest
 
 from router_models import load_router
 from search.__main__ import main
-from search.results.lock import holder_of
+from search.study.lock import holder_of
 from tests.search.procs import completed, start_search, study_states, wait_for
 from tests.search.spaces import tiny_space, write_space
 

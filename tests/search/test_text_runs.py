@@ -14,7 +14,7 @@ import pytest
 
 from router_models import load_router
 from search.__main__ import main
-from search.router import Router
+from search.routing.router import Router
 from tests.search.encoders import make_encoder
 from tests.search.spaces import tiny_space, write_space
 from tests.search.test_text import records, write_jsonl

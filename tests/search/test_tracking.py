@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from search.__main__ import main
-from search.results.study import open_study
 from search.space import load_space
+from search.study.store import open_study
 from tests.search.spaces import tiny_space, write_space
 
 pytest.importorskip("mlflow")  # the `mlflow` extra (in the test extra)

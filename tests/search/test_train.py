@@ -10,9 +10,9 @@ import torch
 from router_models import ConfigError, load_router
 from search.__main__ import main
 from search.data import load_data
-from search.inference import split_metrics
-from search.train_config import TRAIN_DEFAULTS, resolve_train_config
+from search.routing.inference import split_metrics
 from search.trial.train import train_router
+from search.trial.train_config import TRAIN_DEFAULTS, resolve_train_config
 from tests.conftest import TINY_SYNTH
 
 

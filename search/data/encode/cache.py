@@ -82,7 +82,7 @@ def load_cached(key: str, rows: int, dim: int) -> np.ndarray | None:
 def store(key: str, X: np.ndarray, identity: EncoderIdentity) -> None:
     """Keep ``X`` under ``key``; a cache that cannot be written (a read-only or full disk) is
     passed over: the embeddings are still used, just not kept."""
-    from search.io import atomic_write_bytes  # imports torch: only when a cache is written
+    from search.files.atomic import atomic_write_bytes  # imports torch: only when a cache is written
 
     folder = cache_dir()
     buf = io.BytesIO()

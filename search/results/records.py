@@ -1,5 +1,5 @@
 """A run dir's record of itself and what a resume must match (its files are named in
-``search/rundir.py``).
+``search/files/rundir.py``).
 
 ``run.json`` is written once, when a run starts (a resume never rewrites it): the space given,
 the run's id, the data's fingerprint (``search/data/fingerprint.py``), the storage root and
@@ -17,8 +17,8 @@ from typing import Any
 
 from search.data.options import FIELDS, DataOptions
 from search.errors import UserError
-from search.parse import ParseError, read_json
-from search.rundir import RunDir
+from search.files.parse import ParseError, read_json
+from search.files.rundir import RunDir
 from search.space import Space
 
 # What a resume may change: how the run is carried out, not what it searches (``data`` is

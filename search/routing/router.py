@@ -31,9 +31,9 @@ from router_models import GroupPrior, load_router, route
 from search.arguments import PATH, check, optional
 from search.data.encode import Encoder, EncoderIdentity, load_encoder
 from search.errors import UserError
-from search.inference import predict
 from search.metrics.costs import lambda_for_budget
 from search.results.export import recommended_router
+from search.routing.inference import predict
 
 CHUNK = 8192  # queries per forward pass
 

@@ -17,11 +17,11 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.io import atomic_write_bytes, write_json
+from search.files.atomic import atomic_write_bytes, write_json
+from search.files.remote import delete, exists, get_bytes
+from search.files.rundir import RunDir, trial_router_uri
 from search.metrics.direction import Direction
 from search.metrics.pareto import front, pick
-from search.rundir import RunDir, trial_router_uri
-from search.storage import delete, exists, get_bytes
 
 PICK_RULE = (
     "highest weighted sum of the objectives, each scaled over the front to 0 (its worst) .. 1 "

@@ -8,7 +8,7 @@ questions), growing geometrically from ``min_fraction`` at epoch 1 to all of the
 study records the schedule (``data_schedule``), so a step's resource can be read back.
 
 Who calls what: the space builds a :class:`Fidelity` from YAML; the driver passes it to every
-pack in :class:`~search.messages.TrialSettings`; the training loop asks :meth:`Fidelity.rows`
+pack in :class:`~search.trial.protocol.TrialSettings`; the training loop asks :meth:`Fidelity.rows`
 for each epoch's rows (each cohort of a pack at its own epoch).
 """
 

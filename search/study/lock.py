@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 
 from search.errors import UserError
-from search.rundir import RunDir
+from search.files.rundir import RunDir
 
 HEARTBEAT_S = 15.0
 STALE_AFTER_S = 120.0

@@ -4,7 +4,7 @@ at 10,000 trials was most of the driver's time; ``bench/scale.py``); this one de
 
 Who calls what: ``results/study.py`` makes it for ``pruner.type: successive_halving`` and binds
 it to the run's study (:meth:`IndexedHalving.bind`); ``Trial.should_prune`` calls ``prune``
-(through :class:`~search.results.views.GroupedPruner`). Called with any other study (a view,
+(through :class:`~search.study.views.GroupedPruner`). Called with any other study (a view,
 which hides some trials) it is Optuna's pruner, unchanged.
 """
 
@@ -19,7 +19,7 @@ from optuna.pruners import SuccessiveHalvingPruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
-_RUNG = "completed_rung_"  # Optuna's key for a trial's value at a rung: completed_rung_<k>
+from search.study.optuna_internals import RUNG_KEY, halving_settings, set_system_attr, storage_of, trial_id
 
 
 class IndexedHalving(SuccessiveHalvingPruner):
@@ -29,45 +29,46 @@ class IndexedHalving(SuccessiveHalvingPruner):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._storage: Any = None
+        self._bound: Any = None  # the storage the kept values belong to
         self._rungs: dict[str, list[float]] = {}
 
     def bind(self, study: optuna.Study) -> None:
         """Read the rung values the study holds (a resumed run's) once; later decisions on this
         study use and extend them."""
-        self._storage = study._storage  # noqa: SLF001  # which storage the values belong to
+        self._bound = storage_of(study)
         self._rungs = {}
         for t in study.get_trials(deepcopy=False):
             for key, value in t.system_attrs.items():
-                if key.startswith(_RUNG):
+                if key.startswith(RUNG_KEY):
                     bisect.insort(self._rungs.setdefault(key, []), value)
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        if self._storage is None or study._storage is not self._storage or self._min_resource is None:  # noqa: SLF001
+        min_resource, factor, rate, bootstrap = halving_settings(self)
+        if self._bound is None or storage_of(study) is not self._bound or min_resource is None:
             return super().prune(study, trial)  # a view, or min_resource still to estimate
         step = trial.last_step
         if step is None:
             return False
         rung = 0
-        while f"{_RUNG}{rung}" in trial.system_attrs:
+        while f"{RUNG_KEY}{rung}" in trial.system_attrs:
             rung += 1
         value = trial.intermediate_values[step]
         while True:
-            if step < self._min_resource * self._reduction_factor ** (self._min_early_stopping_rate + rung):
+            if step < min_resource * factor ** (rate + rung):
                 return False
             if math.isnan(value):
                 return True
-            key = f"{_RUNG}{rung}"
-            study._storage.set_trial_system_attr(trial._trial_id, key, value)  # noqa: SLF001
+            key = f"{RUNG_KEY}{rung}"
+            set_system_attr(study, trial_id(trial), key, value)
             others = self._rungs.setdefault(key, [])
             competing = others.copy()
             bisect.insort(competing, value)
             bisect.insort(others, value)
-            if len(competing) <= self._bootstrap_count:
+            if len(competing) <= bootstrap:
                 return True
             # as Optuna: promoted when within the best 1/reduction_factor (the best one for the
             # first reduction_factor - 1 values at a rung)
-            k = max(0, len(competing) // self._reduction_factor - 1)
+            k = max(0, len(competing) // factor - 1)
             if study.direction == StudyDirection.MAXIMIZE:
                 if value < competing[-(k + 1)]:
                     return True

@@ -4,7 +4,7 @@ pruned there, and its final value(s).
 One objective: Optuna's own ``trial.report`` and ``trial.should_prune`` with the study's
 pruner. Several: Optuna refuses both on such a study, so each epoch's objective vector is
 recorded as a user attribute (``results/dominance.py``) and the study's pruner (a
-:class:`~search.results.dominance.DominancePruner`, grouped) is asked directly.
+:class:`~search.study.dominance.DominancePruner`, grouped) is asked directly.
 
 A member's vector at a step is the metrics of its best epoch so far by the primary objective
 (``SearchSpec.primary``): the router it would leave if it stopped there, so every value of a
@@ -20,8 +20,9 @@ from collections.abc import Mapping
 import optuna
 
 from search.metrics.direction import Direction
-from search.results.dominance import record
 from search.space.search_spec import SearchSpec
+from search.study.dominance import record
+from search.study.optuna_internals import storage_of, trial_id
 
 
 class Objectives:
@@ -83,8 +84,8 @@ class Objectives:
         if vector is None:
             return False
         vectors[str(step)] = vector
-        record(self.study, trial._trial_id, vectors)
-        stored = self.study._storage.get_trial(trial._trial_id)  # noqa: SLF001  # as the pruner reads it
+        record(self.study, trial_id(trial), vectors)
+        stored = storage_of(self.study).get_trial(trial_id(trial))  # as the pruner reads it
         return bool(self.study.pruner.prune(self.study, stored))
 
     def final(self, chosen: Mapping[str, float]) -> float | list[float] | None:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from search.errors import UserError
-from search.io import atomic_write_bytes
+from search.files.atomic import atomic_write_bytes
+from search.study.optuna_internals import journal_operations
 
 
 @dataclass
@@ -68,14 +69,11 @@ def check_journal(path: Path) -> JournalCheck:
 
 
 def _known_ops() -> set[int]:
-    from optuna.storages.journal._storage import JournalOperation as Op
-
-    return {int(op) for op in Op}
+    return {int(op) for op in journal_operations()}
 
 
 def _trial_ops() -> set[int]:
-    from optuna.storages.journal._storage import JournalOperation as Op
-
+    Op = journal_operations()
     return {
         int(Op.SET_TRIAL_PARAM),
         int(Op.SET_TRIAL_STATE_VALUES),
@@ -87,8 +85,7 @@ def _trial_ops() -> set[int]:
 
 def asks_trials(path: Path) -> bool:
     """Whether the journal records any trial being asked (its intact records)."""
-    from optuna.storages.journal._storage import JournalOperation as Op
-
+    Op = journal_operations()
     return any(r.get("op_code") == Op.CREATE_TRIAL for _, r in check_journal(path).records)
 
 
@@ -110,8 +107,7 @@ def other_optuna(check: JournalCheck) -> UserError | None:
 def broken_history(check: JournalCheck) -> int | None:
     """None when the intact records make a whole history (every record's study and trial was
     created before it); else the line of the record that lost what it refers to."""
-    from optuna.storages.journal._storage import JournalOperation as Op
-
+    Op = journal_operations()
     trial_ops = _trial_ops()
     studies = trials = 0
     for line, record in check.records:

@@ -4,7 +4,7 @@ rung, :func:`search.metrics.pareto.prune_at_rung`.
 
 Who calls what: after each epoch the bridge writes a member's vector at its step with
 :func:`record` (a user attribute, so a resumed run judges against the old trials too) and
-asks ``study.pruner`` (a :class:`~search.results.views.GroupedPruner` over a
+asks ``study.pruner`` (a :class:`~search.study.views.GroupedPruner` over a
 :class:`DominancePruner`) with the trial as stored. The pruner compares the vector with those
 of the other trials (of any state but FAIL) that recorded one at the same step.
 """
@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.metrics.direction import Direction
 from search.metrics.pareto import prune_at_rung
-from search.space.search_spec import PrunerSpec
+from search.study.optuna_internals import set_user_attr
 
 # A trial's user attribute: its objective vector at each step it reported, {"<step>": [...]}.
 VECTORS = "objectives_at"
@@ -28,7 +28,7 @@ def record(study: optuna.Study, trial_id: int, vectors: dict[str, list[float]]) 
     values: its samplers take a multi-objective trial with intermediate values for a
     single-objective one (multi-objective TPE reads ``study.direction`` for a pruned trial that
     has some, and fails)."""
-    study._storage.set_trial_user_attr(trial_id, VECTORS, vectors)  # noqa: SLF001  # report() is refused
+    set_user_attr(study, trial_id, VECTORS, vectors)  # report() is refused
 
 
 def curve(trial: FrozenTrial, index: int) -> dict[int, float]:
@@ -112,24 +112,3 @@ class DominancePruner(BasePruner):
             if v is not None:
                 others.append(v)
         return prune_at_rung(point, others, Direction.each_of_study(study), self.fraction, self.min_others)
-
-
-def dominance_pruner(spec: PrunerSpec) -> BasePruner:
-    """The pruner of a multi-objective search for ``search.pruner`` (hyperband is refused by
-    the space): ``median`` prunes a trial dominated by half the others at a step (after
-    ``n_warmup_steps``, every ``interval_steps``, once ``n_startup_trials`` others are there);
-    ``percentile`` by ``percentile`` % of them; ``successive_halving`` by 1/``reduction_factor``
-    of them at its rungs (from ``min_resource`` epochs, 1 for ``auto``); ``none`` never."""
-    if spec.type in ("median", "percentile"):
-        fraction = 0.5 if spec.type == "median" else max(spec.percentile / 100, 1e-9)
-        return DominancePruner(fraction, spec.n_startup_trials, spec.n_warmup_steps, spec.interval_steps)
-    if spec.type == "successive_halving":
-        first = 1 if spec.min_resource == "auto" else spec.min_resource
-        return DominancePruner(
-            1 / spec.reduction_factor,
-            rungs_from=first * spec.reduction_factor**spec.min_early_stopping_rate,
-            reduction_factor=spec.reduction_factor,
-        )
-    if spec.type == "none":
-        return optuna.pruners.NopPruner()
-    raise ValueError(f"pruner type {spec.type!r} judges one objective")

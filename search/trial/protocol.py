@@ -23,7 +23,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from search.fidelity import Fidelity
+from search.trial.fidelity import Fidelity
 
 # The key each message rides under in a Tune result.
 EPOCH_KEY = "pack_epoch"

@@ -19,6 +19,8 @@ from optuna.pruners import BasePruner
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from search.study.optuna_internals import storage_of
+
 Keep = Callable[[FrozenTrial], FrozenTrial | None]  # the trial as shown, or None to hide it
 
 # computed from get_all_trials by BaseStorage itself, so they see the view
@@ -53,7 +55,7 @@ _ViewStorage.__abstractmethods__ = frozenset()
 
 def view(study: optuna.Study, keep: Keep, pruner: BasePruner | None = None) -> optuna.Study:
     """``study`` as ``keep`` shows it (same name, sampler and directions)."""
-    storage = study._storage  # the one private name read here: what the view wraps
+    storage = storage_of(study)  # what the view wraps
     return optuna.Study(
         study_name=study.study_name,
         storage=_ViewStorage(storage, keep),  # type: ignore[abstract]  # forwarded above

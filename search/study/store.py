@@ -14,10 +14,10 @@ from optuna.storages.journal import BaseJournalBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UserError, first_line
+from search.files.rundir import RunDir
 from search.metrics.direction import Direction
-from search.results.dominance import dominance_pruner
-from search.results.halving import IndexedHalving
-from search.results.journal import (
+from search.space import Space, make_sampler
+from search.study.journal import (
     broken_history,
     check_journal,
     other_optuna,
@@ -26,9 +26,8 @@ from search.results.journal import (
     restore,
     unreadable,
 )
-from search.results.views import GroupedPruner
-from search.rundir import RunDir
-from search.space import Space, make_pruner, make_sampler
+from search.study.optuna_internals import journal_backend_of, trial_id
+from search.study.pruners import bind, study_pruner
 
 
 class _HeldBackend(BaseJournalBackend):
@@ -58,7 +57,7 @@ def held_writes(study: optuna.Study) -> Iterator[None]:
     which reads its new trial's id back, or a tell, whose frozen trial is read back, are not).
     A study on any other storage writes at once.
     """
-    backend = getattr(getattr(study, "_storage", None), "_backend", None)  # ours from _load
+    backend = journal_backend_of(study)  # ours from _load
     if not isinstance(backend, _HeldBackend) or backend.held is not None:
         yield
         return
@@ -83,7 +82,7 @@ class _RunStorage(JournalStorage):
     def _waiting_of(self, study_id: int) -> set[int]:
         if study_id not in self._waiting:
             trials = super().get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,))
-            self._waiting[study_id] = {t._trial_id for t in trials}
+            self._waiting[study_id] = {trial_id(t) for t in trials}
         return self._waiting[study_id]
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
@@ -118,12 +117,7 @@ def _load(journal: Path, space: Space, create: bool) -> optuna.Study:
     search = space.search
     storage = _RunStorage(_HeldBackend(JournalFileBackend(str(journal))))
     sampler = make_sampler(search.sampler, search.seed)
-    group = "model_type" if space.conditional and search.pruner.per_model_type else None
-    inner = dominance_pruner(search.pruner) if search.multi else make_pruner(search.pruner, space.max_epochs)
-    if type(inner) is optuna.pruners.SuccessiveHalvingPruner:  # the same, without a scan per decision
-        spec = search.pruner
-        inner = IndexedHalving(spec.min_resource, spec.reduction_factor, spec.min_early_stopping_rate)
-    pruner = GroupedPruner(inner, group)
+    pruner = study_pruner(space)
     # A run dir holds one study: reuse its name whatever the space file is called now. Loading
     # writes nothing (create_study would append a record even for a study that exists).
     names = optuna.study.get_all_study_names(storage)
@@ -140,8 +134,7 @@ def _load(journal: Path, space: Space, create: bool) -> optuna.Study:
     else:
         raise UserError(f"{journal}: holds no study (the run stopped before its first trial was asked)")
     study.get_trials(deepcopy=False)  # replays every record now: a broken history fails here
-    if isinstance(inner, IndexedHalving):
-        inner.bind(study)
+    bind(pruner, study)
     return study
 
 
@@ -198,7 +191,7 @@ def interrupted_numbers(study: optuna.Study) -> set[int]:
 
 def trials_started(run_dir: Path) -> bool:
     """Whether the run's study has asked any trial (read from its journal; no study: no)."""
-    from search.results.journal import asks_trials
+    from search.study.journal import asks_trials
 
     journal = RunDir(run_dir).study
     return journal.is_file() and asks_trials(journal)

@@ -11,7 +11,7 @@ import pyarrow.fs as pafs
 
 from search.deadline import in_thread
 from search.errors import UserError, first_line
-from search.rundir import trial_router_uri
+from search.files.rundir import trial_router_uri
 
 PROBE_TIMEOUT_S = 10.0
 

@@ -17,13 +17,13 @@ from search.data.encode.encoder import best_device
 from search.data.options import ENCODER_PARAM, DataOptions
 from search.data.options import FIELDS as DATA_FIELDS
 from search.errors import UserError
-from search.inference import predict, split_metrics, val_logits
-from search.io import write_json
+from search.files.atomic import write_json
+from search.files.parse import read_json
 from search.limits import MAX_EPOCHS, check_int, check_seed
 from search.log import logger
 from search.metrics.direction import METRIC_MODES
-from search.offsets import margin_routing
-from search.parse import read_json
+from search.routing.inference import predict, split_metrics, val_logits
+from search.routing.offsets import margin_routing
 from search.trial.train import EpochReport, TrainResult, train_pack
 
 log = logger("driver")
