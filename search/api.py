@@ -25,15 +25,18 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from search.arguments import FLAG, check
 from search.errors import UserError
 
 if TYPE_CHECKING:
     import optuna
     import pandas as pd
 
+    from search.data.options import DataOptions
+    from search.driver.plan import RunOptions
+    from search.driver.runner import RunOutcome
     from search.driver.train_command import Trained
     from search.files.rundir import RunDir
     from search.routing.router import Router
@@ -264,69 +267,49 @@ def run(
             line says it). KeyboardInterrupt: Ctrl-C; the state is saved, resume with
             ``resume=True`` and the same ``out``.
     """
-    from search.arguments import (
-        COUNT,
-        DATA,
-        ENQUEUE,
-        FLAG,
-        NUMBER,
-        PACK,
-        PATH,
-        PICK,
-        TEXT,
-        check,
-        check_data_options,
-        optional,
-    )
-    from search.data.options import FLAG_NAMES
-    from search.driver.plan import RunRequest
-    from search.driver.runner import run_search
+    from search.data.options import DataOptions
+    from search.driver.plan import RunOptions
+    from search.options import check_given, unknown
 
-    unknown = sorted(set(data_options) - set(FLAG_NAMES))
-    if unknown:
-        raise UserError(f"search.run: unknown argument(s) {', '.join(unknown)}")
+    extra = unknown(DataOptions, data_options)
+    if extra:
+        raise UserError(f"search.run: unknown argument(s) {', '.join(extra)}")
     # every argument by type and range before anything starts or is written
-    check(
-        "search.run",
-        space=(space, PATH),
-        data=(data, DATA),
-        out=(out, optional(PATH)),
-        export=(export, optional(PATH)),
-        num_samples=(num_samples, COUNT),
-        pack_size=(pack_size, PACK),
-        budget=(budget, NUMBER),
-        address=(address, optional(TEXT)),
-        storage=(storage, optional(TEXT)),
-        resume=(resume, FLAG),
-        enqueue=(enqueue, ENQUEUE),
-        mlflow=(mlflow, optional(TEXT)),
-        pick=(pick, PICK),
-        verbose=(verbose, FLAG),
-        quiet=(quiet, FLAG),
-        debug=(debug, FLAG),
-    )
-    check_data_options("search.run", data_options)
-    request = RunRequest(
-        space=os.fspath(space),
-        data=[data] if isinstance(data, str) else (list(data) if data is not None else None),
-        out=os.fspath(out) if out is not None else None,
-        export=os.fspath(export) if export is not None else None,
-        num_samples=num_samples,
-        pack_size=str(pack_size) if pack_size is not None else None,
-        budget=budget,
-        address=address,
-        storage=storage,
-        resume=resume,
-        verbose=verbose,
-        debug=debug,
-        enqueue=[dict(p) for p in enqueue],
-        mlflow=mlflow,
-        pick=dict(pick) if isinstance(pick, Mapping) else pick,
+    given: dict[str, Any] = {
+        "space": space,
+        "data": data,
+        "out": out,
+        "export": export,
+        "num_samples": num_samples,
+        "pack_size": pack_size,
+        "budget": budget,
+        "address": address,
+        "storage": storage,
+        "resume": resume,
+        "enqueue": enqueue,
+        "mlflow": mlflow,
+        "pick": pick,
+        "verbose": verbose,
+        "debug": debug,
+    }
+    check_given("search.run", RunOptions, given)
+    check("search.run", quiet=(quiet, FLAG))
+    check_given("search.run", DataOptions, data_options)
+    request = RunOptions(
+        **{
+            **given,
+            "space": os.fspath(space),
+            "data": [data] if isinstance(data, str) else (list(data) if data is not None else None),
+            "out": os.fspath(out) if out is not None else None,
+            "export": os.fspath(export) if export is not None else None,
+            "enqueue": tuple(dict(p) for p in enqueue),
+            "pick": dict(pick) if isinstance(pick, Mapping) else pick,
+        },
+        data_options=dict(data_options),
         api=True,
-        **data_options,
     )
     with _output(quiet):
-        outcome = run_search(request)
+        outcome = run_with(request)
     if outcome.interrupted:
         raise KeyboardInterrupt(
             f"interrupted: state saved in {outcome.run_dir}; resume with resume=True, out={outcome.run_dir!s}"
@@ -335,11 +318,26 @@ def run(
 
 
 @user_errors
+def run_with(options: RunOptions, *, hard_exit: bool = False) -> RunOutcome:
+    """Run a search from its options, declared once in :class:`~search.driver.plan.RunOptions`
+    (what :func:`run` builds from its arguments and the command line from its flags); returns
+    how it ended (``code`` 0 done, 1 no trial completed, 130 stopped by Ctrl-C).
+
+    Args:
+        hard_exit: A second Ctrl-C exits the process at once (the command line); else it
+            raises KeyboardInterrupt where the run is.
+    """
+    from search.driver.runner import run_search
+
+    return run_search(options, hard_exit=hard_exit)
+
+
+@user_errors
 def train(
     configs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     data: str | Sequence[str] | None = None,
-    out: str | os.PathLike[str] = "runs/train",
+    out: str | os.PathLike[str] | None = None,
     epochs: int | None = None,
     device: str = "auto",
     seed: int | None = None,
@@ -348,7 +346,8 @@ def train(
     **data_options: Any,
 ) -> list[Trained]:
     """Train config.json files, several as one pack, and save each one's router.pt and
-    metrics.json (in ``out``, or ``out/<file stem>/`` for several).
+    metrics.json (in ``out``, default ``runs/train-<date>-<time>`` as on the command line, or
+    ``out/<file stem>/`` for several).
 
     A config a search exported trains again as its trial did (the search's data, options,
     metric and seed) unless told otherwise.
@@ -367,13 +366,10 @@ def train(
     ...     print(exc)
     missing.json: file not found
     """
-    from search.arguments import COUNT, DATA, FLAG, PATH, SEED, TEXT, check, check_data_options, optional
-    from search.data.options import FLAG_NAMES
+    from search.arguments import COUNT, DATA, PATH, SEED, TEXT, optional
+    from search.data.options import DataOptions
     from search.data.options import data_options as to_options
-    from search.data.parts import data_source
-    from search.driver.session import process_state
-    from search.driver.train_command import run_train
-    from search.files.paths import check_dir_target
+    from search.options import check_given, unknown
 
     listed: list[Any] = (
         [configs]
@@ -387,30 +383,62 @@ def train(
     check(
         "search.train",
         data=(data, DATA),
-        out=(out, PATH),
+        out=(out, optional(PATH)),
         epochs=(epochs, COUNT),
         device=(device, TEXT),
         seed=(seed, SEED),
         metric=(metric, optional(TEXT)),
         quiet=(quiet, FLAG),
     )
-    check_data_options("search.train", data_options)
+    extra = unknown(DataOptions, data_options)
+    if extra:
+        raise UserError(f"search.train: unknown argument(s) {', '.join(extra)}")
+    check_given("search.train", DataOptions, data_options)
     paths = [os.fspath(c) for c in listed]
     if not paths:
         raise UserError("search.train: give at least one config.json")
-    unknown = sorted(set(data_options) - set(FLAG_NAMES))
-    if unknown:
-        raise UserError(f"search.train: unknown argument(s) {', '.join(unknown)}")
-    # the command line's mapping from flags to options, so both read them alike
-    options = to_options(SimpleNamespace(**{**dict.fromkeys(FLAG_NAMES), **data_options}))
-    target = Path(out)
-    check_dir_target(target, "out")
-    with _output(quiet), process_state():
-        return run_train(
+    options = to_options(data_options)  # the same reading as the command line's
+    with _output(quiet):
+        return train_with(
             paths,
-            data_source([data] if isinstance(data, str) else data),
+            [data] if isinstance(data, str) else data,
+            out,
+            options if data_options else None,
+            epochs=epochs,
+            device=device,
+            seed=seed,
+            metric=metric,
+            out_name="out",
+        )
+
+
+def train_with(
+    configs: Sequence[str],
+    data: Sequence[str] | None,
+    out: str | os.PathLike[str] | None,
+    options: DataOptions | None,
+    *,
+    epochs: int | None = None,
+    device: str = "auto",
+    seed: int | None = None,
+    metric: str | None = None,
+    out_name: str = "--out",
+) -> list[Trained]:
+    """:func:`train` with its arguments as the command line parsed them (their ranges are
+    checked where they are used, and messages name ``out`` as ``out_name``)."""
+    from search.data.parts import data_source
+    from search.driver.session import process_state
+    from search.driver.train_command import default_train_dir, run_train
+    from search.files.paths import check_dir_target
+
+    target = Path(out) if out is not None else default_train_dir()
+    check_dir_target(target, out_name if out is not None else "the default output folder")
+    with process_state():
+        return run_train(
+            list(configs),
+            data_source(list(data) if data is not None else None),
             target,
-            options=options if data_options else None,
+            options=options,
             epochs=epochs,
             device=device,
             seed=seed,

@@ -75,20 +75,6 @@ ENQUEUE: Rule = (
     ),
     "a list of dicts of params",
 )
-# search.run's and search.train's data options, by their names
-DATA_OPTIONS: dict[str, Rule] = {
-    "embeddings": optional(PATH),
-    "align": optional(TEXT),
-    "id_column": optional(TEXT),
-    "threshold": NUMBER,
-    "split_seed": SEED,
-    "encoder": optional(PATH),
-    "template": optional(TEXT),
-    "task_column": optional(TEXT),
-    "metric_rule": RULES,
-    "tasks": optional(PATH),
-    "dedupe": FLAG,
-}
 
 
 def check(caller: str, **given: tuple[Any, Rule]) -> None:
@@ -102,8 +88,3 @@ def check(caller: str, **given: tuple[Any, Rule]) -> None:
             shown = repr(value)
             shown = shown if len(shown) <= 60 else shown[:57] + "..."
             raise UserError(f"{caller}: {name} must be {what}, got {shown}")
-
-
-def check_data_options(caller: str, options: Mapping[str, Any]) -> None:
-    """The data options given by name (unknown names are the caller's to refuse)."""
-    check(caller, **{k: (v, DATA_OPTIONS[k]) for k, v in options.items() if k in DATA_OPTIONS})

@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, ...]] = [
         "search.deadline",
         "search.redact",
         "search.log",
+        "search.options",  # options declared once: flags, API checks and messages derive
         "search.arguments",
         "search.errors",
     ),

@@ -21,12 +21,11 @@ from search.errors import UserError
 INSTALL = 'pip install "router-search[dashboard]"'
 
 
-def add_dashboard_parser(sub: argparse._SubParsersAction) -> None:
-    db = sub.add_parser("dashboard", help="watch a run's study in a browser (live while it runs)")
+def add_dashboard_parser(db: argparse.ArgumentParser) -> None:
+    """The ``dashboard`` command's own arguments, on its parser."""
     db.add_argument("run_dir", help="a run dir (its study.journal)")
     db.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     db.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
-    db.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:

@@ -11,7 +11,6 @@ import argparse
 import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -30,51 +29,38 @@ def build_parser() -> argparse.ArgumentParser:
     from search.cli.dashboard import add_dashboard_parser
     from search.cli.data_args import add_data_options  # imports numpy and pyarrow: inside main
     from search.cli.serve import add_serve_parser
+    from search.driver.plan import RunOptions
+    from search.options import add_flags
 
+    # the flags every command takes, declared once
+    shared = _Parser(add_help=False)
+    shared.add_argument("--debug", action="store_true", help="show the traceback of an error")
     parser = _Parser(prog="python -m search", description=__doc__.splitlines()[0])
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = sub.add_parser("run", help="search a space (the main job)")
-    run.add_argument("space", help="search-space YAML, e.g. spaces/residual.yaml")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[shared])
+
+    run = command("run", "search a space (the main job)")
+    add_flags(run, RunOptions, only=("space",))
     add_data_options(run)
-    run.add_argument("--out", help="run dir (default runs/<space>-<date>-<time>-<6 hex>)")
-    run.add_argument("--export", help="best config.json path (default ./config.json)")
-    run.add_argument("--num-samples", type=int, help="trials in total (resume counts old ones)")
-    run.add_argument("--pack-size", help="trials trained as one fused model: an integer or auto")
-    run.add_argument("--budget", type=float, help="mean cost per query the exported routers may spend")
-    run.add_argument("--address", help="Ray cluster: auto or ray://host:port (else RAY_ADDRESS)")
-    run.add_argument("--storage", help="shared storage for cluster runs: absolute path or URI")
-    run.add_argument(
-        "--pick",
-        metavar="WEIGHTS",
-        help="weights that pick the exported point of a multi-objective run's front, as "
-        "metric=weight,... (default: 1 each)",
-    )
-    run.add_argument(
-        "--mlflow", metavar="URI", help="log every trial as an MLflow run (a tracking URI or a folder)"
-    )
-    run.add_argument("--resume", action="store_true", help="continue the run dir given by --out")
-    run.add_argument("--verbose", action="store_true", help="also show Ray's own progress")
-    run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    add_flags(run, RunOptions, skip=("space",))
 
-    val = sub.add_parser("validate", help="parse a space and print it resolved")
+    val = command("validate", "parse a space and print it resolved")
     val.add_argument("space")
-    val.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
-    train = sub.add_parser("train", help="train one config.json, or several as one pack")
+    train = command("train", "train one config.json, or several as one pack")
     train.add_argument("config", nargs="+", help="config.json files (pipeline_config form)")
     add_data_options(train)
-    train.add_argument("--out", help="output dir (default runs/train-<timestamp>)")
+    train.add_argument("--out", help="output dir (default runs/train-<date>-<time>)")
     train.add_argument("--epochs", type=int, help="override train_config.epochs")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     train.add_argument(
         "--seed", type=int, help="seeds the models' init and dropout (default: the trial's, else 0)"
     )
     train.add_argument("--metric", help="picks the best epoch (default: the search's, else val_loss)")
-    train.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
-    rt = sub.add_parser("route", help="send new queries to LLMs with a saved router")
+    rt = command("route", "send new queries to LLMs with a saved router")
     rt.add_argument("router", help="a saved router (best_router.pt, ensemble_router.pt, ...) or a run dir")
     rt.add_argument("embeddings", nargs="?", help="the queries' embeddings (.npy or .pth), one row per query")
     rt.add_argument("--text", action="append", help="a prompt to route (repeatable)")
@@ -90,29 +76,28 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument(
         "--task", help="every query's task, for a router with a task prior (prompts files: a task field)"
     )
-    rt.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
-    data = sub.add_parser("data", help="describe, convert or embed router data")
+    data = command("data", "describe, convert or embed router data")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
-    describe = data_sub.add_parser("describe", help="sizes, positive rate, costs, baselines, texts")
+    describe = data_sub.add_parser(
+        "describe", help="sizes, positive rate, costs, baselines, texts", parents=[shared]
+    )
     add_data_options(describe, source="positional", seed_alias=True)
     describe.add_argument("--all", action="store_true", help="list every model")
-    describe.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
-    convert = data_sub.add_parser("convert", help="write any source in the parquet layout")
+    convert = data_sub.add_parser("convert", help="write any source in the parquet layout", parents=[shared])
     add_data_options(convert, source="positional", seed_alias=True)
     convert.add_argument("dst", help="a new (or empty) folder")
-    convert.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
-    embed = data_sub.add_parser("embed", help="embed a source's texts with an encoder into OUT.npy")
+    embed = data_sub.add_parser(
+        "embed", help="embed a source's texts with an encoder into OUT.npy", parents=[shared]
+    )
     add_data_options(embed, source="positional", seed_alias=True)
     embed.add_argument("out", help="the embeddings file to write (.npy), one row per question")
-    embed.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
-    add_serve_parser(sub)
-    add_dashboard_parser(sub)
+    add_serve_parser(command("serve", "serve a saved router over HTTP (routing API and proxy)"))
+    add_dashboard_parser(command("dashboard", "watch a run's study in a browser (live while it runs)"))
 
-    report = sub.add_parser("report", help="write report.md and plots for a run dir")
+    report = command("report", "write report.md and plots for a run dir")
     report.add_argument("run_dir")
-    report.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -152,17 +137,14 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from search.api import train_with
     from search.data.options import data_options
-    from search.data.parts import data_source
-    from search.driver.train_command import run_train
 
-    out = Path(args.out or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
-    check_dir_target(out, "--out")
-    trained = run_train(
+    trained = train_with(
         args.config,
-        data_source(args.data),
-        out,
-        options=data_options(args),
+        args.data,
+        args.out,
+        data_options(args),
         epochs=args.epochs,
         device=args.device,
         seed=args.seed,
@@ -209,10 +191,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from search.driver.plan import RunRequest
-    from search.driver.runner import run_search
+    from search.api import run_with
+    from search.driver.plan import RunOptions
 
-    return run_search(RunRequest.from_args(args), hard_exit=True).code
+    return run_with(RunOptions.from_args(args), hard_exit=True).code
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

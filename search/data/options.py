@@ -1,6 +1,8 @@
 """How to read a source: the data options every command takes (``--embeddings``, ``--align``,
-``--id-column``, ``--threshold``, ``--seed``, ``--encoder``, ``--template``), and the same keys
-under ``data:`` in a space. Defined once here; the command line and the space schema fill it.
+``--id-column``, ``--threshold``, ``--split-seed``, ``--encoder``, ``--template``, ...), the same
+arguments of ``search.run`` and ``search.train``, and the same keys under ``data:`` in a space.
+Declared once here (``search/options.py``): the command line's flags, the API's checks and the
+space's keys derive from these fields.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from search.arguments import FLAG, NUMBER, PATH, RULES, SEED, TEXT, optional
 from search.data.scores import parse_rules, rule_text
 from search.errors import DataError
 from search.limits import SEED_MAX
+from search.options import declared, given, named, option
 
 ALIGN = ("row", "id")
 # The key of a trial's config (pipeline_config) and study param that names the encoder it
@@ -20,85 +24,111 @@ ALIGN = ("row", "id")
 ENCODER_PARAM = "encoder"
 
 
+def _rules(value: Any) -> str | None:
+    """``--metric-rule`` given as a list (repeatable flag) or one text: one canonical text."""
+    if value is None or isinstance(value, str):
+        return value
+    return ",".join(value) if value else None
+
+
 @dataclass(frozen=True)
 class DataOptions:
-    """Args:
-    embeddings: An embeddings file (.npy/.pth), one row per question of a table or records.
-    align: Rows of ``embeddings`` by order (``row``) or by the integer id column (``id``).
-    id_column: The id column of a table or the id key of records.
-    threshold: Scores >= threshold count as correct (scores are 0/1 otherwise).
-    seed: Seeds the split when the source has none (80/10/10, or val from train).
-    encoder: The encoder that embeds the source's texts (a hub name or a folder), or made
-        ``embeddings`` (its width is checked).
-    template: How a record becomes text (``search/data/encode/template.py``).
-    task_column: The column or field naming each question's task (default: task, category).
-    metric_rule: How each task's scores count (``search/data/scores.py``), canonical text.
-    tasks: A file joining questions to tasks (``search/data/tasks_file.py``).
-    dedupe: Drop val and test questions that also occur in an earlier split (``leakage.py``).
-    """
+    """How to read a source. Each field is an option (its flag, help and rule beside it)."""
 
-    embeddings: str | None = None
-    align: str = "row"
-    id_column: str | None = None
-    threshold: float | None = None
-    seed: int = 0
-    encoder: str | None = None
-    template: str | None = None
-    task_column: str | None = None
-    metric_rule: str | None = None
-    tasks: str | None = None
-    dedupe: bool = False
+    embeddings: str | None = option(
+        None,
+        "--embeddings",
+        "embeddings file (.npy or .pth), one row per question",
+        rule=optional(PATH),
+    )
+    align: str = option(
+        "row", "--align", "embeddings rows by order (row) or by id (id)", rule=optional(TEXT), choices=ALIGN
+    )
+    id_column: str | None = option(
+        None,
+        "--id-column",
+        "the id column (default: id, prompt_id, question_id, sample_id)",
+        rule=optional(TEXT),
+    )
+    threshold: float | None = option(
+        None,
+        "--threshold",
+        "a score >= this counts as correct (else grades in [0, 1] are kept)",
+        rule=NUMBER,
+        parse=float,
+    )
+    seed: int = option(
+        0, "--split-seed", "seeds the split when the source has none", rule=SEED, parse=int, arg="split_seed"
+    )
+    encoder: str | None = option(
+        None,
+        "--encoder",
+        "sentence-transformers model (hub name or folder) for texts",
+        rule=optional(PATH),
+    )
+    template: str | None = option(
+        None,
+        "--template",
+        "how a record becomes text, e.g. '{question}\\n{options:lettered}'",
+        rule=optional(TEXT),
+    )
+    task_column: str | None = option(
+        None,
+        "--task-column",
+        "the column or field naming each question's task (default: task, category)",
+        rule=optional(TEXT),
+    )
+    metric_rule: str | None = option(
+        None,
+        "--metric-rule",
+        "how a task's scores count: mean, positive or a threshold; TASK=RULE per task (repeatable)",
+        rule=RULES,
+        action="append",
+    )
+    tasks: str | None = option(
+        None,
+        "--tasks",
+        "a table or JSON lines joining each question (by id or exact text) to its task",
+        rule=optional(PATH),
+    )
+    dedupe: bool = option(
+        False,
+        "--dedupe",
+        "drop val/test questions that also occur in an earlier split",
+        rule=FLAG,
+        action="store_true",
+    )
 
     def __post_init__(self) -> None:
         if self.align not in ALIGN:
-            raise DataError(f"--align {self.align!r}: valid: {', '.join(ALIGN)}")
+            raise DataError(f"{named(DataOptions, 'align', False)} {self.align!r}: valid: {', '.join(ALIGN)}")
         if self.threshold is not None and not (
             isinstance(self.threshold, (int, float)) and math.isfinite(self.threshold)
         ):
-            raise DataError(f"--threshold must be a finite number, got {self.threshold}")
+            raise DataError(
+                f"{named(DataOptions, 'threshold', False)} must be a finite number, got {self.threshold}"
+            )
         if self.metric_rule is not None:  # canonical, so equal rules record and compare equal
             object.__setattr__(self, "metric_rule", rule_text(parse_rules(self.metric_rule)))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX:
-            raise DataError(f"--seed must be an integer from 0 to {SEED_MAX:,}, got {self.seed!r}")
+            what = named(DataOptions, "seed", False)
+            raise DataError(f"{what} must be an integer from 0 to {SEED_MAX:,}, got {self.seed!r}")
 
-    def merged(self, **given: Any) -> DataOptions:
+    def merged(self, **given_values: Any) -> DataOptions:
         """These options with every given (not None) value replacing its own: flags over a space."""
-        return dataclasses.replace(self, **{k: v for k, v in given.items() if v is not None})
+        return dataclasses.replace(self, **{k: v for k, v in given_values.items() if v is not None})
 
 
 FIELDS = [f.name for f in dataclasses.fields(DataOptions)]
-
-
-# The names the command line (and the Python API) gives these options by; ``split_seed`` is
-# ``seed``, ``metric_rule`` a list of rules.
-FLAG_NAMES = (
-    "embeddings",
-    "align",
-    "id_column",
-    "threshold",
-    "split_seed",
-    "encoder",
-    "template",
-    "task_column",
-    "metric_rule",
-    "tasks",
-    "dedupe",
-)
+# The names the command line's namespace and the Python API give these options by.
+FLAG_NAMES = tuple(opt.arg or name for name, opt in declared(DataOptions).items())
 
 
 def data_options(args: Any, base: DataOptions | None = None) -> DataOptions:
-    """The options a command line gave (an argparse namespace of ``add_data_options``), over
-    ``base`` (a space's ``data:``)."""
-    return (base or DataOptions()).merged(
-        embeddings=args.embeddings,
-        align=args.align,
-        id_column=args.id_column,
-        threshold=args.threshold,
-        seed=args.split_seed,
-        encoder=args.encoder,
-        template=args.template,
-        task_column=args.task_column,
-        metric_rule=",".join(args.metric_rule) if args.metric_rule else None,
-        tasks=args.tasks,
-        dedupe=True if args.dedupe else None,
-    )
+    """The options a command line gave (a parsed namespace) or the API's keyword arguments
+    (a mapping, by their argument names), over ``base`` (a space's ``data:``)."""
+    values = given(args, DataOptions)
+    values["metric_rule"] = _rules(values.get("metric_rule"))
+    if values.get("dedupe") is False:
+        values["dedupe"] = None  # not given: the space's word stands
+    return (base or DataOptions()).merged(**values)

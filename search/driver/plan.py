@@ -9,10 +9,11 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from search.arguments import COUNT, DATA, ENQUEUE, FLAG, NUMBER, PACK, PATH, PICK, TEXT, optional
 from search.data.options import DataOptions, data_options
 from search.data.parts import data_source
 from search.driver.cluster import check_reachable
@@ -21,15 +22,19 @@ from search.files.paths import check_dir_target, check_file_target
 from search.files.remote import check_storage
 from search.files.rundir import RunDir
 from search.limits import MAX_PACK, MAX_SAMPLES
+from search.options import given, option
+from search.options import named as options_named
 from search.results.records import holds_run, space_difference
 from search.space import Space, load_space
 from search.space.search_spec import SearchSpec
 from search.trial.fidelity import Fidelity
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunPlan:
-    """What ``search run`` will do, every flag checked.
+    """What ``search run`` will do, every option checked. Frozen: what changes once the run dir
+    is claimed (a default name taken, the run's storage folder, the space fitted to the data)
+    makes a new plan (``dataclasses.replace``), so no module changes another's plan.
 
     ``storage`` is the run's own folder for trial routers and Tune's files; the plan starts it
     at the run dir, and the runner sets it from the run's id under ``storage_root`` (given with
@@ -56,7 +61,6 @@ class RunPlan:
     enqueue: list[dict[str, Any]] = field(default_factory=list)
     mlflow: str | None = None  # a tracking URI or file-store folder: every trial an MLflow run
     pick: dict[str, float] | None = None  # weights that pick a multi-objective run's export
-    owns_ray: bool = False  # this run started (or joined) Ray, and shuts it down at the end
     api: bool = False  # asked through search.run: messages name its arguments, not the flags
 
 
@@ -65,23 +69,10 @@ def default_run_dir(space: Space) -> Path:
     return Path(f"runs/{space.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}").resolve()
 
 
-# How search.run names the options the command line names by flags (messages say the caller's)
-API_NAMES = {
-    "--resume": "resume=True",
-    "--out": "out=",
-    "--num-samples": "num_samples",
-    "--budget": "budget",
-    "--export": "export=",
-    "--address": "address",
-    "--storage": "storage",
-    "--encoder": "encoder",
-    "--pick": "pick",
-}
-
-
-def named(flag: str, api: bool) -> str:
-    """An option as its caller names it: the command line's flag, or search.run's argument."""
-    return API_NAMES.get(flag, flag) if api else flag
+def named(name: str, api: bool) -> str:
+    """Option ``name`` of :class:`RunOptions` as its caller names it: the command line's flag,
+    or search.run's argument."""
+    return options_named(RunOptions, name, api)
 
 
 def check_run_state(run_dir: Path, resume: bool, space: Space, api: bool = False) -> None:
@@ -94,88 +85,108 @@ def check_run_state(run_dir: Path, resume: bool, space: Space, api: bool = False
     """
     if resume:
         if not holds_run(run_dir):
-            raise UserError(f"{named('--resume', api)}: {run_dir} holds no run ({RunDir.STUDY} not found)")
+            raise UserError(f"{named('resume', api)}: {run_dir} holds no run ({RunDir.STUDY} not found)")
         recorded = RunDir(run_dir).space
         if recorded.is_file():
             try:
                 then = load_space(recorded)
             except UserError as exc:
-                what = named("--resume", api)
+                what = named("resume", api)
                 raise UserError(f"{what}: the run's own space cannot be read: {exc}") from exc
             diff = space_difference(then, space)
             if diff is not None:
                 raise UserError(
-                    f"{named('--resume', api)}: {run_dir} searched another space ({diff}); resume with "
-                    f"the run's space ({recorded}), or start a new run with another {named('--out', api)}"
+                    f"{named('resume', api)}: {run_dir} searched another space ({diff}); resume with "
+                    f"the run's space ({recorded}), or start a new run with another {named('out', api)}"
                 )
     elif holds_run(run_dir):
         raise UserError(
-            f"{run_dir} already holds a run: add {named('--resume', api)} to continue it, or pick "
-            f"another {named('--out', api)}"
+            f"{run_dir} already holds a run: add {named('resume', api)} to continue it, or pick "
+            f"another {named('out', api)}"
         )
 
 
-@dataclass
-class RunRequest:
-    """What a caller asks of ``search run``: the command line's flags or ``search.run``'s
-    arguments, by the same names (the data options as ``add_data_options`` names them).
-    ``enqueue``: params to try first (each a dict of the space's params), before the sampler's.
-    """
+@dataclass(frozen=True)
+class RunOptions:
+    """What a caller asks of ``search run``: every option declared once (its flag, its help,
+    the API's check); the command line's ``run`` parser and ``search.run``'s checks derive from
+    these fields. ``data_options``: the data options given (by their argument names; the rest
+    are the space's), read by ``search.data.options.data_options``."""
 
-    space: str
-    data: list[str] | None = None
-    out: str | None = None
-    export: str | None = None
-    num_samples: int | None = None
-    pack_size: str | None = None
-    budget: float | None = None
-    address: str | None = None
-    storage: str | None = None
-    resume: bool = False
-    verbose: bool = False
-    debug: bool = False
-    embeddings: str | None = None
-    align: str | None = None
-    id_column: str | None = None
-    threshold: float | None = None
-    split_seed: int | None = None
-    encoder: str | None = None
-    template: str | None = None
-    task_column: str | None = None
-    metric_rule: list[str] | None = None
-    tasks: str | None = None
-    dedupe: bool = False
-    enqueue: list[dict[str, Any]] = field(default_factory=list)
-    mlflow: str | None = None
-    pick: str | Mapping[str, float] | None = None
+    space: str = option(None, "", "search-space YAML, e.g. spaces/residual.yaml", rule=PATH)
+    data: list[str] | None = option(None, "--data", "data source", rule=DATA, cli=False)
+    out: str | None = option(
+        None, "--out", "run dir (default runs/<space>-<date>-<time>-<6 hex>)", rule=optional(PATH), api="out="
+    )
+    export: str | None = option(
+        None, "--export", "best config.json path (default ./config.json)", rule=optional(PATH), api="export="
+    )
+    num_samples: int | None = option(
+        None, "--num-samples", "trials in total (resume counts old ones)", rule=COUNT, parse=int
+    )
+    pack_size: int | str | None = option(
+        None,
+        "--pack-size",
+        "trials trained as one fused model: an integer or auto",
+        rule=PACK,
+    )
+    budget: float | None = option(
+        None, "--budget", "mean cost per query the exported routers may spend", rule=NUMBER, parse=float
+    )
+    address: str | None = option(
+        None, "--address", "Ray cluster: auto or ray://host:port (else RAY_ADDRESS)", rule=optional(TEXT)
+    )
+    storage: str | None = option(
+        None, "--storage", "shared storage for cluster runs: absolute path or URI", rule=optional(TEXT)
+    )
+    pick: str | Mapping[str, float] | None = option(
+        None,
+        "--pick",
+        "weights that pick the exported point of a multi-objective run's front, as "
+        "metric=weight,... (default: 1 each)",
+        rule=PICK,
+        metavar="WEIGHTS",
+    )
+    mlflow: str | None = option(
+        None,
+        "--mlflow",
+        "log every trial as an MLflow run (a tracking URI or a folder)",
+        rule=optional(TEXT),
+        metavar="URI",
+    )
+    resume: bool = option(
+        False, "--resume", "continue the run dir given by --out", rule=FLAG, action="store_true"
+    )
+    verbose: bool = option(False, "--verbose", "also show Ray's own progress", rule=FLAG, action="store_true")
+    debug: bool = option(False, "--debug", "show tracebacks", rule=FLAG, action="store_true", cli=False)
+    enqueue: tuple[Mapping[str, Any], ...] = option(
+        (), "", "params to try first, in order (each a dict of the space's params)", rule=ENQUEUE, cli=False
+    )
+    data_options: Mapping[str, Any] = field(default_factory=dict)
     api: bool = False  # asked through search.run: messages name its arguments, not the flags
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> RunRequest:
-        """The request a parsed ``run`` command line makes."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in vars(args).items() if k in names})
+    def from_args(cls, args: argparse.Namespace) -> RunOptions:
+        """The options a parsed ``run`` command line gives."""
+        return cls(**given(args, cls), data_options=given(args, DataOptions))
 
 
-def plan_run(args: RunRequest) -> RunPlan:
+def plan_run(args: RunOptions) -> RunPlan:
     """Every check that needs no Ray and no data: fails before anything starts or is written."""
     space = load_space(args.space)
     num_samples = args.num_samples if args.num_samples is not None else space.search.num_samples
     if not 1 <= num_samples <= MAX_SAMPLES:
-        what = named("--num-samples", args.api)
+        what = named("num_samples", args.api)
         raise UserError(f"{what} must be from 1 to {MAX_SAMPLES:,}, got {num_samples}")
-    pack_size = parse_pack_size(args.pack_size) if args.pack_size is not None else space.search.pack_size
+    pack_size = parse_pack_size(str(args.pack_size)) if args.pack_size is not None else space.search.pack_size
     budget = args.budget if args.budget is not None else space.search.budget
     if budget is not None and not (budget > 0 and math.isfinite(budget)):
-        raise UserError(f"{named('--budget', args.api)} must be a cost per query > 0, got {budget}")
+        raise UserError(f"{named('budget', args.api)} must be a cost per query > 0, got {budget}")
     if args.resume and not args.out:
-        raise UserError(
-            f"{named('--resume', args.api)} needs {named('--out', args.api)}RUN_DIR: the run dir to continue"
-            if args.api
-            else "--resume needs --out RUN_DIR: the run dir to continue"
-        )
+        out = named("out", args.api) + ("" if args.api else " ")
+        raise UserError(f"{named('resume', args.api)} needs {out}RUN_DIR: the run dir to continue")
     run_dir = Path(args.out).resolve() if args.out else default_run_dir(space)
-    check_dir_target(run_dir, named("--out", args.api))
+    check_dir_target(run_dir, named("out", args.api))
     check_run_state(run_dir, args.resume, space, args.api)  # again once the run dir is locked
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     if address == "local":
@@ -183,22 +194,24 @@ def plan_run(args: RunRequest) -> RunPlan:
     if address is not None:
         if not args.storage:
             raise UserError(
-                f"--address {address}: cluster runs need --storage, an absolute path on shared "
-                "storage or a URI that every node can reach"
+                f"{named('address', args.api)} {address}: cluster runs need {named('storage', args.api)}, "
+                "an absolute path on shared storage or a URI that every node can reach"
             )
         check_reachable(address)
     storage_root = check_storage(args.storage) if args.storage else None
     if storage_root is not None and "://" not in storage_root:
-        check_dir_target(Path(storage_root), "--storage")
-    if len(space.data.encoders) > 1 and args.encoder:
+        check_dir_target(Path(storage_root), named("storage", args.api))
+    encoder = args.data_options.get("encoder")
+    if len(space.data.encoders) > 1 and encoder:
+        what = options_named(DataOptions, "encoder", args.api)
         raise UserError(
-            f"--encoder {args.encoder}: {args.space} lets the search choose among encoders "
+            f"{what} {encoder}: {args.space} lets the search choose among encoders "
             f"({', '.join(space.data.encoders)}); give the encoders in one place"
         )
     data_spec = data_source(args.data) or space.data.source()
-    options = data_options(args, space.data.options())
+    options = data_options(args.data_options, space.data.options())
     export = Path(args.export or space.export).resolve()
-    check_file_target(export, "--export")
+    check_file_target(export, named("export", args.api))
     return RunPlan(
         space,
         run_dir,
@@ -216,7 +229,7 @@ def plan_run(args: RunRequest) -> RunPlan:
         auto_named=not args.out,
         space_path=str(args.space),
         data_options=options,
-        enqueue=list(args.enqueue),
+        enqueue=[dict(p) for p in args.enqueue],
         mlflow=check_mlflow(args.mlflow),
         pick=parse_pick(args.pick, space.search) if args.pick is not None else None,
         api=args.api,
@@ -235,7 +248,8 @@ def parse_pack_size(value: str) -> int | str:
         return value
     # ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
     if not re.fullmatch(r"[0-9]{1,9}", value) or not 1 <= int(value) <= MAX_PACK:
-        raise UserError(f"--pack-size {value!r}: must be an integer from 1 to {MAX_PACK} or auto")
+        what = named("pack_size", False)
+        raise UserError(f"{what} {value!r}: must be an integer from 1 to {MAX_PACK} or auto")
     return int(value)
 
 
@@ -344,11 +358,17 @@ def check_mlflow(uri: str | None) -> str | None:
         return None
     if not uri.strip():
         raise UserError("--mlflow: give a tracking URI (http://host:5000, sqlite:///mlflow.db) or a folder")
+    is_uri = uri == "databricks" or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", uri) is not None
+    if not is_uri and ":" in uri:  # the form first: one line whether MLflow is installed or not
+        raise UserError(
+            f"--mlflow {uri!r}: neither a tracking URI (scheme://..., sqlite:///FILE, databricks) nor a "
+            "folder path"
+        )
     try:
         import mlflow  # noqa: F401
     except ImportError as exc:
         raise UserError(f'--mlflow {uri}: needs MLflow: pip install "router-search[mlflow]"') from exc
-    if uri == "databricks" or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", uri):
+    if is_uri:
         if uri.startswith("sqlite:///"):
             folder = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
             if not folder.is_dir() or not os.access(folder, os.W_OK):
@@ -356,10 +376,5 @@ def check_mlflow(uri: str | None) -> str | None:
                     f"--mlflow {uri}: {folder} is not a folder this user can write the database in"
                 )
         return uri
-    if ":" in uri:
-        raise UserError(
-            f"--mlflow {uri!r}: neither a tracking URI (scheme://..., sqlite:///FILE, databricks) nor a "
-            "folder path"
-        )
     check_dir_target(Path(uri).expanduser().resolve(), "--mlflow")
     return uri

@@ -15,15 +15,15 @@ from router_models import ConfigError
 from search.data import RouterData
 from search.driver.finish import finish
 from search.driver.plan import (
+    RunOptions,
     RunPlan,
-    RunRequest,
     check_run_state,
     default_run_dir,
     plan_run,
 )
 from search.driver.resources import check_resources
 from search.driver.rundata import check_resumed_data, first, load_run_data
-from search.driver.session import process_state, start_ray, stop_ray
+from search.driver.session import process_state, ray_is_up, start_ray, stop_ray
 from search.driver.tracking import Tracker
 from search.driver.tuner import run_trials
 from search.errors import DISK_ERRORS, SpaceError, UserError
@@ -41,22 +41,22 @@ from search.trial.packable import check_packable
 log = logger("driver")
 
 
-def claim_run_dir(plan: RunPlan) -> RunLock:
-    """Lock the run dir before anything is written in it. A default name already taken (a run
-    started in the same second) is replaced by a new one; a given one held by a live driver is
-    refused, naming the holder."""
+def claim_run_dir(plan: RunPlan) -> tuple[RunPlan, RunLock]:
+    """Lock the run dir before anything is written in it; returns the plan of the run dir
+    claimed and its lock. A default name already taken (a run started in the same second) is
+    replaced by a new one; a given one held by a live driver is refused, naming the holder."""
     while True:
         lock = RunLock(plan.run_dir, new=plan.auto_named)
         try:
             lock.acquire()
         except FileExistsError:
-            plan.run_dir = default_run_dir(plan.space)
-            plan.storage = str(plan.run_dir)
+            run_dir = default_run_dir(plan.space)
+            plan = dataclasses.replace(plan, run_dir=run_dir, storage=str(run_dir))
             continue
         if lock.took_over:
             gone = describe_holder(lock.took_over)
             log.info(f"note: {plan.run_dir}: took over the lock of a driver that is gone ({gone})")
-        return lock
+        return plan, lock
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class RunOutcome:
         return self.code == 130
 
 
-def run_search(request: RunRequest, *, hard_exit: bool = False) -> RunOutcome:
+def run_search(request: RunOptions, *, hard_exit: bool = False) -> RunOutcome:
     """Run a search; returns how it ended (:class:`RunOutcome`). The process is left as it
     was (environment, log levels, signal handlers); a Ray this run started is shut down, one the
     caller started is left running.
@@ -85,21 +85,23 @@ def run_search(request: RunRequest, *, hard_exit: bool = False) -> RunOutcome:
         UserError: A mistake in the request, the space or the data (one line).
     """
     plan = plan_run(request)
+    had_ray = ray_is_up()  # a Ray the caller started is used and left running
     with process_state():
         try:
-            return RunOutcome(_run_claimed(plan, hard_exit), plan.run_dir)
+            return _run_claimed(plan, hard_exit)
         finally:
-            if plan.owns_ray:
+            if not had_ray and ray_is_up():
                 stop_ray(keep_logs=plan.debug)
 
 
-def _run_claimed(plan: RunPlan, hard_exit: bool) -> int:
-    with claim_run_dir(plan) as lock:
+def _run_claimed(plan: RunPlan, hard_exit: bool) -> RunOutcome:
+    plan, claimed = claim_run_dir(plan)
+    with claimed as lock:
         # Checked again under the lock: another driver may have started or finished a run here
         # between the plan and the lock.
         check_run_state(plan.run_dir, plan.resume, plan.space, plan.api)
         try:
-            return _run_locked(plan, lock, hard_exit)
+            return RunOutcome(_run_locked(plan, lock, hard_exit), plan.run_dir)
         except OSError as exc:
             if exc.errno not in DISK_ERRORS:
                 _forget_unstarted(plan, lock)
@@ -129,22 +131,23 @@ def _run_locked(plan: RunPlan, lock: RunLock, hard_exit: bool) -> int:
     datas = load_run_data(plan)
     data = first(datas)
     try:  # a space's prior choice may name tasks the data does not have
-        plan.space, note = plan.space.for_data(bool(data.task_names) and data.tasks is not None, data.source)
+        space, note = plan.space.for_data(bool(data.task_names) and data.tasks is not None, data.source)
     except ValueError as exc:
         raise SpaceError(f"{plan.space_path}: {str(exc).removeprefix('@')}") from exc
-    space = plan.space
     if note:
         log.info(f"note: {note}")
     data_fp = check_resumed_data(plan, info, datas)
     run_id = info.get("run_id") if plan.resume else new_run_id(plan.run_dir)
-    plan.storage = run_storage(plan.storage_root, plan.run_dir, run_id)
+    storage = run_storage(plan.storage_root, plan.run_dir, run_id)
+    plan = dataclasses.replace(plan, space=space, storage=storage)
     if plan.storage_root is not None:
         probe_storage(plan.storage_root)  # the root: the run's folder is made by its first write
     if plan.address is not None:
         # A cluster is joined before anything is written: a wrong address or token is one
         # line, and the run dir is not made.
         start_ray(plan)
-    plan.start_wait_s = check_resources(space.resources.cpu, space.resources.gpu, plan.address is not None)
+    wait_s = check_resources(space.resources.cpu, space.resources.gpu, plan.address is not None)
+    plan = dataclasses.replace(plan, start_wait_s=wait_s)
     packable = _probe_models(plan, data)
 
     # -- the first writes: the run's record, its space, its study ---------------------------

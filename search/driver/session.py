@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -54,11 +55,19 @@ def process_state() -> Iterator[None]:
 QUIETED_LOGGERS = ("ray.tune.execution.experiment_state", "ray.tune")
 
 
+def ray_is_up() -> bool:
+    """Whether this process is connected to a Ray (started here or joined), without importing
+    Ray when nothing did yet."""
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
 def start_ray(plan: RunPlan) -> None:
+    """Start a local Ray of our own, or join the cluster at ``plan.address``; the run that
+    calls it shuts it down at its end (``run_search``)."""
     import ray
 
     level = logging.INFO if plan.verbose else logging.ERROR
-    plan.owns_ray = True  # shut down at the end of the run (a Ray the caller started is not)
     if plan.address is not None:
         connect(plan.address, level, plan.verbose)
         return

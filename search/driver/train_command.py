@@ -110,6 +110,12 @@ def _write(result: TrainResult, data: RouterData, out: Path, metric: str) -> dic
     return metrics
 
 
+def default_train_dir() -> Path:
+    """``runs/train-<date>-<time>``: where ``search train`` and ``search.train`` write when no
+    output folder is given."""
+    return Path(f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
 @dataclass
 class Trained:
     """One config's outcome: ``status`` is ``complete`` or ``failed`` (``error`` says why);

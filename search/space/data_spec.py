@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from search.data.options import DataOptions
+from search.data.options import FIELDS, DataOptions
 from search.data.parts import check_parts
 from search.data.scores import parse_rules, rule_text
 from search.data.synthetic import SyntheticSpec
@@ -123,16 +123,6 @@ class DataSpec(Strict):
 
     def options(self) -> DataOptions:
         """How to read the data, as the space says (an encoder choice is left to the run)."""
-        return DataOptions().merged(
-            embeddings=self.embeddings,
-            align=self.align,
-            id_column=self.id_column,
-            threshold=self.threshold,
-            seed=self.seed,
-            encoder=self.encoder if isinstance(self.encoder, str) else None,
-            template=self.template,
-            task_column=self.task_column,
-            metric_rule=self.metric_rule,
-            tasks=self.tasks,
-            dedupe=self.dedupe,
-        )
+        chosen = {name: getattr(self, name) for name in FIELDS}  # the same names as DataOptions'
+        chosen["encoder"] = self.encoder if isinstance(self.encoder, str) else None
+        return DataOptions().merged(**chosen)

@@ -253,7 +253,7 @@ CASES = {
     ),
     "convert seed": (
         lambda t: ["data", "convert", "synthetic:n_questions=60", str(t / "out"), "--seed", str(2**32)],
-        "--seed must be an integer from 0 to 4,294,967,295, got 4294967296",
+        "--split-seed must be an integer from 0 to 4,294,967,295, got 4294967296",
     ),
     "threshold nan": (
         lambda t: ["data", "describe", _wide(t), "--embeddings", _emb(t), "--threshold", "nan"],

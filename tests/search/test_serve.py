@@ -269,7 +269,7 @@ def test_settings_refuse_a_public_host_without_a_token_and_bad_limits() -> None:
     for bad, match in [
         ({"max_batch": 0}, r"--max-batch 0: give a whole number >= 1"),
         ({"port": 70000}, r"--port 70000"),
-        ({"request_timeout_s": 0}, r"--request-timeout-s 0: give a number > 0"),
+        ({"request_timeout_s": 0}, r"--request-timeout 0: give a number > 0"),
         ({"token": "two words"}, r"bearer token is empty or holds whitespace"),
     ]:
         with pytest.raises(UserError, match=match):

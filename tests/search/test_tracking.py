@@ -4,6 +4,7 @@ own client; a store that refuses costs a warning, not the search."""
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,14 @@ def test_a_tracking_server_that_refuses_costs_a_warning_only(tmp_path: Path, cap
     text = capsys.readouterr().out
     warnings = [line for line in text.splitlines() if line.startswith("warning: --mlflow")]
     assert len(warnings) == 1 and "the search goes on without tracking" in warnings[0]
+
+
+def test_a_uri_of_no_form_is_one_line_whether_mlflow_is_installed_or_not(monkeypatch) -> None:
+    from search.driver.plan import check_mlflow
+    from search.errors import UserError
+
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as where MLflow is not installed
+    with pytest.raises(UserError, match=r"--mlflow '::::': neither a tracking URI"):
+        check_mlflow("::::")
+    with pytest.raises(UserError, match=r"needs MLflow"):
+        check_mlflow("http://127.0.0.1:5000")
