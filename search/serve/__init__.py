@@ -16,7 +16,7 @@ backends file, a routing proxy for OpenAI-style clients (``POST /v1/chat/complet
 - ``connections``: the guarded HTTP protocol (header timeout, connection bound).
 - ``server``: binding the socket, starting the server, draining on SIGTERM.
 
-Nothing below this package imports it; it needs the ``serve`` extra (FastAPI, uvicorn, httpx, orjson).
+Nothing below this package imports it; it needs the ``serve`` extra (uvicorn, httpx, orjson).
 """
 
 INSTALL = 'pip install -e ".[serve]"'

@@ -6,9 +6,9 @@
 - ``GET /healthz`` (never behind the token, for load balancers), ``GET /metrics``.
 - With backends: ``POST /v1/chat/completions`` and ``/v1/completions`` (``proxy``).
 
-``front`` sits before everything (the token, the body limit, the metrics) and answers the hot
-endpoints itself, in plain ASGI; the others are a FastAPI app. Every error is one line of JSON
-(``errors``); a bug's traceback goes to the server's log only.
+``front`` is the one dispatcher, in plain ASGI: every request's checks (the token, the body
+limit, the metrics), the endpoints below by path and method, and the one error path (every
+error one line of JSON, ``http_errors``; a bug's traceback goes to the server's log only).
 """
 
 from __future__ import annotations
@@ -21,17 +21,13 @@ from typing import Any
 import httpx
 import orjson
 import torch
-from fastapi import FastAPI
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
-from starlette.responses import Response
 
 from search.routing.router import Router
 from search.serve.backends import Backend
 from search.serve.batcher import Answer, Batcher, Query
 from search.serve.counters import Metrics
-from search.serve.front import ASGI, JSON, Front, Handler, Receive, read_json
-from search.serve.http_errors import HTTPError, error_body
+from search.serve.front import ASGI, JSON, Front, Handler, Receive, Reply, Scope, read_json
+from search.serve.http_errors import HTTPError
 from search.serve.proxy import ENDPOINTS, ROUTER_MODEL, forward, model_choice, routing_text
 from search.serve.requests import offsets_of, parse_route
 from search.serve.settings import ServeSettings
@@ -95,7 +91,7 @@ def build_app(
     max_len = router.identity.max_seq_length if router.identity is not None else None
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan() -> AsyncIterator[None]:
         await batcher.start()
         if backends:
             clients.append(
@@ -108,7 +104,7 @@ def build_app(
                 await client.aclose()
             await batcher.stop()
 
-    async def route(receive: Receive) -> tuple[int, bytes, str]:
+    async def route(_: Scope, receive: Receive) -> Reply:
         job = parse_route(
             await read_json(receive, settings.max_body_bytes, settings.request_timeout_s),
             router,
@@ -117,84 +113,43 @@ def build_app(
         answer = await batcher.submit(
             Query(job.texts, job.X, job.offsets, tasks=job.tasks), settings.request_timeout_s
         )
-        return 200, orjson.dumps(route_answer(router, job.scores, answer, max_len)), JSON
+        return Reply(200, orjson.dumps(route_answer(router, job.scores, answer, max_len)))
 
-    async def healthz(_: Receive) -> tuple[int, bytes, str]:
-        return 200, orjson.dumps({"status": "ok", "queue_depth": batcher.depth}), JSON
+    async def healthz(_: Scope, __: Receive) -> Reply:
+        return Reply(200, orjson.dumps({"status": "ok", "queue_depth": batcher.depth}))
 
-    async def metrics_text(_: Receive) -> tuple[int, bytes, str]:
-        return 200, metrics.render().encode(), "text/plain; version=0.0.4; charset=utf-8"
+    async def metrics_text(_: Scope, __: Receive) -> Reply:
+        return Reply(200, metrics.render().encode(), "text/plain; version=0.0.4; charset=utf-8")
 
-    app = FastAPI(
-        title="router-search: a served router",
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-    )
+    async def models(_: Scope, __: Receive) -> Reply:
+        return Reply(200, orjson.dumps(models_answer(router, card, backends)), JSON)
 
-    @app.exception_handler(HTTPError)
-    async def _our_error(_: Request, exc: HTTPError) -> Response:
-        return Response(exc.body(), exc.status, headers=exc.headers, media_type=JSON)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _framework_error(request: Request, exc: StarletteHTTPException) -> Response:
-        path = request.url.path
-        message = {404: f"no endpoint {path}", 405: f"{request.method} is not allowed on {path}"}
-        text = message.get(exc.status_code, str(exc.detail))
-        return Response(
-            error_body(exc.status_code, text),
-            exc.status_code,
-            headers=getattr(exc, "headers", None),
-            media_type=JSON,
-        )
-
-    @app.exception_handler(Exception)
-    async def _bug(_: Request, exc: Exception) -> Response:
-        log.error("request failed", exc_info=exc)  # the traceback stays in the server's log
-        return Response(error_body(500, f"internal error ({type(exc).__name__})"), 500, media_type=JSON)
-
-    @app.get("/v1/models")
-    async def models() -> Response:
-        return Response(orjson.dumps(models_answer(router, card, backends)), media_type=JSON)
-
-    async def proxied(request: Request) -> Response:
-        body = await read_json(request.receive, settings.max_body_bytes, settings.request_timeout_s)
+    async def proxied(scope: Scope, receive: Receive) -> Reply:
+        body = await read_json(receive, settings.max_body_bytes, settings.request_timeout_s)
         if not isinstance(body, dict):
             raise HTTPError(400, "the body must be a JSON object")
+        path = scope["path"]
         pinned, budget = model_choice(body.get("model"), backends)
         if pinned is None:
-            text = routing_text(body, request.url.path)
+            text = routing_text(body, path)
             offsets = offsets_of(router, budget=budget)
             answer = await batcher.submit(Query([text], None, offsets, allowed), settings.request_timeout_s)
             pinned = answer.decision.names[0]
         return await forward(
             clients[0],
             backends[pinned],
-            request.url.path,
+            path,
             body,
             settings.backend_timeout_s,
             settings.max_reply_bytes,
         )
 
-    if backends:
-        for path in ENDPOINTS:
-            app.add_api_route(path, proxied, methods=["POST"])
-    fast: dict[str, tuple[str, Handler]] = {
-        "/v1/route": ("POST", route),
-        "/healthz": ("GET", healthz),
-        "/metrics": ("GET", metrics_text),
+    routes: dict[str, dict[str, Handler]] = {
+        "/v1/route": {"POST": route},
+        "/healthz": {"GET": healthz},
+        "/metrics": {"GET": metrics_text},
+        "/v1/models": {"GET": models},
     }
-    paths = {"/v1/models", *(ENDPOINTS if backends else ())}
-    front = Front(app, settings, metrics, paths, fast)
-    if not settings.cors_origins:
-        return front
-    from starlette.middleware.cors import CORSMiddleware
-
-    # outside the front: a browser's preflight carries no token
-    return CORSMiddleware(
-        front,
-        allow_origins=list(settings.cors_origins),
-        allow_methods=["GET", "POST"],
-        allow_headers=["authorization", "content-type"],
-    )
+    if backends:
+        routes.update({path: {"POST": proxied} for path in ENDPOINTS})
+    return Front(routes, settings, metrics, lifespan)

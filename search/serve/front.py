@@ -1,20 +1,25 @@
-"""The front of a served router: what every request passes before an endpoint, in plain ASGI.
+"""The one dispatcher of a served router, in plain ASGI: what every request passes, which
+endpoint answers it, and the one error path.
 
-``Front`` checks the bearer token (in constant time; never logged), refuses a body larger than
-the limit by its Content-Length, counts the request in the metrics, and answers the hot
-endpoints (route, health, metrics) itself; the others go on to the app behind it (FastAPI).
-(Measured on 2 cores: the framework's per-request machinery cost about 0.4 ms, more than the
-router's own forward pass for a batch; see BENCHMARKS.md, Serving.) ``read_json`` reads a body
-for either, bounded in size and time.
+``Front`` answers CORS preflights (when origins are allowed), checks the bearer token (in
+constant time; never logged), refuses a body larger than the limit by its Content-Length,
+counts the request in the metrics, finds the endpoint by path and method (404 and 405
+otherwise) and sends its :class:`Reply`, whole or streamed. Every error, from a check, an
+endpoint or a bug, becomes one line of JSON here (a bug's traceback goes to the log only).
+It also runs the app's startup and shutdown (the ASGI lifespan). (Measured on 2 cores: a web
+framework's per-request machinery cost about 0.4 ms, more than the router's own forward pass
+for a batch; see BENCHMARKS.md, Serving.) ``read_json`` reads a body, bounded in size and time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -26,21 +31,29 @@ from search.serve.settings import ServeSettings
 log = logging.getLogger("search.serve")
 OPEN_PATHS = ("/healthz",)  # answered without the token
 JSON = "application/json"
+CORS_METHODS = "GET, POST"
+CORS_HEADERS = "authorization, content-type"
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGI = Callable[[Scope, Receive, Send], Awaitable[None]]
-Handler = Callable[[Receive], Awaitable[tuple[int, bytes, str]]]
 
 
-async def respond(
-    send: Send, status: int, body: bytes, kind: str = JSON, headers: dict[str, str] | None = None
-) -> None:
-    raw = [(b"content-type", kind.encode()), (b"content-length", str(len(body)).encode())]
-    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+@dataclass
+class Reply:
+    """An endpoint's answer: ``body`` whole (bytes) or as it arrives (an async iterator of
+    bytes, sent chunk by chunk and stopped when the client leaves)."""
+
+    status: int
+    body: bytes | AsyncIterator[bytes]
+    kind: str | None = JSON
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# An endpoint: given the request's scope and its body's receive, its reply.
+Handler = Callable[[Scope, Receive], Awaitable[Reply]]
+Lifespan = Callable[[], contextlib.AbstractAsyncContextManager[None]]
 
 
 async def read_json(receive: Receive, limit: int, timeout_s: float) -> Any:
@@ -84,70 +97,134 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
+def error_reply(err: HTTPError) -> Reply:
+    return Reply(err.status, err.body(), JSON, dict(err.headers or {}))
+
+
+async def send_reply(send: Send, receive: Receive, reply: Reply, extra: dict[str, str]) -> None:
+    """Send ``reply`` (with ``extra`` headers). A streamed body is sent as it arrives and
+    stopped (its iterator closed, so its source is closed too) when the client leaves."""
+    headers = {**reply.headers, **extra}
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    if reply.kind is not None:
+        raw.append((b"content-type", reply.kind.encode()))
+    if isinstance(reply.body, bytes):
+        raw.append((b"content-length", str(len(reply.body)).encode()))
+        await send({"type": "http.response.start", "status": reply.status, "headers": raw})
+        await send({"type": "http.response.body", "body": reply.body})
+        return
+    body = reply.body
+    await send({"type": "http.response.start", "status": reply.status, "headers": raw})
+
+    async def stream() -> None:
+        async for chunk in body:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def left() -> None:  # the client went away: nothing more is read for it
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    streaming, watching = asyncio.ensure_future(stream()), asyncio.ensure_future(left())
+    try:
+        await asyncio.wait((streaming, watching), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (streaming, watching):
+            task.cancel()
+        await asyncio.gather(streaming, watching, return_exceptions=True)
+        closing = getattr(body, "aclose", None)
+        if closing is not None:
+            await closing()
+    if streaming.done() and not streaming.cancelled() and streaming.exception() is not None:
+        raise streaming.exception()  # type: ignore[misc]
+
+
 class Front:
-    """Pure ASGI middleware in front of every endpoint: the bearer token (compared in constant
-    time, never logged), a body size limit by Content-Length, the request metrics, and the hot
-    endpoints answered without the framework (``fast``: path -> (method, handler))."""
+    """The ASGI app: every request's checks, the endpoints by path and method, one error path.
+
+    Args:
+        routes: path -> {method: handler}.
+        settings: The token, the body limit and the CORS origins.
+        metrics: Counts every request by endpoint (``other`` for unknown paths) and status.
+        lifespan: Entered at the server's startup, left at its shutdown.
+    """
 
     def __init__(
         self,
-        app: ASGI,
+        routes: dict[str, dict[str, Handler]],
         settings: ServeSettings,
         metrics: Metrics,
-        paths: set[str],
-        fast: dict[str, tuple[str, Handler]],
+        lifespan: Lifespan | None = None,
     ) -> None:
-        self.app = app
+        self.routes = routes
         self.token = f"Bearer {settings.token}".encode() if settings.token else None
         self.max_body = settings.max_body_bytes
+        self.origins = set(settings.cors_origins)
         self.metrics = metrics
-        self.paths = paths | set(fast)
-        self.fast = fast
+        self.lifespan = lifespan
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
             return
         start = time.perf_counter()
         path = scope["path"]
         status = 500
-
-        async def sent(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
         try:
-            refusal = self._refusal(scope, path)
-            if refusal is not None:
-                await respond(sent, refusal.status, refusal.body(), headers=refusal.headers)
-            elif path in self.fast:
-                await self._answer(scope, receive, sent, *self.fast[path])
-            else:
-                await self.app(scope, receive, sent)
+            reply, extra = await self._reply(scope, receive)
+            status = reply.status
+            await send_reply(send, receive, reply, extra)
+        except Exception as exc:  # a failure while sending: the start may be out already
+            log.error("request failed", exc_info=exc)
         finally:
-            self.metrics.request(path if path in self.paths else "other", status, time.perf_counter() - start)
+            endpoint = path if path in self.routes else "other"
+            self.metrics.request(endpoint, status, time.perf_counter() - start)
 
-    async def _answer(
-        self, scope: Scope, receive: Receive, send: Send, method: str, handler: Handler
-    ) -> None:
+    async def _reply(self, scope: Scope, receive: Receive) -> tuple[Reply, dict[str, str]]:
+        """The reply to one request, errors included, and the CORS headers it carries."""
+        headers = dict(scope["headers"])
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        allowed = bool(origin) and (origin in self.origins or "*" in self.origins)
+        cors = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if allowed else {}
+        if self.origins and scope["method"] == "OPTIONS" and b"access-control-request-method" in headers:
+            return self._preflight(allowed, headers), cors  # before the token: it carries none
         try:
-            if scope["method"] != method:
-                raise HTTPError(
-                    405, f"{scope['method']} is not allowed on {scope['path']}", {"Allow": method}
-                )
-            status, body, kind = await handler(receive)
-            await respond(send, status, body, kind)
+            refusal = self._refusal(scope, headers)
+            if refusal is not None:
+                raise refusal
+            methods = self.routes.get(scope["path"])
+            if methods is None:
+                raise HTTPError(404, f"no endpoint {scope['path']}")
+            handler = methods.get(scope["method"])
+            if handler is None:
+                allow = ", ".join(methods)
+                raise HTTPError(405, f"{scope['method']} is not allowed on {scope['path']}", {"Allow": allow})
+            return await handler(scope, receive), cors
         except HTTPError as err:
-            await respond(send, err.status, err.body(), headers=err.headers)
+            return error_reply(err), cors
         except Exception as exc:  # a bug: the traceback to the log, one line to the client
             log.error("request failed", exc_info=exc)
-            await respond(send, 500, error_body(500, f"internal error ({type(exc).__name__})"))
+            return Reply(500, error_body(500, f"internal error ({type(exc).__name__})")), cors
 
-    def _refusal(self, scope: Scope, path: str) -> HTTPError | None:
-        headers = dict(scope["headers"])
-        if self.token is not None and path not in OPEN_PATHS:
+    def _preflight(self, allowed: bool, headers: dict[bytes, bytes]) -> Reply:
+        method = headers.get(b"access-control-request-method", b"").decode("latin-1")
+        if not allowed or method not in CORS_METHODS.split(", "):
+            return Reply(400, error_body(400, "a CORS preflight this server does not allow"))
+        return Reply(
+            200,
+            b"OK",
+            "text/plain; charset=utf-8",
+            {
+                "Access-Control-Allow-Methods": CORS_METHODS,
+                "Access-Control-Allow-Headers": CORS_HEADERS,
+                "Access-Control-Max-Age": "600",
+            },
+        )
+
+    def _refusal(self, scope: Scope, headers: dict[bytes, bytes]) -> HTTPError | None:
+        if self.token is not None and scope["path"] not in OPEN_PATHS:
             given = headers.get(b"authorization", b"")
             if not hmac.compare_digest(given, self.token):
                 return HTTPError(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
@@ -158,3 +235,22 @@ class Front:
             if int(length) > self.max_body:
                 return HTTPError(413, f"the body has {int(length):,} bytes; at most {self.max_body:,}")
         return None
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """The server's startup and shutdown: ``lifespan`` entered and left, failures said."""
+        stack = contextlib.AsyncExitStack()
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    if self.lifespan is not None:
+                        await stack.enter_async_context(self.lifespan())
+                except Exception as exc:
+                    log.error("startup failed", exc_info=exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await stack.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -23,10 +23,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from starlette.responses import Response, StreamingResponse
 
 from search.redact import redact
 from search.serve.backends import Backend
+from search.serve.front import JSON, Reply
 from search.serve.http_errors import HTTPError, error_body
 
 log = logging.getLogger("search.serve")
@@ -151,7 +151,7 @@ async def forward(
     body: dict[str, Any],
     timeout_s: float,
     max_reply_bytes: int = MAX_REPLY_BYTES,
-) -> Response:
+) -> Reply:
     """Send ``body`` (its ``model`` set to the backend's) to ``backend`` and relay its answer as
     it arrives, streamed or not, as the backend encoded it (a compressed body is passed on
     compressed, never inflated here); the proxy holds one chunk at a time, stops reading when
@@ -197,11 +197,12 @@ async def forward(
             status, "failed" if status >= 500 else "answered what the proxy does not relay"
         )
         err = HTTPError(502, f"backend {backend.shown} {what} ({status}){said}")
-        return Response(err.body(), 502, headers=ours, media_type="application/json")
+        return Reply(502, err.body(), JSON, ours)
     passed = {**{k: v for k, v in reply.headers.items() if k.lower() in _PASSED_HEADERS}, **ours}
     streamed = bool(body.get("stream")) and status == 200
     limit = None if streamed else max_reply_bytes
-    return StreamingResponse(_relay(reply, backend, timeout_s, limit, streamed), status, headers=passed)
+    # the backend's own content type is among the passed headers
+    return Reply(status, _relay(reply, backend, timeout_s, limit, streamed), None, passed)
 
 
 async def _relay(

@@ -147,7 +147,7 @@ def make_app(
         from search.serve.backends import read_backends
     except ImportError as exc:
         raise UserError(
-            f"serving needs the serve extra (FastAPI, uvicorn, httpx, orjson): {INSTALL}"
+            f"serving needs the serve extra (uvicorn, httpx, orjson): {INSTALL}"
         ) from exc
     router = load_served(target, encoder)
     served = read_backends(backends, router.names) if backends else None
@@ -192,7 +192,7 @@ def serve(
         import uvicorn
     except ImportError as exc:
         raise UserError(
-            f"serving needs the serve extra (FastAPI, uvicorn, httpx, orjson): {INSTALL}"
+            f"serving needs the serve extra (uvicorn, httpx, orjson): {INSTALL}"
         ) from exc
     app, router, served = make_app(target, settings, encoder=encoder, backends=backends)
     sock = bind(settings.host, settings.port)

@@ -177,7 +177,7 @@ def test_the_knn_baseline_file_routes_and_serves_the_tables_decisions(tasked, tm
     assert pacsv.read_csv(tmp_path / "r.csv").column("llm_index").to_pylist() == expected
     router = Router.load(path)
     assert router.route_embeddings(X) == [tasked.model_names[i] for i in expected]
-    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    pytest.importorskip("uvicorn", reason="the serve extra is not installed")
     import httpx
 
     from tests.search.serving import running

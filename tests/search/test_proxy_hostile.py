@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("fastapi", reason="the serve extra (FastAPI, uvicorn, httpx) is not installed")
+pytest.importorskip("uvicorn", reason="the serve extra (uvicorn, httpx, orjson) is not installed")
 import httpx  # noqa: E402
 
 from tests.search.encoders import make_encoder  # noqa: E402

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("fastapi", reason="the serve extra (FastAPI, uvicorn, httpx) is not installed")
+pytest.importorskip("uvicorn", reason="the serve extra (uvicorn, httpx, orjson) is not installed")
 import httpx  # noqa: E402
 
 from search.__main__ import main  # noqa: E402
