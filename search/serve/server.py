@@ -146,9 +146,7 @@ def make_app(
         from search.serve.app import build_app
         from search.serve.backends import read_backends
     except ImportError as exc:
-        raise UserError(
-            f"serving needs the serve extra (uvicorn, httpx, orjson): {INSTALL}"
-        ) from exc
+        raise UserError(f"serving needs the serve extra (uvicorn, httpx, orjson): {INSTALL}") from exc
     router = load_served(target, encoder)
     served = read_backends(backends, router.names) if backends else None
     if served is not None and router.identity is None:
@@ -191,9 +189,7 @@ def serve(
     try:
         import uvicorn
     except ImportError as exc:
-        raise UserError(
-            f"serving needs the serve extra (uvicorn, httpx, orjson): {INSTALL}"
-        ) from exc
+        raise UserError(f"serving needs the serve extra (uvicorn, httpx, orjson): {INSTALL}") from exc
     app, router, served = make_app(target, settings, encoder=encoder, backends=backends)
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
