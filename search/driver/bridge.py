@@ -28,7 +28,7 @@ from search.driver.packer import Packer
 from search.errors import DISK_ERRORS
 from search.metrics.direction import METRIC_MODES, Direction
 from search.space import Space
-from search.study.objectives import Objectives
+from search.study.objectives import objectives_of
 from search.study.optuna_internals import trial_of
 from search.study.ordering import AskGate
 from search.study.store import counted_trials, held_writes, mark_interrupted
@@ -119,7 +119,7 @@ class OptunaBridge:
         self.study = study
         self.space = space
         self.metric = space.search.primary
-        self.objectives = Objectives(study, space.search)
+        self.objectives = objectives_of(study, space.search)
         self.num_samples = num_samples
         self.packer = packer
         self.control = control

@@ -21,39 +21,35 @@ from search.files.rundir import RunDir, trial_router_uri
 from search.log import logger
 from search.metrics.direction import Direction
 from search.results.baselines import Baseline, baselines
-from search.results.ensemble import Ensemble, Label, RouterKeeper, build_ensemble, load_trial_routers
+from search.results.ensemble import Ensemble, Label, build_ensemble, load_trial_routers
 from search.results.export import RouterEntry, best_config, routers_of, trial_rows
-from search.results.front_export import FrontKeeper, front_trials, pick_weights, picked_trial, write_front
+from search.results.front_export import write_front
 from search.results.routing_table import run_routing_table
 from search.routing.inference import val_logits
 from search.routing.offsets import budget_routing
+from search.study.keepers import Keeper
+from search.study.objectives import objectives_of, pick_weights
 
 log = logger("driver")
 
 
-def router_keeper(plan: RunPlan, study: optuna.Study) -> RouterKeeper | FrontKeeper:
-    """Keeps the routers ensemble selection may need: the best ``ensemble.candidates`` trials
-    (just the best one when ensembles are off); with several objectives, the front's."""
+def router_keeper(plan: RunPlan, study: optuna.Study) -> Keeper:
+    """Keeps the routers the end of the run may need: each model type's best
+    ``ensemble.candidates`` trials for stacking (just its best when ensembles are off), or the
+    front's (``Objectives.keeper``)."""
     spec = plan.space.search.ensemble
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if plan.space.search.multi:
-        front = [(t.number, t.values) for t in complete if t.values is not None]
-        return FrontKeeper(plan.storage, Direction.each_of_study(study), front)
-    # the best trial overall is the best of its model type: keeping each type's best keeps it
-    done = [
-        (t.number, float(t.value), plan.space.model_type_of(t.params))
-        for t in complete
-        if t.value is not None
-    ]
     keep = spec.candidates if spec.size > 0 else 1
-    return RouterKeeper(plan.storage, keep, Direction.of_study(study), done)
+    space = plan.space
+    return objectives_of(study, space.search).keeper(
+        plan.storage, keep, lambda t: space.model_type_of(t.params)
+    )
 
 
 def _ensemble(
     plan: RunPlan,
     study: optuna.Study,
     data: RouterData,
-    keeper: RouterKeeper | FrontKeeper,
+    keeper: Keeper,
     encoder: str,
     refs: list[Baseline],
 ) -> tuple[Ensemble | None, str]:
@@ -165,17 +161,16 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
     rows = trial_rows(study, space)
     write_parquet(RunDir(plan.run_dir).results, rows)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    multi = space.search.multi
-    if not multi:
+    objectives = objectives_of(study, space.search)
+    if objectives.recommends:  # a front is shown as a front, below
         print_table(rows, space.search.primary, space.search.direction)
     if not complete:
         errors = [r["error"] for r in rows if r["state"] == "FAIL" and r["error"]]
         first = errors[0] if errors else "no trial completed"
         log.error(f"error: no trial completed; first error: {first}")
         return 1
-    weights = pick_weights(space.search.objectives, plan.pick)
-    points = front_trials(study) if multi else []
-    chosen = picked_trial(points, study, weights) if multi else study.best_trial
+    points = objectives.front()
+    chosen = objectives.exported(plan.pick)
     encoder = space.encoder_of(chosen.params)
     data = datas[encoder]
     config = best_config(
@@ -188,16 +183,16 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
     else:
         log.warning(f"warning: trial {best}'s router not found at {uri}; {RunDir.BEST_ROUTER} not written")
     front: list[int] = []
-    if multi:
+    if points:  # a front: its files, and how config.json's point was picked from it
+        weights = pick_weights(space.search.objectives, plan.pick)
         pareto = write_front(plan.run_dir, plan.storage, points, space, best, weights)
         front = [p["trial"] for p in pareto["front"]]
         config["search_result"]["pareto"] = {"file": RunDir.PARETO, "trials": front, **pareto_pick(pareto)}
         print_front(pareto)
     refs = baselines(data)
     config["search_result"]["baselines"] = _save_baselines(plan, data, refs)
-    if multi:
-        # an ensemble's size and latency are its members' summed: it is off every front
-        ens, why = None, "a search over several objectives exports its front instead"
+    if objectives.no_ensemble is not None:
+        ens, why = None, objectives.no_ensemble
     else:
         ens, why = _ensemble(plan, study, data, router_keeper(plan, study), encoder, refs)
     if ens is None:
@@ -205,7 +200,7 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
     # The best router, each model type's best, the ensemble's members and the front stay, so a
     # later --resume can export and assemble again (and each family's best can be compared);
     # every other trial router goes.
-    families = family_bests(study, space, encoder) if not multi else {}
+    families = family_bests(study, space, encoder) if objectives.per_family else {}
     config["search_result"]["family_bests"] = families
     for family, number in families.items():
         uri = trial_router_uri(plan.storage, number)
@@ -229,7 +224,7 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
             if path.exists():
                 own = datas[space.encoder_of(by_number[n].params)]
                 _apply_budget([RouterEntry(f"trial {n}", path)], own, plan.budget)
-    table = run_routing_table(routers, data, recommend=not multi) if routers else None
+    table = run_routing_table(routers, data, recommend=objectives.recommends) if routers else None
     if table is not None and table.recommended:
         entry = next(e for e in routers if e.name == table.recommended)
         config["search_result"]["recommended"] = {
@@ -260,14 +255,14 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
         log.info("\n" + table.text)
     sr = config["search_result"]
     log.info(
-        f"{'picked' if multi else 'best'}: trial {best}, {sr['metric']} {sr['value']:.4f}; "
+        f"{objectives.word}: trial {best}, {sr['metric']} {sr['value']:.4f}; "
         f"{sr['trials']['COMPLETE']} complete, {sr['trials']['PRUNED']} pruned, "
         f"{sr['trials']['FAIL']} failed"
         + (f"; ensemble of {len(ens.members)} routers ({ens.picks} picks)" if ens else "")
     )
     extra = f", {RunDir.ENSEMBLE_ROUTER}, {RunDir.ENSEMBLE_SUMMARY}" if ens else ""
     extra += f", {len(refs)} baseline routers in {RunDir.BASELINES}/"
-    extra += f", {RunDir.PARETO} and {len(front)} routers in {RunDir.PARETO_ROUTERS}/" if multi else ""
+    extra += f", {RunDir.PARETO} and {len(front)} routers in {RunDir.PARETO_ROUTERS}/" if front else ""
     log.info(f"wrote {plan.export}, {plan.run_dir}/config.json, {RunDir.BEST_ROUTER}{extra}, results.parquet")
     if data.encoder is not None:
         log.info(f'route new queries with: python -m search route {plan.run_dir} --text "a prompt"')

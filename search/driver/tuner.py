@@ -21,7 +21,6 @@ from search.driver.tracking import trial_record
 from search.errors import UserError
 from search.files.rundir import RunDir
 from search.log import logger
-from search.results.front_export import FrontKeeper
 from search.study.store import close_interrupted, counted_trials
 from search.trial.protocol import TrialSettings
 
@@ -35,10 +34,7 @@ def say_progress(frozen: Any, live: Any, bridge: Any) -> None:
     states = [t.state for t in study.get_trials(deepcopy=False)]
     value = live.best.get(bridge.metric)
     shown = f"{value:.4f}" if value is not None else "-"
-    if bridge.objectives.multi:
-        best = f"front {len(study.best_trials)}" if TrialState.COMPLETE in states else "front 0"
-    else:
-        best = "best " + (f"{study.best_value:.4f}" if TrialState.COMPLETE in states else "-")
+    best = bridge.objectives.progress()
     extra = f"  ({frozen.user_attrs.get('error')})" if frozen.state == TrialState.FAIL else ""
     packs = sum(any(not m.closed for m in pack.values()) for pack in bridge.packs.values())
     log.info(
@@ -99,10 +95,7 @@ def run_trials(
         if tracker is not None:
             tracker.trial(trial_record(frozen, live, space.search.objectives))
         if frozen.state == TrialState.COMPLETE:
-            if isinstance(keeper, FrontKeeper):
-                keeper.add(frozen.number, frozen.values)
-            else:
-                keeper.add(frozen.number, float(frozen.value), space.model_type_of(frozen.params))
+            keeper.take(frozen)
 
     bridge = OptunaBridge(
         study,

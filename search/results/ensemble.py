@@ -16,7 +16,7 @@ from router_models import EnsembleModel, create_model, load_router
 from router_models.probs import prob_logit
 from search import metrics as M
 from search.data import RouterData
-from search.files.remote import delete, exists, get_bytes
+from search.files.remote import exists, get_bytes
 from search.files.rundir import trial_router_uri
 from search.metrics.direction import Direction
 from search.routing.inference import val_logits
@@ -161,51 +161,3 @@ def build_ensemble(
 
 def _label(n: Label) -> str:
     return f"trial {n}" if isinstance(n, int) else f"baseline {n}"
-
-
-class RouterKeeper:
-    """Keeps the routers of the best ``keep`` completed trials of each group (a model type:
-    stacking selects among every family) on storage while the run goes; a router that falls
-    out of its group's best is deleted at once.
-
-    Args:
-        storage: Where trial routers are saved.
-        keep: How many to keep per group, >= 1.
-        direction: Which trial values are better.
-        kept: Trials (number, value, group) whose routers are already kept (a resumed run).
-    """
-
-    def __init__(
-        self,
-        storage: str,
-        keep: int,
-        direction: Direction,
-        kept: Sequence[tuple[int, float, str]] = (),
-    ) -> None:
-        if keep < 1:
-            raise ValueError(f"keep must be >= 1, got {keep}")
-        self.storage = storage
-        self.keep = keep
-        self.direction = direction
-        self.kept: dict[int, float] = {}
-        self.group: dict[int, str] = {}
-        for number, value, group in kept:
-            self.add(number, value, group)
-
-    def add(self, number: int, value: float, group: str = "") -> None:
-        """A trial of ``group`` completed with ``value``: keep its router if it is among its
-        group's best."""
-        self.kept[number] = value
-        self.group[number] = group
-        mine = [n for n in self.kept if self.group[n] == group]
-        while len(mine) > self.keep:
-            worst = max(mine, key=lambda n: (self.direction.key(self.kept[n]), n))
-            mine.remove(worst)
-            del self.kept[worst]
-            del self.group[worst]
-            delete(trial_router_uri(self.storage, worst))
-
-    @property
-    def numbers(self) -> list[int]:
-        """Kept trials, best first."""
-        return sorted(self.kept, key=lambda n: (self.direction.key(self.kept[n]), n))

@@ -10,9 +10,8 @@ from typing import Any
 from search.errors import UserError
 from search.files.rundir import RunDir
 from search.results.baselines import BASELINES
-from search.results.front_export import front_trials
 from search.results.records import read_object
-from search.study.dominance import curve
+from search.study.objectives import objectives_of
 from search.trial.config import trial_seed
 
 # -- search outputs -------------------------------------------------------------------------
@@ -130,24 +129,11 @@ RESULT_METRICS = (
 )
 
 
-def primary_curve(t: Any, space: Any) -> dict[int, float]:
-    """A trial's best-so-far value of the primary objective at each epoch it reported."""
-    if not space.search.multi:
-        return dict(t.intermediate_values)
-    return curve(t, space.search.primary_index)
-
-
-def trial_value(t: Any, space: Any) -> float | None:
-    """A trial's value of the primary objective (its only one in a single-objective study)."""
-    if t.values is None:
-        return None
-    return float(t.values[space.search.primary_index])
-
-
 def trial_rows(study: Any, space: Any) -> list[dict[str, Any]]:
     """One row per study trial: params (resolved config values), state, epochs, metrics, timing."""
     interrupted = set(study.user_attrs.get("interrupted_trials", []))
-    front = {t.number for t in front_trials(study)} if space.search.multi else set()
+    objectives = objectives_of(study, space.search)
+    front = {t.number for t in objectives.front()}
     rows = []
     for t in study.get_trials(deepcopy=False):
         pipeline = space.trial_config(t.params)["pipeline_config"] if t.params else {}
@@ -159,16 +145,13 @@ def trial_rows(study: Any, space: Any) -> list[dict[str, Any]]:
             "tune_trial_id": t.user_attrs.get("tune_trial_id"),
             "pack": t.user_attrs.get("pack", t.number),
             "state": t.state.name,
-            "value": trial_value(t, space),
-            "epochs_run": t.user_attrs.get("epochs_run", len(primary_curve(t, space))),
+            "value": objectives.value(t),
+            "epochs_run": t.user_attrs.get("epochs_run", len(objectives.curve(t))),
             "model_type": pipeline.get("model_type"),
         }
         if len(space.data.encoders) > 1:
             row["encoder"] = space.encoder_of(t.params) if t.params else None
-        if space.search.multi:  # each objective's value, and whether the trial is on the front
-            for i, name in enumerate(space.search.objectives):
-                row[f"value_{name}"] = t.values[i] if t.values is not None else None
-            row["pareto"] = t.number in front
+        row.update(objectives.columns(t, front))
         for k, v in values.items():
             row[f"param_{k}"] = json.dumps(v) if isinstance(v, list) else v
         for m in RESULT_METRICS:
@@ -199,14 +182,15 @@ def best_config(
     """config.json of ``trial`` (default: the study's best COMPLETE trial), with a search_result
     block: what ``search train`` needs to train that trial again (its data, data options,
     metric and seed), and with several objectives its value of each."""
-    best = trial if trial is not None else study.best_trial
+    objectives = objectives_of(study, space.search)
+    best = trial if trial is not None else objectives.exported()
     config = space.trial_config(best.params)
     config["pipeline_config"]["embedding_dim"] = embedding_dim
     states = [t.state.name for t in study.get_trials(deepcopy=False)]
     config["search_result"] = {
         "metric": space.search.primary,
         "mode": space.search.direction,
-        "value": trial_value(best, space),
+        "value": objectives.value(best),
         "trial": best.number,
         "tune_trial_id": best.user_attrs.get("tune_trial_id"),
         "params": best.params,
@@ -219,9 +203,5 @@ def best_config(
         "space": space.name,
         "trials": {s: states.count(s) for s in ("COMPLETE", "PRUNED", "FAIL")},
     }
-    if space.search.multi:
-        config["search_result"]["objectives"] = [
-            {"metric": m, "mode": d, "value": v}
-            for m, d, v in zip(space.search.objectives, space.search.directions, best.values)
-        ]
+    config["search_result"].update(objectives.result(best))
     return config

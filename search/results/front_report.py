@@ -1,5 +1,5 @@
 """The report's pages of a multi-objective run: the Pareto plot, the front in words, and the
-trial the run exports (``report.py`` lays them out)."""
+weights its exported point was picked with (``report.py`` lays them out)."""
 
 from __future__ import annotations
 
@@ -11,22 +11,16 @@ from optuna.trial import TrialState
 
 from search.files.atomic import save_png
 from search.files.rundir import RunDir
-from search.results.front_export import PICK_RULE, pick_weights, picked_trial
 from search.results.records import read_object
 from search.study.dominance import VECTORS
+from search.study.objectives import PICK_RULE
 
 
-def chosen_trial(
-    run_dir: Path, study: optuna.Study, space: Any, front: list[optuna.trial.FrozenTrial]
-) -> optuna.trial.FrozenTrial:
-    """The trial the run exports (the study has a COMPLETE trial): the best, or the point of
-    ``front`` picked with the weights its pareto.json records (1 each when the run has not
-    exported yet)."""
-    if not space.search.multi:
-        return study.best_trial
+def front_weights(run_dir: Path) -> dict[str, float] | None:
+    """The weights that picked a multi-objective run's exported point, as its pareto.json
+    records them; None (1 each) when the run has not exported one."""
     path = RunDir(run_dir).pareto
-    weights = read_object(path, "a run's Pareto front").get("weights") if path.is_file() else None
-    return picked_trial(front, study, pick_weights(space.search.objectives, weights))
+    return read_object(path, "a run's Pareto front").get("weights") if path.is_file() else None
 
 
 def pareto_plot(

@@ -19,12 +19,12 @@ from search.files.remote import exists
 from search.files.rundir import RunDir, trial_router_uri
 from search.log import logger
 from search.metrics.direction import Direction
-from search.results.export import RouterEntry, primary_curve, routers_of, trial_value
-from search.results.front_export import front_trials
-from search.results.front_report import chosen_trial, front_text, pareto_plot
+from search.results.export import RouterEntry, routers_of
+from search.results.front_report import front_text, front_weights, pareto_plot
 from search.results.records import read_object, read_run_info, recorded_options
 from search.results.routing_table import run_routing_table
 from search.space import load_space
+from search.study.objectives import objectives_of
 from search.study.store import open_study
 
 log = logger("results")
@@ -66,6 +66,7 @@ def _plots(study: optuna.Study, out: Path, space: Any) -> list[tuple[str, str]]:
     import matplotlib.pyplot as plt
 
     trials = study.get_trials(deepcopy=False)
+    objectives = objectives_of(study, space.search)
     metric = space.search.primary
     maximize = Direction(space.search.direction).maximize
     made: list[tuple[str, str]] = []
@@ -75,9 +76,9 @@ def _plots(study: optuna.Study, out: Path, space: Any) -> list[tuple[str, str]]:
 
     def points(state: TrialState) -> list[tuple[int, float]]:
         if state == TrialState.PRUNED:  # no value: its last intermediate one
-            curves = [(t.number, primary_curve(t, space)) for t in trials if t.state == state]
+            curves = [(t.number, objectives.curve(t)) for t in trials if t.state == state]
             return [(n, c[max(c)]) for n, c in curves if c]
-        done = [(t.number, trial_value(t, space)) for t in trials if t.state == state]
+        done = [(t.number, objectives.value(t)) for t in trials if t.state == state]
         return [(n, v) for n, v in done if v is not None]
 
     done, pruned = points(TrialState.COMPLETE), points(TrialState.PRUNED)
@@ -107,7 +108,7 @@ def _plots(study: optuna.Study, out: Path, space: Any) -> list[tuple[str, str]]:
     # -- intermediate values ---------------------------------------------------------------
     fig, ax = plt.subplots(figsize=(7, 4))
     for t in trials:
-        by_step = primary_curve(t, space)
+        by_step = objectives.curve(t)
         if not by_step:
             continue
         steps = sorted(by_step)
@@ -140,10 +141,9 @@ def _plots(study: optuna.Study, out: Path, space: Any) -> list[tuple[str, str]]:
 
     # -- parameter importances -------------------------------------------------------------
     evaluator, method = importance_evaluator()
-    primary = space.search.primary_index
     try:
         importances = optuna.importance.get_param_importances(
-            study, evaluator=evaluator, target=(lambda t: t.values[primary]) if space.search.multi else None
+            study, evaluator=evaluator, target=objectives.importance_target()
         )
     except (RuntimeError, ValueError):
         importances = {}  # too few completed trials, or nothing varied
@@ -223,10 +223,10 @@ def write_report(run_dir: Path) -> Path:
         log.info(f"note: {note}")
     trials = study.get_trials(deepcopy=False)
     counts = {s: sum(t.state.name == s for t in trials) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
-    metric = space.search.primary
     # the front and the exported trial, once: every part of the report below shows them
-    front = front_trials(study) if space.search.multi else []
-    best = chosen_trial(run_dir, study, space, front) if counts["COMPLETE"] else None
+    objectives = objectives_of(study, space.search)
+    front = objectives.front()
+    best = objectives.exported(front_weights(run_dir)) if counts["COMPLETE"] else None
     lines = [
         f"# Search report: {study.study_name}",
         "",
@@ -236,16 +236,13 @@ def write_report(run_dir: Path) -> Path:
         f"pruner {space.search.pruner.type}",
         f"- trials: {len(trials)} — {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
         f"{counts['FAIL']} failed" + (f", {counts['RUNNING']} running" if counts["RUNNING"] else ""),
-        f"- epochs trained: {sum(len(primary_curve(t, space)) for t in trials)}",
+        f"- epochs trained: {sum(len(objectives.curve(t)) for t in trials)}",
         *(f"- note: {note}" for note in notes),
     ]
     if best is not None:
         pipeline = space.trial_config(best.params)["pipeline_config"]
-        values = ", ".join(f"{m} = {v:.4g}" for m, v in zip(space.search.objectives, best.values))
         lines += [
-            f"- picked from the Pareto front of {len(front)}: trial {best.number}, {values}"
-            if space.search.multi
-            else f"- best: trial {best.number}, {metric} = {best.value:.4f}",
+            f"- {objectives.summary(best)}",
             "",
             "## Best config",
             "",
@@ -271,10 +268,10 @@ def write_report(run_dir: Path) -> Path:
         if len(space.data.encoders) > 1 and best is not None:  # they read its encoder's embeddings
             options = options.merged(encoder=space.encoder_of(best.params))
         data = load_data(info["data_source"], options)
-        table = run_routing_table(routers, data, recommend=not space.search.multi)
+        table = run_routing_table(routers, data, recommend=objectives.recommends)
 
     plots = _plots(study, run_dir, space)
-    if space.search.multi and best is not None:
+    if front and best is not None:
         plots.insert(0, pareto_plot(study, space, run_dir, front, best.number))
     for title, png in plots:
         lines += ["", f"## {title}", "", f"![{title}]({png})"]

@@ -10,7 +10,8 @@ import torch
 from search.files.remote import exists
 from search.files.rundir import trial_router_uri
 from search.metrics.direction import Direction
-from search.results.ensemble import RouterKeeper, greedy_select, scorer
+from search.results.ensemble import greedy_select, scorer
+from search.study.keepers import RouterKeeper
 from tests.search.spaces import fake_routers
 
 

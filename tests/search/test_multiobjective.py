@@ -24,10 +24,11 @@ from search.files.remote import exists
 from search.files.rundir import trial_router_uri
 from search.metrics.direction import Direction
 from search.metrics.pareto import dominates, front, pick, prune_at_rung, scaled
-from search.results.front_export import FrontKeeper, front_trials
 from search.space import load_space, parse_space
-from search.space.search_spec import PrunerSpec
+from search.space.search_spec import PrunerSpec, SearchSpec
 from search.study.dominance import VECTORS, DominancePruner
+from search.study.keepers import FrontKeeper
+from search.study.objectives import objectives_of
 from search.study.pruners import dominance_pruner
 from search.study.store import open_study
 from search.trial.train import train_pack
@@ -61,7 +62,8 @@ def test_front_is_the_non_dominated_set_and_agrees_with_optuna() -> None:
     for p in points:
         study.add_trial(create_trial(values=list(p)))
     assert sorted(t.number for t in study.best_trials) == on
-    assert [t.number for t in front_trials(study)] == on
+    search = SearchSpec(metric=["val_route_acc", "val_cost"])
+    assert [t.number for t in objectives_of(study, search).front()] == on
 
 
 # -- the pruning rule -----------------------------------------------------------------------
