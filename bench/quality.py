@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ from common import ROOT, load_yaml, run_search, write_yaml
 from search import metrics as M
 from search.data import load_data
 from search.data.builtin import BUILTIN
-from search.results.export import routers_of
+from search.results.export import run_routers
 from search.results.routing_table import load_routed, routing_table
 
 SHARED = ROOT.parent / "shared" / "data" / "mmlu_pro"
@@ -113,10 +112,9 @@ def make_set(name: str, folder: Path, seed: int) -> dict[str, Any]:
 def evaluate(run: Path, options: dict[str, Any]) -> dict[str, Any]:
     """The run's routers (the best trial, each family's best, the ensemble) and the baselines
     on test, and the recommended router against the best baseline there."""
-    config = json.loads((run / "config.json").read_text())
     given = {k: v for k, v in options.items() if k != "data"}
     data = load_data(options["data"], **given)
-    routed = [load_routed(e, data) for e in routers_of(run, config)]
+    routed = [load_routed(e, data) for e in run_routers(run)]
     table = routing_table(routed, data)
     _, y, m = data.split("test")
     rec = next(r for r in table.rows if r["router"] == table.recommended)

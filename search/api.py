@@ -102,6 +102,7 @@ class RunResult:
         from search.arguments import PATH, check
         from search.files.rundir import RunDir
         from search.results.records import read_object
+        from search.results.run_files import SearchResult
 
         check("RunResult.load", run_dir=(run_dir, PATH))
         rd = RunDir(Path(run_dir).resolve())
@@ -110,8 +111,8 @@ class RunResult:
         best = None
         if rd.config.is_file():
             config = read_object(rd.config, "a run's config.json")
-            sr = config.get("search_result") or {}
-            best = BestTrial(int(sr["trial"]), float(sr["value"]), dict(sr.get("params") or {}), config)
+            result = SearchResult.from_dict(config.get("search_result"), rd.config)
+            best = BestTrial(result.trial, float(result.value or "nan"), result.params, config)
         return cls(rd, best)
 
     @property
@@ -137,11 +138,10 @@ class RunResult:
         row per router; None when the run exported none."""
         import pandas as pd
 
-        from search.results.records import read_object
+        from search.results.run_files import RoutingRecord
 
-        if not self.run_dir.routing_table.is_file():
-            return None
-        return pd.DataFrame(read_object(self.run_dir.routing_table, "a routing table")["rows"])
+        record = RoutingRecord.read(self.run_dir.path)
+        return pd.DataFrame(record.rows) if record is not None else None
 
     @property
     def best_router(self) -> Router | None:
@@ -157,12 +157,10 @@ class RunResult:
     def recommended(self) -> str | None:
         """The name of the router the run recommends (chosen on val among the searched
         routers, the ensemble and the baselines; routing.json), or None."""
-        from search.results.records import read_object
+        from search.results.run_files import RoutingRecord
 
-        if not self.run_dir.routing_table.is_file():
-            return None
-        named = read_object(self.run_dir.routing_table, "a routing table").get("recommended")
-        return str(named) if named is not None else None
+        record = RoutingRecord.read(self.run_dir.path)
+        return record.recommended if record is not None else None
 
     @property
     def recommended_router(self) -> Router | None:
@@ -180,19 +178,14 @@ class RunResult:
         objective's value, its router file and whether it is the exported one; None otherwise."""
         import pandas as pd
 
-        from search.results.records import read_object
+        from search.results.run_files import FrontRecord
 
-        if not self.run_dir.pareto.is_file():
+        record = FrontRecord.read(self.run_dir.path)
+        if record is None:
             return None
-        front = read_object(self.run_dir.pareto, "a run's Pareto front")
         rows = [
-            {
-                "trial": p["trial"],
-                **p["values"],
-                "router": p["router"],
-                "picked": p["trial"] == front["picked"],
-            }
-            for p in front["front"]
+            {"trial": p["trial"], **p["values"], "router": p["router"], "picked": p["trial"] == record.picked}
+            for p in record.front
         ]
         return pd.DataFrame(rows)
 

@@ -25,6 +25,7 @@ from search.results.ensemble import Ensemble, Label, build_ensemble, load_trial_
 from search.results.export import RouterEntry, best_config, routers_of, trial_rows
 from search.results.front_export import write_front
 from search.results.routing_table import run_routing_table
+from search.results.run_files import RoutingRecord
 from search.routing.inference import val_logits
 from search.routing.offsets import budget_routing
 from search.study.keepers import Keeper
@@ -173,7 +174,7 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
     chosen = objectives.exported(plan.pick)
     encoder = space.encoder_of(chosen.params)
     data = datas[encoder]
-    config = best_config(
+    config, result = best_config(
         study, space, data.source, data.embedding_dim, dataclasses.asdict(plan.data_options), trial=chosen
     )
     best = chosen.number
@@ -187,10 +188,10 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
         weights = pick_weights(space.search.objectives, plan.pick)
         pareto = write_front(plan.run_dir, plan.storage, points, space, best, weights)
         front = [p["trial"] for p in pareto["front"]]
-        config["search_result"]["pareto"] = {"file": RunDir.PARETO, "trials": front, **pareto_pick(pareto)}
+        result.pareto = {"file": RunDir.PARETO, "trials": front, **pareto_pick(pareto)}
         print_front(pareto)
     refs = baselines(data)
-    config["search_result"]["baselines"] = _save_baselines(plan, data, refs)
+    result.baselines = _save_baselines(plan, data, refs)
     if objectives.no_ensemble is not None:
         ens, why = None, objectives.no_ensemble
     else:
@@ -201,23 +202,23 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
     # later --resume can export and assemble again (and each family's best can be compared);
     # every other trial router goes.
     families = family_bests(study, space, encoder) if objectives.per_family else {}
-    config["search_result"]["family_bests"] = families
+    result.family_bests = families
     for family, number in families.items():
         uri = trial_router_uri(plan.storage, number)
         if number != best and exists(uri):
             atomic_write_bytes(RunDir(plan.run_dir).family_router(family), get_bytes(uri))
     keep_routers(plan.storage, {best, *families.values(), *(ens.trials if ens else ()), *front})
     if ens is not None:
-        config["search_result"]["ensemble"] = {
+        result.ensemble = {
             "router": RunDir.ENSEMBLE_ROUTER,
             "summary": RunDir.ENSEMBLE_SUMMARY,
             "trials": ens.trials,
             "baselines": [n for n in ens.members if isinstance(n, str)],
             "weights": ens.weights,
         }
-    routers = routers_of(plan.run_dir, config)
+    routers = routers_of(plan.run_dir, config["pipeline_config"]["model_type"], result)
     if plan.budget is not None:
-        config["search_result"]["routing"] = _apply_budget(routers, data, plan.budget)
+        result.routing = _apply_budget(routers, data, plan.budget)
         by_number = {t.number: t for t in complete}
         for n in front:
             path = RunDir(plan.run_dir).path / RunDir.pareto_router_name(n)
@@ -227,11 +228,12 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
     table = run_routing_table(routers, data, recommend=objectives.recommends) if routers else None
     if table is not None and table.recommended:
         entry = next(e for e in routers if e.name == table.recommended)
-        config["search_result"]["recommended"] = {
+        result.recommended = {
             "router": table.recommended,
             "file": entry.path.relative_to(plan.run_dir).as_posix(),
             "kind": entry.kind,
         }
+    config["search_result"] = result.to_dict()  # the one writer of the block
     write_json(RunDir(plan.run_dir).config, config)
     try:
         write_json(plan.export, config)
@@ -241,23 +243,19 @@ def finish(plan: RunPlan, study: optuna.Study, datas: dict[str, RouterData]) -> 
             f"{plan.run_dir} (config.json, {RunDir.BEST_ROUTER})"
         ) from exc
     if table is not None:
-        write_json(
-            RunDir(plan.run_dir).routing_table,
-            {
-                "rows": table.rows,
-                "recommended": table.recommended,
-                "recommendation": table.recommendation,
-                "tasks": table.tasks,
-                "graded": table.graded,
-                "leakage": find_leakage(data).to_dict(),
-            },
-        )
+        RoutingRecord(
+            table.rows,
+            table.recommended,
+            table.recommendation,
+            table.tasks,
+            table.graded,
+            find_leakage(data).to_dict(),
+        ).write(plan.run_dir)
         log.info("\n" + table.text)
-    sr = config["search_result"]
+    counts = result.trials
     log.info(
-        f"{objectives.word}: trial {best}, {sr['metric']} {sr['value']:.4f}; "
-        f"{sr['trials']['COMPLETE']} complete, {sr['trials']['PRUNED']} pruned, "
-        f"{sr['trials']['FAIL']} failed"
+        f"{objectives.word}: trial {best}, {result.metric} {result.value:.4f}; "
+        f"{counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed"
         + (f"; ensemble of {len(ens.members)} routers ({ens.picks} picks)" if ens else "")
     )
     extra = f", {RunDir.ENSEMBLE_ROUTER}, {RunDir.ENSEMBLE_SUMMARY}" if ens else ""

@@ -52,15 +52,15 @@ def first(datas: RunData) -> RouterData:
     return next(iter(datas.values()))
 
 
-def check_resumed_data(plan: RunPlan, info: dict[str, Any], datas: RunData) -> dict[str, Any]:
-    """The data's fingerprint, checked against the one the run recorded (on a resume).
+def check_resumed_data(plan: RunPlan, recorded: dict[str, Any] | None, datas: RunData) -> dict[str, Any]:
+    """The data's fingerprint, checked against the one the run recorded (``recorded``, run.json's
+    ``data``; on a resume).
 
     Raises:
         UserError: Other data than the run's (one line saying what differs).
     """
     data = first(datas)
     data_fp = data_record(data)
-    recorded = info.get("data")
     if plan.resume and isinstance(recorded, dict):
         diff = difference(recorded, data_fp)
         if diff is not None:

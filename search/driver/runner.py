@@ -27,12 +27,12 @@ from search.driver.session import process_state, ray_is_up, start_ray, stop_ray
 from search.driver.tracking import Tracker
 from search.driver.tuner import run_trials
 from search.errors import DISK_ERRORS, SpaceError, UserError
-from search.files.atomic import atomic_write_bytes, write_json, write_parquet
+from search.files.atomic import atomic_write_bytes, write_parquet
 from search.files.remote import probe_storage
 from search.files.rundir import RunDir
 from search.log import logger
 from search.results.export import trial_rows
-from search.results.records import holds_run, new_run_id, read_run_info, run_storage
+from search.results.records import RunInfo, holds_run, new_run_id, read_run_info, run_storage
 from search.study.lock import RunLock, describe_holder
 from search.study.store import close_interrupted, counted_trials, open_study, trials_started
 from search.trial.config import build_model, check_fits
@@ -127,7 +127,7 @@ def _forget_unstarted(plan: RunPlan, lock: RunLock) -> None:
 
 
 def _run_locked(plan: RunPlan, lock: RunLock, hard_exit: bool) -> int:
-    info = read_run_info(plan.run_dir) if plan.resume else {}
+    info = read_run_info(plan.run_dir) if plan.resume else RunInfo()
     datas = load_run_data(plan)
     data = first(datas)
     try:  # a space's prior choice may name tasks the data does not have
@@ -136,8 +136,8 @@ def _run_locked(plan: RunPlan, lock: RunLock, hard_exit: bool) -> int:
         raise SpaceError(f"{plan.space_path}: {str(exc).removeprefix('@')}") from exc
     if note:
         log.info(f"note: {note}")
-    data_fp = check_resumed_data(plan, info, datas)
-    run_id = info.get("run_id") if plan.resume else new_run_id(plan.run_dir)
+    data_fp = check_resumed_data(plan, info.data, datas)
+    run_id = info.run_id if plan.resume else new_run_id(plan.run_dir)
     storage = run_storage(plan.storage_root, plan.run_dir, run_id)
     plan = dataclasses.replace(plan, space=space, storage=storage)
     if plan.storage_root is not None:
@@ -154,20 +154,17 @@ def _run_locked(plan: RunPlan, lock: RunLock, hard_exit: bool) -> int:
     lock.keep_dir()
     if not plan.resume:
         atomic_write_bytes(RunDir(plan.run_dir).space, Path(plan.space_path).read_bytes())
-        write_json(
-            RunDir(plan.run_dir).run_info,
-            {
-                "space": plan.space_path,
-                "run_id": run_id,
-                "data_source": data.source,
-                "data_options": dataclasses.asdict(plan.data_options),
-                "data": data_fp,
-                "storage_root": plan.storage_root,
-                "storage": plan.storage,
-                "address": plan.address,
-                "started": time.time(),
-            },
-        )
+        RunInfo(
+            space=plan.space_path,
+            run_id=run_id,
+            data_source=data.source,
+            data_options=dataclasses.asdict(plan.data_options),
+            data=data_fp,
+            storage_root=plan.storage_root,
+            storage=plan.storage,
+            address=plan.address,
+            started=time.time(),
+        ).write(plan.run_dir)
     notes: list[str] = []
     study = open_study(plan.run_dir, plan.space, notes=notes)
     for note in notes:

@@ -18,10 +18,10 @@ from search.data.options import ENCODER_PARAM, DataOptions
 from search.data.options import FIELDS as DATA_FIELDS
 from search.errors import UserError
 from search.files.atomic import write_json
-from search.files.parse import read_json
 from search.limits import MAX_EPOCHS, check_int, check_seed
 from search.log import logger
 from search.metrics.direction import METRIC_MODES
+from search.results.run_files import SearchResult
 from search.routing.inference import predict, split_metrics, val_logits
 from search.routing.offsets import margin_routing
 from search.trial.train import EpochReport, TrainResult, train_pack
@@ -29,14 +29,13 @@ from search.trial.train import EpochReport, TrainResult, train_pack
 log = logger("driver")
 
 
-def _search_result(path: str) -> dict[str, Any]:
-    """The ``search_result`` block of a config a search exported, or {} (read errors are the
-    config reader's to say)."""
+def _search_result(path: str) -> SearchResult | None:
+    """The search result of a config a search exported, or None: a config written by hand, or
+    one whose block is not a search's (read errors are the config reader's to say)."""
     try:
-        block = read_json(Path(path)).get("search_result")
-    except Exception:  # noqa: BLE001 - read_pipeline_config reports a bad file in one line
-        return {}
-    return block if isinstance(block, dict) else {}
+        return SearchResult.read(Path(path))
+    except UserError:  # read_pipeline_config reports a bad file in one line
+        return None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -148,16 +147,17 @@ def run_train(
     the search's metric, with the trial's seed (unless ``metric`` or ``seed`` are given).
     """
     recorded = _search_result(config_paths[0])
-    metric = metric or recorded.get("metric") or "val_loss"
-    seed = seed if seed is not None else int(recorded.get("seed") or 0)
-    if data_spec is None and recorded.get("data_source"):
-        data_spec = recorded["data_source"]
+    searched = recorded.data_source if recorded is not None else None
+    metric = metric or (recorded.metric if recorded is not None else None) or "val_loss"
+    seed = seed if seed is not None else int(recorded.seed if recorded is not None else 0)
+    if data_spec is None and recorded is not None and searched:
+        data_spec = searched
         given = options is not None and options != DataOptions()  # any data flag on the command line
-        if not given and isinstance(recorded.get("data_options"), dict):
-            options = DataOptions(**{k: v for k, v in recorded["data_options"].items() if k in DATA_FIELDS})
+        if not given and isinstance(recorded.data_options, dict):
+            options = DataOptions(**{k: v for k, v in recorded.data_options.items() if k in DATA_FIELDS})
         log.info(f"data: the search's ({data_spec}), as {config_paths[0]} records")
-    elif data_spec is not None and recorded.get("data_source") and str(data_spec) != recorded["data_source"]:
-        log.info(f"note: training on {data_spec}, not on the search's data ({recorded['data_source']})")
+    elif data_spec is not None and searched and str(data_spec) != searched:
+        log.info(f"note: training on {data_spec}, not on the search's data ({searched})")
     elif data_spec is None:
         log.info("note: no --data and no search in the config: synthetic data")
     if metric not in METRIC_MODES:

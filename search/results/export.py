@@ -11,6 +11,7 @@ from search.errors import UserError
 from search.files.rundir import RunDir
 from search.results.baselines import BASELINES
 from search.results.records import read_object
+from search.results.run_files import RoutingRecord, SearchResult
 from search.study.objectives import objectives_of
 from search.trial.config import trial_seed
 
@@ -55,62 +56,62 @@ def baseline_entries(run_dir: Path, names: dict[str, str]) -> list[RouterEntry]:
     return out
 
 
-def routers_of(run_dir: Path, config: dict[str, Any]) -> list[RouterEntry]:
-    """The run's routers for the routing table: the best trial's, each other model type's best
-    (``search_result.family_bests``, in ``families/``) and the ensemble, when written, then the
-    baselines config.json names (``search_result.baselines``).
-
-    Raises:
-        UserError: ``config`` is not a run's config.json (one line naming what it lacks).
-    """
-    where = RunDir(run_dir).config
-    try:
-        sr = config["search_result"]
-        t = config["pipeline_config"]["model_type"]
-        trial = sr["trial"]
-        ens = sr.get("ensemble")
-        ens_file = ens["router"] if ens else None
-        ens_size = len(ens["trials"]) + len(ens.get("baselines") or ()) if ens else 0
-        names = {str(k): str(v) for k, v in (sr.get("baselines") or {}).items()}
-        families = {str(k): int(v) for k, v in (sr.get("family_bests") or {}).items()}
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise UserError(f"{where}: not a run's config.json (no search_result with trial {exc})") from exc
-    if ens_file is not None and (not isinstance(ens_file, str) or Path(ens_file).name != ens_file):
-        raise UserError(
-            f"{where}: search_result.ensemble.router {ens_file!r} is not a file name in the run dir"
-        )
+def routers_of(run_dir: Path, model_type: str, result: SearchResult) -> list[RouterEntry]:
+    """The run's routers for the routing table: the exported trial's (of ``model_type``), each
+    other model type's best (``family_bests``, in ``families/``) and the ensemble, when written,
+    then the baselines the result names."""
     out = []
+    trial = result.trial
     if (RunDir(run_dir).best_router).exists():
-        what = "picked" if sr.get("pareto") else "best"  # a multi-objective run's front point
+        what = "picked" if result.pareto else "best"  # a multi-objective run's front point
+        rank = trial_rank(model_type)
         out.append(
             RouterEntry(
-                f"{what} trial {trial} ({t})", RunDir(run_dir).best_router, "trial", "", trial_rank(t)
+                f"{what} trial {trial} ({model_type})", RunDir(run_dir).best_router, "trial", "", rank
             )
         )
-    for family, number in sorted(families.items()):
+    for family, number in sorted(result.family_bests.items()):
         path = RunDir(run_dir).family_router(family)
         if number != trial and path.exists():
             out.append(RouterEntry(f"best {family} trial {number}", path, "trial", "", trial_rank(family)))
-    if ens_file is not None and (run_dir / ens_file).exists():
-        name = f"ensemble of {ens_size} " + ("routers" if ens and ens.get("baselines") else "trials")
-        out.append(RouterEntry(name, run_dir / ens_file, "ensemble", "", ENSEMBLE_RANK))
-    return out + baseline_entries(run_dir, names)
+    ens = result.ensemble
+    if ens is not None and (run_dir / ens["router"]).exists():
+        kind = "routers" if ens.get("baselines") else "trials"
+        name = f"ensemble of {result.ensemble_size} {kind}"
+        out.append(RouterEntry(name, run_dir / ens["router"], "ensemble", "", ENSEMBLE_RANK))
+    return out + baseline_entries(run_dir, {str(k): str(v) for k, v in result.baselines.items()})
+
+
+def run_routers(run_dir: Path) -> list[RouterEntry]:
+    """The routers of a finished run (its config.json), as :func:`routers_of` lists them.
+
+    Raises:
+        UserError: No config.json, or not a run's (one line naming what it lacks).
+    """
+    config_path = RunDir(run_dir).config
+    if not config_path.is_file():
+        raise UserError(f"{run_dir}: no config.json; give a router file (.pt) or a finished run dir")
+    config = read_object(config_path, "a run's config.json")
+    result = SearchResult.from_dict(config.get("search_result"), config_path)
+    try:
+        model_type = str(config["pipeline_config"]["model_type"])
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{config_path}: not a run's config.json (no pipeline_config.model_type)") from exc
+    return routers_of(run_dir, model_type, result)
 
 
 def recommended_router(run_dir: Path) -> tuple[Path, str]:
     """The router file a run recommends (chosen on val: a searched router, the ensemble or a
-    baseline) and its name; the best trial's when the run recommended none."""
-    config_path = RunDir(run_dir).config
-    if not config_path.is_file():
-        raise UserError(f"{run_dir}: no config.json; give a router file (.pt) or a finished run dir")
-    routers = {e.name: e.path for e in routers_of(run_dir, read_object(config_path, "a run's config.json"))}
+    baseline) and its name; the exported trial's when the run recommended none."""
+    routers = {e.name: e.path for e in run_routers(run_dir)}
     if not routers:
         raise UserError(f"{run_dir}: holds no router ({RunDir.BEST_ROUTER} is missing)")
-    table = RunDir(run_dir).routing_table
-    named = read_object(table, "a run's routing table").get("recommended") if table.is_file() else None
-    if named is not None and (not isinstance(named, str) or named not in routers):
+    record = RoutingRecord.read(run_dir)
+    named = record.recommended if record is not None else None
+    if named is not None and named not in routers:
         raise UserError(
-            f"{table}: recommends {named!r}, which is not one of the run's routers ({', '.join(routers)})"
+            f"{RunDir(run_dir).routing_table}: recommends {named!r}, which is not one of the run's "
+            f"routers ({', '.join(routers)})"
         )
     name = named if named is not None else next(iter(routers))
     return routers[name], name
@@ -178,30 +179,30 @@ def best_config(
     embedding_dim: int,
     data_options: dict[str, Any] | None = None,
     trial: Any = None,
-) -> dict[str, Any]:
-    """config.json of ``trial`` (default: the study's best COMPLETE trial), with a search_result
-    block: what ``search train`` needs to train that trial again (its data, data options,
-    metric and seed), and with several objectives its value of each."""
+) -> tuple[dict[str, Any], SearchResult]:
+    """config.json of ``trial`` (default: the trial the run exports) and its search result: what
+    ``search train`` needs to train that trial again (its data, data options, metric and seed),
+    and with several objectives its value of each."""
     objectives = objectives_of(study, space.search)
     best = trial if trial is not None else objectives.exported()
     config = space.trial_config(best.params)
     config["pipeline_config"]["embedding_dim"] = embedding_dim
     states = [t.state.name for t in study.get_trials(deepcopy=False)]
-    config["search_result"] = {
-        "metric": space.search.primary,
-        "mode": space.search.direction,
-        "value": objectives.value(best),
-        "trial": best.number,
-        "tune_trial_id": best.user_attrs.get("tune_trial_id"),
-        "params": best.params,
-        "train_config": config["pipeline_config"]["train_config"],
-        "best_epoch": best.user_attrs.get("best_epoch"),
-        "metrics": best.user_attrs.get("best_metrics", {}),
-        "data_source": data_source,
-        "data_options": data_options,
-        "seed": trial_seed(space.search.seed, best.number),
-        "space": space.name,
-        "trials": {s: states.count(s) for s in ("COMPLETE", "PRUNED", "FAIL")},
-    }
-    config["search_result"].update(objectives.result(best))
-    return config
+    result = SearchResult(
+        metric=space.search.primary,
+        mode=space.search.direction,
+        value=objectives.value(best),
+        trial=best.number,
+        tune_trial_id=best.user_attrs.get("tune_trial_id"),
+        params=best.params,
+        train_config=config["pipeline_config"]["train_config"],
+        best_epoch=best.user_attrs.get("best_epoch"),
+        metrics=best.user_attrs.get("best_metrics", {}),
+        data_source=data_source,
+        data_options=data_options,
+        seed=trial_seed(space.search.seed, best.number),
+        space=space.name,
+        trials={s: states.count(s) for s in ("COMPLETE", "PRUNED", "FAIL")},
+        **objectives.result(best),
+    )
+    return config, result

@@ -11,9 +11,10 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
-from search.files.atomic import atomic_write_bytes, write_json
+from search.files.atomic import atomic_write_bytes
 from search.files.remote import exists, get_bytes
 from search.files.rundir import RunDir, trial_router_uri
+from search.results.run_files import FrontRecord
 from search.study.objectives import PICK_RULE
 
 
@@ -50,14 +51,12 @@ def write_front(
                 "router": router,
             }
         )
-    summary = {
-        "objectives": [
+    return FrontRecord(
+        objectives=[
             {"metric": m, "mode": d} for m, d in zip(space.search.objectives, space.search.directions)
         ],
-        "rule": PICK_RULE,
-        "weights": dict(zip(space.search.objectives, weights)),
-        "picked": picked,
-        "front": rows,
-    }
-    write_json(rd.pareto, summary)
-    return summary
+        rule=PICK_RULE,
+        weights=dict(zip(space.search.objectives, weights)),
+        picked=picked,
+        front=rows,
+    ).write(run_dir)

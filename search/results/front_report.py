@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 
 from search.files.atomic import save_png
 from search.files.rundir import RunDir
-from search.results.records import read_object
+from search.results.run_files import FrontRecord
 from search.study.dominance import VECTORS
 from search.study.objectives import PICK_RULE
 
@@ -19,8 +19,8 @@ from search.study.objectives import PICK_RULE
 def front_weights(run_dir: Path) -> dict[str, float] | None:
     """The weights that picked a multi-objective run's exported point, as its pareto.json
     records them; None (1 each) when the run has not exported one."""
-    path = RunDir(run_dir).pareto
-    return read_object(path, "a run's Pareto front").get("weights") if path.is_file() else None
+    record = FrontRecord.read(run_dir)
+    return record.weights if record is not None else None
 
 
 def pareto_plot(

@@ -11,12 +11,15 @@ something else or data that is not the same.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from search.data.options import FIELDS, DataOptions
 from search.errors import UserError
+from search.files.atomic import write_json
 from search.files.parse import ParseError, read_json
 from search.files.rundir import RunDir
 from search.space import Space
@@ -56,35 +59,65 @@ def read_object(path: Path, what: str) -> dict[str, Any]:
     return obj
 
 
-def read_run_info(run_dir: Path) -> dict[str, Any]:
-    """The run's record; {} when it has none (a run made before records were kept).
+@dataclass(frozen=True)
+class RunInfo:
+    """``run.json``: the run's record of itself, written once when it starts (a resume never
+    rewrites it; ``RunInfo()`` for a run made before records were kept).
+
+    Attributes:
+        space: The space file given. run_id: The run's id (its storage folder's name).
+        data_source: The data it searched. data_options: How it read them (DataOptions').
+        data: The data's fingerprint (``search/data/fingerprint.py``), checked on a resume.
+        storage_root: ``--storage``. storage: The run's own folder under it (or the run dir).
+        address: The Ray cluster. started: When it started (seconds since the epoch).
+    """
+
+    space: str = ""
+    run_id: str | None = None
+    data_source: str | None = None
+    data_options: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] | None = None
+    storage_root: str | None = None
+    storage: str | None = None
+    address: str | None = None
+    started: float | None = None
+
+    def write(self, run_dir: Path) -> None:
+        write_json(RunDir(run_dir).run_info, dataclasses.asdict(self))
+
+    def options(self) -> DataOptions:
+        """How the run read its data, to read it again the same way.
+
+        Raises:
+            UserError: The recorded options are not options (one line).
+        """
+        raw = self.data_options or {}
+        if not isinstance(raw, dict) or any(k not in FIELDS for k in raw):
+            fields = ", ".join(FIELDS)
+            raise UserError(f"{RunDir.RUN_INFO}: data_options is not a set of data options ({fields})")
+        try:
+            return DataOptions(**raw)
+        except TypeError as exc:
+            raise UserError(f"{RunDir.RUN_INFO}: data_options: {exc}") from exc
+
+
+def read_run_info(run_dir: Path) -> RunInfo:
+    """The run's record; ``RunInfo()`` when it has none (a run made before records were kept).
 
     Raises:
         UserError: The record is not a JSON object or a field has the wrong type (one line).
     """
     path = RunDir(run_dir).run_info
     if not path.exists():
-        return {}
+        return RunInfo()
     info = read_object(path, "a run's record")
     for key in ("storage", "run_id", "data_source"):
-        if key in info and not isinstance(info[key], str):
+        if info.get(key) is not None and not isinstance(info[key], str):
             raise UserError(f"{path}: {key} is {info[key]!r}, not a text")
-    return info
-
-
-def recorded_options(info: dict[str, Any]) -> DataOptions:
-    """How the run read its data (run.json's ``data_options``), to read it again the same way.
-
-    Raises:
-        UserError: The recorded options are not options (one line).
-    """
-    raw = info.get("data_options") or {}
-    if not isinstance(raw, dict) or any(k not in FIELDS for k in raw):
-        raise UserError(f"{RunDir.RUN_INFO}: data_options is not a set of data options ({', '.join(FIELDS)})")
-    try:
-        return DataOptions(**raw)
-    except TypeError as exc:
-        raise UserError(f"{RunDir.RUN_INFO}: data_options: {exc}") from exc
+    if "data" in info and info["data"] is not None and not isinstance(info["data"], dict):
+        raise UserError(f"{path}: data is {info['data']!r}, not the data's record")
+    names = {f.name for f in dataclasses.fields(RunInfo)}
+    return RunInfo(**{k: v for k, v in info.items() if k in names})
 
 
 def new_run_id(run_dir: Path) -> str:

@@ -19,9 +19,9 @@ from search.files.remote import exists
 from search.files.rundir import RunDir, trial_router_uri
 from search.log import logger
 from search.metrics.direction import Direction
-from search.results.export import RouterEntry, routers_of
+from search.results.export import RouterEntry, run_routers
 from search.results.front_report import front_text, front_weights, pareto_plot
-from search.results.records import read_object, read_run_info, recorded_options
+from search.results.records import RunInfo, read_object, read_run_info
 from search.results.routing_table import run_routing_table
 from search.space import load_space
 from search.study.objectives import objectives_of
@@ -30,19 +30,17 @@ from search.study.store import open_study
 log = logger("results")
 
 
-def _routers(
-    run_dir: Path, info: dict[str, Any], chosen: optuna.trial.FrozenTrial | None
-) -> list[RouterEntry]:
+def _routers(run_dir: Path, info: RunInfo, chosen: optuna.trial.FrozenTrial | None) -> list[RouterEntry]:
     """The run's routers: from its config.json when it finished, else the exported trial's
     (``chosen``, None when no trial completed) on storage."""
     if (RunDir(run_dir).config).exists():
-        routers = routers_of(run_dir, read_object(RunDir(run_dir).config, "a run's config.json"))
+        routers = run_routers(run_dir)
         if routers:
             return routers
     if chosen is None:
         return []
     best = chosen.number
-    uri = trial_router_uri(info.get("storage", str(run_dir)), best)
+    uri = trial_router_uri(info.storage or str(run_dir), best)
     return [RouterEntry(f"best trial {best}", Path(uri))] if "://" not in uri and exists(uri) else []
 
 
@@ -231,7 +229,7 @@ def write_report(run_dir: Path) -> Path:
         f"# Search report: {study.study_name}",
         "",
         f"- run dir: `{run_dir}`",
-        f"- data: `{info.get('data_source', 'unknown')}`",
+        f"- data: `{info.data_source or 'unknown'}`",
         f"- {space.search.objective_text}; sampler {space.search.sampler.type}, "
         f"pruner {space.search.pruner.type}",
         f"- trials: {len(trials)} — {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
@@ -263,11 +261,11 @@ def write_report(run_dir: Path) -> Path:
     ensemble = RunDir(run_dir).ensemble_summary
     ensemble_lines = _ensemble_lines(ensemble) if routers and ensemble.exists() else []
     table = None
-    if routers and info.get("data_source"):
-        options = recorded_options(info)
+    if routers and info.data_source:
+        options = info.options()
         if len(space.data.encoders) > 1 and best is not None:  # they read its encoder's embeddings
             options = options.merged(encoder=space.encoder_of(best.params))
-        data = load_data(info["data_source"], options)
+        data = load_data(info.data_source, options)
         table = run_routing_table(routers, data, recommend=objectives.recommends)
 
     plots = _plots(study, run_dir, space)

@@ -22,7 +22,7 @@ from typing import Any
 from search.errors import UserError
 from search.files.rundir import RunDir
 from search.redact import shown_path
-from search.results.records import read_object
+from search.results.run_files import SearchResult
 from search.routing.router import Router
 from search.serve import INSTALL
 from search.serve.settings import TOKEN_ENV, ServeSettings
@@ -71,8 +71,14 @@ def router_card(router: Router, target: Path) -> dict[str, Any]:
     }
     config = RunDir(target).config if target.is_dir() else None
     if config is not None and config.is_file():
-        result = read_object(config, "a run's config.json").get("search_result") or {}
-        card["metric"] = {k: result.get(k) for k in ("metric", "mode", "value", "trial")}
+        result = SearchResult.read(config)
+        if result is not None:
+            card["metric"] = {
+                "metric": result.metric,
+                "mode": result.mode,
+                "value": result.value,
+                "trial": result.trial,
+            }
     return card
 
 

@@ -19,7 +19,7 @@ from search.data.synthetic import SyntheticSpec
 from search.driver.plan import default_run_dir
 from search.errors import UserError
 from search.files.rundir import RunDir
-from search.results.records import new_run_id, read_run_info, run_storage, space_difference
+from search.results.records import RunInfo, new_run_id, read_run_info, run_storage, space_difference
 from search.space import parse_space
 from search.study.lock import STALE_AFTER_S, RunDirInUse, RunLock, holder_of
 from tests.search.procs import ROOT
@@ -160,4 +160,4 @@ def test_a_garbage_run_record_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "run.json").write_text('{"storage": 3}')
     with pytest.raises(UserError, match="run.json: storage is 3, not a text"):
         read_run_info(tmp_path)
-    assert read_run_info(tmp_path / "none") == {}
+    assert read_run_info(tmp_path / "none") == RunInfo()
