@@ -34,7 +34,10 @@ def test_a_search_result_reads_back_as_written_and_leaves_out_what_a_run_has_not
     ("block", "message"),
     [
         ([1, 2], "not a run's config.json"),
-        ({"metric": "val_auc", "mode": "max", "value": 0.7}, r"search_result lacks what a run writes .*trial"),
+        (
+            {"metric": "val_auc", "mode": "max", "value": 0.7},
+            r"search_result lacks what a run writes .*trial",
+        ),
         ({"metric": "m", "mode": "max", "value": 0.7, "trial": "3"}, r"search_result.trial is '3'"),
         (
             {"metric": "m", "mode": "max", "value": 0.7, "trial": 3, "ensemble": {"router": "../x.pt"}},
