@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from router_models import read_pipeline_config, save_router
+from router_models import ConfigError, read_pipeline_config, save_router
 from search import metrics as M
 from search.data import RouterData, load_data
 from search.data.encode.encoder import best_device
@@ -24,6 +24,7 @@ from search.metrics.direction import METRIC_MODES
 from search.results.run_files import SearchResult
 from search.routing.inference import predict, split_metrics, val_logits
 from search.routing.offsets import margin_routing
+from search.trial.members import CONFIG_ERROR, build_members
 from search.trial.train import EpochReport, TrainResult, train_pack
 
 log = logger("driver")
@@ -175,6 +176,11 @@ def run_train(
     packed = f"; {len(configs)} configs as one pack" if len(configs) > 1 else ""
     log.info(f"data: {data.source} ({data.num_models} models, {data.embedding_dim}-d); device: {dev}{packed}")
 
+    # a config that does not build is the user's to fix: one line before anything trains
+    shown = [Path(p).name for p in config_paths]
+    for member in build_members(configs, data, [seed] * len(configs), epochs, dev, shown):
+        if member.error is not None:
+            raise ConfigError(member.error.removeprefix(CONFIG_ERROR))
     results = train_pack(
         configs,
         data,

@@ -1,6 +1,7 @@
 """The members of a pack as the training loop keeps them: each built as it would be built
-alone (a member whose config does not build, or would not fit, fails alone), judged after each
-epoch (diverged ones fail, improved ones keep their weights), and its result at the end."""
+alone (a member whose config does not build, or would not fit, is returned failed, not raised:
+it fails alone), judged after each epoch (diverged ones fail, improved ones keep their weights),
+and its result at the end."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from router_models import BaseModel, ConfigError
 from search.data import RouterData
 from search.metrics.direction import Direction
 from search.trial.config import build_model, check_fits, complete_config
-from search.trial.outcomes import EpochReport, MemberConfigError, Status, TrainResult
+from search.trial.outcomes import EpochReport, Status, TrainResult
 from search.trial.packable import incompatibility
 from search.trial.train_config import resolve_train_config
 
@@ -25,7 +26,7 @@ class MemberState:
     """The loop's record of one member: what it trains and how it fares."""
 
     index: int
-    model: BaseModel
+    model: BaseModel | None  # None for a member whose config did not build
     train_config: dict[str, Any]
     status: Status = Status.TRAINING
     best_key: float = math.inf  # its best value of the metric, as a key: lower is better
@@ -37,12 +38,15 @@ class MemberState:
     arch: dict[str, float] = field(default_factory=dict)  # its architecture's metrics, every epoch
 
 
-def _as_member(index: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)``; a ConfigError becomes member ``index``'s own."""
+CONFIG_ERROR = "ConfigError: "  # how a member whose config did not build is said to have failed
+
+
+def _why(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, str | None]:
+    """``fn(*args, **kwargs)`` and None, or None and the config error's line."""
     try:
-        return fn(*args, **kwargs)
+        return fn(*args, **kwargs), None
     except ConfigError as exc:
-        raise MemberConfigError(index, str(exc)) from exc
+        return None, f"{CONFIG_ERROR}{exc}"
 
 
 def build_members(
@@ -52,27 +56,45 @@ def build_members(
     epochs: int | None,
     device: torch.device,
     names: Sequence[str] | None,
+    first: int = 0,
 ) -> list[MemberState]:
-    """Check every config (a member that does not build, or would not fit, fails alone), that
-    they can share a pack, and build each member's model as it would be built alone."""
-    configs = [_as_member(k, complete_config, c, data) for k, c in enumerate(configs)]
-    tcs = [_as_member(k, resolve_train_config, c, epochs) for k, c in enumerate(configs)]
-    for k, c in enumerate(configs):
-        _as_member(k, check_fits, _as_member(k, build_model, c, data, meta=True), device)
-    if len(configs) > 1:
+    """Every config as a member (indices from ``first``), its model built as it would be built
+    alone; a member whose config does not build, or would not fit, is returned FAILED with the
+    reason (the others train on without it).
+
+    Raises:
+        ConfigError: The members that build cannot share a pack (the key that differs).
+    """
+    members: list[MemberState] = []
+    ready: list[tuple[MemberState, dict[str, Any]]] = []
+    for k, (config, seed) in enumerate(zip(configs, seeds)):
+        completed, error = _why(complete_config, config, data)
+        tc, error = (None, error) if error else _why(resolve_train_config, completed, epochs)
+        if error is None:
+            meta, error = _why(build_model, completed, data, meta=True)
+            error = error or _why(check_fits, meta, device)[1]
+        member = MemberState(first + k, None, tc or {}, seed=seed)
+        if error is not None:
+            member.status, member.error = Status.FAILED, error
+        else:
+            ready.append((member, completed))
+        members.append(member)
+    if len(ready) > 1:
+        chosen = [names[m.index - first] if names else f"config {m.index - first}" for m, _ in ready]
         problem = incompatibility(
-            configs,
-            tcs,
-            names or [f"config {i}" for i in range(len(configs))],
+            [c for _, c in ready],
+            [m.train_config for m, _ in ready],
+            chosen,
             data.embedding_dim,
             data.num_models,
         )
         if problem:
             raise ConfigError(problem)
-    members = []
-    for k, (c, seed) in enumerate(zip(configs, seeds)):
-        torch.manual_seed(seed)  # each member's init is what it would be alone
-        members.append(MemberState(k, _as_member(k, build_model, c, data), tcs[k], seed=seed))
+    for member, completed in ready:
+        torch.manual_seed(member.seed)  # each member's init is what it would be alone
+        member.model, error = _why(build_model, completed, data)
+        if error is not None:
+            member.status, member.error = Status.FAILED, error
     return members
 
 
@@ -109,7 +131,7 @@ def result_of(m: MemberState, direction: Direction) -> TrainResult:
         return TrainResult(
             None, m.best_epoch, value, len(m.history), m.status, m.error, m.history, m.train_config
         )
-    assert m.state is not None
+    assert m.state is not None and m.model is not None
     m.model.load_state_dict(m.state)
     m.model.eval()
     return TrainResult(

@@ -1,7 +1,7 @@
 """What the training loop takes and gives, beside the configs and the data: a member's outcome
 (:class:`TrainResult`, its :class:`Status`), what a pack reports after each epoch
 (:class:`EpochReport`, through a :data:`PackReport`), the members that join a running pack
-(:class:`Joiner`, from a :data:`Refill`), and the errors that name one member.
+(:class:`Joiner`, from a :data:`Refill`), and a diverged member's error.
 ``search.trial.train`` is the loop that uses them.
 """
 
@@ -12,19 +12,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from router_models import BaseModel, ConfigError
+from router_models import BaseModel
 
 
 class TrainingDiverged(FloatingPointError):
     """The loss became NaN or inf."""
-
-
-class MemberConfigError(ConfigError):
-    """One member of a pack has a bad config; ``index`` says which."""
-
-    def __init__(self, index: int, message: str) -> None:
-        super().__init__(message)
-        self.index = index
 
 
 class Status(str, Enum):

@@ -37,7 +37,7 @@ from search.trial.protocol import (
     PackSpec,
     TrialSettings,
 )
-from search.trial.train import EpochReport, Joiner, MemberConfigError, TrainResult, train_pack
+from search.trial.train import EpochReport, Joiner, TrainResult, train_pack
 
 DECISION_TIMEOUT_S = 120.0  # a driver that stays silent this long is gone; train on
 
@@ -61,116 +61,129 @@ def _first_line(exc: BaseException, debug: bool) -> str:
     return message + ("\n" + traceback.format_exc() if debug else "")
 
 
-def router_trainable(
-    config: dict[str, Any], data: dict[str, Any] | None = None, settings: TrialSettings | None = None
-) -> None:
-    """Train one pack (``config`` is a :class:`PackSpec`); report an :class:`EpochResult` after
-    every epoch and a :class:`PackResult` at the end; save each completed member's router."""
-    assert data is not None and settings is not None
-    torch.set_num_threads(max(1, int(settings.cpus)))
-    device = pick_device(settings.gpu)
-    node_id = ray.get_runtime_context().get_node_id()
-    tune_id = tune.get_context().get_trial_id()
-    started = time.time()  # when training began on its node (a pack may wait for resources first)
-    control = settings.control
-    spec = PackSpec.from_config(config)
-    members = list(spec.members)
-    # One encoder per pack (the packer keys packs by it): its embeddings, "" when none is chosen.
-    encoder = members[0].config["pipeline_config"].get(ENCODER_PARAM, "")
-    router_data = RouterData(**data[encoder])  # numpy views of the object store, zero-copy
-    known = {m.number for m in members}
-    joining: list[Member] = []  # joined through the control actor, not yet in the pack
+class PackTrainable:
+    """One Tune trial: a pack of Optuna trials (its members, named by trial number from end to
+    end), trained as one model. Its methods are the training loop's callbacks: ``report`` after
+    each epoch (to Tune, then the driver's word on who leaves), ``refill`` (who joins) and
+    ``done`` (a member ran every epoch: its router is saved now).
 
-    def take(roster: dict[str, list[Any]]) -> set[int]:
+    Args:
+        spec: The pack Tune asked for. data: The run's data by encoder (numpy, zero-copy).
+        settings: What every trial of the run shares (device slice, storage, metric, seed...).
+    """
+
+    def __init__(self, spec: PackSpec, data: dict[str, Any], settings: TrialSettings) -> None:
+        self.settings = settings
+        self.device = pick_device(settings.gpu)
+        self.node_id = ray.get_runtime_context().get_node_id()
+        self.tune_id = tune.get_context().get_trial_id()
+        self.started = time.time()  # when training began on its node (a pack may wait first)
+        self.control = settings.control
+        self.members = list(spec.members)
+        # One encoder per pack (the packer keys packs by it): its embeddings, "" when none is chosen.
+        encoder = self.members[0].config["pipeline_config"].get(ENCODER_PARAM, "")
+        self.data = RouterData(**data[encoder])  # numpy views of the object store, zero-copy
+        self.known = {m.number for m in self.members}
+        self.joining: list[Member] = []  # joined through the control actor, not yet in the pack
+        self.failed: dict[int, str] = {}
+        self.complete: dict[int, int] = {}  # saved: best epoch; said in the next report and at the end
+        self.unsaid: set[int] = set()  # completed since the last report
+        self.numbers: list[int] = []  # member index -> trial number, joiners appended as they join
+        self.tmp = ""
+
+    def _roster(self, roster: dict[str, list[Any]]) -> set[int]:
         """The roster's closed members; its joined ones not yet known wait to join."""
         closed = set(roster["closed"])
         for raw in roster["joined"]:
             m = Member(int(raw["number"]), raw["config"])
-            if m.number not in known and m.number not in closed:
-                known.add(m.number)
-                joining.append(m)
+            if m.number not in self.known and m.number not in closed:
+                self.known.add(m.number)
+                self.joining.append(m)
         return closed
 
-    if control is not None:  # a pack restarted after its node died skips closed members
-        closed = take(ray.get(control.roster.remote(tune_id)))
-        members = [m for m in members if m.number not in closed] + joining
-        joining.clear()
-    failed: dict[int, str] = {}
-    complete: dict[int, int] = {}  # saved: best epoch; said in the next report and at the end
-    unsaid: set[int] = set()  # completed since the last report
-    numbers: list[int] = []  # member index -> trial number, joiners appended as they join
-    tmp = tempfile.TemporaryDirectory()
-
-    def report(rep: EpochReport) -> list[int]:
+    def report(self, rep: EpochReport) -> list[int]:
+        """Tell Tune the epoch; returns the members the driver closed (pruned)."""
+        n = self.numbers
+        failed = {n[k]: msg for k, msg in rep.failed.items()}
+        failed.update({t: self.failed[t] for t in self.unsaid if t in self.failed})
         message = EpochResult(
             rep.epoch,
-            {numbers[k]: m for k, m in rep.metrics.items()},
-            {
-                **{numbers[k]: msg for k, msg in rep.failed.items()},
-                **{n: failed[n] for n in unsaid if n in failed},
-            },
-            node_id,
-            str(device),
-            started,
-            {numbers[k]: s for k, s in rep.steps.items() if s != rep.epoch},
-            {n: complete[n] for n in unsaid if n in complete},
+            {n[k]: m for k, m in rep.metrics.items()},
+            failed,
+            self.node_id,
+            str(self.device),
+            self.started,
+            {n[k]: s for k, s in rep.steps.items() if s != rep.epoch},
+            {t: self.complete[t] for t in self.unsaid if t in self.complete},
         )
-        unsaid.clear()
+        self.unsaid.clear()
         tune.report(message.to_result())
-        if control is None or not (rep.metrics or rep.failed):
+        if self.control is None or not (rep.metrics or rep.failed):
             return []
-        closed = take(ray.get(control.wait.remote(tune_id, rep.epoch, DECISION_TIMEOUT_S)))
-        return [k for k, n in enumerate(numbers) if n in closed]
+        closed = self._roster(ray.get(self.control.wait.remote(self.tune_id, rep.epoch, DECISION_TIMEOUT_S)))
+        return [k for k, t in enumerate(n) if t in closed]
 
-    def refill() -> list[Joiner]:
-        out = [Joiner(m.config, trial_seed(settings.seed, m.number), f"trial {m.number}") for m in joining]
-        numbers.extend(m.number for m in joining)
-        joining.clear()
+    def refill(self) -> list[Joiner]:
+        """The members the driver asked to join since the last epoch."""
+        seed = self.settings.seed
+        out = [Joiner(m.config, trial_seed(seed, m.number), f"trial {m.number}") for m in self.joining]
+        self.numbers.extend(m.number for m in self.joining)
+        self.joining.clear()
         return out
 
-    def done(index: int, result: TrainResult) -> None:
+    def done(self, index: int, result: TrainResult) -> None:
         """A member ran every epoch: its router is saved now, not when the pack ends."""
-        number = numbers[index]
-        error = _save(result, number, router_data, settings, tmp.name)
+        number = self.numbers[index]
+        error = _save(result, number, self.data, self.settings, self.tmp)
         if error is None:
-            complete[number] = result.best_epoch
+            self.complete[number] = result.best_epoch
         else:
-            failed[number] = error
-        unsaid.add(number)
+            self.failed[number] = error
+        self.unsaid.add(number)
 
-    results: list[TrainResult] = []
-    try:
-        while members:
-            numbers[:] = [m.number for m in members]
-            try:
+    def run(self) -> None:
+        """Train the pack; report a :class:`PackResult` at the end (a :class:`PackFailed` when
+        the pack itself failed: recorded as FAIL in the study, and the search goes on)."""
+        torch.set_num_threads(max(1, int(self.settings.cpus)))
+        if self.control is not None:  # a pack restarted after its node died skips closed members
+            closed = self._roster(ray.get(self.control.roster.remote(self.tune_id)))
+            self.members = [m for m in self.members if m.number not in closed] + self.joining
+            self.joining.clear()
+        self.numbers = [m.number for m in self.members]
+        settings = self.settings
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                self.tmp = tmp
                 results = train_pack(
-                    [m.config for m in members],
-                    router_data,
-                    device=device,
-                    report=report,
-                    seeds=[trial_seed(settings.seed, m.number) for m in members],
+                    [m.config for m in self.members],
+                    self.data,
+                    device=self.device,
+                    report=self.report,
+                    seeds=[trial_seed(settings.seed, m.number) for m in self.members],
                     metric=settings.metric,
-                    names=[f"trial {m.number}" for m in members],
-                    refill=refill if control is not None else None,
+                    names=[f"trial {m.number}" for m in self.members],
+                    refill=self.refill if self.control is not None else None,
                     fidelity=settings.fidelity,
                     latency=settings.latency,
-                    done=done,
+                    done=self.done,
                 )
-                break
-            except MemberConfigError as exc:  # that member fails alone; the others train
-                failed[members[exc.index].number] = f"ConfigError: {exc}"
-                members.pop(exc.index)
-    except Exception as exc:  # recorded as FAIL in the study; the search goes on
-        tune.report(PackFailed(_first_line(exc, settings.debug), node_id).to_result())
-        return
-    finally:
-        tmp.cleanup()
+        except Exception as exc:  # recorded as FAIL in the study; the search goes on
+            tune.report(PackFailed(_first_line(exc, settings.debug), self.node_id).to_result())
+            return
+        for number, result in zip(self.numbers, results):
+            if result.status == "failed":
+                self.failed[number] = result.error or "failed"
+        dev = self.device
+        peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
+        tune.report(PackResult(self.complete, self.failed, peak, len(self.numbers), self.node_id).to_result())
 
-    for number, result in zip(numbers, results):
-        if result.status == "failed":
-            failed[number] = result.error or "failed"
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    tune.report(PackResult(complete, failed, peak, len(numbers), node_id).to_result())
+
+def router_trainable(
+    config: dict[str, Any], data: dict[str, Any] | None = None, settings: TrialSettings | None = None
+) -> None:
+    """Tune's function for one trial: train the pack ``config`` asks for (a :class:`PackSpec`)."""
+    assert data is not None and settings is not None
+    PackTrainable(PackSpec.from_config(config), data, settings).run()
 
 
 def _save(

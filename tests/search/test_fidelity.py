@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import search.trial.train as train_module
+import search.trial.pack_run as pack_run
 from search.data import load_data
 from search.driver.plan import make_fidelity
 from search.errors import SpaceError
@@ -55,13 +55,13 @@ def test_subsets_are_nested_seeded_and_shuffled_each_epoch() -> None:
 def test_the_trainer_trains_each_epoch_on_its_scheduled_rows(monkeypatch) -> None:
     data = load_data(DATA)
     seen: list[set[int]] = []
-    real = train_module._train_epoch
+    real = pack_run.train_epoch
 
     def spy(pack, X, Y, mask, perm, batch_size, T=None):
         seen.append(set(perm.tolist()))
         return real(pack, X, Y, mask, perm, batch_size, T)
 
-    monkeypatch.setattr(train_module, "_train_epoch", spy)
+    monkeypatch.setattr(pack_run, "train_epoch", spy)
     fidelity = Fidelity("data", 0.25, 3, seed=1)
     (small,) = train_pack([cfg()], data, seeds=[1], fidelity=fidelity)
     train = set(data.splits["train"].tolist())

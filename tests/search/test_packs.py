@@ -14,7 +14,7 @@ from search.driver.packer import Packer
 from search.space import parse_space
 from search.trial.optim import PackedAdamW
 from search.trial.packable import incompatibility
-from search.trial.train import EpochReport, MemberConfigError, train_pack, train_router
+from search.trial.train import EpochReport, train_pack, train_router
 from search.trial.train_config import resolve_train_config
 from tests.search.spaces import tiny_space
 
@@ -157,10 +157,16 @@ def test_incompatible_configs_name_the_key(data) -> None:
         train_pack([cfg(), cfg(epochs=2)], data, seeds=[0, 0])
 
 
-def test_a_bad_member_config_names_its_member(data) -> None:
-    with pytest.raises(MemberConfigError, match="dropout") as err:
-        train_pack([cfg(), cfg(dropout=1.5)], data, seeds=[0, 0])
-    assert err.value.index == 1
+def test_a_bad_member_config_fails_alone_and_is_said_in_the_first_report(data) -> None:
+    reports: list[EpochReport] = []
+    good, bad = train_pack(
+        [cfg(), cfg(dropout=1.5)], data, seeds=[0, 0], report=lambda r: reports.append(r) or []
+    )
+    assert good.status == "complete" and bad.status == "failed" and bad.model is None
+    assert bad.error.startswith("ConfigError: ") and "dropout" in bad.error
+    assert reports[0].failed == {1: bad.error} and set(reports[0].metrics) == {0}
+    with pytest.raises(ConfigError, match="dropout"):  # a pack of one: the config's error, raised
+        train_router(cfg(dropout=1.5), data)
 
 
 def _study(space):
