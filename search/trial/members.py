@@ -25,7 +25,7 @@ from search.trial.train_config import resolve_train_config
 class MemberState:
     """The loop's record of one member: what it trains and how it fares."""
 
-    index: int
+    id: int  # the member's id from start to end: the caller's (a trial number), else its position
     model: BaseModel | None  # None for a member whose config did not build
     train_config: dict[str, Any]
     status: Status = Status.TRAINING
@@ -56,10 +56,10 @@ def build_members(
     epochs: int | None,
     device: torch.device,
     names: Sequence[str] | None,
-    first: int = 0,
+    ids: Sequence[int] | None = None,
 ) -> list[MemberState]:
-    """Every config as a member (indices from ``first``), its model built as it would be built
-    alone; a member whose config does not build, or would not fit, is returned FAILED with the
+    """Every config as a member (``ids``, default its position), its model built as it would
+    be built alone; a member whose config does not build, or would not fit, is returned FAILED with the
     reason (the others train on without it).
 
     Raises:
@@ -67,20 +67,22 @@ def build_members(
     """
     members: list[MemberState] = []
     ready: list[tuple[MemberState, dict[str, Any]]] = []
+    ids = list(ids) if ids is not None else list(range(len(configs)))
     for k, (config, seed) in enumerate(zip(configs, seeds)):
         completed, error = _why(complete_config, config, data)
         tc, error = (None, error) if error else _why(resolve_train_config, completed, epochs)
         if error is None:
             meta, error = _why(build_model, completed, data, meta=True)
             error = error or _why(check_fits, meta, device)[1]
-        member = MemberState(first + k, None, tc or {}, seed=seed)
+        member = MemberState(ids[k], None, tc or {}, seed=seed)
         if error is not None:
             member.status, member.error = Status.FAILED, error
         else:
             ready.append((member, completed))
         members.append(member)
     if len(ready) > 1:
-        chosen = [names[m.index - first] if names else f"config {m.index - first}" for m, _ in ready]
+        at = {i: k for k, i in enumerate(ids)}
+        chosen = [names[at[m.id]] if names else f"config {at[m.id]}" for m, _ in ready]
         problem = incompatibility(
             [c for _, c in ready],
             [m.train_config for m, _ in ready],
@@ -113,15 +115,15 @@ def judge(
     for m, metrics in zip(members, rows):
         for name, what in (("train_loss", "training"), ("val_loss", "validation")):
             if not math.isfinite(metrics[name]):
-                rep.failed[m.index] = f"TrainingDiverged: {what} loss became {metrics[name]} at epoch {epoch}"
+                rep.failed[m.id] = f"TrainingDiverged: {what} loss became {metrics[name]} at epoch {epoch}"
                 break
-        if m.index in rep.failed:
+        if m.id in rep.failed:
             continue
         m.history.append({"epoch": epoch, **metrics})
-        rep.metrics[m.index] = metrics
+        rep.metrics[m.id] = metrics
         if direction.key(metrics[metric]) < m.best_key:
             m.best_key, m.best_epoch = direction.key(metrics[metric]), epoch
-            improved.append(m.index)
+            improved.append(m.id)
     return improved
 
 

@@ -54,8 +54,9 @@ class TrainResult:
 class EpochReport:
     """What a pack reports after an epoch (``epoch`` counts the pack's epochs): metrics of the
     members still training, the members that failed in it, and each reported member's own
-    epoch (``steps``: a member that joined later is at an earlier one), all by member index
-    (the config's position in ``train_pack``, joiners numbered on after them)."""
+    epoch (``steps``: a member that joined later is at an earlier one), all by member id
+    (``train_pack``'s ``ids``, a joiner's own; by default the config's position, joiners
+    numbered on after them)."""
 
     epoch: int
     metrics: dict[int, dict[str, float]]
@@ -65,11 +66,13 @@ class EpochReport:
 
 @dataclass(frozen=True)
 class Joiner:
-    """A member that takes a freed slot of a running pack (``refill``): it starts from epoch 0."""
+    """A member that takes a freed slot of a running pack (``refill``): it starts from epoch 0.
+    ``id``: its id in every later report (a trial number); None: its position."""
 
     config: Mapping[str, Any]
     seed: int
     name: str
+    id: int | None = None
 
 
 Refill = Callable[[], Sequence[Joiner]]
@@ -78,4 +81,4 @@ Refill = Callable[[], Sequence[Joiner]]
 
 PackReport = Callable[[EpochReport], Iterable[int]]
 """The one report protocol: called after each epoch; returns the members to stop (e.g. pruned),
-by member index. A report that never stops anyone returns ``()``."""
+by member id. A report that never stops anyone returns ``()``."""

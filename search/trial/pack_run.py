@@ -3,9 +3,10 @@ training loop (``train.train_pack``) takes in order: add a cohort, train an epoc
 report, and at the end the results.
 
 A cohort is the members that joined the pack together: one :class:`Pack`, trained at its own
-epoch on its own batch order; the first cohort is the pack's first members. Members are named by
-one index from start to end (the configs first, then joiners in the order they joined); a
-member whose config did not build is FAILED from the start and said in the next report.
+epoch on its own batch order; the first cohort is the pack's first members. A member has one id
+from start to end (the caller's, such as its trial number; else its position: the configs
+first, then joiners in the order they joined), in every report and callback; a member whose
+config did not build is FAILED from the start and said in the next report.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ class PackRun:
         self.data, self.device, self.metric, self.epochs = data, device, metric, epochs
         self.pad, self.fidelity, self.latency = pad, fidelity, latency
         self.direction = Direction.of(metric)
-        self.members: list[MemberState] = []
+        self.members: dict[int, MemberState] = {}  # by id, in the order they came
         self.cohorts: list[Cohort] = []
         self.unsaid: dict[int, str] = {}  # members that failed to build: said in the next report
         self.pack_epoch = 0
@@ -156,27 +157,38 @@ class PackRun:
         return bool(self.cohorts)
 
     # -- add a cohort --------------------------------------------------------------------------
-    def add(self, configs: Sequence[Any], seeds: Sequence[int], names: Sequence[str] | None) -> None:
-        """Members for ``configs`` join as one cohort (indices on from the last). One whose
-        config does not build fails alone (said in the next report); members that cannot share
-        one module train as one cohort each.
+    def add(
+        self,
+        configs: Sequence[Any],
+        seeds: Sequence[int],
+        names: Sequence[str] | None,
+        ids: Sequence[int | None] | None = None,
+    ) -> None:
+        """Members for ``configs`` join as one cohort (``ids``; a None one, or none given: the
+        next position). One whose config does not build fails alone (said in the next report);
+        members that cannot share one module train as one cohort each.
 
         Raises:
-            ConfigError: The first members cannot share a pack (the pack's configs differ).
+            ConfigError: The first members cannot share a pack (the pack's configs differ), or
+                an id is taken.
         """
-        first = len(self.members)
+        first = not self.members
+        given = list(ids) if ids is not None else [None] * len(configs)
+        chosen = [i if i is not None else len(self.members) + k for k, i in enumerate(given)]
+        if len(set(chosen)) != len(chosen) or set(chosen) & set(self.members):
+            raise ConfigError(f"member ids must be new and distinct, got {chosen}")
         try:
-            new = build_members(configs, self.data, seeds, self.epochs, self.device, names, first)
+            new = build_members(configs, self.data, seeds, self.epochs, self.device, names, chosen)
         except ConfigError:
-            if first == 0:
+            if first:
                 raise
             for k in range(len(configs)):  # joiners that cannot share one module: one cohort each
-                self.add([configs[k]], [seeds[k]], [names[k]] if names else None)
+                self.add([configs[k]], [seeds[k]], [names[k]] if names else None, [chosen[k]])
             return
-        self.members.extend(new)
         for m in new:
+            self.members[m.id] = m
             if m.status == Status.FAILED:
-                self.unsaid[m.index] = m.error or "failed"
+                self.unsaid[m.id] = m.error or "failed"
         built = [m for m in new if m.status == Status.TRAINING]
         if built:
             self.cohorts.append(self._cohort(built, built[0].seed))
@@ -198,7 +210,7 @@ class PackRun:
             [m.train_config["weight_decay"] for m in new],
             self.device,
             pad=self.pad,
-            indices=[m.index for m in new],
+            indices=[m.id for m in new],
         )
         return Cohort(new, pack, torch.Generator(device="cpu").manual_seed(seed))
 
@@ -221,7 +233,7 @@ class PackRun:
                 for loss, row, m in zip(losses, val, live)
             ]
             c.pack.remember(judge(live, rows, c.epoch, self.metric, rep))
-            rep.steps.update({m.index: c.epoch for m in live})
+            rep.steps.update({m.id: c.epoch for m in live})
         return rep
 
     # -- settle a report -----------------------------------------------------------------------
@@ -233,15 +245,15 @@ class PackRun:
         for c in list(self.cohorts):
             live = [self.members[k] for k in c.pack.live]
             for m in live:
-                if m.index in rep.failed:
-                    m.status, m.error = Status.FAILED, rep.failed[m.index]
-                elif m.index in stop:
-                    m.status, m.state = Status.STOPPED, c.pack.best_state(m.index)
+                if m.id in rep.failed:
+                    m.status, m.error = Status.FAILED, rep.failed[m.id]
+                elif m.id in stop:
+                    m.status, m.state = Status.STOPPED, c.pack.best_state(m.id)
                 elif c.epoch >= c.epochs:  # ran every epoch
-                    m.status, m.state = Status.COMPLETE, c.pack.best_state(m.index)
+                    m.status, m.state = Status.COMPLETE, c.pack.best_state(m.id)
                     if done is not None:
-                        done(m.index, result_of(m, self.direction))
-            leaving = [m.index for m in live if m.status != Status.TRAINING]
+                        done(m.id, result_of(m, self.direction))
+            leaving = [m.id for m in live if m.status != Status.TRAINING]
             if len(leaving) == len(live):
                 self.cohorts.remove(c)
             elif leaving:
@@ -250,9 +262,10 @@ class PackRun:
     def join(self, joiners: Sequence[Joiner]) -> None:
         """New members take the freed slots and start from epoch 0, as a cohort of their own."""
         if joiners:
-            self.add([j.config for j in joiners], [j.seed for j in joiners], [j.name for j in joiners])
+            configs, seeds = [j.config for j in joiners], [j.seed for j in joiners]
+            self.add(configs, seeds, [j.name for j in joiners], [j.id for j in joiners])
 
     # -- results -------------------------------------------------------------------------------
     def results(self) -> list[TrainResult]:
-        """One result per member, by index."""
-        return [result_of(m, self.direction) for m in self.members]
+        """One result per member, in the order they came (the configs, then the joiners)."""
+        return [result_of(m, self.direction) for m in self.members.values()]

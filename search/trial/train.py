@@ -64,7 +64,7 @@ def train_router(
         data: The data; its train split trains, val selects.
         device: Where the data and model live for the whole run.
         epochs: Overrides train_config.epochs when given.
-        report: As for ``train_pack`` (the member is index 0): returning ``[0]`` stops it.
+        report: As for ``train_pack`` (the member is id 0): returning ``[0]`` stops it.
         seed: Seeds init and batch order; CPU runs are reproducible.
         metric: One of METRIC_MODES, to pick the best epoch.
 
@@ -97,6 +97,7 @@ def train_pack(
     fidelity: Fidelity | None = None,
     done: Callable[[int, TrainResult], None] | None = None,
     latency: bool = False,
+    ids: Sequence[int] | None = None,
 ) -> list[TrainResult]:
     """Train K compatible configs as one pack; each keeps its best epoch by ``metric``.
 
@@ -117,18 +118,19 @@ def train_pack(
             their own (own epochs, own batch order; a joiner whose config does not build fails
             in the next report). The pack ends when no member is left and none joins.
         fidelity: What each epoch trains on (``fidelity.Fidelity``; default: every question).
-        done: Called with a member's index and result as soon as it has run every epoch (a
+        done: Called with a member's id and result as soon as it has run every epoch (a
             pack that goes on with joiners need not hold a finished member back).
         latency: Also measure each member's ``router_latency_ms`` once, as it would serve alone
             (one query at a time, on ``device``; ``inference.latency_ms``) and report it with
             its ``param_count`` every epoch.
+        ids: Each member's id in every report and callback (e.g. its trial number; joiners
+            bring their own); default: its position.
 
     Returns:
         One :class:`TrainResult` per member, configs first, then joiners in the order they
         joined.
 
     Raises:
-        MemberConfigError: A member's config is bad (``index`` says which).
         ConfigError: The configs cannot share a pack (the message names the key that differs).
     """
     if metric not in METRIC_MODES:
@@ -151,7 +153,7 @@ def train_pack(
         fidelity or Fidelity(),
         latency,
     )
-    run.add(configs, seeds, names)
+    run.add(configs, seeds, names, ids)
     while run.training:
         rep = run.train()
         # the report's answer: members told to stop; failed ones leave too

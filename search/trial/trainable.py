@@ -62,10 +62,11 @@ def _first_line(exc: BaseException, debug: bool) -> str:
 
 
 class PackTrainable:
-    """One Tune trial: a pack of Optuna trials (its members, named by trial number from end to
-    end), trained as one model. Its methods are the training loop's callbacks: ``report`` after
-    each epoch (to Tune, then the driver's word on who leaves), ``refill`` (who joins) and
-    ``done`` (a member ran every epoch: its router is saved now).
+    """One Tune trial: a pack of Optuna trials trained as one model, its members named by trial
+    number from start to end (in the loop, in every report, in the study). Its methods are the
+    training loop's callbacks: ``report`` after each epoch (to Tune, then the driver's word on
+    who leaves), ``refill`` (who joins) and ``done`` (a member ran every epoch: its router is
+    saved now).
 
     Args:
         spec: The pack Tune asked for. data: The run's data by encoder (numpy, zero-copy).
@@ -88,7 +89,7 @@ class PackTrainable:
         self.failed: dict[int, str] = {}
         self.complete: dict[int, int] = {}  # saved: best epoch; said in the next report and at the end
         self.unsaid: set[int] = set()  # completed since the last report
-        self.numbers: list[int] = []  # member index -> trial number, joiners appended as they join
+        self.order: list[int] = []  # trial numbers in the order train_pack returns results
         self.tmp = ""
 
     def _roster(self, roster: dict[str, list[Any]]) -> set[int]:
@@ -102,18 +103,16 @@ class PackTrainable:
         return closed
 
     def report(self, rep: EpochReport) -> list[int]:
-        """Tell Tune the epoch; returns the members the driver closed (pruned)."""
-        n = self.numbers
-        failed = {n[k]: msg for k, msg in rep.failed.items()}
-        failed.update({t: self.failed[t] for t in self.unsaid if t in self.failed})
+        """Tell Tune the epoch; returns the members (trial numbers) the driver closed."""
+        failed = {**rep.failed, **{t: self.failed[t] for t in self.unsaid if t in self.failed}}
         message = EpochResult(
             rep.epoch,
-            {n[k]: m for k, m in rep.metrics.items()},
+            rep.metrics,
             failed,
             self.node_id,
             str(self.device),
             self.started,
-            {n[k]: s for k, s in rep.steps.items() if s != rep.epoch},
+            {t: s for t, s in rep.steps.items() if s != rep.epoch},
             {t: self.complete[t] for t in self.unsaid if t in self.complete},
         )
         self.unsaid.clear()
@@ -121,19 +120,20 @@ class PackTrainable:
         if self.control is None or not (rep.metrics or rep.failed):
             return []
         closed = self._roster(ray.get(self.control.wait.remote(self.tune_id, rep.epoch, DECISION_TIMEOUT_S)))
-        return [k for k, t in enumerate(n) if t in closed]
+        return sorted(closed & set(self.order))
 
     def refill(self) -> list[Joiner]:
         """The members the driver asked to join since the last epoch."""
         seed = self.settings.seed
-        out = [Joiner(m.config, trial_seed(seed, m.number), f"trial {m.number}") for m in self.joining]
-        self.numbers.extend(m.number for m in self.joining)
+        out = [
+            Joiner(m.config, trial_seed(seed, m.number), f"trial {m.number}", m.number) for m in self.joining
+        ]
+        self.order.extend(m.number for m in self.joining)
         self.joining.clear()
         return out
 
-    def done(self, index: int, result: TrainResult) -> None:
+    def done(self, number: int, result: TrainResult) -> None:
         """A member ran every epoch: its router is saved now, not when the pack ends."""
-        number = self.numbers[index]
         error = _save(result, number, self.data, self.settings, self.tmp)
         if error is None:
             self.complete[number] = result.best_epoch
@@ -149,7 +149,7 @@ class PackTrainable:
             closed = self._roster(ray.get(self.control.roster.remote(self.tune_id)))
             self.members = [m for m in self.members if m.number not in closed] + self.joining
             self.joining.clear()
-        self.numbers = [m.number for m in self.members]
+        self.order = [m.number for m in self.members]
         settings = self.settings
         try:
             with tempfile.TemporaryDirectory() as tmp:
@@ -166,16 +166,17 @@ class PackTrainable:
                     fidelity=settings.fidelity,
                     latency=settings.latency,
                     done=self.done,
+                    ids=[m.number for m in self.members],
                 )
         except Exception as exc:  # recorded as FAIL in the study; the search goes on
             tune.report(PackFailed(_first_line(exc, settings.debug), self.node_id).to_result())
             return
-        for number, result in zip(self.numbers, results):
+        for number, result in zip(self.order, results):
             if result.status == "failed":
                 self.failed[number] = result.error or "failed"
         dev = self.device
         peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
-        tune.report(PackResult(self.complete, self.failed, peak, len(self.numbers), self.node_id).to_result())
+        tune.report(PackResult(self.complete, self.failed, peak, len(self.order), self.node_id).to_result())
 
 
 def router_trainable(
