@@ -44,9 +44,19 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _as_argument(message: str) -> str:
+    """A message that starts with an option's flag, naming it as the API does instead."""
+    from search.data.options import DataOptions
+    from search.driver.plan import RunOptions
+    from search.options import as_argument
+
+    return as_argument(message, RunOptions, DataOptions)
+
+
 def user_errors(fn: F) -> F:
     """Mistakes of the caller raise UserError, one line, the cause kept: a config the model
-    package refused (its ConfigError) is translated here, once, for every public function."""
+    package refused (its ConfigError) is translated here, once, for every public function, and
+    a message that starts with a command-line flag names the API's argument instead."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -56,6 +66,11 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except ConfigError as exc:
             raise UserError(str(exc)) from exc
+        except UserError as exc:
+            renamed = _as_argument(str(exc))
+            if renamed == str(exc):
+                raise
+            raise type(exc)(renamed) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -310,11 +325,13 @@ def run(
     return RunResult.load(outcome.run_dir)
 
 
-@user_errors
 def run_with(options: RunOptions, *, hard_exit: bool = False) -> RunOutcome:
     """Run a search from its options, declared once in :class:`~search.driver.plan.RunOptions`
     (what :func:`run` builds from its arguments and the command line from its flags); returns
     how it ended (``code`` 0 done, 1 no trial completed, 130 stopped by Ctrl-C).
+
+    Messages name options by their flags (the command line's words); :func:`run` names its
+    arguments instead.
 
     Args:
         hard_exit: A second Ctrl-C exits the process at once (the command line); else it

@@ -157,3 +157,21 @@ def unknown(cls: type, names: Any, also: tuple[str, ...] = ()) -> list[str]:
     """The names among ``names`` that are none of ``cls``'s options' arguments (nor ``also``)."""
     known = {arg_of(n, o) for n, o in declared(cls).items()} | set(also)
     return sorted(set(names) - known)
+
+
+def as_argument(message: str, *classes: type) -> str:
+    """``message`` as the API's caller reads it: a leading flag of one of ``classes``' options
+    (``--address ray://x: cannot connect``) named as the API names it (``address ray://x: ...``).
+    Messages below the API start with the option's flag; the API renames it here, once."""
+    if not message.startswith("--"):
+        return message
+    flag, rest = message, ""
+    for i, ch in enumerate(message):
+        if not (ch.isalnum() or ch == "-"):
+            flag, rest = message[:i], message[i:]
+            break
+    for cls in classes:
+        for name, opt in declared(cls).items():
+            if opt.flag == flag:
+                return named(cls, name, api=True) + rest
+    return message

@@ -164,3 +164,17 @@ def test_the_readme_example_runs(tmp_path: Path, monkeypatch) -> None:
     assert len(result.trials) == 4 and result.best == again.best
     assert {"router", "route_acc"} <= set(result.routing_table.columns)
     assert len(scope["router"].names) == 112
+
+
+def test_a_message_from_deep_in_the_library_names_the_apis_argument(tmp_path) -> None:
+    from search.data.options import DataOptions
+    from search.driver.plan import RunOptions
+    from search.options import as_argument
+
+    assert as_argument("--address ray://x: cannot connect", RunOptions) == "address ray://x: cannot connect"
+    assert as_argument("--split-seed must be", RunOptions, DataOptions) == "split_seed must be"
+    assert as_argument("--nope 3: what", RunOptions) == "--nope 3: what"
+    assert as_argument("resume with --out X --resume", RunOptions) == "resume with --out X --resume"
+    space = write_space(tmp_path / "s.yaml", tiny_space())
+    with pytest.raises(search.UserError, match=r"^storage 'relative/path': must be an absolute path"):
+        search.run(space, storage="relative/path", quiet=True)
