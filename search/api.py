@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import optuna
     import pandas as pd
 
-    from search.data.options import DataOptions
+    from search.data.data_options import DataOptions
     from search.driver.plan import RunOptions
     from search.driver.runner import RunOutcome
     from search.driver.train_command import Trained
@@ -46,7 +46,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _as_argument(message: str) -> str:
     """A message that starts with an option's flag, naming it as the API does instead."""
-    from search.data.options import DataOptions
+    from search.data.data_options import DataOptions
     from search.driver.plan import RunOptions
     from search.options import as_argument
 
@@ -275,7 +275,7 @@ def run(
             line says it). KeyboardInterrupt: Ctrl-C; the state is saved, resume with
             ``resume=True`` and the same ``out``.
     """
-    from search.data.options import DataOptions
+    from search.data.data_options import DataOptions
     from search.driver.plan import RunOptions
     from search.options import check_given, unknown
 
@@ -377,8 +377,8 @@ def train(
     missing.json: file not found
     """
     from search.arguments import COUNT, DATA, PATH, SEED, TEXT, optional
-    from search.data.options import DataOptions
-    from search.data.options import data_options as to_options
+    from search.data.data_options import DataOptions
+    from search.data.data_options import data_options as to_options
     from search.options import check_given, unknown
 
     listed: list[Any] = (

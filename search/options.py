@@ -3,7 +3,7 @@ command line's flags, the Python API's checks and every message that names an op
 from that one declaration.
 
 Who uses what: ``RunOptions`` (``search/driver/plan.py``), ``DataOptions``
-(``search/data/options.py``) and ``ServeSettings`` (``search/serve/settings.py``) declare their
+(``search/data/data_options.py``) and ``ServeSettings`` (``search/serve/settings.py``) declare their
 fields with :func:`option`; the command line builds its parsers with :func:`add_flags` and
 reads them back with :func:`given`; the API checks its arguments with :func:`check_given`; a
 message names an option with :func:`named` (the flag on the command line, the argument in the

@@ -1,12 +1,12 @@
 """The data options every command that reads data takes, added to its parser from their one
-declaration (``search.data.options.DataOptions``; read back by ``data_options`` and
+declaration (``search.data.data_options.DataOptions``; read back by ``data_options`` and
 ``search.data.parts.data_source``)."""
 
 from __future__ import annotations
 
 import argparse
 
-from search.data.options import DataOptions
+from search.data.data_options import DataOptions
 from search.options import add_flags
 
 SOURCE_HELP = "data: a folder, built-in name, table, records, synthetic[:...], or split=FILE parts"

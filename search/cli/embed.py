@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from search.data import load_data
+from search.data.data_options import data_options
 from search.data.embedding import encoder_file
-from search.data.options import data_options
 from search.data.parts import data_source
 from search.errors import UserError
 from search.files.atomic import atomic_write_bytes, write_json

@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _source(args: argparse.Namespace) -> Any:
     from search.data import load_data
-    from search.data.options import data_options
+    from search.data.data_options import data_options
     from search.data.parts import data_source
 
     return load_data(data_source(args.src), data_options(args))
@@ -138,7 +138,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from search.api import train_with
-    from search.data.options import data_options
+    from search.data.data_options import data_options
 
     trained = train_with(
         args.config,

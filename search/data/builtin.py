@@ -14,9 +14,9 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from search.data.convert import assemble, parse_wide
+from search.data.data_options import DataOptions
 from search.data.embedding import embeddings_for
 from search.data.encode.template import Template
-from search.data.options import DataOptions
 from search.data.router_data import RouterData
 from search.data.tables import load_matrix
 from search.files.parse import read_json

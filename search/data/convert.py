@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from search.data.data_options import DataOptions
 from search.data.encode.template import Template, default_template
-from search.data.options import DataOptions
 from search.data.router_data import SPLITS, RouterData, index_tasks, split_by_question
 from search.data.scores import check_scores, thresholded
 from search.data.tables import float_column, in_int64, label_column, read_columns, types_of

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from search.data.data_options import DataOptions
 from search.data.encode import EncoderIdentity, embed, load_encoder
-from search.data.options import DataOptions
 from search.data.tables import load_matrix
 from search.errors import DataError
 from search.files.parse import ParseError, read_json

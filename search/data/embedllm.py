@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from search.data.data_options import DataOptions
 from search.data.embedding import embeddings_for
-from search.data.options import DataOptions
 from search.data.router_data import SPLITS, RouterData, index_tasks
 from search.data.scores import is_graded
 from search.data.tables import float_column, int_column, label_column, load_matrix, read_table

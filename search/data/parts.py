@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from search.data.convert import RECORD_SUFFIXES, TABLE_SUFFIXES, Parsed, assemble, parse_records, parse_wide
+from search.data.data_options import DataOptions
 from search.data.embedding import embeddings_for
-from search.data.options import DataOptions
 from search.data.router_data import NO_TASK, SPLITS, RouterData
 from search.errors import DataError
 

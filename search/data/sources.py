@@ -15,10 +15,10 @@ from typing import Any
 
 from search.data.builtin import BUILTIN, load_builtin
 from search.data.convert import RECORD_SUFFIXES, TABLE_SUFFIXES, Parsed, assemble, parse_records, parse_wide
+from search.data.data_options import DataOptions
 from search.data.embedding import embeddings_for
 from search.data.embedllm import load_folder
 from search.data.leakage import deduped
-from search.data.options import DataOptions
 from search.data.parts import load_parts, parts_of
 from search.data.router_data import RouterData
 from search.data.scores import apply_rules, parse_rules

@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from search.data.data_options import DataOptions
 from search.data.encode.template import TEXT_FIELDS
-from search.data.options import DataOptions
 from search.data.prompts import read_rows
 from search.data.router_data import NO_TASK, RouterData, index_tasks
 from search.errors import DataError

@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search.data.options import ENCODER_PARAM
+from search.data.data_options import ENCODER_PARAM
 from search.driver.packer import Packer
 from search.errors import DISK_ERRORS
 from search.metrics.direction import METRIC_MODES, Direction

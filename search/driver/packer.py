@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 from router_models import ConfigError
 from router_models.packing import NotPackable
 from search.data import RouterData
-from search.data.options import ENCODER_PARAM
+from search.data.data_options import ENCODER_PARAM
 from search.space import Space
 from search.study.store import held_writes
 from search.trial.config import complete_config

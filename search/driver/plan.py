@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from search.arguments import COUNT, DATA, ENQUEUE, FLAG, NUMBER, PACK, PATH, PICK, TEXT, optional
-from search.data.options import DataOptions, data_options
+from search.data.data_options import DataOptions, data_options
 from search.data.parts import data_source
 from search.driver.cluster import check_reachable
 from search.errors import UserError
@@ -111,7 +111,7 @@ class RunOptions:
     """What a caller asks of ``search run``: every option declared once (its flag, its help,
     the API's check); the command line's ``run`` parser and ``search.run``'s checks derive from
     these fields. ``data_options``: the data options given (by their argument names; the rest
-    are the space's), read by ``search.data.options.data_options``."""
+    are the space's), read by ``search.data.data_options.data_options``."""
 
     space: str = option(None, "", "search-space YAML, e.g. spaces/residual.yaml", rule=PATH)
     data: list[str] | None = option(None, "--data", "data source", rule=DATA, cli=False)

@@ -13,9 +13,9 @@ import torch
 from router_models import ConfigError, read_pipeline_config, save_router
 from search import metrics as M
 from search.data import RouterData, load_data
+from search.data.data_options import ENCODER_PARAM, DataOptions
+from search.data.data_options import FIELDS as DATA_FIELDS
 from search.data.encode.encoder import best_device
-from search.data.options import ENCODER_PARAM, DataOptions
-from search.data.options import FIELDS as DATA_FIELDS
 from search.errors import UserError
 from search.files.atomic import write_json
 from search.limits import MAX_EPOCHS, check_int, check_seed

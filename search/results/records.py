@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.data.options import FIELDS, DataOptions
+from search.data.data_options import FIELDS, DataOptions
 from search.errors import UserError
 from search.files.atomic import write_json
 from search.files.parse import ParseError, read_json

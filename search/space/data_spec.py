@@ -1,5 +1,5 @@
 """A space's ``data:`` block: where the data comes from and how to read it (the same options as
-the command line's, see ``search/data/options.py``; flags win over the space)."""
+the command line's, see ``search/data/data_options.py``; flags win over the space)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from search.data.options import FIELDS, DataOptions
+from search.data.data_options import FIELDS, DataOptions
 from search.data.parts import check_parts
 from search.data.scores import parse_rules, rule_text
 from search.data.synthetic import SyntheticSpec

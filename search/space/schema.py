@@ -23,7 +23,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from router_models import get_model_class, list_models, model_params
 from router_models.model_factory import unknown_key_message
-from search.data.options import ENCODER_PARAM
+from search.data.data_options import ENCODER_PARAM
 from search.space.data_spec import DataSpec
 from search.space.params import (
     Choice,

@@ -21,7 +21,7 @@ from ray import tune
 
 from router_models import save_router
 from search.data import RouterData
-from search.data.options import ENCODER_PARAM
+from search.data.data_options import ENCODER_PARAM
 from search.errors import first_line
 from search.files.remote import put_file
 from search.files.rundir import trial_router_uri

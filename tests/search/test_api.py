@@ -167,7 +167,7 @@ def test_the_readme_example_runs(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_a_message_from_deep_in_the_library_names_the_apis_argument(tmp_path) -> None:
-    from search.data.options import DataOptions
+    from search.data.data_options import DataOptions
     from search.driver.plan import RunOptions
     from search.options import as_argument
 

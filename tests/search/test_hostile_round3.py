@@ -188,7 +188,7 @@ def test_llms_no_router_can_learn_are_one_line() -> None:
 
 
 def test_tasks_almost_as_many_as_questions_are_warned_and_the_table_stays_short() -> None:
-    from search.data.options import DataOptions
+    from search.data.data_options import DataOptions
     from search.data.sources import prepared
     from search.results.routing_table import SHOWN_TASKS, routing_table
 
