@@ -2,7 +2,7 @@
 study: Optuna's pruner reads every trial at every rung (a cost that grows with the study, which
 at 10,000 trials was most of the driver's time; ``bench/scale.py``); this one decides the same.
 
-Who calls what: ``results/study.py`` makes it for ``pruner.type: successive_halving`` and binds
+Who calls what: ``study/pruners.py`` makes it for ``pruner.type: successive_halving`` and binds
 it to the run's study (:meth:`IndexedHalving.bind`); ``Trial.should_prune`` calls ``prune``
 (through :class:`~search.study.views.GroupedPruner`). Called with any other study (a view,
 which hides some trials) it is Optuna's pruner, unchanged.

@@ -70,7 +70,7 @@ class GroupedPruner(BasePruner):
 
     Who calls what: the study's trials call ``prune(study, trial)`` (``Trial.should_prune``)
     after the bridge reports a value; this pruner builds the view and asks ``inner`` about it.
-    A reproducible search's bridge sets ``scope`` (``driver/ordering.py``): given the trial, a
+    A reproducible search's bridge sets ``scope`` (``study/ordering.py``): given the trial, a
     test of the trial numbers it may be compared with, so each decision sees the same history on
     every run.
 
