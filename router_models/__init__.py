@@ -22,6 +22,7 @@ from router_models.model_factory import (
     read_pipeline_config,
     register_model,
 )
+from router_models.onboarded import OnboardedModel
 from router_models.prior import PRIORS, GroupPrior
 from router_models.residual_mlp import ResidualMLPModel
 from router_models.routing import margin_offsets, route
@@ -39,6 +40,7 @@ __all__ = [
     "MFModel",
     "PRIORS",
     "MLPModel",
+    "OnboardedModel",
     "ResidualMLPModel",
     "TemplateModel",
     "create_model",

@@ -28,6 +28,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from search.cli.dashboard import add_dashboard_parser
     from search.cli.data_args import add_data_options  # imports numpy and pyarrow: inside main
+    from search.cli.onboard import add_onboard_parser
     from search.cli.serve import add_serve_parser
     from search.driver.plan import RunOptions
     from search.options import add_flags
@@ -93,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_options(embed, source="positional", seed_alias=True)
     embed.add_argument("out", help="the embeddings file to write (.npy), one row per question")
 
+    add_onboard_parser(
+        command("onboard", "add LLMs to a saved router from a few scored questions, or drop some")
+    )
     add_serve_parser(command("serve", "serve a saved router over HTTP (routing API and proxy)"))
     add_dashboard_parser(command("dashboard", "watch a run's study in a browser (live while it runs)"))
 
@@ -171,6 +175,12 @@ def _cmd_route(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_onboard(args: argparse.Namespace) -> int:
+    from search.cli.onboard import cmd_onboard
+
+    return cmd_onboard(args)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from search.cli.serve import cmd_serve
 
@@ -210,6 +220,7 @@ COMMANDS = {
     "validate": _cmd_validate,
     "train": _cmd_train,
     "route": _cmd_route,
+    "onboard": _cmd_onboard,
     "serve": _cmd_serve,
     "dashboard": _cmd_dashboard,
     "data": _cmd_data,

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from router_models import GroupPrior, load_router, route
+from router_models import BaseModel, GroupPrior, load_router, route
 from search.arguments import PATH, check, optional
 from search.data.encode import Encoder, EncoderIdentity, load_encoder
 from search.errors import UserError
@@ -87,6 +87,12 @@ class Router:
         return router
 
     # -- what it is ---------------------------------------------------------------------------
+    @property
+    def base_model(self) -> BaseModel:
+        """The router's model (every saved router is one of the registered models)."""
+        assert isinstance(self.model, BaseModel)
+        return self.model
+
     @property
     def names(self) -> list[str]:
         n = int(self.info["num_models"])
@@ -273,6 +279,12 @@ class Router:
         return self.decide_embeddings(X).scores
 
     # -- texts in -------------------------------------------------------------------------------
+    @property
+    def encoder_spec(self) -> str | None:
+        """Where its encoder is loaded from: the local copy given, else the recorded name (None:
+        it records no encoder)."""
+        return self._encoder_spec or (self.identity.name if self.identity else None)
+
     @property
     def encoder(self) -> Encoder:
         """The router's encoder, loaded on first use and checked against the recorded identity.
