@@ -26,6 +26,7 @@ from search.driver.rundata import check_resumed_data, first, load_run_data
 from search.driver.session import process_state, ray_is_up, start_ray, stop_ray
 from search.driver.tracking import Tracker
 from search.driver.tuner import run_trials
+from search.driver.warm_start import collect_seeds
 from search.errors import DISK_ERRORS, SpaceError, UserError
 from search.files.atomic import atomic_write_bytes, write_parquet
 from search.files.remote import probe_storage
@@ -35,6 +36,7 @@ from search.results.export import trial_rows
 from search.results.records import RunInfo, holds_run, new_run_id, read_run_info, run_storage
 from search.study.lock import RunLock, describe_holder
 from search.study.store import close_interrupted, counted_trials, open_study, trials_started
+from search.study.warm import write_seeds
 from search.trial.config import build_model, check_fits
 from search.trial.packable import check_packable
 
@@ -50,6 +52,10 @@ def claim_run_dir(plan: RunPlan) -> tuple[RunPlan, RunLock]:
         try:
             lock.acquire()
         except FileExistsError:
+            if not plan.auto_named:
+                # another driver made the dir given between our look and our mkdir: lock it as
+                # it is now (held: refused, naming the holder; done: it holds a run)
+                continue
             run_dir = default_run_dir(plan.space)
             plan = dataclasses.replace(plan, run_dir=run_dir, storage=str(run_dir))
             continue
@@ -165,6 +171,11 @@ def _run_locked(plan: RunPlan, lock: RunLock, hard_exit: bool) -> int:
             address=plan.address,
             started=time.time(),
         ).write(plan.run_dir)
+    if plan.warm_start and not plan.resume:
+        # written before the study is first opened, which reads it (and every resume after)
+        write_seeds(plan.run_dir, collect_seeds(plan.warm_start, plan.space, data_fp), plan.warm_start)
+    elif plan.warm_start:
+        log.info("warm start: a resumed run keeps the earlier trials it started with")
     notes: list[str] = []
     study = open_study(plan.run_dir, plan.space, notes=notes)
     for note in notes:

@@ -104,6 +104,43 @@ def test_default_run_dirs_and_run_ids_never_repeat(tmp_path: Path) -> None:
     assert len({new_run_id(taken) for _ in range(200)}) == 200
 
 
+def test_a_given_run_dir_made_by_another_driver_meanwhile_is_locked_not_renamed(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Two drivers on one --out: both see no dir, one makes it first; the other's mkdir fails.
+    It locks the dir as it is (refused when held), and never runs elsewhere."""
+    from search.driver.plan import RunOptions, plan_run
+    from search.driver.runner import claim_run_dir
+    from tests.search.spaces import write_space
+
+    space = write_space(tmp_path / "s.yaml", tiny_space())
+    run = tmp_path / "run"
+    plan = plan_run(RunOptions(space=str(space), out=str(run), export=str(tmp_path / "c.json")))
+    real = RunLock.acquire
+    calls = []
+
+    def racing(self: RunLock) -> RunLock:
+        calls.append(self.run_dir)
+        if len(calls) == 1:  # the other driver made the dir between our look and our mkdir
+            self.run_dir.mkdir(parents=True)
+            raise FileExistsError(str(self.run_dir))
+        return real(self)
+
+    monkeypatch.setattr(RunLock, "acquire", racing)
+    claimed, lock = claim_run_dir(plan)
+    try:
+        assert claimed.run_dir == run.resolve() and calls == [run.resolve()] * 2
+    finally:
+        lock.release()
+    held = RunLock(run).acquire()
+    try:
+        monkeypatch.setattr(RunLock, "acquire", real)
+        with pytest.raises(RunDirInUse):
+            claim_run_dir(plan)
+    finally:
+        held.release()
+
+
 def test_each_run_has_its_own_folder_on_shared_storage(tmp_path: Path) -> None:
     run = tmp_path / "run"
     assert run_storage(None, run, "run-1a2b3c4d") == str(run)  # local: the run dir itself
