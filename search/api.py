@@ -236,6 +236,7 @@ def run(
     storage: str | None = None,
     resume: bool = False,
     enqueue: Sequence[dict[str, Any]] = (),
+    warm_start: Sequence[str | os.PathLike[str]] = (),
     mlflow: str | None = None,
     pick: Mapping[str, float] | None = None,
     verbose: bool = False,
@@ -259,6 +260,9 @@ def run(
         storage: Shared storage for cluster runs (an absolute path or a URI).
         resume: Continue the run in ``out``.
         enqueue: Params to try first, in order (each a dict of the space's params).
+        warm_start: Earlier run dirs: their completed trials that fit this space are
+            observations the sampler learns from (one line each says how many, and how their
+            data differ); the trials run and counted are this run's own.
         mlflow: Log every trial as an MLflow run (a tracking URI or a file-store folder).
         pick: Weights by objective that pick the exported point of a multi-objective run's
             front (default: 1 each; see ``search/results/front_export.py``).
@@ -295,6 +299,7 @@ def run(
         "storage": storage,
         "resume": resume,
         "enqueue": enqueue,
+        "warm_start": warm_start,
         "mlflow": mlflow,
         "pick": pick,
         "verbose": verbose,
@@ -311,6 +316,7 @@ def run(
             "out": os.fspath(out) if out is not None else None,
             "export": os.fspath(export) if export is not None else None,
             "enqueue": tuple(dict(p) for p in enqueue),
+            "warm_start": tuple(os.fspath(w) for w in warm_start),
             "pick": dict(pick) if isinstance(pick, Mapping) else pick,
         },
         data_options=dict(data_options),

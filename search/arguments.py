@@ -59,6 +59,10 @@ def _texts(v: Any) -> bool:
 
 
 DATA: Rule = optional((lambda v: _text(v) or _texts(v), "a source (a str) or a list of them"))
+PATHS: Rule = (
+    lambda v: isinstance(v, Sequence) and not isinstance(v, (str, bytes)) and all(_path(x) for x in v),
+    "a list of paths",
+)
 PACK: Rule = optional((lambda v: _count(v) or v == "auto", 'a whole number >= 1 or "auto"'))
 RULES: Rule = optional((lambda v: _text(v) or _texts(v), "a rule (a str) or a list of them"))
 PICK: Rule = optional(

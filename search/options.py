@@ -42,6 +42,7 @@ class Opt:
         rule: The API's type and range check (``search.arguments``), or None.
         parse: The command line's converter (``int``, ``float``), or None for text.
         action: ``store_true`` or ``append`` (repeatable), or None.
+        nargs: ``+`` for a flag followed by one or more values, or None.
         metavar: What ``--help`` shows for the value.
         aliases: Other flags for the same option (older names).
         arg: The API's argument and the parsed namespace's name, when not the field's
@@ -62,6 +63,7 @@ class Opt:
     choices: tuple[str, ...] | None = None
     cli: bool = True
     api: str | None = None
+    nargs: str | None = None  # "+": one or more values after the flag
 
 
 def option(default: Any = None, flag: str = "", help: str = "", **spec: Any) -> Any:
@@ -120,6 +122,8 @@ def add_flags(
             kwargs["metavar"] = opt.flag.lstrip("-").upper().replace("-", "_")
         if opt.choices is not None:
             kwargs["choices"] = opt.choices
+        if opt.nargs is not None:
+            kwargs["nargs"] = opt.nargs
         if help_default and opt.action != "append" and defaults[name] is not dataclasses.MISSING:
             kwargs["default"] = defaults[name]
         if not opt.flag:  # positional

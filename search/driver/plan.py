@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.arguments import COUNT, DATA, ENQUEUE, FLAG, NUMBER, PACK, PATH, PICK, TEXT, optional
+from search.arguments import COUNT, DATA, ENQUEUE, FLAG, NUMBER, PACK, PATH, PATHS, PICK, TEXT, optional
 from search.data.data_options import DataOptions, data_options
 from search.data.parts import data_source
 from search.driver.cluster import check_reachable
@@ -59,6 +59,7 @@ class RunPlan:
     start_wait_s: float | None = None  # how long a pack may wait for a node (an autoscaler)
     data_options: DataOptions = field(default_factory=DataOptions)
     enqueue: list[dict[str, Any]] = field(default_factory=list)
+    warm_start: list[str] = field(default_factory=list)  # earlier run dirs (--warm-start)
     mlflow: str | None = None  # a tracking URI or file-store folder: every trial an MLflow run
     pick: dict[str, float] | None = None  # weights that pick a multi-objective run's export
     api: bool = False  # asked through search.run: messages name its arguments, not the flags
@@ -159,6 +160,14 @@ class RunOptions:
     )
     verbose: bool = option(False, "--verbose", "also show Ray's own progress", rule=FLAG, action="store_true")
     debug: bool = option(False, "--debug", "show tracebacks", rule=FLAG, action="store_true", cli=False)
+    warm_start: tuple[str, ...] = option(
+        (),
+        "--warm-start",
+        "earlier run dirs whose completed trials fitting this space seed the sampler",
+        rule=PATHS,
+        nargs="+",
+        metavar="RUN_DIR",
+    )
     enqueue: tuple[Mapping[str, Any], ...] = option(
         (), "", "params to try first, in order (each a dict of the space's params)", rule=ENQUEUE, cli=False
     )
@@ -208,6 +217,17 @@ def plan_run(args: RunOptions) -> RunPlan:
             f"{what} {encoder}: {args.space} lets the search choose among encoders "
             f"({', '.join(space.data.encoders)}); give the encoders in one place"
         )
+    for earlier in args.warm_start or ():
+        rd = RunDir(Path(earlier))
+        if Path(earlier).resolve() == run_dir:
+            raise UserError(
+                f"{named('warm_start', args.api)} {earlier}: is this run's own dir; give earlier runs"
+            )
+        if not (rd.space.is_file() and rd.study.is_file()):
+            raise UserError(
+                f"{named('warm_start', args.api)} {earlier}: not a run dir (it holds no "
+                f"{RunDir.SPACE} and {RunDir.STUDY})"
+            )
     data_spec = data_source(args.data) or space.data.source()
     options = data_options(args.data_options, space.data.options())
     export = Path(args.export or space.export).resolve()
@@ -230,6 +250,7 @@ def plan_run(args: RunOptions) -> RunPlan:
         space_path=str(args.space),
         data_options=options,
         enqueue=[dict(p) for p in args.enqueue],
+        warm_start=[str(Path(w).resolve()) for w in (args.warm_start or ())],
         mlflow=check_mlflow(args.mlflow),
         pick=parse_pick(args.pick, space.search) if args.pick is not None else None,
         api=args.api,

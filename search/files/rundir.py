@@ -39,6 +39,7 @@ class RunDir:
     RUN_INFO = "run.json"  # the run's record (written once)
     SPACE = "space.yaml"  # the space as it ran
     STUDY = "study.journal"  # the Optuna study: every trial, value and state
+    WARM_START = "warm_start.json"  # earlier runs' trials the sampler learns from (--warm-start)
     LOCK = ".lock"  # held by the driver that runs it (``lock.py``)
     RESULTS = "results.parquet"  # one row per trial
     CONFIG = "config.json"  # the best trial's config, and what the run exported
@@ -76,6 +77,10 @@ class RunDir:
     @property
     def study(self) -> Path:
         return self.path / self.STUDY
+
+    @property
+    def warm_start(self) -> Path:
+        return self.path / self.WARM_START
 
     @property
     def lock(self) -> Path:

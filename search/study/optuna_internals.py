@@ -12,7 +12,10 @@ read anywhere else). What is reached for here, and why:
   first decision when ``auto``; ``_reduction_factor``, ``_min_early_stopping_rate``,
   ``_bootstrap_count``), read by the indexed halving pruner that subclasses it;
 - the system attribute successive halving keeps a trial's value at a rung under
-  (``completed_rung_<k>``), read and written by the indexed halving pruner.
+  (``completed_rung_<k>``), read and written by the indexed halving pruner;
+- the study's trial list as a sampler reads it (``Study._get_trials``): a warm start shows the
+  sampler earlier runs' trials beside the study's own (``with_observations``), without
+  writing them into the study.
 """
 
 from __future__ import annotations
@@ -73,3 +76,45 @@ def journal_operations() -> Any:
     from optuna.storages.journal._storage import JournalOperation
 
     return JournalOperation
+
+
+class _Observed:
+    """A study as a sampler sees it, with more finished trials than it holds (see
+    :func:`with_observations`); every other attribute is the study's own."""
+
+    def __init__(self, study: optuna.Study, extra: list[optuna.trial.FrozenTrial]) -> None:
+        self._study = study
+        self._extra = extra
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def _more(self, states: Any) -> list[optuna.trial.FrozenTrial]:
+        return [t for t in self._extra if states is None or t.state in states]
+
+    def _get_trials(self, deepcopy: bool = True, states: Any = None, use_cache: bool = False) -> list[Any]:
+        own = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)  # noqa: SLF001
+        return self._more(states) + own
+
+    def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[Any]:
+        return self._more(states) + self._study.get_trials(deepcopy=deepcopy, states=states)
+
+    @property
+    def trials(self) -> list[Any]:
+        return self.get_trials()
+
+
+def with_observations(study: optuna.Study, extra: list[optuna.trial.FrozenTrial]) -> Any:
+    """``study`` as a sampler reads it, with ``extra`` finished trials first (numbered below
+    the study's own, so they count as the oldest): what the sampler's model learns from, never
+    written into the study, so nothing that reads the study (results, exports, pruners, the
+    count of trials run) sees them."""
+    return _Observed(study, extra) if extra else study
+
+
+def numbered(trial: optuna.trial.FrozenTrial, number: int) -> optuna.trial.FrozenTrial:
+    """``trial`` (made by ``create_trial``, in no storage) as trial ``number`` with the same
+    storage id: an observation :func:`with_observations` shows, never written anywhere."""
+    trial.number = number
+    trial._trial_id = number  # noqa: SLF001
+    return trial

@@ -28,6 +28,7 @@ from search.study.journal import (
 )
 from search.study.optuna_internals import journal_backend_of, trial_id
 from search.study.pruners import bind, study_pruner
+from search.study.warm import WarmSampler, frozen, read_seeds
 
 
 class _HeldBackend(BaseJournalBackend):
@@ -110,13 +111,16 @@ class _RunStorage(JournalStorage):
         return copy.deepcopy(trials) if deepcopy else trials
 
 
-def _load(journal: Path, space: Space, create: bool) -> optuna.Study:
+def _load(journal: Path, space: Space, create: bool, run_dir: Path) -> optuna.Study:
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = space.search
     storage = _RunStorage(_HeldBackend(JournalFileBackend(str(journal))))
     sampler = make_sampler(search.sampler, search.seed)
+    seeds = read_seeds(run_dir)
+    if seeds:  # a warm-started run: the sampler learns from earlier runs' trials too
+        sampler = WarmSampler(sampler, frozen(seeds, space))
     pruner = study_pruner(space)
     # A run dir holds one study: reuse its name whatever the space file is called now. Loading
     # writes nothing (create_study would append a record even for a study that exists).
@@ -158,7 +162,7 @@ def open_study(
         if write:
             run_dir.mkdir(parents=True, exist_ok=True)
         try:
-            return _load(path, space, create=write)
+            return _load(path, space, create=write, run_dir=run_dir)
         except UserError:
             raise
         except Exception as exc:  # records that are JSON but not a history Optuna can replay
@@ -173,7 +177,7 @@ def open_study(
     backup = repair_in_place(check) if write else None
     source = path if write else repaired_copy(check)
     try:
-        study = _load(source, space, create=False)
+        study = _load(source, space, create=False, run_dir=run_dir)
     except Exception as exc:  # Optuna raises many types on an inconsistent history
         if backup is not None:
             restore(check, backup)
