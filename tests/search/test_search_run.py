@@ -310,3 +310,22 @@ def test_cost_aware_search_aims_at_aiq_and_exports_a_budget(tmp_path: Path, caps
     assert main(["report", str(out)]) == 0
     assert (out / "cost_curve.png").stat().st_size > 1000
     assert "## Accuracy against cost" in (out / "report.md").read_text()
+
+
+def test_a_warm_started_search_learns_from_an_earlier_run_and_counts_its_own(tmp_path: Path, capsys) -> None:
+    space = tiny_space(search={"sampler": {"type": "tpe", "n_startup_trials": 3}, "num_samples": 3})
+    rc, old, _ = run(tmp_path, space, name="old")
+    assert rc == 0
+    capsys.readouterr()
+    rc, new, _ = run(tmp_path, space, "--warm-start", str(old), name="new")
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert f"warm start: 3 of 3 completed trials of {old} seed the study; the same data" in text
+    seeds = json.loads((new / "warm_start.json").read_text())
+    assert seeds["sources"] == [str(old)] and len(seeds["seeds"]) == 3
+    assert len(pq.read_table(new / "results.parquet")) == 3  # its own trials only
+    assert [t.number for t in open_study(new, load_space(str(new / "space.yaml")), write=False).trials] == [
+        0,
+        1,
+        2,
+    ]
