@@ -1,4 +1,4 @@
-"""The router-search command line: run, validate, train, route, serve, dashboard, data, report.
+"""The command line: run, validate, train, route, onboard, serve, dashboard, data, report.
 
 ``main(argv) -> int``; user errors print one line and return 2 (a traceback only with --debug).
 Nothing heavy is imported before ``main`` runs, so Ctrl-C at any moment (torch takes seconds to
