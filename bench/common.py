@@ -49,3 +49,24 @@ def run_search(
     )
     wall = time.perf_counter() - start
     return (0 if result.best is not None else 1), wall, result.trials.to_dict("records")
+
+
+def builtin_without(folder: Path, drop: list[str], name: str) -> dict[str, Any]:
+    """The built-in MMLU-Pro set without the LLMs ``drop``, as a wide parquet (``name``) beside
+    its embeddings in ``folder``: ``search.run``'s data and data options to read it."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from search.data.builtin import BUILTIN
+
+    src = BUILTIN["mmlu-pro"]
+    table = pq.read_table(src / "labels.parquet").drop(["question_id", *drop])
+    table = table.rename_columns(["task" if c == "category" else c for c in table.column_names])
+    pq.write_table(table, folder / f"{name}.parquet")
+    np.save(folder / "embeddings.npy", np.load(src / "embeddings.npy").astype(np.float32))
+    return {
+        "data": str(folder / f"{name}.parquet"),
+        "embeddings": str(folder / "embeddings.npy"),
+        "align": "id",
+        "id_column": "prompt_id",
+    }

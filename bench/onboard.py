@@ -28,35 +28,18 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import torch
-from common import ROOT, load_yaml, run_search, write_yaml
+from common import ROOT, builtin_without, load_yaml, run_search, write_yaml
 
 from router_models.probs import prob_logit
 from search import metrics as M
 from search.data import load_data
-from search.data.builtin import BUILTIN
 from search.data.data_options import DataOptions
 from search.routing.onboard import onboard_router, pick_questions
 from search.routing.router import Router
 
 KS = (16, 32, 64, 128, 256)
 HELD_OUT = 6
-
-
-def _subset(folder: Path, drop: list[str]) -> dict[str, Any]:
-    """The built-in set without ``drop`` as a wide parquet beside its embeddings."""
-    src = BUILTIN["mmlu-pro"]
-    table = pq.read_table(src / "labels.parquet").drop(["question_id", *drop])
-    table = table.rename_columns(["task" if c == "category" else c for c in table.column_names])
-    pq.write_table(table, folder / "known.parquet")
-    np.save(folder / "embeddings.npy", np.load(src / "embeddings.npy").astype(np.float32))
-    return {
-        "data": str(folder / "known.parquet"),
-        "embeddings": str(folder / "embeddings.npy"),
-        "align": "id",
-        "id_column": "prompt_id",
-    }
 
 
 def _knn(X_fit: np.ndarray, y_fit: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -89,7 +72,7 @@ def main() -> None:
     space = write_yaml(work / "space.yaml", raw)
 
     _, wall_full, _ = run_search(space, work / "full", data="mmlu-pro")
-    known_opts = _subset(work, held_names)
+    known_opts = builtin_without(work, held_names, "known")
     given = {k: v for k, v in known_opts.items() if k != "data"}
     _, wall_known, _ = run_search(space, work / "known", data=known_opts["data"], **given)
     print(f"searches: all 29 LLMs {wall_full:.0f} s, the 23 known {wall_known:.0f} s")

@@ -16,33 +16,17 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 import torch
-from common import ROOT, load_yaml, run_search, write_yaml
+from common import ROOT, builtin_without, load_yaml, run_search, write_yaml
 
 from search import metrics as M
 from search.data import load_data
-from search.data.builtin import BUILTIN
 from search.routing.router import Router
 
 LEFT_OUT = 5
-
-
-def _old_set(folder: Path, drop: list[str]) -> dict[str, Any]:
-    src = BUILTIN["mmlu-pro"]
-    table = pq.read_table(src / "labels.parquet").drop(["question_id", *drop])
-    table = table.rename_columns(["task" if c == "category" else c for c in table.column_names])
-    pq.write_table(table, folder / "old.parquet")
-    np.save(folder / "embeddings.npy", np.load(src / "embeddings.npy").astype(np.float32))
-    return {
-        "data": str(folder / "old.parquet"),
-        "embeddings": str(folder / "embeddings.npy"),
-        "align": "id",
-        "id_column": "prompt_id",
-    }
 
 
 def _curve(run: Path, metric: str) -> list[tuple[float, float]]:
@@ -82,7 +66,7 @@ def main() -> None:
     names = data.model_names
     drop = [names[j] for j in sorted(np.random.default_rng(1).choice(len(names), LEFT_OUT, replace=False))]
     print(f"last month's pool: the built-in set without {', '.join(drop)}")
-    old = _old_set(work, drop)
+    old = builtin_without(work, drop, "old")
     _, wall_old, _ = run_search(
         space, work / "old", data=old["data"], **{k: v for k, v in old.items() if k != "data"}
     )
