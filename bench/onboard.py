@@ -71,18 +71,28 @@ def main() -> None:
         raw["search"]["num_samples"] = args.trials
     space = write_yaml(work / "space.yaml", raw)
 
-    _, wall_full, _ = run_search(space, work / "full", data="mmlu-pro")
+    wall_full = wall_known = 0.0  # runs kept from an earlier call (--keep) are used again
+    if not (work / "full" / "results.parquet").exists():
+        _, wall_full, _ = run_search(space, work / "full", data="mmlu-pro")
     known_opts = builtin_without(work, held_names, "known")
     given = {k: v for k, v in known_opts.items() if k != "data"}
-    _, wall_known, _ = run_search(space, work / "known", data=known_opts["data"], **given)
-    print(f"searches: all 29 LLMs {wall_full:.0f} s, the 23 known {wall_known:.0f} s")
+    if not (work / "known" / "results.parquet").exists():
+        _, wall_known, _ = run_search(space, work / "known", data=known_opts["data"], **given)
+    print(f"searches: all 29 LLMs {wall_full:.0f} s, the 23 known {wall_known:.0f} s (0: kept from before)")
+    print(
+        f"recommended: all 29 {Router.load(work / 'full').chosen}; the 23 known {Router.load(work / 'known').chosen}"
+    )
 
     full, known = Router.load(work / "full"), Router.load(work / "known")
     Xtr, Ytr, Mtr = data.split("train")
     Xte, Yte, Mte = data.split("test")
     yt, mt = torch.from_numpy(Yte), torch.from_numpy(Mte)
     order = [known.names.index(n) if n in known.names else None for n in names]
-    base_te = known.logits(Xte)  # the 23 known LLMs, as the 23-LLM router predicts them
+    # each question's task, as a router with a task prior reads it
+    task_of = {s: [data.task_names[int(t)] for t in data.split_tasks(s)] for s in ("train", "test")}
+    base_te = known.logits(
+        Xte, tasks=task_of["test"]
+    )  # the 23 known LLMs, as the 23-LLM router predicts them
     base_off = known.offsets
 
     def pool(
@@ -103,13 +113,13 @@ def main() -> None:
     def held_auc(logits: torch.Tensor) -> float:
         return float(np.mean([M.auc(logits[:, k], yt[:, j], mt[:, j]) for k, j in enumerate(held)]))
 
-    full_logits = full.logits(Xte)
+    full_logits = full.logits(Xte, tasks=task_of["test"])
     ref_auc = held_auc(full_logits[:, held])
     ref_correct = M.routed_correct(full_logits, yt, mt, full.offsets)
     ref_route = float(ref_correct.mean())
     print(f"(a) searched with every label: held-out AUC {ref_auc:.4f}, pool routing {ref_route:.4f}")
 
-    base_tr = known.logits(Xtr)
+    base_tr = known.logits(Xtr, tasks=task_of["train"])
     train_ids = data.splits["train"]
     rows: list[dict[str, Any]] = []
     redrawn: dict[int, int] = {}
@@ -128,7 +138,10 @@ def main() -> None:
                     redrawn[K] = redrawn.get(K, 0) + 1
                 folder = work / f"k{K}-{strategy}-{rep}"
                 folder.mkdir(exist_ok=True)
-                cols: dict[str, Any] = {"id": train_ids[pick].tolist()}
+                cols: dict[str, Any] = {
+                    "id": train_ids[pick].tolist(),
+                    "task": [task_of["train"][q] for q in pick],
+                }
                 for j in held:
                     cols[names[j]] = [float(Ytr[q, j]) if Mtr[q, j] else None for q in pick]
                 pacsv.write_csv(pa.table(cols), folder / "scores.csv")
@@ -142,7 +155,7 @@ def main() -> None:
                 )
                 seconds = time.perf_counter() - start
                 new = Router.load(folder / "new.pt")
-                new_te = new.logits(Xte)
+                new_te = new.logits(Xte, tasks=task_of["test"])
                 onboarded = new_te[:, [new.names.index(n) for n in held_names]]
                 knn = torch.stack(
                     [

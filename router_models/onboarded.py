@@ -160,15 +160,17 @@ class Readout:
     ridge: float
 
 
-def _newton(Z: torch.Tensor, y: torch.Tensor, penalty: torch.Tensor, iters: int = 30) -> torch.Tensor:
+def _newton(
+    Z: torch.Tensor, y: torch.Tensor, penalty: torch.Tensor, offset: torch.Tensor, iters: int = 30
+) -> torch.Tensor:
     """Ridge-penalized logistic regression by Newton's method (float64, deterministic): the
-    coefficients of ``[1, Z]`` minimizing sum BCE(y, sigmoid) + theta' diag(penalty) theta / 2.
-    Scores in [0, 1] (graded) are soft labels."""
+    coefficients ``theta`` of ``[1, Z]`` minimizing sum BCE(y, sigmoid(offset + [1, Z] theta))
+    + theta' diag(penalty) theta / 2. Scores in [0, 1] (graded) are soft labels."""
     A = torch.cat([torch.ones(len(Z), 1, dtype=Z.dtype), Z], dim=1)
     theta = torch.zeros(A.shape[1], dtype=Z.dtype)
     eye = torch.eye(A.shape[1], dtype=Z.dtype) * 1e-9
     for _ in range(iters):
-        p = torch.sigmoid(A @ theta)
+        p = torch.sigmoid(offset + A @ theta)
         grad = A.T @ (p - y) + penalty * theta
         hess = (A * (p * (1 - p)).unsqueeze(1)).T @ A + torch.diag(penalty) + eye
         step = torch.linalg.solve(hess, grad)
@@ -178,29 +180,32 @@ def _newton(Z: torch.Tensor, y: torch.Tensor, penalty: torch.Tensor, iters: int 
     return theta
 
 
-def _design(F: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor) -> torch.Tensor:
-    """Standardized features: the mean of the base logits (how hard the question is for the
-    known LLMs) and each base logit."""
-    Z = (F - mu) / sd
-    return torch.cat([Z.mean(1, keepdim=True), Z], dim=1)
+SLOPES = (3.0, 0.01)  # how firmly a new LLM follows the known LLMs' mean logit with slope 1
+LEVEL_PENALTY = 2.0  # how firmly its level starts at theirs (about 8 pseudo-questions)
 
 
-def _fit(F: torch.Tensor, y: torch.Tensor, ridge: float) -> tuple[torch.Tensor, float]:
-    """``(weight [M], bias)`` over raw clipped base logits ``F [K, M]``: the standardization
-    folded in, so a readout is one matrix row and a bias."""
-    mu, sd = F.mean(0), F.std(0, unbiased=False).clamp_min(1e-6)
-    D = _design(F, mu, sd)
-    g_mu, g_sd = D[:, 0].mean(), D[:, 0].std(unbiased=False).clamp_min(1e-6)
-    D[:, 0] = (D[:, 0] - g_mu) / g_sd
-    # The difficulty term is barely penalized: with few questions the readout is "as hard as
-    # for the others", and each LLM's own weight is earned by the data.
-    penalty = torch.full((D.shape[1] + 1,), float(ridge), dtype=F.dtype)
-    penalty[0], penalty[1] = 1e-4, 1e-2
-    theta = _newton(D, y, penalty)
-    b, a, w = theta[0], theta[1], theta[2:]
+def _fit(F: torch.Tensor, y: torch.Tensor, ridge: float, slope: float) -> tuple[torch.Tensor, float]:
+    """``(weight [M], bias)`` over raw clipped base logits ``F [K, M]``:
+
+        logit = b + g + a (g - mean g) + sum_m w_m (F_m - mu_m) / sd_m,   g = mean_m F_m
+
+    The prior is a new LLM that finds questions as hard as the known LLMs do on average: its
+    level's departure ``b`` from theirs is penalized by :data:`LEVEL_PENALTY`, the slope's
+    departure ``a`` from 1 by ``slope`` and each known LLM's own weight ``w_m`` by ``ridge``, so
+    with few questions the readout stays calibrated (a new LLM is not routed to on the word of
+    a handful of answers) and each weight is earned by the data.
+    The standardization is folded in: a readout is one matrix row and a bias."""
     m = F.shape[1]
-    weight = w / sd + a / (g_sd * m * sd)
-    bias = b - a * g_mu / g_sd - (weight * mu).sum()
+    mu, sd = F.mean(0), F.std(0, unbiased=False).clamp_min(1e-6)
+    g = F.mean(1)
+    g_mu = g.mean()
+    D = torch.cat([(g - g_mu).unsqueeze(1), (F - mu) / sd], dim=1)
+    penalty = torch.full((D.shape[1] + 1,), float(ridge), dtype=F.dtype)
+    penalty[0], penalty[1] = LEVEL_PENALTY, slope
+    theta = _newton(D, y, penalty, offset=g)
+    b, a, w = theta[0], theta[1], theta[2:]
+    weight = (1 + a) / m + w / sd
+    bias = b - a * g_mu - (w * mu / sd).sum()
     return weight, float(bias)
 
 
@@ -216,9 +221,10 @@ def fit_readout(logits: torch.Tensor, scores: torch.Tensor) -> Readout:
         logits: ``[K, M]`` the base router's logits on the K questions.
         scores: ``[K]`` the new LLM's scores there, in [0, 1].
 
-    The ridge is the largest whose held-out log-likelihood over :data:`FOLDS` interleaved folds
-    is within :data:`SLACK` of the best one's (the simpler readout unless the data says
-    otherwise).
+    The ridge and the slope's penalty (:data:`SLOPES`) are the simplest pair (the firm slope
+    first, then the largest ridge) whose held-out log-likelihood over :data:`FOLDS`
+    interleaved folds is within :data:`SLACK` of the best pair's: the simpler readout unless
+    the data says otherwise.
 
     Raises:
         ValueError: Fewer than 2 questions, or scores that do not line up.
@@ -231,17 +237,19 @@ def fit_readout(logits: torch.Tensor, scores: torch.Tensor) -> Readout:
     y = scores.double()
     k = len(y)
     folds = torch.arange(k) % min(FOLDS, k)
+    # candidates from the simplest (the firm prior, the largest ridge) down
+    candidates = [(ridge, slope) for slope in SLOPES for ridge in reversed(RIDGES)]
     held_out: list[float] = []
-    for ridge in RIDGES:
+    for ridge, slope in candidates:
         total = 0.0
         for f in range(int(folds.max()) + 1):
             train, held = folds != f, folds == f
-            weight, bias = _fit(F[train], y[train], ridge)
+            weight, bias = _fit(F[train], y[train], ridge, slope)
             total += _loglik(F[held], y[held], weight, bias)
         held_out.append(total)
     best = max(held_out)
-    chosen = max(r for r, s in zip(RIDGES, held_out) if s >= best - SLACK)
-    weight, bias = _fit(F, y, chosen)
+    chosen, slope = next(c for c, s in zip(candidates, held_out) if s >= best - SLACK)
+    weight, bias = _fit(F, y, chosen, slope)
     return Readout(weight.float(), bias, k, chosen)
 
 
