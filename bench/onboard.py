@@ -79,9 +79,8 @@ def main() -> None:
     if not (work / "known" / "results.parquet").exists():
         _, wall_known, _ = run_search(space, work / "known", data=known_opts["data"], **given)
     print(f"searches: all 29 LLMs {wall_full:.0f} s, the 23 known {wall_known:.0f} s (0: kept from before)")
-    print(
-        f"recommended: all 29 {Router.load(work / 'full').chosen}; the 23 known {Router.load(work / 'known').chosen}"
-    )
+    chosen = [Router.load(work / n).chosen for n in ("full", "known")]
+    print(f"recommended: all 29 {chosen[0]}; the 23 known {chosen[1]}")
 
     full, known = Router.load(work / "full"), Router.load(work / "known")
     Xtr, Ytr, Mtr = data.split("train")
