@@ -9,9 +9,8 @@ knows,
 fitted by ridge-penalized logistic regression on the scored questions (:func:`fit_readout`).
 The known LLMs' predictions are the representation every model type shares (a learned router's
 head reads its hidden layer; kNN and group means have none), and they carry what predicts a new
-LLM best: how hard a question is and which LLMs answer it. Measured on the built-in set against
-a readout over an MLP's last hidden layer, the predictions gave the higher correctness AUC at
-every count of scored questions from 16 to 256 (BENCHMARKS.md, Onboarding).
+LLM best: how hard a question is and which LLMs answer it (the prior of :func:`fit_readout`: a
+new LLM finds questions as hard as the known LLMs do on average, at its own level).
 
 The trained router is kept whole as ``base`` and runs exactly as before, so every known LLM's
 logit is the one it was, to the last bit; the new LLMs' logits are appended. ``keep`` lists the
