@@ -5,7 +5,8 @@ LLMs) twice with the same space, budget and seed: cold, and warm-started from th
 
 Measured: the trials and the wall time (from the first trial's start) until the run first
 reaches the cold start's best val (every trial's best val, pruned ones too, in the order they
-ended); both runs' best val and the test routing of the router each recommends. Target: the
+ended); both runs' best val and the test routing of the router each recommends. The earlier
+run's finished trials (completed and pruned) seed the warm one. Target: the
 warm start reaches the cold start's best in at most 0.5x its trials and wall time.
 
     python bench/warm.py [--space spaces/residual.yaml] [--trials N] [--keep DIR]
@@ -83,7 +84,8 @@ def main() -> None:
     finals = {}
     for name in ("cold", "warm"):
         r = Router.load(work / name)
-        acc = M.route_acc(r.logits(Xte), torch.from_numpy(yt), torch.from_numpy(mt), r.offsets)
+        tasks = [data.task_names[int(t)] for t in data.split_tasks("test")]  # a task prior reads them
+        acc = M.route_acc(r.logits(Xte, tasks=tasks), torch.from_numpy(yt), torch.from_numpy(mt), r.offsets)
         finals[name] = (_curve(work / name, metric)[-1][1], acc, r.chosen)
     print(
         f"cold: best val {metric} {target:.4f} first reached at trial {n_cold} of {len(cold)}, {t_cold:.0f} s"

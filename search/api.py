@@ -260,7 +260,7 @@ def run(
         storage: Shared storage for cluster runs (an absolute path or a URI).
         resume: Continue the run in ``out``.
         enqueue: Params to try first, in order (each a dict of the space's params).
-        warm_start: Earlier run dirs: their completed trials that fit this space are
+        warm_start: Earlier run dirs: their finished trials that fit this space are
             observations the sampler learns from (one line each says how many, and how their
             data differ); the trials run and counted are this run's own.
         mlflow: Log every trial as an MLflow run (a tracking URI or a file-store folder).

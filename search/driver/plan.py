@@ -163,7 +163,7 @@ class RunOptions:
     warm_start: tuple[str, ...] = option(
         (),
         "--warm-start",
-        "earlier run dirs whose completed trials fitting this space seed the sampler",
+        "earlier run dirs whose finished trials fitting this space seed the sampler",
         rule=PATHS,
         nargs="+",
         metavar="RUN_DIR",

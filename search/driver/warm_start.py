@@ -1,5 +1,6 @@
-"""``--warm-start RUN_DIR...``: the completed trials of earlier runs that fit this run's space
-become observations its sampler learns from (``search/study/warm.py``).
+"""``--warm-start RUN_DIR...``: the finished trials of earlier runs that fit this run's space
+(completed, and pruned ones with what they reported) become observations its sampler learns
+from (``search/study/warm.py``).
 
 A trial fits when this space could have sampled exactly its configuration: each of this
 space's searched params for the trial's model type has a value in the trial (by the same name,
@@ -91,13 +92,18 @@ def _seeds_of(run_dir: Path, space: Space, data_fp: Mapping[str, Any]) -> tuple[
     study = open_study(run_dir, then, write=False)
     seeds: list[Seed] = []
     misfits: Counter[str] = Counter()
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    # pruned trials too (by what they reported), as the sampler ranks its own; a run of several
+    # objectives prunes nothing
+    states = (TrialState.COMPLETE,) if space.search.multi else (TrialState.COMPLETE, TrialState.PRUNED)
+    done = study.get_trials(deepcopy=False, states=states)
     for trial in done:
         params, why = fitted_params(trial.params, then, space)
         if params is None:
             misfits[why] += 1
             continue
-        seeds.append(Seed(params, [float(v) for v in trial.values], str(run_dir), trial.number))
+        values = [float(v) for v in trial.values] if trial.state == TrialState.COMPLETE else None
+        steps = {int(k): float(v) for k, v in trial.intermediate_values.items()}
+        seeds.append(Seed(params, values, str(run_dir), trial.number, steps))
     recorded = read_run_info(run_dir).data
     diff = difference(recorded, dict(data_fp)) if isinstance(recorded, dict) else "its data unrecorded"
     data = "the same data" if diff is None else f"other data: {diff}"
@@ -105,10 +111,9 @@ def _seeds_of(run_dir: Path, space: Space, data_fp: Mapping[str, Any]) -> tuple[
     if misfits:
         why, n = misfits.most_common(1)[0]
         left = f"; {sum(misfits.values())} do not fit this space and are left out (e.g. {n}: {why})"
-    return (
-        seeds,
-        f"warm start: {len(seeds)} of {len(done)} completed trials of {run_dir} seed the study{left}; {data}",
-    )
+    pruned = sum(s.values is None for s in seeds)
+    used = f"{len(seeds)} of {len(done)} finished trials of {run_dir} seed the study ({pruned} pruned)"
+    return seeds, f"warm start: {used}{left}; {data}"
 
 
 def collect_seeds(run_dirs: Sequence[str], space: Space, data_fp: Mapping[str, Any]) -> list[Seed]:

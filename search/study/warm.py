@@ -1,4 +1,5 @@
-"""A warm start: earlier runs' completed trials as observations the study's sampler learns from.
+"""A warm start: earlier runs' finished trials as observations the study's sampler learns from
+(completed ones by their values, pruned ones by their reports, as the sampler ranks its own).
 
 The seeds are kept in the run dir (``warm_start.json``, written once when the run starts, read
 by :func:`search.study.store.open_study` every time the study is opened), so a resume samples
@@ -34,13 +35,15 @@ from search.study.optuna_internals import numbered, with_observations
 
 @dataclass(frozen=True)
 class Seed:
-    """One earlier trial: its params (as this run's space names them), its values, and where
-    it came from (the run dir and its trial number)."""
+    """One earlier trial: its params (as this run's space names them), its values (a pruned
+    trial has none), its reports by step (what a pruned trial is ranked by), and where it came
+    from (the run dir and its trial number)."""
 
     params: dict[str, Any]
-    values: list[float]
+    values: list[float] | None
     source: str
     number: int
+    intermediate: dict[int, float] | None = None
 
 
 def write_seeds(run_dir: Path, seeds: Sequence[Seed], sources: Sequence[str]) -> None:
@@ -59,7 +62,13 @@ def read_seeds(run_dir: Path) -> list[Seed]:
     try:
         raw = read_json(path, "warm start record", max_bytes=256 << 20)
         return [
-            Seed(dict(s["params"]), [float(v) for v in s["values"]], str(s["source"]), int(s["number"]))
+            Seed(
+                dict(s["params"]),
+                None if s["values"] is None else [float(v) for v in s["values"]],
+                str(s["source"]),
+                int(s["number"]),
+                {int(k): float(v) for k, v in (s.get("intermediate") or {}).items()},
+            )
             for s in raw["seeds"]
         ]
     except (ParseError, KeyError, TypeError, ValueError) as exc:
@@ -77,8 +86,9 @@ def frozen(seeds: Sequence[Seed], space: Space) -> list[FrozenTrial]:
         trial = optuna.trial.create_trial(
             params=params,
             distributions={k: dists[k] for k in params},
-            values=list(seed.values),
-            state=TrialState.COMPLETE,
+            values=None if seed.values is None else list(seed.values),
+            state=TrialState.PRUNED if seed.values is None else TrialState.COMPLETE,
+            intermediate_values=dict(seed.intermediate or {}),
             user_attrs={"warm_start": f"{seed.source} trial {seed.number}"},
         )
         out.append(numbered(trial, number))

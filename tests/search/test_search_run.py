@@ -320,7 +320,7 @@ def test_a_warm_started_search_learns_from_an_earlier_run_and_counts_its_own(tmp
     rc, new, _ = run(tmp_path, space, "--warm-start", str(old), name="new")
     assert rc == 0
     text = capsys.readouterr().out
-    assert f"warm start: 3 of 3 completed trials of {old} seed the study; the same data" in text
+    assert f"warm start: 3 of 3 finished trials of {old} seed the study (0 pruned); the same data" in text
     seeds = json.loads((new / "warm_start.json").read_text())
     assert seeds["sources"] == [str(old)] and len(seeds["seeds"]) == 3
     assert len(pq.read_table(new / "results.parquet")) == 3  # its own trials only

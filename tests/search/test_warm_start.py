@@ -77,9 +77,10 @@ def test_collect_says_how_many_fit_and_how_the_data_differ(tmp_path: Path, caplo
     now = parse_space(tiny_space(params={"lr": {"low": 1e-4, "high": 3e-2, "log": True}}), name="now")
     with caplog.at_level(logging.INFO, logger="search"):
         seeds = collect_seeds([str(old)], now, FP)
-    assert [s.params["lr"] for s in seeds] == [1e-3, 2e-3] and [s.values for s in seeds] == [[0.7], [0.72]]
+    assert [s.params["lr"] for s in seeds] == [1e-3, 2e-3, 1e-3]
+    assert [s.values for s in seeds] == [[0.7], [0.72], None]  # the pruned one, by its reports
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("warm start:"))
-    assert f"2 of 3 completed trials of {old} seed the study; 1 do not fit this space" in line
+    assert f"3 of 4 finished trials of {old} seed the study (1 pruned); 1 do not fit this space" in line
     assert "lr 0.05 is outside this space's range" in line
     assert "other data: other LLMs: 1 new ('b'...)" in line
     # another objective: its values do not compare, nothing is used
