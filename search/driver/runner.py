@@ -7,6 +7,7 @@ import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 import torch
@@ -26,7 +27,7 @@ from search.driver.rundata import check_resumed_data, first, load_run_data
 from search.driver.session import process_state, ray_is_up, start_ray, stop_ray
 from search.driver.tracking import Tracker
 from search.driver.tuner import run_trials
-from search.driver.warm_start import collect_seeds
+from search.driver.warm_start import collect_seeds, first_tries
 from search.errors import DISK_ERRORS, SpaceError, UserError
 from search.files.atomic import atomic_write_bytes, write_parquet
 from search.files.remote import probe_storage
@@ -171,9 +172,12 @@ def _run_locked(plan: RunPlan, lock: RunLock, hard_exit: bool) -> int:
             address=plan.address,
             started=time.time(),
         ).write(plan.run_dir)
+    tries: list[dict[str, Any]] = []
     if plan.warm_start and not plan.resume:
         # written before the study is first opened, which reads it (and every resume after)
-        write_seeds(plan.run_dir, collect_seeds(plan.warm_start, plan.space, data_fp), plan.warm_start)
+        seeds = collect_seeds(plan.warm_start, plan.space, data_fp)
+        write_seeds(plan.run_dir, seeds, plan.warm_start)
+        tries = first_tries(seeds, plan.space)
     elif plan.warm_start:
         log.info("warm start: a resumed run keeps the earlier trials it started with")
     notes: list[str] = []
@@ -187,7 +191,7 @@ def _run_locked(plan: RunPlan, lock: RunLock, hard_exit: bool) -> int:
             f"resuming {plan.run_dir}: {done} trials done"
             + (f", {closed} interrupted trial(s) will be re-run" if closed else "")
         )
-    for params in plan.enqueue:  # tried first, in order, before the sampler's own
+    for params in [*plan.enqueue, *tries]:  # tried first, in order, before the sampler's own
         study.enqueue_trial(params, skip_if_exists=True)
     remaining = plan.num_samples - done
     tracker = _tracker(plan)

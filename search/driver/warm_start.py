@@ -9,7 +9,8 @@ configuration this space makes of those values (fixed settings included) is the 
 trial trained. A trial that does not fit is left out and counted, with the first reason. A run
 whose search measured another objective, or none of whose trials fit, seeds nothing and says
 why. Each earlier run gets one line: how many trials seed the study, and how its data and
-LLMs differ from this run's.
+LLMs differ from this run's. The best few completed ones (:data:`FIRST_TRIES`) are also tried
+again first, on this run's data, so the search starts where the earlier runs ended.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from search.data.fingerprint import difference
 from search.errors import UserError
 from search.files.rundir import RunDir
 from search.log import logger
+from search.metrics.direction import Direction
 from search.results.records import read_run_info
 from search.space import Space, load_space
 from search.study.store import open_study
 from search.study.warm import Seed
 
 log = logger("driver")
+FIRST_TRIES = 3  # the earlier runs' best configurations, tried again first on this run's data
 
 
 def _contains(d: BaseDistribution, value: Any) -> bool:
@@ -114,6 +117,22 @@ def _seeds_of(run_dir: Path, space: Space, data_fp: Mapping[str, Any]) -> tuple[
     pruned = sum(s.values is None for s in seeds)
     used = f"{len(seeds)} of {len(done)} finished trials of {run_dir} seed the study ({pruned} pruned)"
     return seeds, f"warm start: {used}{left}; {data}"
+
+
+def first_tries(seeds: Sequence[Seed], space: Space, k: int = FIRST_TRIES) -> list[dict[str, Any]]:
+    """The params of the ``k`` best completed seeds (distinct), best first: tried again first,
+    so the search starts where the earlier runs ended (one objective; none with several)."""
+    if space.search.multi:
+        return []
+    direction = Direction(space.search.directions[0])
+    done = sorted((s for s in seeds if s.values), key=lambda s: direction.key(s.values[0]))  # type: ignore[index]
+    out: list[dict[str, Any]] = []
+    for s in done:
+        if s.params not in out:
+            out.append(dict(s.params))
+        if len(out) == k:
+            break
+    return out
 
 
 def collect_seeds(run_dirs: Sequence[str], space: Space, data_fp: Mapping[str, Any]) -> list[Seed]:

@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from search.cli.main import main
-from search.driver.warm_start import collect_seeds, fitted_params
+from search.driver.warm_start import collect_seeds, first_tries, fitted_params
 from search.errors import UserError
 from search.files.rundir import RunDir
 from search.results.records import RunInfo
@@ -154,3 +154,26 @@ def test_warm_start_bad_inputs_are_one_line(tmp_path: Path, capsys) -> None:
 
     with pytest.raises(UserError, match="warm_start must be a list of paths"):
         search.run(space, warm_start="old", quiet=True)
+
+
+def test_the_best_completed_seeds_are_tried_first_best_first() -> None:
+    space = parse_space(tiny_space(), name="s")
+
+    def seed(lr: float, value: float | None) -> Seed:
+        return Seed(
+            {"hidden_dims": "[16]", "dropout": 0.1, "lr": lr}, None if value is None else [value], "old", 0
+        )
+
+    seeds = [
+        seed(1e-3, 0.7),
+        seed(2e-3, 0.9),
+        seed(3e-3, None),
+        seed(2e-3, 0.9),
+        seed(4e-3, 0.8),
+        seed(5e-3, 0.1),
+    ]
+    assert [p["lr"] for p in first_tries(seeds, space)] == [2e-3, 4e-3, 1e-3]  # distinct, no pruned
+    loss = parse_space(tiny_space(search={"metric": "val_loss"}), name="loss")
+    assert [p["lr"] for p in first_tries(seeds, loss, k=2)] == [5e-3, 1e-3]  # lower is better
+    several = parse_space(tiny_space(search={"metric": ["val_auc", "param_count"]}), name="pareto")
+    assert first_tries(seeds, several) == []
