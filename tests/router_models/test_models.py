@@ -275,7 +275,7 @@ def test_create_model_config_forms(tmp_path) -> None:
     [
         (
             {"model_type": "transformer", "model_config": {"hidden_dims": [8]}},
-            r"unknown model_type 'transformer'; registered: ensemble, group_mean, knn, mf, mlp, residual_mlp",
+            r"unknown model_type 'transformer'; registered: ensemble, group_mean, knn, mf, mlp, onboarded, residual_mlp",
         ),
         (
             {"model_type": "mlp", "model_config": {"hidden_dims": [8], "output_dim": 112}},
