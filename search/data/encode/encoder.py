@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from search.data.encode.progress import Progress
 from search.errors import UserError, first_line
-from search.log import TO_STDERR, logger
+from search.log import logger
 from search.redact import redact
 
 INSTALL = 'pip install -e ".[text]"'
@@ -53,6 +53,7 @@ _TOKENIZER_FILES = (
 )
 
 log = logger("data")
+LOGGED_CHUNKS = 2  # batches per step when progress goes to a log: a line about every 6 s on 2 cores
 
 
 @dataclass(frozen=True)
@@ -306,7 +307,8 @@ class Encoder:
         with a progress bar when stderr is a terminal and one line when it is not."""
         shown = sys.stderr.isatty() if progress is None else progress
         batch_size = batch_size or self.batch_size
-        start = time.perf_counter()
+        if progress is None and not shown and len(texts) > LOGGED_CHUNKS * batch_size:
+            return self._encode_logged(texts, batch_size)
         X = self.model.encode(
             list(texts),
             batch_size=batch_size,
@@ -314,14 +316,27 @@ class Encoder:
             convert_to_numpy=True,
             device=self.device,
         )
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if not shown and len(texts) > 1000:
-            log.info(
-                f"embedded {len(texts):,} texts with {self.identity.name} on {self.device} in "
-                f"{time.perf_counter() - start:.1f} s",
-                extra=TO_STDERR,
+        return np.ascontiguousarray(X, dtype=np.float32)
+
+    def _encode_logged(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        """:meth:`encode` with no terminal to draw a bar on: a few batches at a time, longest
+        texts first (the order the encoder batches them in itself), a line every few seconds."""
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.empty((len(texts), self.identity.dim), dtype=np.float32)
+        progress = Progress(len(texts), f"embedding with {self.identity.name} on {self.device}")
+        step = LOGGED_CHUNKS * batch_size
+        for at in range(0, len(order), step):
+            rows = order[at : at + step]
+            part = self.model.encode(
+                [texts[i] for i in rows],
+                batch_size=batch_size,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+                device=self.device,
             )
-        return X
+            out[rows] = np.asarray(part, dtype=np.float32)
+            progress.update(at + len(rows))
+        return out
 
     def cut(self, texts: Sequence[str]) -> list[bool]:
         """Whether each text is longer than the encoder's max sequence length in tokens (special
