@@ -279,6 +279,8 @@ class Suggestion:
     texts: list[str | None]
     source: str
     text_field: str = "question"  # the field the router's template reads a text from
+    X: np.ndarray | None = None  # their embeddings [K, dim], as the router reads them
+    identity: dict[str, Any] | None = None  # the encoder that made them (None: not recorded)
 
 
 def pick_questions(logits: torch.Tensor, k: int, seed: int = 0) -> np.ndarray:
@@ -370,4 +372,5 @@ def suggest_questions(
         template = Template(r.identity.template)
         if len(template.fields) == 1 and template.spec == f"{{{template.fields[0]}}}":
             field = template.fields[0]  # scored and fed back, the texts render as they did
-    return Suggestion([ids[i] for i in rows], [texts[i] for i in rows], source, field)
+    identity = r.identity.to_dict() if r.identity is not None else None
+    return Suggestion([ids[i] for i in rows], [texts[i] for i in rows], source, field, X[rows], identity)

@@ -266,6 +266,11 @@ def test_texts_are_embedded_by_the_routers_encoder(tmp_path: Path, capsys) -> No
     )
     table = pacsv.read_csv(out).to_pydict()
     assert len(set(table["id"])) == 12 and all(i >= 100 for i in table["id"])
+    # their embeddings beside, by the router's encoder, with its record
+    vectors = np.load(tmp_path / "suggested.npy")
+    r0 = Router.load(path, encoder=str(encoder))
+    np.testing.assert_allclose(vectors, r0.embed(table["prompt"]), rtol=1e-5, atol=1e-6)
+    assert json.loads((tmp_path / "suggested.npy.encoder.json").read_text()) == r0.info["encoder"]
     assert set(table["prompt"]) <= set(texts)  # the field the router's template reads
     # score the new LLM on them and feed them back: the whole workflow
     scored = tmp_path / "scored.jsonl"
@@ -283,6 +288,23 @@ def test_texts_are_embedded_by_the_routers_encoder(tmp_path: Path, capsys) -> No
     r = Router.load(new, encoder=str(encoder))
     assert r.names[-1] == "new-llm" and r.info["encoder"] == load_router(path)[1]["encoder"]
     assert len(r.route(["what is the capital of france"])) == 1
+    # or the suggested file itself with a score column, and its embeddings: nothing embedded again
+    scored_csv = tmp_path / "scored.csv"
+    column = pa.array([float(k % 3 == 0) for k in range(12)])
+    pacsv.write_csv(pacsv.read_csv(out).append_column("new-llm", column), scored_csv)
+    again = tmp_path / "again.pt"
+    argv = [
+        "onboard",
+        str(path),
+        "--scores",
+        str(scored_csv),
+        "--embeddings",
+        str(tmp_path / "suggested.npy"),
+    ]
+    assert main([*argv, "--out", str(again)]) == 0
+    with torch.no_grad():
+        X = torch.from_numpy(vectors)
+        assert torch.allclose(load_router(again)[0](X), load_router(new)[0](X), atol=1e-5)
     # another encoder's embeddings are refused
     other = make_encoder(tmp_path / "other", seed=5, dim=16, max_seq_length=16)
     assert (
