@@ -15,6 +15,7 @@ stratum drawn, seeded, where the known LLMs disagree most.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -136,23 +137,42 @@ def _new_costs(router: Router, data: RouterData) -> list[float] | None:
     return out
 
 
+def caution(fitted: dict[str, Any]) -> float:
+    """How much less a new LLM's predicted correctness counts when routing: one standard error
+    of its level on the questions it was fitted on, ``sqrt(m (1 - m) / K)`` (0.11 at K = 16
+    and a mean score of 0.6; 0.03 at K = 256). A new LLM is routed to by its lower confidence
+    bound, not on the word of a handful of answers."""
+    m, k = float(fitted["mean_score"]), max(int(fitted["questions"]), 1)
+    return math.sqrt(max(m * (1 - m), 0.0) / k)
+
+
 def _routing(
-    router: Router, names: list[str], costs: list[float] | None, kept: list[int], logits: torch.Tensor | None
+    router: Router,
+    names: list[str],
+    costs: list[float] | None,
+    kept: list[int],
+    logits: torch.Tensor | None,
+    fitted: dict[str, Any],
 ) -> dict[str, Any]:
-    """The saved routing carried over: the known LLMs' offsets as they were, a new LLM's 0 (or
-    ``-lambda x cost`` when the router routes by a willingness to pay), dropped ones removed;
-    the cost curve (what a budget is met by) recomputed on the scoring questions."""
+    """The saved routing carried over: the known LLMs' offsets as they were; a new LLM's its
+    :func:`caution` (plus ``-lambda x cost`` when the router routes by a willingness to pay);
+    dropped ones removed; the cost curve (what a budget is met by) recomputed on the scoring
+    questions."""
     routing = dict(router.info.get("routing") or {})
     offsets = list(router.offsets)
     lam = routing.get("lambda")
-    n_new = len(names) - len(offsets)
-    if n_new > 0:
-        new_costs = (costs or [])[len(offsets) :]
-        offsets += [-float(lam) * c for c in new_costs] if lam is not None and new_costs else [0.0] * n_new
+    wary = {n: -caution(f) for n, f in fitted.items()}
+    for j in range(len(offsets), len(names)):
+        cost = -float(lam) * costs[j] if lam is not None and costs is not None else 0.0
+        offsets.append(cost + wary[names[j]])
     offsets = [offsets[i] for i in kept]
+    if fitted:
+        routing["new_llms"] = (
+            "routed to by their lower confidence bound: minus one standard error of their level"
+        )
     anchor = routing.get("anchor_name")
     if anchor is not None and anchor not in [names[i] for i in kept]:
-        offsets = [0.0] * len(kept)
+        offsets = [wary.get(names[i], 0.0) for i in kept]
         routing["rule"] = f"plain argmax (the margin's LLM {anchor} was dropped)"
         for key in ("anchor", "anchor_name", "margin"):
             routing.pop(key, None)
@@ -248,7 +268,7 @@ def onboard_router(
             logits = logits[:, kept]
         for n in drop_names:
             fitted.pop(n, None)
-    routing = _routing(r, names, costs, kept, logits)
+    routing = _routing(r, names, costs, kept, logits, fitted)
     metadata = {k: v for k, v in (r.info.get("metadata") or {}).items() if k not in ("onboarded", "dropped")}
     dropped = sorted(set((r.info.get("metadata") or {}).get("dropped") or []) | set(drop_names))
     train_config = ((r.info.get("config") or {}).get("pipeline_config") or {}).get("train_config")

@@ -103,7 +103,12 @@ def test_new_llms_join_and_the_known_ones_route_as_before(router, tmp_path: Path
     assert info["model_names"] == [*NAMES, "new-a", "new-b"]
     assert info["metadata"]["onboarded"]["new-b"]["questions"] == 64
     assert info["costs"] == pytest.approx([0.1, 1.0, 3.0, 0.5, 1.5])
-    assert info["offsets"] == [0.0, 0.05, 0.0, 0.0, 0.0]  # the margin kept, the new LLMs at 0
+    # the margin kept; a new LLM routed to by its lower bound: one standard error of its level
+    fitted = info["metadata"]["onboarded"]
+    wary = [
+        -((f["mean_score"] * (1 - f["mean_score"]) / 64) ** 0.5) for f in (fitted["new-a"], fitted["new-b"])
+    ]
+    assert info["offsets"] == pytest.approx([0.0, 0.05, 0.0, *wary]) and all(w < -0.03 for w in wary)
     with torch.no_grad():
         assert torch.equal(new(torch.from_numpy(X))[:, :3], old(torch.from_numpy(X)))
     # the Router, route and budgets take the new LLMs like the others
