@@ -35,8 +35,9 @@ from router_models.probs import prob_logit
 from search import metrics as M
 from search.data import load_data
 from search.data.data_options import DataOptions
-from search.routing.onboard import onboard_router, pick_questions
+from search.routing.onboard import onboard_router
 from search.routing.router import Router
+from search.routing.suggest import pick_questions
 
 KS = (16, 32, 64, 128, 256)
 HELD_OUT = 6

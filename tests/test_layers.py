@@ -18,10 +18,11 @@ LAYERS: list[tuple[str, ...]] = [
     ("search", "search.api"),  # the Python API (``search.run``, ``search.train``)
     ("search.serve",),  # a router behind HTTP: the routing API and the routing proxy
     ("search.driver",),  # Ray, the Tuner, the study as Tune's searcher and scheduler
-    (
+    (  # a saved router in use: texts or embeddings in, LLM names out; new LLMs in and out
         "search.routing.router",
         "search.routing.onboard",
-    ),  # texts or embeddings in, LLM names out, with a saved router
+        "search.routing.suggest",
+    ),
     ("search.results",),  # what a run leaves: its records, exports, tables, report
     ("search.study",),  # the study: storage, journal, lock, pruners, views, objectives
     ("search.trial",),  # one Tune trial: the trainable, packs, the training loop

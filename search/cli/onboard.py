@@ -46,7 +46,8 @@ def add_onboard_parser(ob: argparse.ArgumentParser) -> None:
 
 
 def cmd_onboard(args: argparse.Namespace) -> int:
-    from search.routing.onboard import onboard_router, suggest_questions
+    from search.routing.onboard import onboard_router
+    from search.routing.suggest import suggest_questions
 
     options = data_options(args)
     if args.suggest is not None:

@@ -1,5 +1,5 @@
-"""New LLMs into a saved router from a few scored questions, LLMs out, and which questions to
-score: ``search onboard``.
+"""New LLMs into a saved router from a few scored questions, and LLMs out: ``search onboard``
+(which questions to score: ``suggest.py``).
 
 :func:`onboard_router` reads a router (a file, or a run dir's recommended router) and scores
 of new LLMs on some questions (any data source: records or tables, texts embedded with the
@@ -7,10 +7,6 @@ router's recorded encoder, or ``--embeddings``), fits one readout per new LLM ov
 own predictions (``router_models/onboarded.py``), drops LLMs, and saves a router that
 ``route``, ``serve``, budgets and ``Router`` use like any other. Every known LLM's predicted
 scores are the ones they were, checked to the bit before the file is written.
-
-:func:`suggest_questions` picks the K questions that tell most about a new LLM: spread evenly
-over how hard the known LLMs find them (the axis a readout leans on most), and within each
-stratum drawn, seeded, where the known LLMs disagree most.
 """
 
 from __future__ import annotations
@@ -26,18 +22,14 @@ import numpy as np
 import torch
 
 from router_models import BaseModel, save_router
-from router_models.onboarded import OnboardedModel, base_logits, drop, fit_readout, onboard
+from router_models.onboarded import base_logits, drop, fit_readout, onboard
 from search.data import RouterData, load_data
 from search.data.data_options import DataOptions
 from search.data.encode import EncoderIdentity
-from search.data.encode.template import Template
 from search.data.parts import data_source
-from search.data.prompts import check_file, read_prompts, read_rows
-from search.data.tables import load_matrix
 from search.errors import UserError
 from search.log import logger
 from search.metrics import costs as C
-from search.results.records import read_run_info
 from search.routing.router import Router
 
 MIN_QUESTIONS = 8  # scored questions per new LLM, at least (32 or more recommended)
@@ -85,7 +77,8 @@ def _scores_data(router: Router, scores: str | Sequence[str], options: DataOptio
     return data
 
 
-def _task_indices(router: Router, data: RouterData) -> torch.Tensor | None:
+def task_indices(router: Router, data: RouterData) -> torch.Tensor | None:
+    """Each question's task as the router's index (-1: a task it does not know), or None."""
     if data.tasks is None or not data.task_names or not router.task_names:
         return None
     known = {n: i for i, n in enumerate(router.task_names)}
@@ -229,7 +222,7 @@ def onboard_router(
         columns = _checked_new(r, data)
         new_costs = _new_costs(r, data)
         X = torch.from_numpy(np.ascontiguousarray(data.X, dtype=np.float32))
-        tasks = _task_indices(r, data)
+        tasks = task_indices(r, data)
         known = base_logits(model, X, tasks)
         readouts = []
         for j in columns:
@@ -244,16 +237,16 @@ def onboard_router(
                 "ridge": readout.ridge,
                 "mean_score": float(y.mean()),
             }
-        before = model(X, tasks).detach() if not isinstance(model, OnboardedModel) else None
-        model = onboard(model, readouts)
+        with torch.no_grad():
+            before = model(X, tasks)
+            model = onboard(model, readouts)
+            logits = model(X, tasks)
+        # the promise, checked before anything is written: every LLM it had scores as before
+        if not torch.equal(logits[:, : before.shape[1]], before):
+            raise RuntimeError("onboarding changed a known LLM's predicted scores (a bug)")
         names += list(data.model_names)
         if costs is not None and new_costs is not None:
             costs = costs + new_costs
-        if before is not None:
-            after = model(X, tasks).detach()[:, : before.shape[1]]
-            if not torch.equal(after, before):  # the promise, checked before anything is written
-                raise RuntimeError("onboarding changed a known LLM's predicted scores (a bug)")
-        logits = model(X, tasks).detach()
     kept = list(range(len(names)))
     for name in drop_names:
         if name not in names:
@@ -287,110 +280,3 @@ def onboard_router(
     lines = [f"{name}: fitted on {k} scored questions" for name, k in added.items()]
     lines += [f"{name}: dropped" for name in drop_names]
     return Onboarded(out, kept_names, added, list(drop_names), seconds, lines)
-
-
-# -- which questions to score ----------------------------------------------------------------
-@dataclass(frozen=True)
-class Suggestion:
-    """The questions to score a new LLM on: their ids (the source's id, else the row), texts
-    (None where the source has none) and where they came from."""
-
-    ids: list[Any]
-    texts: list[str | None]
-    source: str
-    text_field: str = "question"  # the field the router's template reads a text from
-    X: np.ndarray | None = None  # their embeddings [K, dim], as the router reads them
-    identity: dict[str, Any] | None = None  # the encoder that made them (None: not recorded)
-
-
-def pick_questions(logits: torch.Tensor, k: int, seed: int = 0) -> np.ndarray:
-    """``k`` distinct rows of ``logits [n, M]`` (a router's predictions for n candidates): one
-    from each of ``k`` equal-count strata of the mean predicted logit (how hard the known LLMs
-    find it), drawn, seeded, in proportion to the known LLMs' disagreement (the spread of their
-    predicted correctness). The same logits, k and seed give the same rows.
-
-    Raises:
-        ValueError: ``k`` is not in [1, n].
-    """
-    n = logits.shape[0]
-    if not 1 <= k <= n:
-        raise ValueError(f"k must be in [1, {n}], got {k}")
-    p = torch.sigmoid(logits.double())
-    difficulty = p.mean(1)
-    spread = p.std(1, unbiased=False) + 1e-6 if p.shape[1] > 1 else torch.ones(n, dtype=torch.float64)
-    order = torch.argsort(difficulty, stable=True)
-    gen = torch.Generator().manual_seed(int(seed))
-    picked = []
-    for stratum in torch.tensor_split(order, k):
-        pick = int(torch.multinomial(spread[stratum], 1, generator=gen))
-        picked.append(int(stratum[pick]))
-    return np.sort(np.array(picked, dtype=np.int64))
-
-
-def _pool(
-    r: Router, router: str | Path, pool: str | None
-) -> tuple[np.ndarray, list[Any], list[str | None], str, torch.Tensor | None]:
-    """(embeddings, ids, texts, source, tasks) of the candidates: a run's train questions, a
-    prompts file (embedded by the router's encoder; a record's ``id`` is its id, else its row)
-    or an embeddings file (.npy, rows as ids)."""
-    if pool is None:
-        run_dir = Path(router)
-        info = read_run_info(run_dir) if run_dir.is_dir() else None
-        if info is None or not info.data_source:
-            raise UserError(
-                f"{router}: a router file does not carry its data; give --from POOL (a prompts file or "
-                "embeddings), or the run dir, whose train questions are the pool"
-            )
-        data = load_data(info.data_source, info.options())
-        rows = data.splits["train"]
-        ids = [int(data.ids[i]) for i in rows] if data.ids is not None else [int(i) for i in rows]
-        texts: list[str | None] = (
-            [data.texts[i] for i in rows] if data.texts is not None else [None] * len(rows)
-        )
-        tasks = _task_indices(r, data)
-        return data.X[rows], ids, texts, f"{info.data_source} (train)", None if tasks is None else tasks[rows]
-    path = Path(pool)
-    if path.suffix in (".npy", ".pth", ".pt"):
-        X = r.check_embeddings(load_matrix(path), f"--from {pool}")
-        return X, list(range(len(X))), [None] * len(X), pool, None
-    check_file(path)
-    given: list[str | None] = []
-    prompts = read_prompts(path, r.identity, given)
-    records = read_rows(path)
-    ids = [row.get("id", i) if isinstance(row, dict) else i for i, row in enumerate(records)]
-    known = {n: i for i, n in enumerate(r.task_names)}
-    tasks_t = torch.tensor([known.get(t, -1) if t else -1 for t in given], dtype=torch.long)
-    return r.embed(prompts), ids, list(prompts), pool, tasks_t if bool((tasks_t >= 0).any()) else None
-
-
-def suggest_questions(
-    router: str | Path,
-    k: int,
-    *,
-    pool: str | None = None,
-    seed: int = 0,
-    encoder: str | None = None,
-) -> Suggestion:
-    """The ``k`` questions to score a new LLM on (see :func:`pick_questions`), from a run dir's
-    train questions or from ``pool`` (a prompts file or an embeddings file).
-
-    Raises:
-        UserError: No pool, fewer candidates than ``k``, or a pool the router cannot embed.
-    """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise UserError(f"--suggest must be a count >= 1, got {k!r}")
-    r = Router.load(router, encoder)
-    X, ids, texts, source, tasks = _pool(r, router, pool)
-    if len(X) < k:
-        raise UserError(
-            f"--suggest {k}: the pool ({source}) holds {len(X)} questions; ask for at most that many"
-        )
-    logits = base_logits(r.base_model, torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), tasks)
-    rows = pick_questions(logits, k, seed)
-    field = "question"
-    if r.identity is not None:
-        template = Template(r.identity.template)
-        if len(template.fields) == 1 and template.spec == f"{{{template.fields[0]}}}":
-            field = template.fields[0]  # scored and fed back, the texts render as they did
-    identity = r.identity.to_dict() if r.identity is not None else None
-    return Suggestion([ids[i] for i in rows], [texts[i] for i in rows], source, field, X[rows], identity)
