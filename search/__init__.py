@@ -12,11 +12,13 @@ from typing import Any
 
 from search.errors import UserError
 
-__all__ = ["BestTrial", "Router", "RunResult", "UserError", "run", "train"]
+__all__ = ["BestTrial", "Router", "RunResult", "UserError", "onboard", "run", "suggest", "train"]
 
 _LAZY = {
     "run": "search.api",
     "train": "search.api",
+    "onboard": "search.api",
+    "suggest": "search.api",
     "RunResult": "search.api",
     "BestTrial": "search.api",
     "Router": "search.routing.router",

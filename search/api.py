@@ -1,5 +1,7 @@
 """The Python API: ``search.run`` searches a space and returns a :class:`RunResult`;
-``search.train`` trains configs (one, or several as one pack) and returns what each made.
+``search.train`` trains configs (one, or several as one pack) and returns what each made;
+``search.onboard`` adds LLMs to a saved router from a few scored questions (``search.suggest``
+says which questions).
 
 The command line is a thin layer over these. They are safe in a notebook: the environment is
 as it was afterwards; Ctrl-C stops the running trials, saves the state and raises
@@ -39,7 +41,9 @@ if TYPE_CHECKING:
     from search.driver.runner import RunOutcome
     from search.driver.train_command import Trained
     from search.files.rundir import RunDir
+    from search.routing.onboard import Onboarded
     from search.routing.router import Router
+    from search.routing.suggest import Suggestion
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -460,3 +464,89 @@ def train_with(
             seed=seed,
             metric=metric,
         )
+
+
+@user_errors
+def onboard(
+    router: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    scores: str | Sequence[str] | None = None,
+    drop: Sequence[str] = (),
+    encoder: str | os.PathLike[str] | None = None,
+    **data_options: Any,
+) -> Onboarded:
+    """Add the LLMs of ``scores`` (their scores on some questions: records or a table, as
+    ``data`` takes) to a saved router (a file, or a run dir's recommended router) and drop the
+    LLMs named in ``drop``, without a search; the new router goes to ``out``. Every known LLM's
+    predicted scores stay exactly as they were (README, New LLMs without a new search).
+
+    ``encoder``: a local copy of the router's encoder, for texts. ``data_options``: how to read
+    ``scores`` (``embeddings``, ``align``, ``id_column``, ... as :func:`run` takes them).
+
+    Raises:
+        UserError: An LLM the router has, too few or constant scores, questions it cannot
+            embed, a bad argument (one line).
+    """
+    from search.arguments import DATA, NAMES, PATH, optional
+    from search.data.data_options import DataOptions
+    from search.data.data_options import data_options as to_options
+    from search.options import check_given, unknown
+    from search.routing.onboard import onboard_router
+
+    check(
+        "search.onboard",
+        router=(router, PATH),
+        out=(out, PATH),
+        scores=(scores, DATA),
+        drop=(drop, NAMES),
+        encoder=(encoder, optional(PATH)),
+    )
+    extra = unknown(DataOptions, data_options)
+    if extra:
+        raise UserError(f"search.onboard: unknown argument(s) {', '.join(extra)}")
+    check_given("search.onboard", DataOptions, data_options)
+    return onboard_router(
+        os.fspath(router),
+        os.fspath(out),
+        scores=scores,
+        options=to_options(data_options),
+        drop_names=list(drop),
+        encoder=os.fspath(encoder) if encoder is not None else None,
+    )
+
+
+@user_errors
+def suggest(
+    router: str | os.PathLike[str],
+    k: int,
+    *,
+    pool: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    encoder: str | os.PathLike[str] | None = None,
+) -> Suggestion:
+    """The ``k`` questions to score a new LLM on (ids, texts and embeddings), from a run dir's
+    train questions or ``pool`` (a prompts file or embeddings); the same ``seed``, the same
+    questions.
+
+    Raises:
+        UserError: No pool for a router file, fewer candidates than ``k``, a bad argument.
+    """
+    from search.arguments import COUNT, PATH, SEED, optional
+    from search.routing.suggest import suggest_questions
+
+    check(
+        "search.suggest",
+        router=(router, PATH),
+        k=(k, COUNT),
+        pool=(pool, optional(PATH)),
+        seed=(seed, SEED),
+        encoder=(encoder, optional(PATH)),
+    )
+    return suggest_questions(
+        os.fspath(router),
+        k,
+        pool=os.fspath(pool) if pool is not None else None,
+        seed=seed,
+        encoder=os.fspath(encoder) if encoder is not None else None,
+    )

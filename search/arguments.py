@@ -63,6 +63,10 @@ PATHS: Rule = (
     lambda v: isinstance(v, Sequence) and not isinstance(v, (str, bytes)) and all(_path(x) for x in v),
     "a list of paths",
 )
+NAMES: Rule = (
+    lambda v: isinstance(v, Sequence) and not isinstance(v, (str, bytes)) and all(_text(x) for x in v),
+    "a list of names",
+)
 PACK: Rule = optional((lambda v: _count(v) or v == "auto", 'a whole number >= 1 or "auto"'))
 RULES: Rule = optional((lambda v: _text(v) or _texts(v), "a rule (a str) or a list of them"))
 PICK: Rule = optional(

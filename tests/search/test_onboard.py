@@ -329,3 +329,24 @@ def test_texts_are_embedded_by_the_routers_encoder(tmp_path: Path, capsys) -> No
     )
     err = capsys.readouterr().err
     assert "embedded by another encoder than" in err and not (tmp_path / "o.pt").exists()
+
+
+def test_the_python_api_onboards_and_suggests(router, tmp_path: Path) -> None:
+    import search
+
+    path, X = router
+    scores = _scores(tmp_path)
+    done = search.onboard(
+        path, tmp_path / "api.pt", scores=str(scores), embeddings=str(tmp_path / "scores.npy")
+    )
+    assert done.added == {"new-a": 64, "new-b": 64} and done.names[-2:] == ["new-a", "new-b"]
+    dropped = search.onboard(tmp_path / "api.pt", tmp_path / "d.pt", drop=["new-a"])
+    assert dropped.names == [*NAMES, "new-b"]
+    picked = search.suggest(path, 8, pool=tmp_path / "scores.npy", seed=3)
+    assert len(set(picked.ids)) == 8 and picked.X is not None and picked.X.shape == (8, D)
+    with pytest.raises(search.UserError, match="search.onboard: drop must be a list of names"):
+        search.onboard(path, tmp_path / "x.pt", drop="new-a")
+    with pytest.raises(search.UserError, match="search.suggest: k must be a whole number >= 1"):
+        search.suggest(path, 0, pool=tmp_path / "scores.npy")
+    with pytest.raises(search.UserError, match="unknown argument"):
+        search.onboard(path, tmp_path / "x.pt", scores=str(scores), embedings="typo.npy")
