@@ -8,17 +8,13 @@ later knows which encoder made the file and routers trained on it record that en
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
-
-import numpy as np
 
 from search.data import load_data
 from search.data.data_options import data_options
-from search.data.embedding import encoder_file
+from search.data.embedding import encoder_file, write_embeddings
 from search.data.parts import data_source
 from search.errors import UserError
-from search.files.atomic import atomic_write_bytes, write_json
 from search.files.paths import check_file_target
 
 
@@ -37,10 +33,7 @@ def run_embed(args: argparse.Namespace) -> int:
     data = load_data(data_source(args.src), options)
     if data.texts is None or data.encoder is None:
         raise UserError(f"{data.source}: holds no texts to embed")
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(data.X, dtype=np.float32))
-    atomic_write_bytes(out, buf.getvalue())
-    write_json(encoder_file(out), data.encoder)
+    write_embeddings(out, data.X, data.encoder)
     print(
         f"wrote {out} ({data.X.shape[0]:,} x {data.X.shape[1]}, float32) and {encoder_file(out).name}: "
         f"{data.encoder['name']}, template {data.encoder['template']!r}"

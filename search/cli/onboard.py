@@ -4,16 +4,14 @@ which questions to score (``search/routing/onboard.py`` does the work)."""
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from search.data.data_options import DataOptions, data_options
-from search.data.embedding import encoder_file
+from search.data.embedding import write_embeddings
 from search.errors import UserError
-from search.files.atomic import atomic_write_bytes, write_json, write_table
+from search.files.atomic import write_table
 from search.files.paths import check_file_target
 from search.options import add_flags
 
@@ -70,11 +68,7 @@ def cmd_onboard(args: argparse.Namespace) -> int:
         # scored and fed back, nothing is embedded again (and a template's fields need not be)
         vectors = out.with_suffix(".npy")
         assert s.X is not None
-        buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(s.X, dtype=np.float32))
-        atomic_write_bytes(vectors, buf.getvalue())
-        if s.identity is not None:
-            write_json(encoder_file(vectors), s.identity)
+        write_embeddings(vectors, s.X, s.identity)
         print(
             f"wrote {out} and {vectors.name}: {len(s.ids)} questions from {s.source} to score a new LLM "
             f"on; add a column of its scores (0/1 or graded), then: search onboard {args.router} "

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from search.data.data_options import DataOptions
 from search.data.encode import EncoderIdentity, embed, load_encoder
 from search.data.tables import load_matrix
 from search.errors import DataError
+from search.files.atomic import atomic_write_bytes, write_json
 from search.files.parse import ParseError, read_json
 
 
@@ -103,6 +105,17 @@ def embeddings_for(
 def encoder_file(embeddings: Path) -> Path:
     """The record of the encoder that made an embeddings file (``search data embed`` writes it)."""
     return embeddings.with_name(embeddings.name + ".encoder.json")
+
+
+def write_embeddings(path: Path, X: np.ndarray, encoder: dict[str, Any] | None) -> None:
+    """An embeddings file (float32 .npy, one row per question) and, when the encoder that made it
+    is known, its record beside it (:func:`encoder_file`), both atomically: what
+    ``--embeddings`` reads back knowing its maker."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(X, dtype=np.float32))
+    atomic_write_bytes(path, buf.getvalue())
+    if encoder is not None:
+        write_json(encoder_file(path), encoder)
 
 
 def _made_by(embeddings: Path) -> EncoderIdentity | None:
